@@ -1,0 +1,51 @@
+//! The declarative configuration: model, parsing and validation.
+//!
+//! A file is parsed as YAML (JSON is valid YAML), unknown fields rejected, then
+//! validated as a whole so the operator sees every problem at once, each with
+//! its path.
+
+mod error;
+mod model;
+mod validate;
+
+pub use error::{ConfigError, ErrorSink, FieldError};
+pub use model::*;
+pub use validate::validate;
+
+use std::path::Path;
+
+/// Reads, parses and validates a configuration file.
+pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse(&text)
+}
+
+/// Parses and validates a configuration from YAML or JSON text.
+pub fn parse(text: &str) -> Result<Config, ConfigError> {
+    let deserializer = serde_yaml_ng::Deserializer::from_str(text);
+    let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let path = if path == "." {
+            "config".to_owned()
+        } else {
+            path
+        };
+        let message = err.into_inner().to_string();
+        // The YAML parser may repeat (part of) the path in front of its message.
+        let message = match message.split_once(": ") {
+            Some((prefix, rest)) if !prefix.contains(' ') && path.starts_with(prefix) => {
+                rest.to_owned()
+            }
+            _ => message,
+        };
+        ConfigError::Invalid(vec![FieldError { path, message }])
+    })?;
+    validate(&config)?;
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,367 @@
+//! Semantic validation of a parsed configuration: names, references,
+//! formats and exclusive choices. Every problem is reported with its path.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+
+use super::error::{ConfigError, ErrorSink};
+use super::model::*;
+
+/// Checks a configuration, returning every problem found.
+pub fn validate(config: &Config) -> Result<(), ConfigError> {
+    let mut sink = ErrorSink::default();
+    let cluster_names = validate_clusters(&config.clusters, &mut sink);
+
+    if let Some(admin) = &config.admin {
+        check_socket_addr(&admin.address, "admin.address", &mut sink);
+    }
+    if config.listeners.is_empty() {
+        sink.push("listeners", "at least one listener is required");
+    }
+    let mut names = HashSet::new();
+    let mut addresses = HashSet::new();
+    for (i, listener) in config.listeners.iter().enumerate() {
+        let at = format!("listeners[{i}]");
+        if listener.name.is_empty() {
+            sink.push(format!("{at}.name"), "must not be empty");
+        } else if !names.insert(listener.name.as_str()) {
+            sink.push(
+                format!("{at}.name"),
+                format!("duplicate listener name '{}'", listener.name),
+            );
+        }
+        if let Some(addr) =
+            check_socket_addr(&listener.address, &format!("{at}.address"), &mut sink)
+        {
+            if !addresses.insert(addr) {
+                sink.push(
+                    format!("{at}.address"),
+                    format!("address {addr} is used by another listener"),
+                );
+            }
+            if config
+                .admin
+                .as_ref()
+                .and_then(|a| a.address.parse::<SocketAddr>().ok())
+                == Some(addr)
+            {
+                sink.push(
+                    format!("{at}.address"),
+                    format!("address {addr} is the admin address"),
+                );
+            }
+        }
+        if let Some(tls) = &listener.tls {
+            if tls.cert_file.is_empty() {
+                sink.push(format!("{at}.tls.cert_file"), "must not be empty");
+            }
+            if tls.key_file.is_empty() {
+                sink.push(format!("{at}.tls.key_file"), "must not be empty");
+            }
+        }
+        let mut route_names = HashSet::new();
+        for (j, route) in listener.routes.iter().enumerate() {
+            let at = format!("{at}.routes[{j}]");
+            if let Some(name) = &route.name
+                && !route_names.insert(name.as_str())
+            {
+                sink.push(
+                    format!("{at}.name"),
+                    format!("duplicate route name '{name}'"),
+                );
+            }
+            validate_route(route, &at, &cluster_names, &mut sink);
+        }
+    }
+    sink.finish()
+}
+
+fn validate_clusters<'a>(clusters: &'a [ClusterConfig], sink: &mut ErrorSink) -> HashSet<&'a str> {
+    let mut names = HashSet::new();
+    for (i, cluster) in clusters.iter().enumerate() {
+        let at = format!("clusters[{i}]");
+        if cluster.name.is_empty() {
+            sink.push(format!("{at}.name"), "must not be empty");
+        } else if !names.insert(cluster.name.as_str()) {
+            sink.push(
+                format!("{at}.name"),
+                format!("duplicate cluster name '{}'", cluster.name),
+            );
+        }
+        if cluster.endpoints.is_empty() {
+            sink.push(
+                format!("{at}.endpoints"),
+                "at least one endpoint is required",
+            );
+        }
+        for (j, endpoint) in cluster.endpoints.iter().enumerate() {
+            if let Err(message) = check_host_port(endpoint) {
+                sink.push(format!("{at}.endpoints[{j}]"), message);
+            }
+        }
+        if cluster.connect_timeout.is_zero() {
+            sink.push(format!("{at}.connect_timeout"), "must be greater than zero");
+        }
+        if cluster.dns_refresh_rate.is_zero() {
+            sink.push(
+                format!("{at}.dns_refresh_rate"),
+                "must be greater than zero",
+            );
+        }
+    }
+    names
+}
+
+fn validate_route(route: &RouteConfig, at: &str, clusters: &HashSet<&str>, sink: &mut ErrorSink) {
+    validate_match(&route.matcher, &format!("{at}.match"), sink);
+    let actions = [
+        route.route.is_some(),
+        route.direct_response.is_some(),
+        route.redirect.is_some(),
+    ]
+    .into_iter()
+    .filter(|set| *set)
+    .count();
+    if actions != 1 {
+        sink.push(
+            at.to_owned(),
+            format!(
+                "exactly one of 'route', 'direct_response', 'redirect' is required, found {actions}"
+            ),
+        );
+    }
+    if let Some(forward) = &route.route {
+        let at = format!("{at}.route");
+        match (&forward.cluster, forward.weighted_clusters.is_empty()) {
+            (Some(cluster), true) => {
+                if !clusters.contains(cluster.as_str()) {
+                    sink.push(
+                        format!("{at}.cluster"),
+                        format!("unknown cluster '{cluster}'"),
+                    );
+                }
+            }
+            (None, false) => {
+                let mut total: u64 = 0;
+                for (k, weighted) in forward.weighted_clusters.iter().enumerate() {
+                    let at = format!("{at}.weighted_clusters[{k}]");
+                    if !clusters.contains(weighted.cluster.as_str()) {
+                        sink.push(
+                            format!("{at}.cluster"),
+                            format!("unknown cluster '{}'", weighted.cluster),
+                        );
+                    }
+                    if weighted.weight == 0 {
+                        sink.push(format!("{at}.weight"), "must be greater than zero");
+                    }
+                    total += u64::from(weighted.weight);
+                }
+                if total > u64::from(u32::MAX) {
+                    sink.push(
+                        format!("{at}.weighted_clusters"),
+                        "weights must sum to at most 4294967295",
+                    );
+                }
+            }
+            _ => sink.push(
+                at.clone(),
+                "exactly one of 'cluster' or 'weighted_clusters' is required",
+            ),
+        }
+        if let Some(rewrite) = &forward.prefix_rewrite {
+            if route.matcher.prefix.is_none() {
+                sink.push(
+                    format!("{at}.prefix_rewrite"),
+                    "needs a 'match.prefix' to replace",
+                );
+            }
+            if !rewrite.starts_with('/') {
+                sink.push(format!("{at}.prefix_rewrite"), "must start with '/'");
+            }
+        }
+        if let Some(host) = &forward.host_rewrite
+            && http::uri::Authority::try_from(host.as_str()).is_err()
+        {
+            sink.push(
+                format!("{at}.host_rewrite"),
+                format!("'{host}' is not a valid host"),
+            );
+        }
+    }
+    if let Some(direct) = &route.direct_response
+        && !(100..=599).contains(&direct.status)
+    {
+        sink.push(
+            format!("{at}.direct_response.status"),
+            "must be between 100 and 599",
+        );
+    }
+    if let Some(redirect) = &route.redirect {
+        let at = format!("{at}.redirect");
+        if ![301, 302, 303, 307, 308].contains(&redirect.status) {
+            sink.push(
+                format!("{at}.status"),
+                "must be one of 301, 302, 303, 307, 308",
+            );
+        }
+        if let Some(scheme) = &redirect.scheme
+            && scheme != "http"
+            && scheme != "https"
+        {
+            sink.push(format!("{at}.scheme"), "must be 'http' or 'https'");
+        }
+        if let Some(host) = &redirect.host
+            && http::uri::Authority::try_from(host.as_str()).is_err()
+        {
+            sink.push(
+                format!("{at}.host"),
+                format!("'{host}' is not a valid host"),
+            );
+        }
+        if let Some(path) = &redirect.path
+            && !path.starts_with('/')
+        {
+            sink.push(format!("{at}.path"), "must start with '/'");
+        }
+    }
+}
+
+fn validate_match(matcher: &RouteMatch, at: &str, sink: &mut ErrorSink) {
+    for (i, authority) in matcher.authority.iter().enumerate() {
+        let name = authority.strip_prefix("*.").unwrap_or(authority);
+        if name.is_empty() || name.contains(['/', ' ', '*']) {
+            sink.push(
+                format!("{at}.authority[{i}]"),
+                format!("'{authority}' is not a host name or '*.suffix' pattern"),
+            );
+        }
+    }
+    let path_kinds = [&matcher.prefix, &matcher.path, &matcher.regex]
+        .into_iter()
+        .filter(|p| p.is_some())
+        .count();
+    if path_kinds > 1 {
+        sink.push(
+            at.to_owned(),
+            "at most one of 'prefix', 'path', 'regex' may be set",
+        );
+    }
+    if let Some(prefix) = &matcher.prefix
+        && !prefix.starts_with('/')
+    {
+        sink.push(format!("{at}.prefix"), "must start with '/'");
+    }
+    if let Some(path) = &matcher.path
+        && !path.starts_with('/')
+    {
+        sink.push(format!("{at}.path"), "must start with '/'");
+    }
+    if let Some(regex) = &matcher.regex {
+        check_regex(regex, &format!("{at}.regex"), sink);
+    }
+    for (i, method) in matcher.method.iter().enumerate() {
+        if http::Method::from_bytes(method.as_bytes()).is_err() {
+            sink.push(
+                format!("{at}.method[{i}]"),
+                format!("'{method}' is not an HTTP method"),
+            );
+        }
+    }
+    for (i, header) in matcher.headers.iter().enumerate() {
+        let at = format!("{at}.headers[{i}]");
+        if http::HeaderName::from_bytes(header.name.as_bytes()).is_err() {
+            sink.push(
+                format!("{at}.name"),
+                format!("'{}' is not a valid header name", header.name),
+            );
+        }
+        validate_value_match(header, &at, sink);
+    }
+    for (i, query) in matcher.query.iter().enumerate() {
+        let at = format!("{at}.query[{i}]");
+        if query.name.is_empty() {
+            sink.push(format!("{at}.name"), "must not be empty");
+        }
+        validate_value_match(query, &at, sink);
+    }
+}
+
+fn validate_value_match(value: &ValueMatch, at: &str, sink: &mut ErrorSink) {
+    let kinds = [
+        value.exact.is_some(),
+        value.regex.is_some(),
+        value.present.is_some(),
+    ]
+    .into_iter()
+    .filter(|set| *set)
+    .count();
+    if kinds > 1 {
+        sink.push(
+            at.to_owned(),
+            "at most one of 'exact', 'regex', 'present' may be set",
+        );
+    }
+    if let Some(regex) = &value.regex {
+        check_regex(regex, &format!("{at}.regex"), sink);
+    }
+}
+
+fn check_regex(pattern: &str, at: &str, sink: &mut ErrorSink) {
+    if let Err(err) = regex::Regex::new(pattern) {
+        let first_line = err
+            .to_string()
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .trim()
+            .to_owned();
+        sink.push(
+            at.to_owned(),
+            format!("invalid regular expression: {first_line}"),
+        );
+    }
+}
+
+fn check_socket_addr(value: &str, at: &str, sink: &mut ErrorSink) -> Option<SocketAddr> {
+    match value.parse::<SocketAddr>() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            sink.push(
+                at.to_owned(),
+                format!("'{value}' is not an IP:port address"),
+            );
+            None
+        }
+    }
+}
+
+/// Checks a `host:port` endpoint; the host may be an IP address or a DNS name.
+pub(crate) fn check_host_port(endpoint: &str) -> Result<(), String> {
+    if let Ok(addr) = endpoint.parse::<SocketAddr>() {
+        return if addr.port() == 0 {
+            Err(format!("'{endpoint}' has an invalid port"))
+        } else {
+            Ok(())
+        };
+    }
+    let Some((host, port)) = endpoint.rsplit_once(':') else {
+        return Err(format!("'{endpoint}' must be host:port"));
+    };
+    if port.parse::<u16>().map_or(true, |p| p == 0) {
+        return Err(format!("'{endpoint}' has an invalid port"));
+    }
+    let valid_host = !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if valid_host {
+        Ok(())
+    } else {
+        Err(format!("'{endpoint}' has an invalid host name"))
+    }
+}

@@ -1,0 +1,21 @@
+//! wasp, the WebAssembly Sidecar Proxy: listeners, routing, upstream pools,
+//! a declarative configuration hot-swapped as immutable snapshots, and an
+//! admin server.
+//!
+//! The binary (`src/main.rs`) is a thin command-line edge over [`server`].
+#![deny(unsafe_code)]
+
+pub mod admin;
+pub mod config;
+pub mod defaults;
+pub mod http;
+pub mod listener;
+pub mod reload;
+pub mod router;
+pub mod server;
+pub mod snapshot;
+pub mod telemetry;
+pub mod upstream;
+
+pub use server::{RunOptions, run};
+pub use snapshot::Snapshot;

@@ -1,0 +1,120 @@
+//! Serving one accepted connection: optional TLS handshake, then HTTP/1.1
+//! or HTTP/2 (h2c prior knowledge, or ALPN on TLS) with hyper, until the peer
+//! closes or a graceful shutdown lets in-flight requests finish.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use crate::http::{ConnInfo, handle};
+use crate::server::ProxyState;
+
+/// Time a client gets to complete the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The HTTP server settings shared by every connection.
+pub fn http_builder() -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .keep_alive(true)
+        .pipeline_flush(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .adaptive_window(true)
+        .max_concurrent_streams(1024);
+    builder
+}
+
+/// Serves a connection to its end.
+pub async fn serve(
+    state: Arc<ProxyState>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    address: SocketAddr,
+    stream: TcpStream,
+    client: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let Some(runtime) = state.snapshot.load().by_address.get(&address).cloned() else {
+        return;
+    };
+    let listener = Arc::clone(&runtime.name);
+    let _ = stream.set_nodelay(true);
+    let client_ip: Arc<str> = client.ip().to_string().into();
+    let gauge = state
+        .metrics
+        .downstream_cx_active
+        .with_label_values(&[&*listener]);
+    state
+        .metrics
+        .downstream_cx_total
+        .with_label_values(&[&*listener])
+        .inc();
+    gauge.inc();
+    let tls = runtime.tls.clone();
+    let info = Arc::new(ConnInfo {
+        address,
+        fallback: runtime,
+        client,
+        client_ip,
+        scheme: if tls.is_some() { "https" } else { "http" },
+    });
+    let service = {
+        let state = Arc::clone(&state);
+        service_fn(move |req| handle(Arc::clone(&state), Arc::clone(&info), req))
+    };
+    match tls {
+        None => drive(&builder, TokioIo::new(stream), service, &mut shutdown).await,
+        Some(acceptor) => {
+            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls_stream)) => {
+                    drive(&builder, TokioIo::new(tls_stream), service, &mut shutdown).await
+                }
+                Ok(Err(err)) => tracing::debug!(%client, error = %err, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%client, "TLS handshake timed out"),
+            }
+        }
+    }
+    gauge.dec();
+}
+
+async fn drive<I, S>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: I,
+    service: S,
+    shutdown: &mut watch::Receiver<bool>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = http::Response<crate::http::body::ProxyBody>,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let conn = builder.serve_connection_with_upgrades(io, service);
+    tokio::pin!(conn);
+    let draining = async {
+        let _ = shutdown.wait_for(|draining| *draining).await;
+    };
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        () = draining => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(err) = result {
+        tracing::debug!(error = %err, "connection closed with error");
+    }
+}

@@ -1,0 +1,124 @@
+//! Process lifecycle: load the configuration, build the first snapshot, bind
+//! listeners, start the admin server and the reloader, then wait for a
+//! shutdown signal and drain.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context as _;
+use arc_swap::ArcSwap;
+
+use crate::listener::ListenerManager;
+use crate::snapshot::Snapshot;
+use crate::telemetry::Metrics;
+use crate::{admin, config, reload};
+
+/// How to run the proxy.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// The configuration file.
+    pub config_path: PathBuf,
+    /// Worker threads; the number of CPUs when `None`.
+    pub workers: Option<usize>,
+}
+
+/// State shared by every part of the running proxy.
+pub struct ProxyState {
+    /// The running snapshot, swapped atomically on reload.
+    pub snapshot: ArcSwap<Snapshot>,
+    /// The standard metrics.
+    pub metrics: Arc<Metrics>,
+    /// Set once shutdown began (`/ready` then answers 503).
+    pub draining: AtomicBool,
+    /// Why the last reload failed, if it did.
+    pub last_reload_error: Mutex<Option<String>>,
+}
+
+impl ProxyState {
+    /// State serving `snapshot`.
+    pub fn new(snapshot: Snapshot, metrics: Arc<Metrics>) -> Arc<Self> {
+        metrics.config_version.set(snapshot.version as i64);
+        Arc::new(Self {
+            snapshot: ArcSwap::from_pointee(snapshot),
+            metrics,
+            draining: AtomicBool::new(false),
+            last_reload_error: Mutex::new(None),
+        })
+    }
+}
+
+/// Runs the proxy until SIGTERM or SIGINT, then drains and returns.
+pub fn run(options: RunOptions) -> anyhow::Result<()> {
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = options.workers {
+        anyhow::ensure!(workers > 0, "--workers must be at least 1");
+        runtime.worker_threads(workers);
+    }
+    let runtime = runtime.enable_all().thread_name("wasp-worker").build()?;
+    runtime.block_on(serve(options))
+}
+
+async fn serve(options: RunOptions) -> anyhow::Result<()> {
+    let path = options.config_path;
+    let config = config::load_file(&path)?;
+    let admin_address = config.admin.as_ref().map(|a| a.address.clone());
+    let metrics = Arc::new(Metrics::new());
+    let snapshot = Snapshot::build(config, 1, None, &metrics).await?;
+    let state = ProxyState::new(snapshot, metrics);
+
+    let mut listeners = ListenerManager::new(Arc::clone(&state));
+    let first = state.snapshot.load_full();
+    let prepared = listeners.prepare(&first)?;
+    listeners.commit(prepared, &first);
+    let listeners = Arc::new(tokio::sync::Mutex::new(listeners));
+
+    if let Some(address) = admin_address {
+        let address = address.parse().context("admin.address")?;
+        admin::start(address, Arc::clone(&state)).await?;
+    }
+    reload::spawn(path.clone(), Arc::clone(&state), Arc::clone(&listeners));
+    tracing::info!(config = %path.display(), version = first.version, "wasp started");
+
+    let signal = shutdown_signal().await;
+    state.draining.store(true, Ordering::SeqCst);
+    let deadline = state.snapshot.load().config.shutdown.drain_timeout;
+    tracing::info!(signal, ?deadline, "draining");
+    if listeners.lock().await.drain(deadline).await {
+        tracing::info!("drained; exiting");
+    } else {
+        tracing::warn!("drain deadline passed with requests in flight; exiting");
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}
+
+/// Loads and fully builds a configuration without serving it (`wasp validate`).
+/// Returns a one-line summary.
+pub fn validate_file(path: &Path) -> anyhow::Result<String> {
+    let config = config::load_file(path)?;
+    let summary = format!(
+        "{} listener(s), {} route(s), {} cluster(s)",
+        config.listeners.len(),
+        config
+            .listeners
+            .iter()
+            .map(|l| l.routes.len())
+            .sum::<usize>(),
+        config.clusters.len()
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(Snapshot::build(config, 1, None, &Metrics::new()))?;
+    Ok(summary)
+}

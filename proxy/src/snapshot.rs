@@ -1,0 +1,134 @@
+//! The immutable, versioned runtime snapshot: compiled routes, TLS acceptors
+//! and clusters built from one configuration. Requests hold the snapshot they
+//! started on; a reload builds a complete new one and swaps it atomically.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use prometheus::IntGauge;
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::{Config, ConfigError, ErrorSink};
+use crate::listener::tls;
+use crate::router::RouteTable;
+use crate::telemetry::Metrics;
+use crate::upstream::Cluster;
+
+/// Everything the request path needs, built from one configuration.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Increments with each successful reload, starting at 1.
+    pub version: u64,
+    /// The configuration this snapshot was built from.
+    pub config: Arc<Config>,
+    /// Listeners by name.
+    pub listeners: HashMap<String, Arc<ListenerRuntime>>,
+    /// Listeners by bound address (what accepted connections look up).
+    pub by_address: HashMap<SocketAddr, Arc<ListenerRuntime>>,
+    /// Clusters by name.
+    pub clusters: HashMap<String, Arc<Cluster>>,
+}
+
+/// The per-request view of one listener.
+pub struct ListenerRuntime {
+    /// Listener name.
+    pub name: Arc<str>,
+    /// Bound address.
+    pub address: SocketAddr,
+    /// Compiled routes.
+    pub routes: RouteTable,
+    /// TLS termination, when configured.
+    pub tls: Option<TlsAcceptor>,
+    /// Whether to write access log lines.
+    pub access_log: bool,
+    /// `wasp_active_requests{listener}`.
+    pub active_requests: IntGauge,
+}
+
+impl std::fmt::Debug for ListenerRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerRuntime")
+            .field("name", &self.name)
+            .field("address", &self.address)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+impl Snapshot {
+    /// Builds a snapshot from a validated configuration. Clusters whose
+    /// configuration did not change are taken over from `previous`, with
+    /// their connection pools.
+    pub async fn build(
+        config: Config,
+        version: u64,
+        previous: Option<&Snapshot>,
+        metrics: &Metrics,
+    ) -> Result<Self, ConfigError> {
+        let mut sink = ErrorSink::default();
+        let mut clusters = HashMap::new();
+        for cluster_config in &config.clusters {
+            let reused = previous
+                .and_then(|p| p.clusters.get(&cluster_config.name))
+                .filter(|c| c.config == *cluster_config)
+                .cloned();
+            let cluster = match reused {
+                Some(cluster) => cluster,
+                None => Cluster::new(cluster_config.clone(), metrics).await,
+            };
+            clusters.insert(cluster_config.name.clone(), cluster);
+        }
+        let mut listeners = HashMap::new();
+        for (i, listener) in config.listeners.iter().enumerate() {
+            let at = format!("listeners[{i}]");
+            let routes = RouteTable::build(listener, &at, &clusters, &mut sink);
+            let tls = listener.tls.as_ref().and_then(|t| match tls::acceptor(t) {
+                Ok(acceptor) => Some(acceptor),
+                Err(err) => {
+                    sink.push(format!("{at}.tls"), err.to_string());
+                    None
+                }
+            });
+            let Ok(address) = listener.address.parse() else {
+                sink.push(format!("{at}.address"), "not an IP:port address");
+                continue;
+            };
+            listeners.insert(
+                listener.name.clone(),
+                Arc::new(ListenerRuntime {
+                    name: listener.name.as_str().into(),
+                    address,
+                    routes,
+                    tls,
+                    access_log: listener.access_log,
+                    active_requests: metrics.active_requests.with_label_values(&[&listener.name]),
+                }),
+            );
+        }
+        sink.finish()?;
+        let by_address = listeners
+            .values()
+            .map(|l| (l.address, Arc::clone(l)))
+            .collect();
+        Ok(Self {
+            version,
+            config: Arc::new(config),
+            listeners,
+            by_address,
+            clusters,
+        })
+    }
+
+    /// The snapshot as JSON for `/config_dump`.
+    pub fn dump(&self) -> serde_json::Value {
+        serde_json::json!({
+            "version": self.version,
+            "config": &*self.config,
+            "clusters": self.clusters.values().map(|c| serde_json::json!({
+                "name": &*c.name,
+                "endpoints": c.endpoints().iter().map(|e| e.addr.to_string()).collect::<Vec<_>>(),
+            })).collect::<Vec<_>>(),
+        })
+    }
+}

@@ -1,0 +1,97 @@
+//! Opening upstream connections: TCP with a connect timeout, then the HTTP/1.1
+//! or HTTP/2 handshake, with the connection's task spawned and counted.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use prometheus::{IntCounter, IntGauge};
+use tokio::net::TcpStream;
+
+use super::UpstreamError;
+use crate::http::body::UpstreamBody;
+
+/// Per-cluster connection metrics.
+#[derive(Clone, Debug)]
+pub struct ConnMetrics {
+    /// Open connections.
+    pub active: IntGauge,
+    /// Connections established.
+    pub total: IntCounter,
+    /// Failed connection attempts.
+    pub connect_fail: IntCounter,
+}
+
+async fn tcp(
+    addr: SocketAddr,
+    timeout: Duration,
+    metrics: &ConnMetrics,
+) -> Result<TcpStream, UpstreamError> {
+    let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(source)) => {
+            metrics.connect_fail.inc();
+            return Err(UpstreamError::Connect { addr, source });
+        }
+        Err(_) => {
+            metrics.connect_fail.inc();
+            return Err(UpstreamError::ConnectTimeout { addr, timeout });
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    metrics.total.inc();
+    Ok(stream)
+}
+
+/// Opens an HTTP/1.1 connection. `upgrades` keeps the connection usable for
+/// `Upgrade` (WebSocket) exchanges.
+pub async fn http1(
+    addr: SocketAddr,
+    timeout: Duration,
+    metrics: &ConnMetrics,
+    upgrades: bool,
+) -> Result<http1::SendRequest<UpstreamBody>, UpstreamError> {
+    let stream = tcp(addr, timeout, metrics).await?;
+    let (sender, conn) = http1::Builder::new()
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(|source| UpstreamError::Handshake { addr, source })?;
+    let active = metrics.active.clone();
+    active.inc();
+    tokio::spawn(async move {
+        let result = if upgrades {
+            conn.with_upgrades().await
+        } else {
+            conn.await
+        };
+        if let Err(err) = result {
+            tracing::debug!(%addr, error = %err, "upstream HTTP/1.1 connection closed with error");
+        }
+        active.dec();
+    });
+    Ok(sender)
+}
+
+/// Opens an HTTP/2 (prior knowledge) connection.
+pub async fn http2(
+    addr: SocketAddr,
+    timeout: Duration,
+    metrics: &ConnMetrics,
+) -> Result<http2::SendRequest<UpstreamBody>, UpstreamError> {
+    let stream = tcp(addr, timeout, metrics).await?;
+    let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+        .adaptive_window(true)
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(|source| UpstreamError::Handshake { addr, source })?;
+    let active = metrics.active.clone();
+    active.inc();
+    tokio::spawn(async move {
+        if let Err(err) = conn.await {
+            tracing::debug!(%addr, error = %err, "upstream HTTP/2 connection closed with error");
+        }
+        active.dec();
+    });
+    Ok(sender)
+}
