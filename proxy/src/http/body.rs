@@ -122,14 +122,14 @@ pub struct Completion {
     pub start: Instant,
     /// Listener name.
     pub listener: Arc<str>,
-    /// Route name (`-` when none matched).
-    pub route: Arc<str>,
-    /// Cluster name (`-` when not forwarded).
-    pub cluster: Arc<str>,
+    /// Route name; `None` when no route matched.
+    pub route: Option<Arc<str>>,
+    /// Cluster name; `None` when not forwarded.
+    pub cluster: Option<Arc<str>>,
     /// Response status.
     pub status: u16,
     /// Upstream endpoint used.
-    pub upstream: Option<String>,
+    pub upstream: Option<std::net::SocketAddr>,
     /// Time to upstream response headers.
     pub upstream_duration: Option<Duration>,
     /// Response body bytes sent.
@@ -150,25 +150,27 @@ impl Drop for Completion {
     fn drop(&mut self) {
         let duration = self.start.elapsed();
         self.active.dec();
+        let route = self.route.as_deref().unwrap_or("-");
+        let cluster = self.cluster.as_deref().unwrap_or("-");
         let code = http::StatusCode::from_u16(self.status)
             .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
         self.metrics
             .requests_total
-            .with_label_values(&[&*self.listener, &*self.route, &*self.cluster, code.as_str()])
+            .with_label_values(&[&*self.listener, route, cluster, code.as_str()])
             .inc();
         self.metrics
             .request_duration
-            .with_label_values(&[&*self.listener, &*self.route])
+            .with_label_values(&[&*self.listener, route])
             .observe(duration.as_secs_f64());
         if self.access_log {
             access_log::log(&AccessRecord {
                 listener: &self.listener,
-                route: &self.route,
+                route,
                 method: self.method.as_str(),
                 path: &self.path,
                 protocol: version_str(self.version),
                 status: self.status,
-                upstream: self.upstream.as_deref(),
+                upstream: self.upstream,
                 duration,
                 upstream_duration: self.upstream_duration,
                 bytes_sent: self.bytes_sent,

@@ -53,8 +53,8 @@ pub async fn handle(
         access_log: listener.access_log,
         start,
         listener: Arc::clone(&listener.name),
-        route: Arc::from("-"),
-        cluster: Arc::from("-"),
+        route: None,
+        cluster: None,
         status: 0,
         upstream: None,
         upstream_duration: None,
@@ -81,7 +81,7 @@ pub async fn handle(
     let response = match listener.routes.find(&view) {
         None => local::no_route(host, req.uri().path()),
         Some(route) => {
-            completion.route = Arc::clone(&route.name);
+            completion.route = Some(Arc::clone(&route.name));
             match &route.action {
                 RouteAction::Direct { status, body } => {
                     let mut response = local::text(*status, body.clone());
@@ -114,12 +114,12 @@ async fn forward_request(
     completion: &mut Completion,
 ) -> Response<ProxyBody> {
     let cluster = forward.target.pick();
-    completion.cluster = Arc::clone(&cluster.name);
+    completion.cluster = Some(Arc::clone(&cluster.name));
     let endpoint = match cluster.pick() {
         Ok(endpoint) => endpoint,
         Err(err) => return local::upstream_error(&err),
     };
-    completion.upstream = Some(endpoint.addr.to_string());
+    completion.upstream = Some(endpoint.addr);
 
     let upgrading = req.version() == Version::HTTP_11 && headers::wants_upgrade(req.headers());
     let downstream_upgrade = upgrading.then(|| hyper::upgrade::on(&mut req));

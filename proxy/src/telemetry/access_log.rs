@@ -19,7 +19,7 @@ pub struct AccessRecord<'a> {
     /// Response status code.
     pub status: u16,
     /// Upstream endpoint address, when one was used.
-    pub upstream: Option<&'a str>,
+    pub upstream: Option<std::net::SocketAddr>,
     /// Time from request received to response completed.
     pub duration: Duration,
     /// Time from request received to response headers from upstream.
@@ -42,7 +42,7 @@ pub fn log(record: &AccessRecord<'_>) {
         path = record.path,
         protocol = record.protocol,
         status = record.status,
-        upstream = record.upstream.unwrap_or("-"),
+        upstream = %record.upstream.map_or_else(|| "-".to_owned(), |a| a.to_string()),
         duration_ms = millis(record.duration),
         upstream_ms = record.upstream_duration.map(millis).unwrap_or(-1.0),
         bytes_sent = record.bytes_sent,
