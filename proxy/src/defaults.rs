@@ -12,6 +12,44 @@ pub const DNS_REFRESH_RATE: Duration = Duration::from_secs(5);
 pub const MAX_IDLE_PER_ENDPOINT: usize = 64;
 /// Status of a redirect when the configuration does not name one.
 pub const REDIRECT_STATUS: u16 = 301;
+/// Idle time after which client and upstream connections close (Envoy's default).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Route timeout to response headers (Envoy's default).
+pub const ROUTE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Retries of a retry policy that does not say (Envoy's default).
+pub const NUM_RETRIES: u32 = 1;
+/// First retry back-off interval (Envoy's default).
+pub const RETRY_BASE_INTERVAL: Duration = Duration::from_millis(25);
+/// Largest request body buffered for retries.
+pub const RETRY_BUFFER_LIMIT: u64 = 64 * 1024;
+/// Circuit breaker: open connections per cluster (Envoy's default).
+pub const MAX_CONNECTIONS: usize = 1024;
+/// Circuit breaker: requests waiting for a connection (Envoy's default).
+pub const MAX_PENDING_REQUESTS: usize = 1024;
+/// Circuit breaker: requests in flight (Envoy's default).
+pub const MAX_REQUESTS: usize = 1024;
+/// Circuit breaker: retries in flight (Envoy's default).
+pub const MAX_RETRIES: usize = 3;
+/// Retry budget share of active requests, percent (Envoy's default).
+pub const BUDGET_PERCENT: f64 = 20.0;
+/// Retry budget floor (Envoy's default).
+pub const MIN_RETRY_CONCURRENCY: usize = 3;
+/// Outlier detection: consecutive 5xx that eject (Envoy's default).
+pub const CONSECUTIVE_5XX: u32 = 5;
+/// Outlier detection: first ejection time (Envoy's default).
+pub const BASE_EJECTION_TIME: Duration = Duration::from_secs(30);
+/// Outlier detection: largest share of endpoints ejected, percent (Envoy's default).
+pub const MAX_EJECTION_PERCENT: u32 = 10;
+/// Health check: time between probes.
+pub const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+/// Health check: probe timeout.
+pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
+/// Health check: successes to become healthy.
+pub const HEALTHY_THRESHOLD: u32 = 2;
+/// Health check: failures to become unhealthy.
+pub const UNHEALTHY_THRESHOLD: u32 = 3;
+/// Healthy percentage below which every endpoint is used (Envoy's default).
+pub const PANIC_THRESHOLD: u32 = 50;
 /// How often the configuration file is checked for changes.
 pub const CONFIG_POLL_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -29,4 +67,64 @@ pub(crate) fn max_idle_per_endpoint() -> usize {
 }
 pub(crate) fn redirect_status() -> u16 {
     REDIRECT_STATUS
+}
+pub(crate) fn idle_timeout() -> Duration {
+    IDLE_TIMEOUT
+}
+pub(crate) fn route_timeout() -> Duration {
+    ROUTE_TIMEOUT
+}
+pub(crate) fn num_retries() -> u32 {
+    NUM_RETRIES
+}
+pub(crate) fn retry_on() -> Vec<crate::config::RetryOn> {
+    vec![crate::config::RetryOn::FiveXx]
+}
+pub(crate) fn retry_base_interval() -> Duration {
+    RETRY_BASE_INTERVAL
+}
+pub(crate) fn retry_buffer_limit() -> u64 {
+    RETRY_BUFFER_LIMIT
+}
+pub(crate) fn max_connections() -> usize {
+    MAX_CONNECTIONS
+}
+pub(crate) fn max_pending_requests() -> usize {
+    MAX_PENDING_REQUESTS
+}
+pub(crate) fn max_requests() -> usize {
+    MAX_REQUESTS
+}
+pub(crate) fn max_retries() -> usize {
+    MAX_RETRIES
+}
+pub(crate) fn budget_percent() -> f64 {
+    BUDGET_PERCENT
+}
+pub(crate) fn min_retry_concurrency() -> usize {
+    MIN_RETRY_CONCURRENCY
+}
+pub(crate) fn consecutive_5xx() -> u32 {
+    CONSECUTIVE_5XX
+}
+pub(crate) fn base_ejection_time() -> Duration {
+    BASE_EJECTION_TIME
+}
+pub(crate) fn max_ejection_percent() -> u32 {
+    MAX_EJECTION_PERCENT
+}
+pub(crate) fn health_interval() -> Duration {
+    HEALTH_INTERVAL
+}
+pub(crate) fn health_timeout() -> Duration {
+    HEALTH_TIMEOUT
+}
+pub(crate) fn healthy_threshold() -> u32 {
+    HEALTHY_THRESHOLD
+}
+pub(crate) fn unhealthy_threshold() -> u32 {
+    UNHEALTHY_THRESHOLD
+}
+pub(crate) fn panic_threshold() -> u32 {
+    PANIC_THRESHOLD
 }

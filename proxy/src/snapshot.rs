@@ -42,6 +42,8 @@ pub struct ListenerRuntime {
     pub tls: Option<TlsAcceptor>,
     /// Whether to write access log lines.
     pub access_log: bool,
+    /// Client connections with no request in flight this long are closed.
+    pub idle_timeout: std::time::Duration,
     /// `wasp_active_requests{listener}`.
     pub active_requests: IntGauge,
 }
@@ -102,6 +104,7 @@ impl Snapshot {
                     routes,
                     tls,
                     access_log: listener.access_log,
+                    idle_timeout: listener.idle_timeout,
                     active_requests: metrics.active_requests.with_label_values(&[&listener.name]),
                 }),
             );
@@ -125,10 +128,7 @@ impl Snapshot {
         serde_json::json!({
             "version": self.version,
             "config": &*self.config,
-            "clusters": self.clusters.values().map(|c| serde_json::json!({
-                "name": &*c.name,
-                "endpoints": c.endpoints().iter().map(|e| e.addr.to_string()).collect::<Vec<_>>(),
-            })).collect::<Vec<_>>(),
+            "clusters": self.clusters.values().map(|c| c.dump()).collect::<Vec<_>>(),
         })
     }
 }

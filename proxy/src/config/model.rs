@@ -67,6 +67,9 @@ pub struct ListenerConfig {
     /// Emit one access log line per request on this listener.
     #[serde(default)]
     pub access_log: bool,
+    /// A client connection with no request in flight for this long is closed.
+    #[serde(with = "humantime_serde", default = "defaults::idle_timeout")]
+    pub idle_timeout: Duration,
     /// Routes, tried in order; the first match wins.
     pub routes: Vec<RouteConfig>,
 }
@@ -157,7 +160,7 @@ pub struct ValueMatch {
 }
 
 /// Forwarding to upstream clusters.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ForwardAction {
     /// The cluster to forward to.
@@ -172,6 +175,86 @@ pub struct ForwardAction {
     /// Replace the request's host (`Host` / `:authority`) with this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_rewrite: Option<String>,
+    /// Time from the end of the request to the upstream's response headers,
+    /// across every retry; expiry answers 504. `0s` disables it.
+    #[serde(with = "humantime_serde", default = "defaults::route_timeout")]
+    pub timeout: Duration,
+    /// Retries of failed attempts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_policy: Option<RetryPolicy>,
+    /// How to derive the key a `ring_hash` cluster hashes; the first policy
+    /// that yields a value is used.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hash_policy: Vec<HashPolicy>,
+}
+
+/// When and how a failed attempt is retried.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    #[serde(default = "defaults::num_retries")]
+    pub num_retries: u32,
+    /// Conditions that allow a retry.
+    #[serde(default = "defaults::retry_on")]
+    pub retry_on: Vec<RetryOn>,
+    /// Status codes retried under `retriable-status-codes`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retriable_status_codes: Vec<u16>,
+    /// Time limit of each attempt (to response headers); unlimited when absent.
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub per_try_timeout: Option<Duration>,
+    /// First back-off interval; later ones double, with full jitter.
+    #[serde(with = "humantime_serde", default = "defaults::retry_base_interval")]
+    pub base_interval: Duration,
+    /// Longest back-off interval; ten times `base_interval` when absent.
+    #[serde(
+        default,
+        with = "humantime_serde",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_interval: Option<Duration>,
+    /// Request bodies up to this many bytes (with a `content-length`) are
+    /// buffered so they can be sent again; larger or unsized bodies are only
+    /// retried when they were not sent yet (connect failures).
+    #[serde(default = "defaults::retry_buffer_limit")]
+    pub buffer_limit: u64,
+}
+
+/// A retry condition (Envoy's `retry_on` names).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RetryOn {
+    /// Any 5xx response, connect failure, reset or per-try timeout.
+    #[serde(rename = "5xx")]
+    FiveXx,
+    /// 502, 503, 504, connect failure, reset or per-try timeout.
+    GatewayError,
+    /// The connection could not be established.
+    ConnectFailure,
+    /// The upstream reset or closed before response headers, or a per-try timeout.
+    Reset,
+    /// A status listed in `retriable_status_codes`.
+    RetriableStatusCodes,
+    /// 409 Conflict.
+    #[serde(rename = "retriable-4xx")]
+    Retriable4xx,
+}
+
+/// A source of the hash key for `ring_hash` clusters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum HashPolicy {
+    /// The value of this request header.
+    Header(String),
+    /// The value of this cookie.
+    Cookie(String),
+    /// The client's IP address (`source_ip: true`).
+    SourceIp(bool),
 }
 
 /// One cluster of a weighted split.
@@ -222,9 +305,13 @@ pub struct Redirect {
 pub struct ClusterConfig {
     /// Unique name routes refer to.
     pub name: String,
-    /// `IP:port` or `hostname:port` endpoints; host names are resolved at
+    /// `IP:port` or `hostname:port` endpoints, each optionally with a weight
+    /// (`{address: "10.0.0.1:80", weight: 3}`); host names are resolved at
     /// start and every `dns_refresh_rate`.
-    pub endpoints: Vec<String>,
+    pub endpoints: Vec<EndpointConfig>,
+    /// How requests are spread over the endpoints.
+    #[serde(default)]
+    pub lb_policy: LbPolicy,
     /// Protocol spoken to the endpoints.
     #[serde(default)]
     pub protocol: UpstreamProtocol,
@@ -237,6 +324,154 @@ pub struct ClusterConfig {
     /// Idle keep-alive connections kept per endpoint (HTTP/1.1).
     #[serde(default = "defaults::max_idle_per_endpoint")]
     pub max_idle_per_endpoint: usize,
+    /// A pooled connection unused for this long is closed.
+    #[serde(with = "humantime_serde", default = "defaults::idle_timeout")]
+    pub idle_timeout: Duration,
+    /// Limits beyond which requests fail fast with 503.
+    #[serde(default)]
+    pub circuit_breakers: CircuitBreakers,
+    /// Retries may be at most this share of active requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_budget: Option<RetryBudget>,
+    /// Passive health: eject endpoints that keep failing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outlier_detection: Option<OutlierDetection>,
+    /// Active health: probe every endpoint over HTTP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheck>,
+    /// When fewer than this percentage of endpoints are healthy, every
+    /// endpoint is used (panic mode).
+    #[serde(default = "defaults::panic_threshold")]
+    pub panic_threshold: u32,
+}
+
+/// One endpoint: an address and its load-balancing weight.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EndpointConfig {
+    /// `IP:port` or `hostname:port`.
+    pub address: String,
+    /// Relative weight (> 0).
+    pub weight: u32,
+}
+
+impl<'de> Deserialize<'de> for EndpointConfig {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Full {
+            address: String,
+            #[serde(default = "one")]
+            weight: u32,
+        }
+        fn one() -> u32 {
+            1
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged, expecting = "\"host:port\" or {address, weight}")]
+        enum Either {
+            Address(String),
+            Full(Full),
+        }
+        Ok(match Either::deserialize(deserializer)? {
+            Either::Address(address) => Self { address, weight: 1 },
+            Either::Full(full) => Self {
+                address: full.address,
+                weight: full.weight,
+            },
+        })
+    }
+}
+
+/// Load-balancing policies.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LbPolicy {
+    /// Weighted round robin.
+    #[default]
+    RoundRobin,
+    /// The less loaded of two random endpoints (power of two choices),
+    /// load being active requests divided by weight.
+    LeastRequest,
+    /// Weighted random.
+    Random,
+    /// Consistent hashing on the route's `hash_policy` key (session affinity).
+    RingHash,
+}
+
+/// Circuit-breaker limits of a cluster (Envoy's defaults).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CircuitBreakers {
+    /// Open connections to the cluster.
+    #[serde(default = "defaults::max_connections")]
+    pub max_connections: usize,
+    /// Requests waiting for a connection.
+    #[serde(default = "defaults::max_pending_requests")]
+    pub max_pending_requests: usize,
+    /// Requests in flight.
+    #[serde(default = "defaults::max_requests")]
+    pub max_requests: usize,
+    /// Retries in flight (unless a `retry_budget` is set).
+    #[serde(default = "defaults::max_retries")]
+    pub max_retries: usize,
+}
+
+impl Default for CircuitBreakers {
+    fn default() -> Self {
+        Self {
+            max_connections: defaults::max_connections(),
+            max_pending_requests: defaults::max_pending_requests(),
+            max_requests: defaults::max_requests(),
+            max_retries: defaults::max_retries(),
+        }
+    }
+}
+
+/// Retries allowed as a share of the cluster's active requests.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryBudget {
+    /// Percentage of active requests that may be retries.
+    #[serde(default = "defaults::budget_percent")]
+    pub budget_percent: f64,
+    /// Retries always allowed in flight, whatever the percentage gives.
+    #[serde(default = "defaults::min_retry_concurrency")]
+    pub min_retry_concurrency: usize,
+}
+
+/// Passive health checking (Envoy's outlier detection).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutlierDetection {
+    /// Consecutive 5xx responses (connect failures and resets included) that eject.
+    #[serde(default = "defaults::consecutive_5xx")]
+    pub consecutive_5xx: u32,
+    /// Ejection time for the first ejection; the n-th lasts n times as long.
+    #[serde(with = "humantime_serde", default = "defaults::base_ejection_time")]
+    pub base_ejection_time: Duration,
+    /// At most this percentage of endpoints is ejected at once (at least one).
+    #[serde(default = "defaults::max_ejection_percent")]
+    pub max_ejection_percent: u32,
+}
+
+/// Active HTTP health checking.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    /// Path requested with GET; a 200 answer is healthy.
+    pub path: String,
+    /// Time between probes of an endpoint.
+    #[serde(with = "humantime_serde", default = "defaults::health_interval")]
+    pub interval: Duration,
+    /// Time a probe may take.
+    #[serde(with = "humantime_serde", default = "defaults::health_timeout")]
+    pub timeout: Duration,
+    /// Consecutive successes that make an unhealthy endpoint healthy.
+    #[serde(default = "defaults::healthy_threshold")]
+    pub healthy_threshold: u32,
+    /// Consecutive failures that make a healthy endpoint unhealthy.
+    #[serde(default = "defaults::unhealthy_threshold")]
+    pub unhealthy_threshold: u32,
 }
 
 /// Protocol spoken to a cluster's endpoints.

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Incoming;
 use prometheus::IntGauge;
@@ -24,11 +23,6 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The body of a request sent upstream.
 pub type UpstreamBody = UnsyncBoxBody<Bytes, BoxError>;
-
-/// Wraps a downstream request body for sending upstream.
-pub fn upstream_body(body: Incoming) -> UpstreamBody {
-    body.map_err(BoxError::from).boxed_unsync()
-}
 
 /// The body of a response sent downstream.
 pub struct ProxyBody {
@@ -142,14 +136,24 @@ pub struct Completion {
     pub version: http::Version,
     /// `x-request-id`, for the access log.
     pub request_id: String,
-    /// Client address, for the access log.
-    pub client: Arc<str>,
+    /// The downstream connection (in-flight count, client address).
+    pub conn: Arc<super::ConnInfo>,
+    /// The cluster's `max_requests` slot.
+    pub cluster_request: Option<crate::upstream::Permit>,
+    /// The endpoint's in-flight count (least-request balancing).
+    pub endpoint_request: Option<crate::upstream::ActiveRequest>,
+    /// The cluster's retry slot, when the response comes from a retry.
+    pub retry: Option<crate::upstream::Permit>,
 }
 
 impl Drop for Completion {
     fn drop(&mut self) {
         let duration = self.start.elapsed();
         self.active.dec();
+        self.conn
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.conn.touch();
         let route = self.route.as_deref().unwrap_or("-");
         let cluster = self.cluster.as_deref().unwrap_or("-");
         let code = http::StatusCode::from_u16(self.status)
@@ -175,7 +179,7 @@ impl Drop for Completion {
                 upstream_duration: self.upstream_duration,
                 bytes_sent: self.bytes_sent,
                 request_id: &self.request_id,
-                client: &self.client,
+                client: &self.conn.client_ip,
             });
         }
     }

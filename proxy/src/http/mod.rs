@@ -2,9 +2,11 @@
 //! locally answered) response.
 
 pub mod body;
+pub mod forward;
 pub mod handler;
 pub mod headers;
 pub mod local;
+pub mod retry;
 pub mod upgrade;
 
 pub use handler::{ConnInfo, handle};

@@ -66,17 +66,35 @@ pub async fn serve(
         client,
         client_ip,
         scheme: if tls.is_some() { "https" } else { "http" },
+        accepted: std::time::Instant::now(),
+        in_flight: std::sync::atomic::AtomicUsize::new(0),
+        last_active_ms: std::sync::atomic::AtomicU64::new(0),
     });
+    let idle = Idle {
+        info: Arc::clone(&info),
+        timeout: info.fallback.idle_timeout,
+        closed: state
+            .metrics
+            .downstream_cx_idle_timeout
+            .with_label_values(&[&*info.fallback.name]),
+    };
     let service = {
         let state = Arc::clone(&state);
         service_fn(move |req| handle(Arc::clone(&state), Arc::clone(&info), req))
     };
     match tls {
-        None => drive(&builder, TokioIo::new(stream), service, &mut shutdown).await,
+        None => drive(&builder, TokioIo::new(stream), service, &mut shutdown, idle).await,
         Some(acceptor) => {
             match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Ok(Ok(tls_stream)) => {
-                    drive(&builder, TokioIo::new(tls_stream), service, &mut shutdown).await
+                    drive(
+                        &builder,
+                        TokioIo::new(tls_stream),
+                        service,
+                        &mut shutdown,
+                        idle,
+                    )
+                    .await
                 }
                 Ok(Err(err)) => tracing::debug!(%client, error = %err, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%client, "TLS handshake timed out"),
@@ -86,11 +104,42 @@ pub async fn serve(
     gauge.dec();
 }
 
+/// Closes a connection with no request in flight for `timeout`.
+struct Idle {
+    info: Arc<ConnInfo>,
+    timeout: Duration,
+    closed: prometheus::IntCounter,
+}
+
+impl Idle {
+    async fn expired(&self) {
+        loop {
+            let idle_for = self.info.idle_for();
+            if idle_for >= self.timeout
+                && self
+                    .info
+                    .in_flight
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    == 0
+            {
+                return;
+            }
+            tokio::time::sleep(
+                self.timeout
+                    .saturating_sub(idle_for)
+                    .max(Duration::from_millis(100)),
+            )
+            .await;
+        }
+    }
+}
+
 async fn drive<I, S>(
     builder: &auto::Builder<TokioExecutor>,
     io: I,
     service: S,
     shutdown: &mut watch::Receiver<bool>,
+    idle: Idle,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     S: hyper::service::Service<
@@ -110,6 +159,11 @@ async fn drive<I, S>(
     let result = tokio::select! {
         result = conn.as_mut() => result,
         () = draining => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+        () = idle.expired() => {
+            idle.closed.inc();
             conn.as_mut().graceful_shutdown();
             conn.await
         }

@@ -56,6 +56,12 @@ pub struct Forward {
     pub prefix_rewrite: Option<(String, String)>,
     /// New `Host` / `:authority`.
     pub host_rewrite: Option<HeaderValue>,
+    /// Time to response headers after the request ended; zero disables it.
+    pub timeout: std::time::Duration,
+    /// Retries of failed attempts.
+    pub retry_policy: Option<crate::config::RetryPolicy>,
+    /// Sources of the ring-hash key.
+    pub hash_policy: Vec<crate::config::HashPolicy>,
 }
 
 /// One cluster, or several split by weight.
@@ -166,6 +172,9 @@ impl Route {
                     .host_rewrite
                     .as_deref()
                     .and_then(|h| HeaderValue::from_str(h).ok()),
+                timeout: forward.timeout,
+                retry_policy: forward.retry_policy.clone(),
+                hash_policy: forward.hash_policy.clone(),
             })
         } else if let Some(direct) = &config.direct_response {
             RouteAction::Direct {

@@ -22,112 +22,183 @@ pub struct Metrics {
     pub request_duration: HistogramVec,
     /// `wasp_active_requests{listener}`.
     pub active_requests: IntGaugeVec,
+    /// `wasp_downstream_cx_active{listener}`.
+    pub downstream_cx_active: IntGaugeVec,
+    /// `wasp_downstream_cx_total{listener}`.
+    pub downstream_cx_total: IntCounterVec,
+    /// `wasp_downstream_cx_idle_timeout_total{listener}`.
+    pub downstream_cx_idle_timeout: IntCounterVec,
     /// `wasp_upstream_cx_active{cluster}`.
     pub upstream_cx_active: IntGaugeVec,
     /// `wasp_upstream_cx_total{cluster}`.
     pub upstream_cx_total: IntCounterVec,
     /// `wasp_upstream_cx_connect_fail_total{cluster}`.
     pub upstream_cx_connect_fail: IntCounterVec,
-    /// `wasp_downstream_cx_active{listener}`.
-    pub downstream_cx_active: IntGaugeVec,
-    /// `wasp_downstream_cx_total{listener}`.
-    pub downstream_cx_total: IntCounterVec,
+    /// `wasp_upstream_rq_retry_total{cluster}`.
+    pub upstream_rq_retry: IntCounterVec,
+    /// `wasp_upstream_rq_timeout_total{cluster}`: route timeouts.
+    pub upstream_rq_timeout: IntCounterVec,
+    /// `wasp_upstream_rq_per_try_timeout_total{cluster}`.
+    pub upstream_rq_per_try_timeout: IntCounterVec,
+    /// `wasp_upstream_rq_overflow_total{cluster,breaker}`: circuit breaker overflows.
+    pub upstream_rq_overflow: IntCounterVec,
+    /// `wasp_upstream_ejections_total{cluster}`: outlier ejections.
+    pub upstream_ejections: IntCounterVec,
+    /// `wasp_upstream_endpoint_rq_total{cluster,endpoint}`.
+    pub upstream_endpoint_rq: IntCounterVec,
+    /// `wasp_upstream_endpoint_ejected{cluster,endpoint}`: 1 while ejected.
+    pub upstream_endpoint_ejected: IntGaugeVec,
+    /// `wasp_upstream_endpoint_healthy{cluster,endpoint}`: 0 while failing health checks.
+    pub upstream_endpoint_healthy: IntGaugeVec,
     /// `wasp_config_reloads_total{result="ok"|"failed"}`.
     pub config_reloads: IntCounterVec,
     /// `wasp_config_version`: the version of the running snapshot.
     pub config_version: IntGauge,
 }
 
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric registered once");
+    metric
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let metric = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric");
+    registry
+        .register(Box::new(metric.clone()))
+        .expect("metric registered once");
+    metric
+}
+
 impl Metrics {
     /// Creates and registers every metric in a new registry.
     pub fn new() -> Self {
-        let registry = Registry::new();
+        let r = Registry::new();
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "wasp_request_duration_seconds",
+                "Time from request received to response completed",
+            )
+            .buckets(DURATION_BUCKETS.to_vec()),
+            &["listener", "route"],
+        )
+        .expect("valid metric");
+        r.register(Box::new(request_duration.clone()))
+            .expect("metric registered once");
+        let config_version = IntGauge::new(
+            "wasp_config_version",
+            "Version of the running configuration snapshot",
+        )
+        .expect("valid metric");
+        r.register(Box::new(config_version.clone()))
+            .expect("metric registered once");
+        let cluster = &["cluster"];
+        let endpoint = &["cluster", "endpoint"];
+        let listener = &["listener"];
         let metrics = Self {
-            requests_total: IntCounterVec::new(
-                Opts::new(
-                    "wasp_requests_total",
-                    "Requests completed, by listener, route, cluster and status code",
-                ),
+            requests_total: counter(
+                &r,
+                "wasp_requests_total",
+                "Requests completed, by listener, route, cluster and status code",
                 &["listener", "route", "cluster", "code"],
-            )
-            .expect("valid metric"),
-            request_duration: HistogramVec::new(
-                HistogramOpts::new(
-                    "wasp_request_duration_seconds",
-                    "Time from request received to response completed",
-                )
-                .buckets(DURATION_BUCKETS.to_vec()),
-                &["listener", "route"],
-            )
-            .expect("valid metric"),
-            active_requests: IntGaugeVec::new(
-                Opts::new("wasp_active_requests", "Requests in flight"),
-                &["listener"],
-            )
-            .expect("valid metric"),
-            upstream_cx_active: IntGaugeVec::new(
-                Opts::new("wasp_upstream_cx_active", "Open upstream connections"),
-                &["cluster"],
-            )
-            .expect("valid metric"),
-            upstream_cx_total: IntCounterVec::new(
-                Opts::new("wasp_upstream_cx_total", "Upstream connections established"),
-                &["cluster"],
-            )
-            .expect("valid metric"),
-            upstream_cx_connect_fail: IntCounterVec::new(
-                Opts::new(
-                    "wasp_upstream_cx_connect_fail_total",
-                    "Upstream connection attempts that failed or timed out",
-                ),
-                &["cluster"],
-            )
-            .expect("valid metric"),
-            downstream_cx_active: IntGaugeVec::new(
-                Opts::new("wasp_downstream_cx_active", "Open downstream connections"),
-                &["listener"],
-            )
-            .expect("valid metric"),
-            downstream_cx_total: IntCounterVec::new(
-                Opts::new(
-                    "wasp_downstream_cx_total",
-                    "Downstream connections accepted",
-                ),
-                &["listener"],
-            )
-            .expect("valid metric"),
-            config_reloads: IntCounterVec::new(
-                Opts::new(
-                    "wasp_config_reloads_total",
-                    "Configuration reloads, by result",
-                ),
+            ),
+            request_duration,
+            active_requests: gauge(&r, "wasp_active_requests", "Requests in flight", listener),
+            downstream_cx_active: gauge(
+                &r,
+                "wasp_downstream_cx_active",
+                "Open downstream connections",
+                listener,
+            ),
+            downstream_cx_total: counter(
+                &r,
+                "wasp_downstream_cx_total",
+                "Downstream connections accepted",
+                listener,
+            ),
+            downstream_cx_idle_timeout: counter(
+                &r,
+                "wasp_downstream_cx_idle_timeout_total",
+                "Downstream connections closed for idleness",
+                listener,
+            ),
+            upstream_cx_active: gauge(
+                &r,
+                "wasp_upstream_cx_active",
+                "Open upstream connections",
+                cluster,
+            ),
+            upstream_cx_total: counter(
+                &r,
+                "wasp_upstream_cx_total",
+                "Upstream connections established",
+                cluster,
+            ),
+            upstream_cx_connect_fail: counter(
+                &r,
+                "wasp_upstream_cx_connect_fail_total",
+                "Upstream connection attempts that failed or timed out",
+                cluster,
+            ),
+            upstream_rq_retry: counter(
+                &r,
+                "wasp_upstream_rq_retry_total",
+                "Retried upstream attempts",
+                cluster,
+            ),
+            upstream_rq_timeout: counter(
+                &r,
+                "wasp_upstream_rq_timeout_total",
+                "Requests answered 504 at the route timeout",
+                cluster,
+            ),
+            upstream_rq_per_try_timeout: counter(
+                &r,
+                "wasp_upstream_rq_per_try_timeout_total",
+                "Attempts cut off at the per-try timeout",
+                cluster,
+            ),
+            upstream_rq_overflow: counter(
+                &r,
+                "wasp_upstream_rq_overflow_total",
+                "Requests or retries refused by a circuit breaker",
+                &["cluster", "breaker"],
+            ),
+            upstream_ejections: counter(
+                &r,
+                "wasp_upstream_ejections_total",
+                "Endpoints ejected by outlier detection",
+                cluster,
+            ),
+            upstream_endpoint_rq: counter(
+                &r,
+                "wasp_upstream_endpoint_rq_total",
+                "Attempts sent to each endpoint",
+                endpoint,
+            ),
+            upstream_endpoint_ejected: gauge(
+                &r,
+                "wasp_upstream_endpoint_ejected",
+                "1 while an endpoint is ejected by outlier detection",
+                endpoint,
+            ),
+            upstream_endpoint_healthy: gauge(
+                &r,
+                "wasp_upstream_endpoint_healthy",
+                "1 while an endpoint passes health checks",
+                endpoint,
+            ),
+            config_reloads: counter(
+                &r,
+                "wasp_config_reloads_total",
+                "Configuration reloads, by result",
                 &["result"],
-            )
-            .expect("valid metric"),
-            config_version: IntGauge::new(
-                "wasp_config_version",
-                "Version of the running configuration snapshot",
-            )
-            .expect("valid metric"),
-            registry,
+            ),
+            config_version,
+            registry: r,
         };
-        for collector in [
-            Box::new(metrics.requests_total.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(metrics.request_duration.clone()),
-            Box::new(metrics.active_requests.clone()),
-            Box::new(metrics.upstream_cx_active.clone()),
-            Box::new(metrics.upstream_cx_total.clone()),
-            Box::new(metrics.upstream_cx_connect_fail.clone()),
-            Box::new(metrics.downstream_cx_active.clone()),
-            Box::new(metrics.downstream_cx_total.clone()),
-            Box::new(metrics.config_reloads.clone()),
-            Box::new(metrics.config_version.clone()),
-        ] {
-            metrics
-                .registry
-                .register(collector)
-                .expect("metric registered once");
-        }
         for result in ["ok", "failed"] {
             metrics.config_reloads.with_label_values(&[result]);
         }

@@ -10,6 +10,7 @@ use prometheus::{IntCounter, IntGauge};
 use tokio::net::TcpStream;
 
 use super::UpstreamError;
+use super::breaker::Permit;
 use crate::http::body::UpstreamBody;
 
 /// Per-cluster connection metrics.
@@ -44,12 +45,14 @@ async fn tcp(
     Ok(stream)
 }
 
-/// Opens an HTTP/1.1 connection. `upgrades` keeps the connection usable for
+/// Opens an HTTP/1.1 connection; it holds its `max_connections` slot until
+/// it closes. `upgrades` keeps the connection usable for
 /// `Upgrade` (WebSocket) exchanges.
 pub async fn http1(
     addr: SocketAddr,
     timeout: Duration,
     metrics: &ConnMetrics,
+    permit: Permit,
     upgrades: bool,
 ) -> Result<http1::SendRequest<UpstreamBody>, UpstreamError> {
     let stream = tcp(addr, timeout, metrics).await?;
@@ -69,6 +72,7 @@ pub async fn http1(
             tracing::debug!(%addr, error = %err, "upstream HTTP/1.1 connection closed with error");
         }
         active.dec();
+        drop(permit);
     });
     Ok(sender)
 }
@@ -78,6 +82,7 @@ pub async fn http2(
     addr: SocketAddr,
     timeout: Duration,
     metrics: &ConnMetrics,
+    permit: Permit,
 ) -> Result<http2::SendRequest<UpstreamBody>, UpstreamError> {
     let stream = tcp(addr, timeout, metrics).await?;
     let (sender, conn) = http2::Builder::new(TokioExecutor::new())
@@ -92,6 +97,7 @@ pub async fn http2(
             tracing::debug!(%addr, error = %err, "upstream HTTP/2 connection closed with error");
         }
         active.dec();
+        drop(permit);
     });
     Ok(sender)
 }

@@ -5,28 +5,37 @@ use std::net::SocketAddr;
 use std::sync::Weak;
 
 use super::Cluster;
+use crate::config::EndpointConfig;
 
-/// Resolves every endpoint; names that fail to resolve are logged and skipped.
-pub async fn resolve(cluster: &str, endpoints: &[String]) -> Vec<SocketAddr> {
-    let mut out = Vec::new();
+/// Resolves every endpoint to `(address, weight)`; names that fail to
+/// resolve are logged and skipped. Order follows the configuration.
+pub async fn resolve(cluster: &str, endpoints: &[EndpointConfig]) -> Vec<(SocketAddr, u32)> {
+    let mut out: Vec<(SocketAddr, u32)> = Vec::new();
     for endpoint in endpoints {
-        if let Ok(addr) = endpoint.parse::<SocketAddr>() {
-            out.push(addr);
-            continue;
-        }
-        match tokio::net::lookup_host(endpoint.as_str()).await {
-            Ok(addrs) => out.extend(addrs),
-            Err(err) => tracing::warn!(cluster, endpoint, error = %err, "cannot resolve endpoint"),
+        let addrs: Vec<SocketAddr> = match endpoint.address.parse::<SocketAddr>() {
+            Ok(addr) => vec![addr],
+            Err(_) => match tokio::net::lookup_host(endpoint.address.as_str()).await {
+                Ok(addrs) => addrs.collect(),
+                Err(err) => {
+                    tracing::warn!(cluster, endpoint = %endpoint.address, error = %err, "cannot resolve endpoint");
+                    continue;
+                }
+            },
+        };
+        for addr in addrs {
+            if !out.iter().any(|(seen, _)| *seen == addr) {
+                out.push((addr, endpoint.weight));
+            }
         }
     }
-    out.sort();
-    out.dedup();
     out
 }
 
 /// True when some endpoint is a host name that needs resolving.
-pub fn needs_refresh(endpoints: &[String]) -> bool {
-    endpoints.iter().any(|e| e.parse::<SocketAddr>().is_err())
+pub fn needs_refresh(endpoints: &[EndpointConfig]) -> bool {
+    endpoints
+        .iter()
+        .any(|e| e.address.parse::<SocketAddr>().is_err())
 }
 
 /// Re-resolves the cluster's endpoints periodically until the cluster is dropped.

@@ -33,6 +33,12 @@ pub enum UpstreamError {
         /// The HTTP error.
         source: hyper::Error,
     },
+    /// A circuit breaker refused the request.
+    #[error("upstream overflow: cluster at its {} limit", .0.label())]
+    Overflow(super::Breaker),
+    /// An attempt did not get response headers within the per-try timeout.
+    #[error("upstream per-try timeout after {0:?}")]
+    PerTryTimeout(Duration),
     /// The connection was reset or the exchange failed before response headers.
     #[error("upstream {addr} reset before response headers: {source}")]
     Reset {

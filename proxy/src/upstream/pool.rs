@@ -1,15 +1,22 @@
 //! Per-endpoint connection pools: reused keep-alive HTTP/1.1 connections, and
 //! one multiplexed HTTP/2 connection re-opened when it closes.
+//!
+//! Getting a connection ([`Pool::acquire`]) is separate from sending on it
+//! ([`Connection::send`]), so a request whose connection could not be opened
+//! still has its body and can be retried elsewhere. New connections take a
+//! slot under the cluster's `max_connections`; when none is free, the request
+//! waits as *pending* (under `max_pending_requests`) for one to come back.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
 
 use super::UpstreamError;
+use super::breaker::Breakers;
 use super::connect::{self, ConnMetrics};
 use crate::http::body::UpstreamBody;
 
@@ -22,7 +29,7 @@ pub enum Pool {
 }
 
 /// What a pool needs to open connections.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct PoolSettings {
     /// Endpoint address.
     pub addr: SocketAddr,
@@ -30,27 +37,73 @@ pub struct PoolSettings {
     pub connect_timeout: Duration,
     /// Idle HTTP/1.1 connections kept.
     pub max_idle: usize,
+    /// Pooled connections unused this long are closed.
+    pub idle_timeout: Duration,
     /// The cluster's connection metrics.
     pub metrics: ConnMetrics,
+    /// The cluster's circuit breakers.
+    pub breakers: Arc<Breakers>,
+}
+
+/// A connection ready for one request.
+pub enum Connection {
+    /// An HTTP/1.1 connection, returned to its pool after the response.
+    Http1(Arc<Http1Pool>, http1::SendRequest<UpstreamBody>),
+    /// A handle on the endpoint's HTTP/2 connection.
+    Http2(SocketAddr, http2::SendRequest<UpstreamBody>),
 }
 
 impl Pool {
-    /// Sends one request over a pooled (or new) connection.
+    /// A pooled or new connection.
+    pub async fn acquire(&self) -> Result<Connection, UpstreamError> {
+        match self {
+            Self::Http1(pool) => pool
+                .acquire()
+                .await
+                .map(|s| Connection::Http1(Arc::clone(pool), s)),
+            Self::Http2(pool) => pool.acquire().await,
+        }
+    }
+
+    /// Closes pooled connections idle for longer than the idle timeout.
+    pub fn prune(&self) {
+        if let Self::Http1(pool) = self {
+            pool.prune();
+        }
+    }
+}
+
+impl Connection {
+    /// Sends one request.
     pub async fn send(
-        &self,
+        self,
         req: Request<UpstreamBody>,
     ) -> Result<Response<Incoming>, UpstreamError> {
         match self {
-            Self::Http1(pool) => pool.send(req).await,
-            Self::Http2(pool) => pool.send(req).await,
+            Self::Http1(pool, sender) => pool.send(sender, req).await,
+            Self::Http2(addr, mut sender) => {
+                sender
+                    .ready()
+                    .await
+                    .map_err(|source| UpstreamError::Reset { addr, source })?;
+                sender
+                    .send_request(req)
+                    .await
+                    .map_err(|source| UpstreamError::Reset { addr, source })
+            }
         }
     }
+}
+
+struct Idle {
+    sender: http1::SendRequest<UpstreamBody>,
+    since: Instant,
 }
 
 /// Idle HTTP/1.1 connections of one endpoint.
 pub struct Http1Pool {
     settings: PoolSettings,
-    idle: Mutex<Vec<http1::SendRequest<UpstreamBody>>>,
+    idle: Mutex<Vec<Idle>>,
 }
 
 impl Http1Pool {
@@ -64,49 +117,94 @@ impl Http1Pool {
 
     fn take_idle(&self) -> Option<http1::SendRequest<UpstreamBody>> {
         let mut idle = self.idle.lock().expect("pool lock");
-        while let Some(sender) = idle.pop() {
-            if sender.is_ready() && !sender.is_closed() {
-                return Some(sender);
+        while let Some(entry) = idle.pop() {
+            if entry.sender.is_ready() && entry.since.elapsed() < self.settings.idle_timeout {
+                return Some(entry.sender);
             }
         }
         None
     }
 
+    fn prune(&self) {
+        let timeout = self.settings.idle_timeout;
+        self.idle
+            .lock()
+            .expect("pool lock")
+            .retain(|entry| !entry.sender.is_closed() && entry.since.elapsed() < timeout);
+    }
+
+    async fn connect(
+        &self,
+        permit: super::breaker::Permit,
+    ) -> Result<http1::SendRequest<UpstreamBody>, UpstreamError> {
+        let s = &self.settings;
+        connect::http1(s.addr, s.connect_timeout, &s.metrics, permit, false).await
+    }
+
+    async fn acquire(&self) -> Result<http1::SendRequest<UpstreamBody>, UpstreamError> {
+        if let Some(sender) = self.take_idle() {
+            return Ok(sender);
+        }
+        let breakers = &self.settings.breakers;
+        if let Some(permit) = breakers.try_connection() {
+            return self.connect(permit).await;
+        }
+        // Every connection slot is taken: wait, as a pending request, for a
+        // connection to come back to this pool or for a slot to free up.
+        let _pending = breakers
+            .try_pending()
+            .map_err(|_| UpstreamError::Overflow(super::Breaker::MaxPending))?;
+        loop {
+            let freed = breakers.connection_freed.notified();
+            tokio::pin!(freed);
+            freed.as_mut().enable();
+            if let Some(sender) = self.take_idle() {
+                return Ok(sender);
+            }
+            if let Some(permit) = breakers.try_connection() {
+                return self.connect(permit).await;
+            }
+            freed.await;
+        }
+    }
+
     async fn send(
-        self: &Arc<Self>,
-        mut req: Request<UpstreamBody>,
+        self: Arc<Self>,
+        mut sender: http1::SendRequest<UpstreamBody>,
+        req: Request<UpstreamBody>,
     ) -> Result<Response<Incoming>, UpstreamError> {
         let addr = self.settings.addr;
         // A pooled connection the upstream closed meanwhile hands the request
-        // back unsent; then the next one (or a new one) is tried.
-        while let Some(mut sender) = self.take_idle() {
-            match sender.try_send_request(req).await {
-                Ok(response) => {
-                    self.recycle(sender);
-                    return Ok(response);
+        // back unsent; it then goes out on another connection.
+        let response = match sender.try_send_request(req).await {
+            Ok(response) => response,
+            Err(mut err) => match err.take_message() {
+                Some(unsent) => {
+                    sender = match self.take_idle() {
+                        Some(sender) => sender,
+                        None => match self.settings.breakers.try_connection() {
+                            Some(permit) => self.connect(permit).await?,
+                            None => {
+                                return Err(UpstreamError::Reset {
+                                    addr,
+                                    source: err.into_error(),
+                                });
+                            }
+                        },
+                    };
+                    sender
+                        .send_request(unsent)
+                        .await
+                        .map_err(|source| UpstreamError::Reset { addr, source })?
                 }
-                Err(mut err) => match err.take_message() {
-                    Some(unsent) => req = unsent,
-                    None => {
-                        return Err(UpstreamError::Reset {
-                            addr,
-                            source: err.into_error(),
-                        });
-                    }
-                },
-            }
-        }
-        let mut sender = connect::http1(
-            addr,
-            self.settings.connect_timeout,
-            &self.settings.metrics,
-            false,
-        )
-        .await?;
-        let response = sender
-            .send_request(req)
-            .await
-            .map_err(|source| UpstreamError::Reset { addr, source })?;
+                None => {
+                    return Err(UpstreamError::Reset {
+                        addr,
+                        source: err.into_error(),
+                    });
+                }
+            },
+        };
         self.recycle(sender);
         Ok(response)
     }
@@ -117,10 +215,16 @@ impl Http1Pool {
         let pool = Arc::clone(self);
         tokio::spawn(async move {
             if sender.ready().await.is_ok() {
-                let mut idle = pool.idle.lock().expect("pool lock");
-                if idle.len() < pool.settings.max_idle {
-                    idle.push(sender);
+                {
+                    let mut idle = pool.idle.lock().expect("pool lock");
+                    if idle.len() < pool.settings.max_idle {
+                        idle.push(Idle {
+                            sender,
+                            since: Instant::now(),
+                        });
+                    }
                 }
+                pool.settings.breakers.connection_freed.notify_waiters();
             }
         });
     }
@@ -148,35 +252,30 @@ impl Http2Pool {
         current.as_ref().filter(|s| !s.is_closed()).cloned()
     }
 
-    async fn sender(&self) -> Result<http2::SendRequest<UpstreamBody>, UpstreamError> {
+    async fn acquire(&self) -> Result<Connection, UpstreamError> {
+        let addr = self.settings.addr;
         if let Some(sender) = self.live() {
-            return Ok(sender);
+            return Ok(Connection::Http2(addr, sender));
         }
-        // One task connects; the others wait for it and share the connection.
+        // One request connects; the others wait for it (as pending requests)
+        // and share the connection.
+        let _pending = self
+            .settings
+            .breakers
+            .try_pending()
+            .map_err(|_| UpstreamError::Overflow(super::Breaker::MaxPending))?;
         let _connecting = self.connecting.lock().await;
         if let Some(sender) = self.live() {
-            return Ok(sender);
+            return Ok(Connection::Http2(addr, sender));
         }
-        let sender = connect::http2(
-            self.settings.addr,
-            self.settings.connect_timeout,
-            &self.settings.metrics,
-        )
-        .await?;
+        let permit = self
+            .settings
+            .breakers
+            .try_connection()
+            .ok_or(UpstreamError::Overflow(super::Breaker::MaxPending))?;
+        let s = &self.settings;
+        let sender = connect::http2(addr, s.connect_timeout, &s.metrics, permit).await?;
         *self.current.lock().expect("pool lock") = Some(sender.clone());
-        Ok(sender)
-    }
-
-    async fn send(&self, req: Request<UpstreamBody>) -> Result<Response<Incoming>, UpstreamError> {
-        let addr = self.settings.addr;
-        let mut sender = self.sender().await?;
-        sender
-            .ready()
-            .await
-            .map_err(|source| UpstreamError::Reset { addr, source })?;
-        sender
-            .send_request(req)
-            .await
-            .map_err(|source| UpstreamError::Reset { addr, source })
+        Ok(Connection::Http2(addr, sender))
     }
 }
