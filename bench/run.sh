@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Benchmark: a fixed 1 KiB GET on loopback, straight to the upstream (the
+# limit) and through wasp, wasp with its resilience policies on, Envoy, nginx
+# and HAProxy — each proxy pinned to one CPU with one worker thread, the load
+# generator and the upstream pinned to the other CPU.
+#
+# Per target: a closed-loop run (max throughput, CPU seconds per 1,000
+# requests, RSS) and a fixed-rate run with latency correction (no coordinated
+# omission) for p50/p99. Figures go to stdout and bench/results/latest.md.
+#
+# Usage: bench/run.sh [--duration SECS] [--connections N] [--rate RPS] [--only a,b]
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+duration=10
+connections=50
+rate=""
+only=""
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --duration) duration="$2"; shift 2 ;;
+        --connections) connections="$2"; shift 2 ;;
+        --rate) rate="$2"; shift 2 ;;
+        --only) only="$2"; shift 2 ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        *) echo "unknown argument: $1" >&2; exit 2 ;;
+    esac
+done
+
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
+
+install_tools
+build_wasp
+
+work="$(mktemp -d /tmp/wasp-bench.XXXXXX)"
+trap 'stop_all; rm -rf "$work"' EXIT
+mkdir -p "$work/www" "$root/bench/results"
+head -c 1024 /dev/zero | tr '\0' 'x' > "$work/www/1k"
+
+upstream_port=$(free_port)
+render bench/configs/upstream-nginx.conf "$work/upstream.conf"
+start_pinned "$LOADGEN_CPU" upstream nginx -c "$work/upstream.conf"
+wait_http "http://127.0.0.1:$upstream_port/1k"
+
+targets=(direct wasp wasp-resilience envoy nginx haproxy)
+declare -A url_of pid_of
+for target in "${targets[@]}"; do
+    if [[ -n "$only" && ",$only," != *",$target,"* ]]; then continue; fi
+    proxy_port=$(free_port)
+    admin_port=$(free_port)
+    case "$target" in
+        direct)
+            proxy_port=$upstream_port
+            LAST_PID=$UPSTREAM_PID ;;
+        wasp|wasp-resilience)
+            render "bench/configs/$target.yaml" "$work/$target.yaml"
+            start_pinned "$PROXY_CPU" "$target" "$WASP_BIN" run --config "$work/$target.yaml" --workers 1 ;;
+        envoy)
+            render bench/configs/envoy.yaml "$work/envoy.yaml"
+            start_pinned "$PROXY_CPU" envoy "$ENVOY_BIN" -c "$work/envoy.yaml" --concurrency 1 -l error ;;
+        nginx)
+            render bench/configs/nginx-proxy.conf "$work/nginx-proxy.conf"
+            start_pinned "$PROXY_CPU" nginx nginx -c "$work/nginx-proxy.conf" ;;
+        haproxy)
+            render bench/configs/haproxy.cfg "$work/haproxy.cfg"
+            start_pinned "$PROXY_CPU" haproxy haproxy -db -f "$work/haproxy.cfg" ;;
+    esac
+    url_of[$target]="http://127.0.0.1:$proxy_port/1k"
+    pid_of[$target]=$LAST_PID
+    wait_http "${url_of[$target]}"
+done
+
+results="$work/results.jsonl"
+: > "$results"
+# Closed loop first: it gives each target's capacity and the common rate.
+for target in "${targets[@]}"; do
+    [[ -n "${url_of[$target]:-}" ]] || continue
+    closed_loop "$target" "${url_of[$target]}" "${pid_of[$target]}" >> "$results"
+done
+if [[ -z "$rate" ]]; then
+    rate=$(python3 bench/summarize.py --common-rate "$results")
+fi
+echo "fixed-rate runs at $rate requests/s" >&2
+for target in "${targets[@]}"; do
+    [[ -n "${url_of[$target]:-}" ]] || continue
+    fixed_rate "$target" "${url_of[$target]}" "$rate" >> "$results"
+done
+
+python3 bench/summarize.py "$results" | tee "$root/bench/results/latest.md"
