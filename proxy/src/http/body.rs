@@ -135,7 +135,7 @@ pub struct Completion {
     /// Protocol version, for the access log.
     pub version: http::Version,
     /// `x-request-id`, for the access log.
-    pub request_id: String,
+    pub request_id: http::HeaderValue,
     /// The downstream connection (in-flight count, client address).
     pub conn: Arc<super::ConnInfo>,
     /// The cluster's `max_requests` slot.
@@ -178,7 +178,7 @@ impl Drop for Completion {
                 duration,
                 upstream_duration: self.upstream_duration,
                 bytes_sent: self.bytes_sent,
-                request_id: &self.request_id,
+                request_id: self.request_id.to_str().unwrap_or("-"),
                 client: &self.conn.client_ip,
             });
         }

@@ -44,7 +44,7 @@ pub async fn forward(
     let hash = request_hash(&forward.hash_policy, &parts.headers, conn.client.ip());
 
     headers::strip_hop_by_hop(&mut parts.headers, upgrading);
-    headers::add_forwarded(&mut parts.headers, &conn.client_ip, conn.scheme);
+    headers::add_forwarded(&mut parts.headers, &conn.client_ip_header, conn.scheme);
     let authority = forward.host_rewrite.clone().or_else(|| {
         headers::request_authority(&parts.uri, &parts.headers)
             .and_then(|a| HeaderValue::from_str(a).ok())

@@ -27,6 +27,8 @@ pub struct ConnInfo {
     pub client: SocketAddr,
     /// The client's IP as text.
     pub client_ip: Arc<str>,
+    /// The client's IP as a header value (`x-forwarded-for`).
+    pub client_ip_header: http::HeaderValue,
     /// `http` or `https`.
     pub scheme: &'static str,
     /// When the connection was accepted.

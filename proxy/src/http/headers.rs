@@ -10,46 +10,83 @@ pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-
 /// `x-request-id`.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [&HeaderName; 7] = [
-    &header::CONNECTION,
-    &header::TRANSFER_ENCODING,
-    &header::TE,
-    &header::TRAILER,
-    &header::UPGRADE,
-    &header::PROXY_AUTHENTICATE,
-    &header::PROXY_AUTHORIZATION,
+/// Headers that describe one connection, never forwarded (RFC 9110 §7.6.1),
+/// with the HTTP/1.0-era `keep-alive` and non-standard `proxy-connection`.
+static HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    header::TRANSFER_ENCODING,
+    header::TE,
+    header::TRAILER,
+    header::UPGRADE,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
 ];
+
+/// The position of `name` in `HOP_BY_HOP`, if it is one.
+fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
+    Some(match name.as_str() {
+        "connection" => 0,
+        "transfer-encoding" => 1,
+        "te" => 2,
+        "trailer" => 3,
+        "upgrade" => 4,
+        "proxy-authenticate" => 5,
+        "proxy-authorization" => 6,
+        "keep-alive" => 7,
+        "proxy-connection" => 8,
+        _ => return None,
+    })
+}
 
 /// Removes hop-by-hop headers, and those the `Connection` header names.
 /// `te: trailers` survives (gRPC needs it); with `keep_upgrade` the
 /// `Connection: upgrade` / `Upgrade` pair survives for a protocol switch.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    // One pass over the names finds which hop-by-hop headers are present, so
+    // a message carrying none costs no hashed lookups.
+    let mut present = [false; HOP_BY_HOP.len()];
+    let mut any = false;
+    for name in headers.keys() {
+        if let Some(i) = hop_by_hop_index(name) {
+            present[i] = true;
+            any = true;
+        }
+    }
+    if !any && !keep_upgrade {
+        return;
+    }
+    // Headers named by `Connection` beyond the fixed set (rarely any).
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
-        .filter(|name| !(keep_upgrade && name == header::UPGRADE))
+        .map(str::trim)
+        .filter(|token| {
+            !token.eq_ignore_ascii_case("keep-alive")
+                && !token.eq_ignore_ascii_case("close")
+                && !token.eq_ignore_ascii_case("upgrade")
+        })
+        .filter_map(|token| HeaderName::from_bytes(token.as_bytes()).ok())
         .collect();
     for name in named {
         headers.remove(name);
     }
-    let te_trailers = headers.get_all(header::TE).iter().any(|v| {
-        v.to_str().is_ok_and(|v| {
-            v.split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
-        })
-    });
-    for name in HOP_BY_HOP {
-        if keep_upgrade && (name == header::CONNECTION || name == header::UPGRADE) {
-            continue;
+    let te_trailers = present[2]
+        && headers.get_all(header::TE).iter().any(|v| {
+            v.to_str().is_ok_and(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("trailers"))
+            })
+        });
+    for (name, present) in HOP_BY_HOP.iter().zip(present) {
+        let kept = keep_upgrade && (name == header::CONNECTION || name == header::UPGRADE);
+        if present && !kept {
+            headers.remove(name);
         }
-        headers.remove(name);
     }
-    headers.remove("keep-alive");
-    headers.remove("proxy-connection");
     if te_trailers {
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
@@ -70,13 +107,20 @@ pub fn wants_upgrade(headers: &HeaderMap) -> bool {
 }
 
 /// Appends the client IP to `x-forwarded-for` and sets `x-forwarded-proto`
-/// when absent (Envoy's behaviour for a sidecar).
-pub fn add_forwarded(headers: &mut HeaderMap, client_ip: &str, scheme: &'static str) {
-    let xff = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(existing) if !existing.is_empty() => format!("{existing}, {client_ip}"),
-        _ => client_ip.to_owned(),
+/// when absent (Envoy's behaviour for a sidecar). `client_ip` is the client's
+/// IP as a header value, made once per connection.
+pub fn add_forwarded(headers: &mut HeaderMap, client_ip: &HeaderValue, scheme: &'static str) {
+    let value = match headers.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes) {
+        Some(existing) if !existing.is_empty() => {
+            let mut value = Vec::with_capacity(existing.len() + 2 + client_ip.len());
+            value.extend_from_slice(existing);
+            value.extend_from_slice(b", ");
+            value.extend_from_slice(client_ip.as_bytes());
+            HeaderValue::from_bytes(&value).ok()
+        }
+        _ => Some(client_ip.clone()),
     };
-    if let Ok(value) = HeaderValue::from_str(&xff) {
+    if let Some(value) = value {
         headers.insert(X_FORWARDED_FOR.clone(), value);
     }
     if !headers.contains_key(&X_FORWARDED_PROTO) {
@@ -85,17 +129,16 @@ pub fn add_forwarded(headers: &mut HeaderMap, client_ip: &str, scheme: &'static 
 }
 
 /// Returns the request's `x-request-id`, generating a UUID v4 one when absent.
-pub fn ensure_request_id(headers: &mut HeaderMap) -> String {
-    if let Some(id) = headers.get(&X_REQUEST_ID).and_then(|v| v.to_str().ok())
+pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
+    if let Some(id) = headers.get(&X_REQUEST_ID)
         && !id.is_empty()
     {
-        return id.to_owned();
+        return id.clone();
     }
-    let id = uuid::Uuid::new_v4().hyphenated().to_string();
-    headers.insert(
-        X_REQUEST_ID.clone(),
-        HeaderValue::from_str(&id).expect("a UUID is a valid header value"),
-    );
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
+    let id = HeaderValue::from_bytes(&text).expect("a UUID is a valid header value");
+    headers.insert(X_REQUEST_ID.clone(), id.clone());
     id
 }
 
@@ -160,6 +203,14 @@ mod tests {
     }
 
     #[test]
+    fn hop_by_hop_index_matches_the_table() {
+        for (i, name) in HOP_BY_HOP.iter().enumerate() {
+            assert_eq!(hop_by_hop_index(name), Some(i), "{name}");
+        }
+        assert_eq!(hop_by_hop_index(&header::CONTENT_TYPE), None);
+    }
+
+    #[test]
     fn te_trailers_survives_for_grpc() {
         let mut h = map(&[("te", "trailers, deflate")]);
         strip_hop_by_hop(&mut h, false);
@@ -181,11 +232,11 @@ mod tests {
             ("x-forwarded-for", "10.0.0.1"),
             ("x-forwarded-proto", "https"),
         ]);
-        add_forwarded(&mut h, "127.0.0.1", "http");
+        add_forwarded(&mut h, &HeaderValue::from_static("127.0.0.1"), "http");
         assert_eq!(h.get("x-forwarded-for").unwrap(), "10.0.0.1, 127.0.0.1");
         assert_eq!(h.get("x-forwarded-proto").unwrap(), "https");
         let mut h = HeaderMap::new();
-        add_forwarded(&mut h, "::1", "http");
+        add_forwarded(&mut h, &HeaderValue::from_static("::1"), "http");
         assert_eq!(h.get("x-forwarded-for").unwrap(), "::1");
         assert_eq!(h.get("x-forwarded-proto").unwrap(), "http");
     }

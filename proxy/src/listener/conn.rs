@@ -49,6 +49,8 @@ pub async fn serve(
     let listener = Arc::clone(&runtime.name);
     let _ = stream.set_nodelay(true);
     let client_ip: Arc<str> = client.ip().to_string().into();
+    let client_ip_header =
+        http::HeaderValue::from_str(&client_ip).expect("an IP address is a valid header value");
     let gauge = state
         .metrics
         .downstream_cx_active
@@ -65,6 +67,7 @@ pub async fn serve(
         fallback: runtime,
         client,
         client_ip,
+        client_ip_header,
         scheme: if tls.is_some() { "https" } else { "http" },
         accepted: std::time::Instant::now(),
         in_flight: std::sync::atomic::AtomicUsize::new(0),
