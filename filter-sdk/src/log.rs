@@ -38,6 +38,9 @@ pub(crate) fn report(error: &crate::Error) {
 pub fn install_panic_hook() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
+        // On wasm the default hook would only add std's printing machinery
+        // to every module; the message goes to the host log instead.
+        #[cfg(not(target_arch = "wasm32"))]
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             let message = info
@@ -53,9 +56,8 @@ pub fn install_panic_hook() {
                 ),
                 None => log(LogLevel::Critical, format_args!("panicked: {message}")),
             }
-            if cfg!(not(target_arch = "wasm32")) {
-                previous(info);
-            }
+            #[cfg(not(target_arch = "wasm32"))]
+            previous(info);
         }));
     });
 }

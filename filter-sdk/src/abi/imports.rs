@@ -8,7 +8,6 @@ unsafe extern "C" {
     pub fn proxy_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
     pub fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
     pub fn proxy_set_effective_context(context_id: u32) -> u32;
-    pub fn proxy_done() -> u32;
     pub fn proxy_get_buffer_bytes(
         buffer_type: u32,
         start: usize,

@@ -11,7 +11,7 @@ pub(crate) mod hostcalls;
 pub(crate) mod memory;
 
 #[cfg(target_arch = "wasm32")]
-mod imports;
+pub(crate) mod imports;
 
 #[cfg(target_arch = "wasm32")]
 pub(crate) use imports as raw;
