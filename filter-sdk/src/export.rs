@@ -6,6 +6,9 @@
 /// Registers a [`RootFilter`](crate::RootFilter) type and emits the
 /// module's `proxy_abi_version_0_2_1` and `proxy_on_*` exports.
 ///
+/// Boolean parameters (`end_of_stream`) are taken as integers and compared
+/// with zero, so any value a host passes is sound.
+///
 /// `export!(MyRoot)` builds the root with `Default`; `export!(MyRoot, make)`
 /// uses `make: fn() -> MyRoot`. Use it once per filter crate, at the crate root.
 #[macro_export]
@@ -59,13 +62,13 @@ macro_rules! export {
             }
 
             #[cfg_attr(target_arch = "wasm32", unsafe(no_mangle))]
-            pub extern "C" fn proxy_on_request_headers(id: u32, _count: usize, eos: bool) -> u32 {
-                sdk::on_headers(id, sdk::REQUEST, eos)
+            pub extern "C" fn proxy_on_request_headers(id: u32, _count: usize, eos: u32) -> u32 {
+                sdk::on_headers(id, sdk::REQUEST, eos != 0)
             }
 
             #[cfg_attr(target_arch = "wasm32", unsafe(no_mangle))]
-            pub extern "C" fn proxy_on_request_body(id: u32, size: usize, eos: bool) -> u32 {
-                sdk::on_body(id, sdk::REQUEST, size, eos)
+            pub extern "C" fn proxy_on_request_body(id: u32, size: usize, eos: u32) -> u32 {
+                sdk::on_body(id, sdk::REQUEST, size, eos != 0)
             }
 
             #[cfg_attr(target_arch = "wasm32", unsafe(no_mangle))]
@@ -74,13 +77,13 @@ macro_rules! export {
             }
 
             #[cfg_attr(target_arch = "wasm32", unsafe(no_mangle))]
-            pub extern "C" fn proxy_on_response_headers(id: u32, _count: usize, eos: bool) -> u32 {
-                sdk::on_headers(id, sdk::RESPONSE, eos)
+            pub extern "C" fn proxy_on_response_headers(id: u32, _count: usize, eos: u32) -> u32 {
+                sdk::on_headers(id, sdk::RESPONSE, eos != 0)
             }
 
             #[cfg_attr(target_arch = "wasm32", unsafe(no_mangle))]
-            pub extern "C" fn proxy_on_response_body(id: u32, size: usize, eos: bool) -> u32 {
-                sdk::on_body(id, sdk::RESPONSE, size, eos)
+            pub extern "C" fn proxy_on_response_body(id: u32, size: usize, eos: u32) -> u32 {
+                sdk::on_body(id, sdk::RESPONSE, size, eos != 0)
             }
 
             #[cfg_attr(target_arch = "wasm32", unsafe(no_mangle))]
