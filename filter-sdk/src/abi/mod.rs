@@ -1,0 +1,20 @@
+//! The ABI layer: the proxy-wasm 0.2.1 host functions as raw calls, the guest
+//! memory protocol, and safe wrappers the rest of the SDK uses.
+//!
+//! On `wasm32` the raw functions are the host's imports (module `env`); on
+//! every other target the very same signatures are served by the in-process
+//! mock host (`crate::testing`), so native tests exercise this layer too.
+//! This module is the only place in the SDK with `unsafe` code.
+#![allow(unsafe_code)]
+
+pub(crate) mod hostcalls;
+pub(crate) mod memory;
+
+#[cfg(target_arch = "wasm32")]
+pub(crate) mod imports;
+
+#[cfg(target_arch = "wasm32")]
+pub(crate) use imports as raw;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) use crate::testing::raw;

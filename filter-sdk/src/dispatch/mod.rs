@@ -1,0 +1,277 @@
+//! The context registry and the entry points behind the `proxy_on_*`
+//! exports: it creates root and stream contexts, routes every host callback
+//! to its context, tracks callout tokens, and drives stream timers from the
+//! root context's tick.
+//!
+//! A context is taken out of the registry while its callback runs, so a
+//! filter may call any SDK function (including ones that touch the registry)
+//! without re-borrowing; a host that re-enters the same context meanwhile is
+//! refused with an error log.
+
+mod holders;
+mod timers;
+
+pub use holders::ErasedRoot;
+pub(crate) use holders::boxed_root;
+pub use timers::TIMER_GRANULARITY;
+pub(crate) use timers::{add_timer, set_user_tick_period};
+
+use crate::abi::hostcalls;
+use holders::{CalloutSink, ErasedStream};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use wasp_abi::{LogLevel, StreamType};
+
+enum Entry {
+    Root(Box<dyn ErasedRoot>),
+    Stream(Box<dyn ErasedStream>),
+}
+
+impl Entry {
+    fn sink(&mut self) -> &mut dyn CalloutSink {
+        match self {
+            Entry::Root(root) => &mut **root,
+            Entry::Stream(stream) => &mut **stream,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Registry {
+    /// `None` while the context's callback runs.
+    contexts: HashMap<u32, Option<Entry>>,
+    /// Stream context → its root context.
+    roots_of: HashMap<u32, u32>,
+    /// Callout token → the context waiting on it.
+    tokens: HashMap<u32, u32>,
+    /// The context the host last called into.
+    current: u32,
+}
+
+thread_local! {
+    static REGISTRY: RefCell<Registry> = RefCell::new(Registry::default());
+}
+
+/// Drops every context (the native test host starts each test afresh).
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn reset() {
+    REGISTRY.with(|r| *r.borrow_mut() = Registry::default());
+    timers::reset();
+}
+
+fn enter(id: u32) {
+    REGISTRY.with(|r| r.borrow_mut().current = id);
+}
+
+/// The context the host last called into.
+pub(crate) fn current() -> u32 {
+    REGISTRY.with(|r| r.borrow().current)
+}
+
+/// Runs `f` on context `id`, taken out of the registry for the call.
+fn with_entry<T>(id: u32, f: impl FnOnce(&mut Entry) -> T) -> Option<T> {
+    let taken = REGISTRY.with(|r| r.borrow_mut().contexts.get_mut(&id).map(Option::take));
+    let mut entry = match taken {
+        Some(Some(entry)) => entry,
+        Some(None) => {
+            crate::log::log(
+                LogLevel::Error,
+                format_args!("context {id} was re-entered while its callback ran"),
+            );
+            return None;
+        }
+        None => return None,
+    };
+    let out = f(&mut entry);
+    REGISTRY.with(|r| {
+        if let Some(slot @ None) = r.borrow_mut().contexts.get_mut(&id) {
+            *slot = Some(entry);
+        }
+    });
+    Some(out)
+}
+
+fn with_stream<T>(id: u32, f: impl FnOnce(&mut dyn ErasedStream) -> T) -> Option<T> {
+    with_entry(id, |entry| match entry {
+        Entry::Stream(stream) => Some(f(&mut **stream)),
+        Entry::Root(_) => None,
+    })
+    .flatten()
+}
+
+fn with_root<T>(id: u32, f: impl FnOnce(&mut dyn ErasedRoot) -> T) -> Option<T> {
+    with_entry(id, |entry| match entry {
+        Entry::Root(root) => Some(f(&mut **root)),
+        Entry::Stream(_) => None,
+    })
+    .flatten()
+}
+
+/// Remembers which context a callout token belongs to.
+pub(crate) fn register_token(token: u32, context_id: u32) {
+    REGISTRY.with(|r| r.borrow_mut().tokens.insert(token, context_id));
+}
+
+/// Runs `f` with `id` as the host's effective context, then switches back.
+pub(crate) fn as_context<T>(id: u32, f: impl FnOnce() -> T) -> T {
+    let previous = current();
+    if previous == id {
+        return f();
+    }
+    let _ = hostcalls::set_effective_context(id);
+    enter(id);
+    let out = f();
+    enter(previous);
+    let _ = hostcalls::set_effective_context(previous);
+    out
+}
+
+/// `proxy_on_context_create`: a root context when `parent_id` is 0, else a
+/// stream of the root `parent_id`.
+pub fn on_context_create(id: u32, parent_id: u32, make_root: fn(u32) -> Box<dyn ErasedRoot>) {
+    crate::log::install_panic_hook();
+    enter(id);
+    if parent_id == 0 {
+        let root = make_root(id);
+        REGISTRY.with(|r| r.borrow_mut().contexts.insert(id, Some(Entry::Root(root))));
+        return;
+    }
+    if let Some(Some(stream)) = with_root(parent_id, |root| root.create_stream(id)) {
+        REGISTRY.with(|r| {
+            let mut registry = r.borrow_mut();
+            registry.contexts.insert(id, Some(Entry::Stream(stream)));
+            registry.roots_of.insert(id, parent_id);
+        });
+    }
+}
+
+/// `proxy_on_vm_start`.
+pub fn on_vm_start(root_id: u32, size: usize) -> bool {
+    enter(root_id);
+    with_root(root_id, |root| root.on_vm_start(size)).unwrap_or(false)
+}
+
+/// `proxy_on_configure`.
+pub fn on_configure(root_id: u32, size: usize) -> bool {
+    enter(root_id);
+    with_root(root_id, |root| root.on_configure(size)).unwrap_or(false)
+}
+
+/// `proxy_on_tick`: fires due stream timers, then the root's own tick.
+pub fn on_tick(root_id: u32) {
+    enter(root_id);
+    let (due, user_tick) = timers::due(root_id);
+    for (context, timer) in due {
+        as_context(context, || with_stream(context, |s| s.on_timer(timer)));
+    }
+    if user_tick {
+        with_root(root_id, |root| root.on_tick());
+    }
+    timers::reschedule(root_id);
+}
+
+/// `proxy_on_queue_ready`.
+pub fn on_queue_ready(root_id: u32, queue: u32) {
+    enter(root_id);
+    with_root(root_id, |root| root.on_queue_ready(queue));
+}
+
+/// `proxy_on_request_headers` / `proxy_on_response_headers`.
+pub fn on_headers(id: u32, phase: StreamType, end_of_stream: bool) -> u32 {
+    enter(id);
+    with_stream(id, |s| s.on_headers(phase, end_of_stream)).unwrap_or(0)
+}
+
+/// `proxy_on_request_body` / `proxy_on_response_body`.
+pub fn on_body(id: u32, phase: StreamType, size: usize, end_of_stream: bool) -> u32 {
+    enter(id);
+    with_stream(id, |s| s.on_body(phase, size, end_of_stream)).unwrap_or(0)
+}
+
+/// `proxy_on_request_trailers` / `proxy_on_response_trailers`.
+pub fn on_trailers(id: u32, phase: StreamType) -> u32 {
+    enter(id);
+    with_stream(id, |s| s.on_trailers(phase)).unwrap_or(0)
+}
+
+/// `proxy_on_done`: contexts are always done at once.
+pub fn on_done(id: u32) -> bool {
+    enter(id);
+    true
+}
+
+/// `proxy_on_log`.
+pub fn on_log(id: u32) {
+    enter(id);
+    with_stream(id, |s| s.on_log());
+}
+
+/// `proxy_on_delete`: drops the context, its pending callouts and timers.
+pub fn on_delete(id: u32) {
+    enter(id);
+    REGISTRY.with(|r| {
+        let mut registry = r.borrow_mut();
+        registry.contexts.remove(&id);
+        registry.roots_of.remove(&id);
+        registry.tokens.retain(|_, owner| *owner != id);
+    });
+    timers::forget_context(id);
+}
+
+/// The context waiting on `token`, falling back to the id the host passed.
+fn owner_of(token: u32, passed: u32, keep: bool) -> u32 {
+    REGISTRY.with(|r| {
+        let mut registry = r.borrow_mut();
+        let owner = if keep {
+            registry.tokens.get(&token).copied()
+        } else {
+            registry.tokens.remove(&token)
+        };
+        owner.unwrap_or(passed)
+    })
+}
+
+fn deliver(id: u32, token: u32, done: bool, f: impl FnOnce(&mut dyn CalloutSink)) {
+    enter(id);
+    let owner = owner_of(token, id, !done);
+    as_context(owner, || with_entry(owner, |entry| f(entry.sink())));
+}
+
+/// `proxy_on_http_call_response`.
+pub fn on_http_call_response(id: u32, token: u32, headers: usize, body: usize, trailers: usize) {
+    deliver(id, token, true, |sink| {
+        sink.on_http_call_response(token, headers, body, trailers)
+    });
+}
+
+/// `proxy_on_grpc_receive_initial_metadata`.
+pub fn on_grpc_initial_metadata(id: u32, token: u32, count: usize) {
+    deliver(id, token, false, |sink| {
+        sink.on_grpc_initial_metadata(token, count)
+    });
+}
+
+/// `proxy_on_grpc_receive`.
+pub fn on_grpc_message(id: u32, token: u32, size: usize) {
+    deliver(id, token, false, |sink| sink.on_grpc_message(token, size));
+}
+
+/// `proxy_on_grpc_receive_trailing_metadata`.
+pub fn on_grpc_trailing_metadata(id: u32, token: u32, count: usize) {
+    deliver(id, token, false, |sink| {
+        sink.on_grpc_trailing_metadata(token, count)
+    });
+}
+
+/// `proxy_on_grpc_close`.
+pub fn on_grpc_close(id: u32, token: u32, status: u32) {
+    deliver(id, token, true, |sink| sink.on_grpc_close(token, status));
+}
+
+/// Registers an already built root context (the native test host).
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn create_root(id: u32, root: Box<dyn ErasedRoot>) {
+    crate::log::install_panic_hook();
+    enter(id);
+    REGISTRY.with(|r| r.borrow_mut().contexts.insert(id, Some(Entry::Root(root))));
+}

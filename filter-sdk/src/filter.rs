@@ -1,0 +1,127 @@
+//! The traits a filter implements: [`RootFilter`] (one per plugin: configuration,
+//! ticks, queues, creating per-request filters) and [`HttpFilter`] (one per HTTP
+//! stream), and the [`Action`] a stream callback returns.
+
+use crate::context::{HttpCtx, RootCtx};
+use crate::shared::SharedQueue;
+use serde::de::DeserializeOwned;
+
+/// A header list as filters build it: `(name, value)` pairs.
+pub type HeaderList = Vec<(String, String)>;
+
+/// What the host does with the stream after a filter callback.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Go on to the next filter (and upstream/downstream).
+    Continue,
+    /// Stop here until the filter resumes the stream (from a callout
+    /// callback, a timer, or [`HttpCtx::resume`]). While a body callback
+    /// pauses, the host buffers the body.
+    Pause,
+    /// Answer the request locally with this status, headers and body; the
+    /// upstream is not (or no longer) involved.
+    Respond(u16, HeaderList, Vec<u8>),
+}
+
+impl Action {
+    /// A local reply with a status and a body and no extra headers.
+    pub fn respond(status: u16, body: impl Into<Vec<u8>>) -> Action {
+        Action::Respond(status, Vec::new(), body.into())
+    }
+}
+
+/// A per-stream HTTP filter. Every method has a default that lets the
+/// stream through untouched, so a filter implements only the phases it needs.
+#[allow(unused_variables)]
+pub trait HttpFilter: Sized + 'static {
+    /// Runs when the request headers arrived (`end_of_stream`: the request has
+    /// no body). Read or change them with [`HttpCtx::request_headers`].
+    /// Default: [`Action::Continue`].
+    fn on_request_headers(&mut self, ctx: &mut HttpCtx<Self>, end_of_stream: bool) -> Action {
+        Action::Continue
+    }
+
+    /// Runs for each piece of request body; `body_size` is the size of the
+    /// body buffered so far. Returning [`Action::Pause`] until
+    /// `end_of_stream` makes the host buffer the whole body.
+    /// Default: [`Action::Continue`].
+    fn on_request_body(
+        &mut self,
+        ctx: &mut HttpCtx<Self>,
+        body_size: usize,
+        end_of_stream: bool,
+    ) -> Action {
+        Action::Continue
+    }
+
+    /// Runs when request trailers arrived. Default: [`Action::Continue`].
+    fn on_request_trailers(&mut self, ctx: &mut HttpCtx<Self>) -> Action {
+        Action::Continue
+    }
+
+    /// Runs when the response headers arrived. Default: [`Action::Continue`].
+    fn on_response_headers(&mut self, ctx: &mut HttpCtx<Self>, end_of_stream: bool) -> Action {
+        Action::Continue
+    }
+
+    /// Runs for each piece of response body (see [`HttpFilter::on_request_body`]).
+    /// Default: [`Action::Continue`].
+    fn on_response_body(
+        &mut self,
+        ctx: &mut HttpCtx<Self>,
+        body_size: usize,
+        end_of_stream: bool,
+    ) -> Action {
+        Action::Continue
+    }
+
+    /// Runs when response trailers arrived. Default: [`Action::Continue`].
+    fn on_response_trailers(&mut self, ctx: &mut HttpCtx<Self>) -> Action {
+        Action::Continue
+    }
+
+    /// Runs once when the stream is complete, for access logging. Headers
+    /// can still be read. Default: nothing.
+    fn on_log(&mut self, ctx: &mut HttpCtx<Self>) {}
+}
+
+/// Per-plugin state: one root filter exists per plugin (per VM); it receives
+/// the plugin configuration, ticks and queue notifications, and creates an
+/// [`HttpFilter`] for every HTTP stream.
+#[allow(unused_variables)]
+pub trait RootFilter: Sized + 'static {
+    /// The plugin configuration, deserialized from the configuration's JSON.
+    /// An empty configuration is read as JSON `null`, then as `{}`.
+    type Config: DeserializeOwned;
+    /// The per-stream filter this root creates.
+    type Http: HttpFilter;
+
+    /// Runs once when the VM starts, with the raw VM configuration.
+    /// An `Err` fails the start and is logged. Default: `Ok(())`.
+    fn on_vm_start(&mut self, ctx: &mut RootCtx<Self>, vm_config: &[u8]) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Runs when the plugin is configured (and on every reconfiguration).
+    /// A configuration that does not deserialize, or an `Err` returned here,
+    /// fails `proxy_on_configure` (the host then rejects the plugin) and is
+    /// logged at error level. Default: accepts any configuration.
+    fn on_configure(
+        &mut self,
+        ctx: &mut RootCtx<Self>,
+        config: Self::Config,
+    ) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Runs every tick period set with [`RootCtx::set_tick_period`]. Default: nothing.
+    fn on_tick(&mut self, ctx: &mut RootCtx<Self>) {}
+
+    /// Runs when a message arrived on a shared queue this VM registered.
+    /// Default: nothing.
+    fn on_queue_ready(&mut self, ctx: &mut RootCtx<Self>, queue: SharedQueue) {}
+
+    /// Creates the filter for a new HTTP stream; `None` lets the stream pass
+    /// this plugin untouched.
+    fn create_http_filter(&mut self, ctx: &mut RootCtx<Self>) -> Option<Self::Http>;
+}

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Builds every Wasm filter crate of the workspace (examples/filter-template,
+# tests/filters/*, filters/*), plus any filter crate directories given as
+# arguments, to wasm32-wasip1 with the size-optimised `wasm` profile, and puts
+# each module at target/filters/<lib name>.wasm.
+#
+#   scripts/build-filters.sh                      # the workspace's filters
+#   scripts/build-filters.sh ../my-filter         # plus your own crate
+#   WASP_WASM_TOOLCHAIN=debian scripts/build-filters.sh   # force the -Zbuild-std way
+#
+# Toolchain: `rustup target add wasm32-wasip1` when that works; otherwise
+# Debian's rustc-web with its std sources (-Zbuild-std), installing the
+# packages when they are missing and this runs as root. Wasm builds use their
+# own target dir (target/wasm) so they never invalidate native builds.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+target=wasm32-wasip1
+wasm_dir="$root/target/wasm"
+out_dir="$root/target/filters"
+debian_packages=(rustc-web rust-web-src rust-web-llvm lld-22 wasi-libc)
+
+log() { echo "build-filters: $*" >&2; }
+
+# Filter crates: directories whose Cargo.toml declares a cdylib.
+crates=()
+for manifest in examples/filter-template/Cargo.toml tests/filters/*/Cargo.toml filters/*/Cargo.toml; do
+    [[ -f $manifest ]] && grep -q cdylib "$manifest" && crates+=("$root/$(dirname "$manifest")")
+done
+for arg in "$@"; do
+    dir="$(cd "$arg" && pwd)" || { log "no such crate directory: $arg"; exit 2; }
+    [[ -f $dir/Cargo.toml ]] || { log "$arg has no Cargo.toml"; exit 2; }
+    grep -q cdylib "$dir/Cargo.toml" || { log "$arg/Cargo.toml does not declare crate-type cdylib"; exit 2; }
+    crates+=("$dir")
+done
+if [[ ${#crates[@]} -eq 0 ]]; then
+    log "no filter crates found"
+    exit 0
+fi
+
+# The size-optimised profile, also for crates outside this workspace (same
+# values as [profile.wasm] in the root Cargo.toml).
+export CARGO_PROFILE_WASM_INHERITS=release CARGO_PROFILE_WASM_OPT_LEVEL=z \
+    CARGO_PROFILE_WASM_LTO=true CARGO_PROFILE_WASM_CODEGEN_UNITS=1 \
+    CARGO_PROFILE_WASM_PANIC=abort CARGO_PROFILE_WASM_STRIP=true CARGO_PROFILE_WASM_DEBUG=false
+
+cargo_args=(--target "$target" --profile wasm --target-dir "$wasm_dir")
+# WASP_WASM_TOOLCHAIN=rustup|debian forces one of the two ways.
+toolchain="${WASP_WASM_TOOLCHAIN:-auto}"
+if [[ $toolchain == rustup ]] || { [[ $toolchain == auto ]] && {
+    rustup target list --installed 2>/dev/null | grep -qx "$target" \
+        || timeout 120 rustup target add "$target" >/dev/null 2>&1
+}; }; then
+    log "toolchain: rustup target $target"
+else
+    missing=()
+    for pkg in "${debian_packages[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || missing+=("$pkg")
+    done
+    if [[ ${#missing[@]} -gt 0 ]]; then
+        if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+            log "installing ${missing[*]}"
+            apt-get update -qq >&2
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+        else
+            log "cannot build for $target: 'rustup target add $target' failed and the Debian packages"
+            log "${missing[*]} are missing (install them as root; see the filter-sdk README)"
+            exit 1
+        fi
+    fi
+    log "toolchain: Debian rustc-web with -Zbuild-std"
+    export RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1
+    export CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS="-L/usr/lib/wasm32-wasi -C link-self-contained=no"
+    cargo_args+=(-Zbuild-std=std,panic_abort)
+fi
+
+mkdir -p "$out_dir"
+for dir in "${crates[@]}"; do
+    name="$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$dir/Cargo.toml" | head -1)"
+    lib="${name//-/_}"
+    log "building $name"
+    cargo build --quiet "${cargo_args[@]}" --manifest-path "$dir/Cargo.toml" --lib
+    built="$wasm_dir/$target/wasm/$lib.wasm"
+    [[ -f $built ]] || { log "cargo did not produce $built"; exit 1; }
+    if ! cmp -s "$built" "$out_dir/$lib.wasm"; then
+        cp "$built" "$out_dir/$lib.wasm"
+    fi
+    log "$out_dir/$lib.wasm ($(wc -c <"$out_dir/$lib.wasm") bytes)"
+done
