@@ -46,7 +46,10 @@ async fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn answer(name: Arc<str>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn answer(
+    name: Arc<str>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let headers: serde_json::Map<String, serde_json::Value> = req
         .headers()
         .iter()
