@@ -92,7 +92,21 @@ clusters:
         .filter(|r| r.header("x-wasp-attempt-count") != Some("1"))
         .count();
     eprintln!("with 3 retries: {ok}/1000 ok, {retried} needed a retry; without: {plain_ok}/300");
-    assert!(ok >= 990, "only {ok}/1000 succeeded with retries");
+    let failures: Vec<(u16, Option<&str>, Option<&str>)> = responses
+        .iter()
+        .filter(|r| r.status != 200)
+        .map(|r| {
+            (
+                r.status,
+                r.header("x-wasp-attempt-count"),
+                r.header("x-upstream"),
+            )
+        })
+        .collect();
+    assert!(
+        ok >= 990,
+        "only {ok}/1000 succeeded with retries; failures: {failures:?}"
+    );
     assert!(retried > 200, "retries happened ({retried})");
     for resp in &responses {
         let attempts: u32 = resp
