@@ -35,7 +35,28 @@ fn build_binary() -> anyhow::Result<PathBuf> {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .context("the tests crate lives in the workspace")?;
-    let output = Command::new(cargo)
+    let mut command = Command::new(cargo);
+    // The test process carries the variables cargo sets for a running test
+    // (package name, manifest dir...). Build scripts that watch them would
+    // rebuild on every alternation with a plain `cargo build`; drop them.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_PKG_")
+            || key.starts_with("CARGO_CFG_")
+            || key.starts_with("CARGO_MANIFEST_")
+            || matches!(
+                &*key,
+                "CARGO_CRATE_NAME"
+                    | "CARGO_BIN_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "CARGO_TARGET_TMPDIR"
+                    | "OUT_DIR"
+            )
+        {
+            command.env_remove(&*key);
+        }
+    }
+    let output = command
         .current_dir(workspace)
         .args([
             "build",
