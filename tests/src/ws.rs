@@ -30,14 +30,9 @@ impl WsEcho {
                         return;
                     };
                     while let Some(Ok(message)) = ws.next().await {
-                        match message {
-                            Message::Text(_) | Message::Binary(_) => {
-                                if ws.send(message).await.is_err() {
-                                    return;
-                                }
-                            }
-                            Message::Close(_) => return,
-                            _ => {}
+                        let echo = matches!(message, Message::Text(_) | Message::Binary(_));
+                        if message.is_close() || (echo && ws.send(message).await.is_err()) {
+                            return;
                         }
                     }
                 });
