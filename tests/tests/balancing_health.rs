@@ -417,8 +417,8 @@ clusters:
         Some(&300),
         "weighted round robin 3:1: {counts:?}"
     );
-    let counts = spread(&client, &format!("http://{listen}/random"), 1000).await;
-    let heavy_share = counts.get("heavy").copied().unwrap_or(0) as f64 / 1000.0;
+    let counts = spread(&client, &format!("http://{listen}/random"), 2000).await;
+    let heavy_share = counts.get("heavy").copied().unwrap_or(0) as f64 / 2000.0;
     assert!(
         (heavy_share - 0.75).abs() < 0.05,
         "weighted random 3:1: {counts:?}"

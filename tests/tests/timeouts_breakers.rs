@@ -30,7 +30,10 @@ clusters:
     let client = Client::http1();
     // Warm the client connection so only the proxy's timer is measured.
     let _ = client.get(&format!("http://{listen}/warm")).await.unwrap();
-    for i in 0..3 {
+    // Never early; the median of five within ±50 ms (scheduling noise on a
+    // loaded machine can delay a single answer, not the proxy's timer).
+    let mut times = Vec::new();
+    for i in 0..5 {
         let started = Instant::now();
         let resp = client
             .get(&format!("http://{listen}/hang/{i}"))
@@ -38,11 +41,20 @@ clusters:
             .unwrap();
         let elapsed = started.elapsed();
         assert_eq!(resp.status, 504, "{}", resp.text());
+        assert_eq!(resp.text(), "upstream request timeout\n");
         assert!(
-            elapsed >= Duration::from_millis(450) && elapsed <= Duration::from_millis(550),
-            "504 after {elapsed:?}, expected 500 ms ± 50 ms"
+            elapsed >= Duration::from_millis(450) && elapsed < Duration::from_secs(1),
+            "504 after {elapsed:?}"
         );
+        times.push(elapsed);
     }
+    times.sort();
+    let median = times[2];
+    eprintln!("route timeout 500 ms: answers after {times:?}");
+    assert!(
+        median >= Duration::from_millis(450) && median <= Duration::from_millis(550),
+        "504 after {median:?} (median), expected 500 ms ± 50 ms"
+    );
     // The upstream requests were cancelled, not left running.
     for _ in 0..100 {
         if hung.in_flight() == 0 {
@@ -51,11 +63,11 @@ clusters:
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(hung.in_flight(), 0, "upstream requests cancelled");
-    assert_eq!(hung.cancelled(), 4);
+    assert_eq!(hung.cancelled(), 6);
     let m = wasp.metrics().await;
     assert_eq!(
         m.sum("wasp_upstream_rq_timeout_total", &[("cluster", "hung")]),
-        4.0
+        6.0
     );
 }
 
