@@ -424,3 +424,62 @@ clusters:
         "weighted random 3:1: {counts:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ring_hash_on_cookie_and_source_ip() {
+    let listen = free_addr();
+    let ups = [
+        Upstream::start("h0").await,
+        Upstream::start("h1").await,
+        Upstream::start("h2").await,
+    ];
+    let eps = endpoints(&ups.iter().collect::<Vec<_>>());
+    let config = format!(
+        r#"
+listeners:
+  - name: main
+    address: "{listen}"
+    routes:
+      - match: {{ prefix: /cookie }}
+        route:
+          cluster: ring
+          hash_policy: [{{ cookie: session }}]
+      - match: {{ prefix: /ip }}
+        route:
+          cluster: ring
+          hash_policy: [{{ header: x-missing }}, {{ source_ip: true }}]
+clusters:
+  - name: ring
+    lb_policy: ring_hash
+    endpoints: {eps}
+"#
+    );
+    let _wasp = Wasp::start(&config).await;
+    let client = Client::http1();
+    let mut by_session = HashMap::new();
+    for i in 0..60 {
+        let session = format!("s{}", i % 20);
+        let cookie = format!("theme=dark; session={session}");
+        let resp = client
+            .get_with(
+                &format!("http://{listen}/cookie"),
+                &[("cookie", cookie.as_str())],
+            )
+            .await
+            .unwrap();
+        let name = resp.header("x-upstream").unwrap().to_owned();
+        let first = by_session
+            .entry(session.clone())
+            .or_insert_with(|| name.clone());
+        assert_eq!(*first, name, "session {session} stays on one endpoint");
+    }
+    let distinct: std::collections::HashSet<_> = by_session.values().collect();
+    assert!(
+        distinct.len() >= 2,
+        "sessions spread over endpoints: {by_session:?}"
+    );
+
+    // Every request comes from 127.0.0.1: one endpoint.
+    let counts = spread(&client, &format!("http://{listen}/ip"), 30).await;
+    assert_eq!(counts.len(), 1, "source IP affinity: {counts:?}");
+}

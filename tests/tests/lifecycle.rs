@@ -299,3 +299,104 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
     assert!(status.success(), "exit status {status}");
     assert!(wasp.log().contains("drained"), "{}", wasp.log());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_adds_and_removes_listeners() {
+    let first = free_addr();
+    let second = free_addr();
+    let listener = |name: &str, addr: std::net::SocketAddr, body: &str| {
+        format!(
+            "  - name: {name}\n    address: \"{addr}\"\n    routes:\n      - direct_response: {{ status: 200, body: \"{body}\" }}\n"
+        )
+    };
+    let wasp = Wasp::start(&format!("listeners:\n{}", listener("one", first, "one"))).await;
+    let client = Client::http1();
+    assert_eq!(
+        client
+            .get(&format!("http://{first}/"))
+            .await
+            .unwrap()
+            .text(),
+        "one"
+    );
+    assert!(tokio::net::TcpStream::connect(second).await.is_err());
+
+    // Add a second listener: both serve, each with its own routes.
+    wasp.write_config(&format!(
+        "listeners:\n{}{}",
+        listener("one", first, "one again"),
+        listener("two", second, "two")
+    ));
+    wasp.sighup();
+    wasp.wait_version(2, Duration::from_secs(10)).await;
+    assert_eq!(
+        client
+            .get(&format!("http://{first}/"))
+            .await
+            .unwrap()
+            .text(),
+        "one again"
+    );
+    assert_eq!(
+        client
+            .get(&format!("http://{second}/"))
+            .await
+            .unwrap()
+            .text(),
+        "two"
+    );
+
+    // Remove the first: its port closes, the second keeps serving.
+    wasp.write_config(&format!("listeners:\n{}", listener("two", second, "two")));
+    wasp.sighup();
+    wasp.wait_version(3, Duration::from_secs(10)).await;
+    let mut closed = false;
+    for _ in 0..50 {
+        if tokio::net::TcpStream::connect(first).await.is_err() {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(closed, "the removed listener's port is closed");
+    assert_eq!(
+        Client::http1()
+            .get(&format!("http://{second}/"))
+            .await
+            .unwrap()
+            .text(),
+        "two"
+    );
+
+    // A listener whose port is taken fails the reload; the rest keeps serving.
+    let blocker = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = blocker.local_addr().unwrap();
+    wasp.write_config(&format!(
+        "listeners:\n{}{}",
+        listener("two", second, "two"),
+        listener("three", taken, "three")
+    ));
+    wasp.sighup();
+    let mut error = None;
+    for _ in 0..100 {
+        if let Some(e) = wasp.config_dump().await["last_reload_error"].as_str() {
+            error = Some(e.to_owned());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let error = error.expect("the reload failed");
+    assert!(
+        error.contains("three") && error.contains(&taken.to_string()),
+        "{error}"
+    );
+    assert_eq!(wasp.version().await, 3);
+    assert_eq!(
+        Client::http1()
+            .get(&format!("http://{second}/"))
+            .await
+            .unwrap()
+            .text(),
+        "two"
+    );
+}

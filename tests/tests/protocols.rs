@@ -300,3 +300,75 @@ async fn websocket_upgrade_echoes_both_ways() {
     assert_eq!(echoed.into_data().as_ref(), &blob[..]);
     socket.close(None).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_http11_requests_are_answered_in_order() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listen = free_addr();
+    let upstream = Upstream::start("up").await;
+    let config = single_route(
+        listen,
+        "",
+        &format!("    endpoints: [\"{}\"]\n", upstream.addr),
+    );
+    let _wasp = Wasp::start(&config).await;
+
+    let mut conn = tokio::net::TcpStream::connect(listen).await.unwrap();
+    // The first is slow, the second fast: answers must still come in order.
+    let requests = format!(
+        "GET /first HTTP/1.1\r\nhost: a\r\nx-test-delay-ms: 300\r\n\r\n\
+         GET /second HTTP/1.1\r\nhost: a\r\n\r\n\
+         GET /third HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n"
+    );
+    conn.write_all(requests.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut raw))
+        .await
+        .expect("the proxy closes after `connection: close`")
+        .unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 3, "{text}");
+    let first = text.find("\"/first\"").expect("first answer");
+    let second = text.find("\"/second\"").expect("second answer");
+    let third = text.find("\"/third\"").expect("third answer");
+    assert!(
+        first < second && second < third,
+        "answers in request order: {text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_name_endpoints_are_resolved() {
+    let listen = free_addr();
+    let upstream = Upstream::start("named").await;
+    let config = single_route(
+        listen,
+        "",
+        &format!(
+            "    endpoints: [\"localhost:{}\"]\n    dns_refresh_rate: 1s\n",
+            upstream.addr.port()
+        ),
+    )
+    .replace(
+        "route: { cluster: up }",
+        "route: { cluster: up, retry_policy: { num_retries: 2, retry_on: [connect-failure] } }",
+    );
+    let wasp = Wasp::start(&config).await;
+    let dump = wasp.config_dump().await;
+    let addresses: Vec<&str> = dump["clusters"][0]["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["address"].as_str())
+        .collect();
+    assert!(
+        addresses.contains(&upstream.addr.to_string().as_str()),
+        "localhost resolved to {addresses:?}"
+    );
+    let client = Client::http1();
+    for _ in 0..10 {
+        let resp = client.get(&format!("http://{listen}/dns")).await.unwrap();
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        assert_eq!(resp.header("x-upstream"), Some("named"));
+    }
+}

@@ -384,3 +384,60 @@ clusters:
     assert_eq!(attempts(&resp), "1");
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_bodies_up_to_the_buffer_limit_are_replayed() {
+    use http::Request;
+    let listen = free_addr();
+    let bad = Upstream::start_with("bad", Mode::Status(503)).await;
+    let good = Upstream::start("good").await;
+    let config = format!(
+        r#"
+listeners:
+  - name: main
+    address: "{listen}"
+    routes:
+      - match: {{ prefix: / }}
+        route:
+          cluster: pair
+          retry_policy: {{ num_retries: 1, base_interval: 1ms, buffer_limit: 1024 }}
+clusters:
+  - name: pair
+    endpoints: {}
+"#,
+        endpoints(&[&bad, &good])
+    );
+    let _wasp = Wasp::start(&config).await;
+    let client = Client::http1();
+    let post = |size: usize| {
+        Request::post(format!("http://{listen}/upload"))
+            .header("content-length", size.to_string())
+            .body(wasp_e2e::client::full(vec![b'b'; size]))
+            .unwrap()
+    };
+    // Round robin alternates; over four requests two start on `bad`.
+    let mut replayed = 0;
+    for _ in 0..4 {
+        let resp = client.request(post(1000)).await.unwrap();
+        assert_eq!(resp.status, 200, "small bodies are retried");
+        assert_eq!(resp.json()["body_len"], 1000, "the whole body was replayed");
+        replayed += usize::from(resp.header("x-wasp-attempt-count") == Some("2"));
+    }
+    assert!(replayed >= 1);
+    // Bodies over the limit stream through and cannot be replayed.
+    let mut not_retried = 0;
+    for _ in 0..4 {
+        let resp = client.request(post(4096)).await.unwrap();
+        if resp.status == 503 {
+            assert_eq!(resp.header("x-wasp-attempt-count"), Some("1"));
+            not_retried += 1;
+        } else {
+            assert_eq!(resp.json()["body_len"], 4096);
+        }
+    }
+    assert!(not_retried >= 1, "large bodies are not retried");
+    assert_eq!(
+        bad.body_bytes(),
+        1000 * replayed as u64 + 4096 * not_retried as u64
+    );
+}

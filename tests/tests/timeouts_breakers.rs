@@ -320,3 +320,46 @@ clusters:
     }
     assert_eq!(active, 0.0, "idle upstream connections closed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn route_timeout_starts_when_the_request_body_has_arrived() {
+    use bytes::Bytes;
+    use http_body_util::{BodyExt, StreamBody};
+    use hyper::body::Frame;
+    let listen = free_addr();
+    let up = Upstream::start("up").await;
+    let config = format!(
+        r#"
+listeners:
+  - name: main
+    address: "{listen}"
+    routes:
+      - match: {{ prefix: / }}
+        route: {{ cluster: up, timeout: 400ms }}
+clusters:
+  - name: up
+    endpoints: ["{}"]
+"#,
+        up.addr
+    );
+    let _wasp = Wasp::start(&config).await;
+    // A body trickling in over ~1 s: longer than the timeout, yet fine.
+    let stream = futures_util::stream::unfold(0u32, |i| async move {
+        if i == 10 {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        Some((
+            Ok::<_, wasp_e2e::client::BoxError>(Frame::data(Bytes::from_static(b"0123456789"))),
+            i + 1,
+        ))
+    });
+    let request = http::Request::post(format!("http://{listen}/slow-upload"))
+        .body(StreamBody::new(stream).boxed())
+        .unwrap();
+    let started = Instant::now();
+    let resp = Client::http1().request(request).await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.json()["body_len"], 100);
+}
