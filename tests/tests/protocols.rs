@@ -315,11 +315,9 @@ async fn pipelined_http11_requests_are_answered_in_order() {
 
     let mut conn = tokio::net::TcpStream::connect(listen).await.unwrap();
     // The first is slow, the second fast: answers must still come in order.
-    let requests = format!(
-        "GET /first HTTP/1.1\r\nhost: a\r\nx-test-delay-ms: 300\r\n\r\n\
+    let requests = "GET /first HTTP/1.1\r\nhost: a\r\nx-test-delay-ms: 300\r\n\r\n\
          GET /second HTTP/1.1\r\nhost: a\r\n\r\n\
-         GET /third HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n"
-    );
+         GET /third HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n";
     conn.write_all(requests.as_bytes()).await.unwrap();
     let mut raw = Vec::new();
     tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut raw))
