@@ -172,6 +172,11 @@ impl FilterEngine {
         Plugin::load(&self.inner, spec, module, sha)
     }
 
+    #[cfg(test)]
+    pub(crate) fn inner_services(&self) -> &Services {
+        &self.inner.services
+    }
+
     /// How many modules were compiled (cache misses) so far.
     pub fn compiled_modules(&self) -> u64 {
         self.inner.compiles.load(Ordering::Relaxed)

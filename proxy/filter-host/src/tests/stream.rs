@@ -1,74 +1,15 @@
-//! Behaviour tests of the host, each with a small WAT module.
+//! HTTP stream behaviour: headers, local replies, bodies, failures, limits,
+//! module validation.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::*;
 use crate::{
-    EngineOptions, FailurePolicy, FilterChain, FilterEngine, HostError, LocalReply, Plugin,
-    PluginLimits, PluginSpec, StreamInfo,
+    FailurePolicy, FilterEngine, HostError, LocalReply, PluginLimits, PluginSpec, StreamInfo,
 };
-
-fn engine() -> &'static FilterEngine {
-    static ENGINE: OnceLock<FilterEngine> = OnceLock::new();
-    ENGINE.get_or_init(|| {
-        FilterEngine::new(EngineOptions {
-            max_instances: 64,
-            max_memory_bytes: 16 << 20,
-            ..EngineOptions::default()
-        })
-        .expect("engine")
-    })
-}
-
-/// A proxy-wasm module: `imports`, then memory, a bump allocator, the ABI
-/// marker, context creation, then `body`.
-fn wat(imports: &str, body: &str) -> String {
-    format!(
-        r#"(module
-  {imports}
-  (memory (export "memory") 4)
-  (global $heap (mut i32) (i32.const 65536))
-  (func (export "proxy_on_memory_allocate") (param $size i32) (result i32)
-    (local $p i32)
-    global.get $heap
-    local.set $p
-    global.get $heap
-    local.get $size
-    i32.add
-    global.set $heap
-    local.get $p)
-  (func (export "proxy_abi_version_0_2_1"))
-  (func (export "proxy_on_context_create") (param i32 i32))
-  {body}
-)"#
-    )
-}
-
-fn spec(name: &str, module: String) -> PluginSpec {
-    PluginSpec {
-        name: name.into(),
-        wasm: Bytes::from(module),
-        ..PluginSpec::default()
-    }
-}
-
-fn load(spec: PluginSpec) -> Arc<Plugin> {
-    engine().load(spec).expect("plugin loads")
-}
-
-fn chain(plugins: Vec<Arc<Plugin>>) -> FilterChain {
-    FilterChain::new("test", plugins)
-}
-
-fn request() -> Vec<(String, Vec<u8>)> {
-    vec![
-        (":method".into(), b"GET".to_vec()),
-        (":path".into(), b"/a?b=1".to_vec()),
-        (":authority".into(), b"example".to_vec()),
-    ]
-}
 
 const ADD_HEADER: &str = r#"(import "env" "proxy_add_header_map_value" (func $add (param i32 i32 i32 i32 i32) (result i32)))"#;
 
