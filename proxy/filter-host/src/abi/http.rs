@@ -164,10 +164,13 @@ fn get_map_value(
         Ok(key) => key,
         Err(status) => return Ok(status as u32),
     };
+    // A missing header is `NotFound` (what current SDKs expect); an empty one
+    // is `Ok` with no data.
     let value = match map_op(&mut caller, CALL, map_type, |list| {
         header_get(list, &key).map(<[u8]>::to_vec)
     }) {
-        Ok(value) => value.unwrap_or_default(),
+        Ok(Some(value)) => value,
+        Ok(None) => return Ok(Status::NotFound as u32),
         Err(status) => return Ok(status as u32),
     };
     Ok(status(copy_out(
