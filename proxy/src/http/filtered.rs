@@ -29,8 +29,8 @@ pub async fn serve(
     let info = StreamInfo {
         source: conn.client,
         destination: conn.address,
-        connection_id: conn.accepted.elapsed().as_nanos() as u64 ^ conn.client.port() as u64,
-        tls: (conn.scheme == "https").then(Default::default),
+        connection_id: conn.id,
+        tls: conn.tls.get().cloned(),
         protocol: version_str(req.version()).to_owned(),
         request_id: completion.request_id.clone(),
         start: SystemTime::now(),

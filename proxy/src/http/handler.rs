@@ -37,6 +37,10 @@ pub struct ConnInfo {
     pub in_flight: AtomicUsize,
     /// Milliseconds after `accepted` of the last request start or end.
     pub last_active_ms: AtomicU64,
+    /// Process-unique connection id (`connection.id` for filters).
+    pub id: u64,
+    /// TLS facts once the handshake completed (for filter properties).
+    pub tls: std::sync::OnceLock<wasp_filter_host::TlsInfo>,
 }
 
 impl ConnInfo {
