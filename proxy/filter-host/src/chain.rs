@@ -41,6 +41,17 @@ impl FilterChain {
         &self.plugins
     }
 
+    /// True when a plugin handles request bodies or trailers; otherwise the
+    /// request body need not pass through the chain.
+    pub fn handles_request_body(&self) -> bool {
+        self.plugins.iter().any(|p| p.core.request_body)
+    }
+
+    /// True when a plugin handles response bodies or trailers.
+    pub fn handles_response_body(&self) -> bool {
+        self.plugins.iter().any(|p| p.core.response_body)
+    }
+
     /// Starts a stream: creates an HTTP context for it in one VM of each
     /// plugin (the VM of the calling thread's slot).
     pub fn start(&self, info: StreamInfo) -> ChainStream {

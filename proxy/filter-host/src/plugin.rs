@@ -30,6 +30,10 @@ pub(crate) struct PluginCore {
     pub stats: PluginStats,
     /// Epoch ticks a callback may run.
     pub deadline_ticks: u64,
+    /// The module exports request body or trailers callbacks.
+    pub request_body: bool,
+    /// The module exports response body or trailers callbacks.
+    pub response_body: bool,
 }
 
 impl PluginCore {
@@ -132,7 +136,12 @@ impl Plugin {
             .limits
             .max_vms
             .min(std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let exports = |names: [&str; 2]| names.iter().any(|n| module.get_export(n).is_some());
+        let request_body = exports(["proxy_on_request_body", "proxy_on_request_trailers"]);
+        let response_body = exports(["proxy_on_response_body", "proxy_on_response_trailers"]);
         let core = Arc::new(PluginCore {
+            request_body,
+            response_body,
             spec,
             sha256,
             pre,

@@ -28,6 +28,8 @@ pub type UpstreamBody = UnsyncBoxBody<Bytes, BoxError>;
 pub struct ProxyBody {
     inner: Inner,
     completion: Option<Completion>,
+    /// Kept alive until the body is sent or dropped (a request's filter chain).
+    guard: Option<Arc<dyn Send + Sync>>,
 }
 
 enum Inner {
@@ -43,6 +45,7 @@ impl ProxyBody {
         Self {
             inner: Inner::Full((!bytes.is_empty()).then_some(bytes)),
             completion: None,
+            guard: None,
         }
     }
 
@@ -56,6 +59,7 @@ impl ProxyBody {
         Self {
             inner: Inner::Upstream(body),
             completion: None,
+            guard: None,
         }
     }
 
@@ -64,6 +68,7 @@ impl ProxyBody {
         Self {
             inner: Inner::Filtered(Box::new(body)),
             completion: None,
+            guard: None,
         }
     }
 
@@ -71,6 +76,12 @@ impl ProxyBody {
     pub fn boxed(self) -> UpstreamBody {
         use http_body_util::BodyExt;
         self.boxed_unsync()
+    }
+
+    /// Keeps `guard` alive as long as this body.
+    pub fn with_guard(mut self, guard: Arc<dyn Send + Sync>) -> Self {
+        self.guard = Some(guard);
+        self
     }
 
     /// Attaches the record completed when this body has been sent or dropped.

@@ -48,6 +48,8 @@ pub async fn serve(
     }
     let body: UpstreamBody = if request_ends {
         Empty::new().map_err(|never| match never {}).boxed_unsync()
+    } else if !chain.handles_request_body() {
+        body.map_err(BoxError::from).boxed_unsync()
     } else {
         let inner = body.map_err(BoxError::from).boxed_unsync();
         FilteredBody::new(
@@ -83,6 +85,9 @@ pub async fn serve(
     }
     // The chain stream lives as long as the response body (on_done and
     // on_log run when it is dropped).
+    if !chain.handles_response_body() {
+        return Response::from_parts(parts, body.with_guard(stream));
+    }
     // The headers keep the framing the filters left: a filter that changes
     // the body's length drops `content-length` and the body is re-framed.
     let mut body = FilteredBody::new(body.boxed(), stream, Phase::Response, reply);
