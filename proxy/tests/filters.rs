@@ -114,6 +114,35 @@ fn upper_body_filter() -> String {
     )
 }
 
+/// Pauses the request for an HTTP callout to cluster `up` (`GET /side`) and
+/// resumes it with the callout's body as `x-filter`.
+fn callout_filter() -> String {
+    let map: &[(&str, &str)] = &[(":method", "GET"), (":path", "/side"), (":authority", "up")];
+    let map = wasp_abi::encode_map(map);
+    let escaped: String = map.iter().map(|b| format!("\\{b:02x}")).collect();
+    wat(
+        r#"(import "env" "proxy_http_call" (func $call (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_get_buffer_bytes" (func $get (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_add_header_map_value" (func $add (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_continue_stream" (func $continue (param i32) (result i32)))"#,
+        &format!(
+            r#"(data (i32.const 100) "up")
+  (data (i32.const 120) "x-filter")
+  (data (i32.const 200) "{escaped}")
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (if (i32.ne (call $call (i32.const 100) (i32.const 2) (i32.const 200) (i32.const {len})
+      (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 2000) (i32.const 32)) (i32.const 0))
+      (then unreachable))
+    i32.const 1)
+  (func (export "proxy_on_http_call_response") (param i32 i32 i32) (param $size i32) (param i32)
+    (drop (call $get (i32.const 4) (i32.const 0) (local.get $size) (i32.const 16) (i32.const 20)))
+    (drop (call $add (i32.const 0) (i32.const 120) (i32.const 8) (i32.load (i32.const 16)) (i32.load (i32.const 20))))
+    (drop (call $continue (i32.const 0))))"#,
+            len = map.len()
+        ),
+    )
+}
+
 fn temp_dir() -> PathBuf {
     static N: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
@@ -144,6 +173,9 @@ async fn upstream() -> SocketAddr {
             };
             tokio::spawn(async move {
                 let service = service_fn(|req: Request<Incoming>| async move {
+                    if req.uri().path() == "/side" {
+                        return Ok(Response::new(Full::new(Bytes::from_static(b"side-answer"))));
+                    }
                     let header = req
                         .headers()
                         .get("x-filter")
@@ -274,6 +306,7 @@ async fn filters_modify_reply_fail_and_are_cut_off_through_the_binary() {
         ("trap-open", trap_filter()),
         ("looper", loop_filter()),
         ("upper", upper_body_filter()),
+        ("callout", callout_filter()),
     ];
     let chains = [
         chain("add", "adder", "fail_closed", ""),
@@ -287,6 +320,7 @@ async fn filters_modify_reply_fail_and_are_cut_off_through_the_binary() {
             "        limits: {cpu_deadline: 500ms}\n",
         ),
         chain("upper", "upper", "fail_closed", ""),
+        chain("callout", "callout", "fail_closed", ""),
     ]
     .concat();
     let routes = [
@@ -296,6 +330,7 @@ async fn filters_modify_reply_fail_and_are_cut_off_through_the_binary() {
         route("/open", "open"),
         route("/loop", "loop"),
         route("/upper", "upper"),
+        route("/callout", "callout"),
         "      - match: {prefix: /}\n        route: {cluster: up}\n".to_owned(),
     ]
     .concat();
@@ -326,6 +361,12 @@ async fn filters_modify_reply_fail_and_are_cut_off_through_the_binary() {
     assert_eq!(
         (status, body.as_str()),
         (StatusCode::OK, "x-filter=\nbody=")
+    );
+
+    // A paused request resumes with what an HTTP callout to a cluster answered.
+    assert_eq!(
+        get(proxy.listen, "/callout", &[]).await.unwrap(),
+        (StatusCode::OK, "x-filter=side-answer\nbody=".to_owned())
     );
 
     // The request body streams through the chain.
