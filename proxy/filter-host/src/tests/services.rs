@@ -243,17 +243,20 @@ async fn properties_and_filter_state_are_visible_to_later_filters() {
 #[tokio::test]
 async fn abi_misuse_gets_the_spec_status() {
     // Replies with 200 + the status of each bad call, in order: unknown map
-    // type, unknown buffer type, missing header (NotFound).
+    // type, unknown buffer type, missing header (NotFound), a key that is not
+    // UTF-8.
     let module = wat(
         r#"(import "env" "proxy_get_header_map_value" (func $getv (param i32 i32 i32 i32 i32) (result i32)))
   (import "env" "proxy_get_buffer_bytes" (func $get (param i32 i32 i32 i32 i32) (result i32)))
   (import "env" "proxy_send_local_response" (func $reply (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))"#,
         r#"(data (i32.const 100) "x-missing")
+  (data (i32.const 120) "\ff\fe")
   (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
     (i32.store8 (i32.const 300) (i32.add (i32.const 48) (call $getv (i32.const 99) (i32.const 100) (i32.const 9) (i32.const 16) (i32.const 20))))
     (i32.store8 (i32.const 301) (i32.add (i32.const 48) (call $get (i32.const 42) (i32.const 0) (i32.const 1) (i32.const 16) (i32.const 20))))
     (i32.store8 (i32.const 302) (i32.add (i32.const 48) (call $getv (i32.const 0) (i32.const 100) (i32.const 9) (i32.const 16) (i32.const 20))))
-    (drop (call $reply (i32.const 200) (i32.const 0) (i32.const 0) (i32.const 300) (i32.const 3) (i32.const 0) (i32.const 0) (i32.const -1)))
+    (i32.store8 (i32.const 303) (i32.add (i32.const 48) (call $getv (i32.const 0) (i32.const 120) (i32.const 2) (i32.const 16) (i32.const 20))))
+    (drop (call $reply (i32.const 200) (i32.const 0) (i32.const 0) (i32.const 300) (i32.const 4) (i32.const 0) (i32.const 0) (i32.const -1)))
     i32.const 1)"#,
     );
     let chain = chain(vec![load(spec("misuse", module))]);
@@ -262,7 +265,7 @@ async fn abi_misuse_gets_the_spec_status() {
         .request_headers(request(), true)
         .await
         .unwrap_err();
-    assert_eq!(&reply.body[..], b"221");
+    assert_eq!(&reply.body[..], b"2212");
 }
 
 #[tokio::test]

@@ -164,7 +164,13 @@ const TRAP: &str =
 
 #[tokio::test]
 async fn a_trap_fails_closed_with_503_naming_the_plugin() {
-    let plugin = load(spec("trapper", wat("", TRAP)));
+    let plugin = load(PluginSpec {
+        limits: PluginLimits {
+            max_vms: 1,
+            ..PluginLimits::default()
+        },
+        ..spec("trapper", wat("", TRAP))
+    });
     let chain = chain(vec![Arc::clone(&plugin)]);
     let reply = chain
         .start(StreamInfo::default())
@@ -388,4 +394,81 @@ async fn response_phase_runs_in_reverse_and_lifecycle_callbacks_run() {
         shared.get("lifecycle", "done-b").map(|(v, _)| v),
         Some(b"b".to_vec())
     );
+}
+
+#[tokio::test]
+async fn trailers_pass_the_chain_and_can_be_changed() {
+    let module = wat(
+        ADD_HEADER,
+        r#"(data (i32.const 100) "x-t")
+  (func (export "proxy_on_request_trailers") (param i32 i32) (result i32)
+    (drop (call $add (i32.const 1) (i32.const 100) (i32.const 3) (i32.const 100) (i32.const 1)))
+    i32.const 0)"#,
+    );
+    let chain = chain(vec![load(spec("trailers", module))]);
+    let stream = chain.start(StreamInfo::default());
+    stream.request_headers(request(), false).await.unwrap();
+    let data = stream
+        .request_body(Bytes::from_static(b"ab"), false)
+        .await
+        .unwrap();
+    assert_eq!(&data[..], b"ab");
+    let (rest, trailers) = stream
+        .request_trailers(vec![("grpc-status".into(), b"0".to_vec())])
+        .await
+        .unwrap();
+    assert!(rest.is_empty());
+    assert_eq!(
+        trailers,
+        vec![
+            ("grpc-status".to_owned(), b"0".to_vec()),
+            ("x-t".to_owned(), b"x".to_vec())
+        ]
+    );
+}
+
+#[tokio::test]
+async fn close_stream_ends_the_request_with_503() {
+    let module = wat(
+        r#"(import "env" "proxy_close_stream" (func $close (param i32) (result i32)))"#,
+        r#"(func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (drop (call $close (i32.const 0)))
+    i32.const 1)"#,
+    );
+    let chain = chain(vec![load(spec("closer", module))]);
+    let reply = chain
+        .start(StreamInfo::default())
+        .request_headers(request(), true)
+        .await
+        .expect_err("closed");
+    assert_eq!(reply.status, 503);
+    assert!(String::from_utf8_lossy(&reply.body).contains("closer"));
+}
+
+#[tokio::test]
+async fn a_crash_looping_plugin_is_marked_unhealthy_and_backs_off() {
+    let plugin = load(spec("crasher", wat("", TRAP)));
+    let chain = chain(vec![Arc::clone(&plugin)]);
+    let mut waited = Duration::ZERO;
+    while plugin.status().traps < 5 {
+        let _ = chain
+            .start(StreamInfo::default())
+            .request_headers(request(), true)
+            .await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += Duration::from_millis(50);
+        assert!(waited < Duration::from_secs(5), "{:?}", plugin.status());
+    }
+    let status = plugin.status();
+    assert!(!status.healthy, "{status:?}");
+    assert_eq!(status.restarts, 4);
+    // Back-off grows: 100 + 200 + 400 + 800 ms before the fifth failure.
+    assert!(waited >= Duration::from_millis(1400), "{waited:?}");
+    // While backing off, requests get the failure policy without a restart.
+    let reply = chain
+        .start(StreamInfo::default())
+        .request_headers(request(), true)
+        .await;
+    assert_eq!(reply.expect_err("unavailable").status, 503);
+    assert_eq!(plugin.status().restarts, 4);
 }
