@@ -218,13 +218,25 @@ fn config(
     chains: &str,
     routes: &str,
 ) -> (PathBuf, SocketAddr, SocketAddr) {
+    config_with(dir, upstream, modules, chains, routes, "")
+}
+
+/// [`config`] with `clusters` (YAML list items) added after cluster `up`.
+fn config_with(
+    dir: &Path,
+    upstream: SocketAddr,
+    modules: &[(&str, String)],
+    chains: &str,
+    routes: &str,
+    clusters: &str,
+) -> (PathBuf, SocketAddr, SocketAddr) {
     for (name, text) in modules {
         std::fs::write(dir.join(format!("{name}.wat")), text).unwrap();
     }
     let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let yaml = format!(
-        "admin: {{address: '{admin}'}}\nlisteners:\n  - name: main\n    address: '{listen}'\n    routes:\n{routes}\nclusters:\n  - name: up\n    endpoints: ['{upstream}']\nfilter_chains:\n{chains}\n",
+        "admin: {{address: '{admin}'}}\nlisteners:\n  - name: main\n    address: '{listen}'\n    routes:\n{routes}\nclusters:\n  - name: up\n    endpoints: ['{upstream}']\n{clusters}filter_chains:\n{chains}\n",
         chains = chains.replace("DIR", &dir.display().to_string()),
     );
     let path = dir.join("wasp.yaml");
@@ -536,6 +548,102 @@ async fn reloads_swap_chains_reject_bad_modules_and_reuse_compiled_ones() {
     assert_eq!(json(admin, "/filters").await["compiled_modules"], 2);
 
     assert_eq!(load.await.unwrap(), 0, "no request failed during reloads");
+    drop(proxy);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// An HTTP/2 gRPC upstream: answers every call with the request's message
+/// prefixed by `re:`, `grpc-status: 0` in the trailers.
+async fn grpc_upstream() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let service = service_fn(|req: Request<Incoming>| async move {
+                    let path = req.uri().path().to_owned();
+                    let body = req.into_body().collect().await?.to_bytes();
+                    let message = [
+                        &b"re:"[..],
+                        path.as_bytes(),
+                        b":",
+                        body.get(5..).unwrap_or_default(),
+                    ]
+                    .concat();
+                    let mut framed = vec![0];
+                    framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
+                    framed.extend_from_slice(&message);
+                    let mut trailers = http::HeaderMap::new();
+                    trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+                    let body = Full::new(Bytes::from(framed))
+                        .with_trailers(async move { Some(Ok(trailers)) });
+                    let mut response = Response::new(body);
+                    response.headers_mut().insert(
+                        "content-type",
+                        http::HeaderValue::from_static("application/grpc"),
+                    );
+                    Ok::<_, hyper::Error>(response)
+                });
+                let _ =
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+            });
+        }
+    });
+    addr
+}
+
+/// Calls `pkg.Echo/Say` on cluster `grpc` with message `hello` and resumes
+/// the request with the answer as `x-filter`.
+fn grpc_filter() -> String {
+    wat(
+        r#"(import "env" "proxy_grpc_call" (func $grpc (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_get_buffer_bytes" (func $get (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_add_header_map_value" (func $add (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_continue_stream" (func $continue (param i32) (result i32)))"#,
+        r#"(data (i32.const 100) "grpc")
+  (data (i32.const 110) "pkg.Echo")
+  (data (i32.const 120) "Say")
+  (data (i32.const 130) "hello")
+  (data (i32.const 140) "x-filter")
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (if (i32.ne (call $grpc (i32.const 100) (i32.const 4) (i32.const 110) (i32.const 8) (i32.const 120) (i32.const 3)
+      (i32.const 0) (i32.const 0) (i32.const 130) (i32.const 5) (i32.const 2000) (i32.const 32)) (i32.const 0))
+      (then unreachable))
+    i32.const 1)
+  (func (export "proxy_on_grpc_receive") (param i32 i32) (param $size i32)
+    (drop (call $get (i32.const 5) (i32.const 0) (local.get $size) (i32.const 16) (i32.const 20)))
+    (drop (call $add (i32.const 0) (i32.const 140) (i32.const 8) (i32.load (i32.const 16)) (i32.load (i32.const 20))))
+    (drop (call $continue (i32.const 0))))
+  (func (export "proxy_on_grpc_close") (param i32 i32 i32) unreachable)"#,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_callouts_reach_an_http2_cluster() {
+    let dir = temp_dir();
+    let up = upstream().await;
+    let grpc = grpc_upstream().await;
+    let (path, listen, admin) = config_with(
+        &dir,
+        up,
+        &[("grpc", grpc_filter())],
+        &chain("grpc", "grpc", "fail_closed", ""),
+        &route("/", "grpc"),
+        &format!("  - name: grpc\n    endpoints: ['{grpc}']\n    protocol: http2\n"),
+    );
+    let proxy = start(&path, listen, admin).await;
+    assert_eq!(
+        get(proxy.listen, "/x", &[]).await.unwrap(),
+        (
+            StatusCode::OK,
+            "x-filter=re:/pkg.Echo/Say:hello\nbody=".to_owned()
+        )
+    );
     drop(proxy);
     let _ = std::fs::remove_dir_all(dir);
 }
