@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod config;
 pub mod defaults;
+pub mod filters;
 pub mod http;
 pub mod listener;
 pub mod reload;

@@ -100,7 +100,14 @@ async fn build_and_swap(
     let config = config::parse(text)?;
     let current = state.snapshot.load_full();
     let next = Arc::new(
-        Snapshot::build(config, current.version + 1, Some(&current), &state.metrics).await?,
+        Snapshot::build(
+            config,
+            current.version + 1,
+            Some(&current),
+            &state.metrics,
+            &state.filters,
+        )
+        .await?,
     );
     let mut manager = listeners.lock().await;
     let prepared = manager.prepare(&next)?;

@@ -9,6 +9,9 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context as _;
 use arc_swap::ArcSwap;
 
+use wasp_filter_host::{EngineOptions, FilterEngine};
+
+use crate::filters::callouts::ClusterCallouts;
 use crate::listener::ListenerManager;
 use crate::snapshot::Snapshot;
 use crate::telemetry::Metrics;
@@ -33,18 +36,26 @@ pub struct ProxyState {
     pub draining: AtomicBool,
     /// Why the last reload failed, if it did.
     pub last_reload_error: Mutex<Option<String>>,
+    /// The Wasm engine filter chains are loaded in.
+    pub filters: FilterEngine,
 }
 
 impl ProxyState {
     /// State serving `snapshot`.
-    pub fn new(snapshot: Snapshot, metrics: Arc<Metrics>) -> Arc<Self> {
+    /// `filters` gets this state's clusters as its callout service.
+    pub fn new(snapshot: Snapshot, metrics: Arc<Metrics>, filters: FilterEngine) -> Arc<Self> {
         metrics.config_version.set(snapshot.version as i64);
-        Arc::new(Self {
+        let state = Arc::new(Self {
             snapshot: ArcSwap::from_pointee(snapshot),
             metrics,
             draining: AtomicBool::new(false),
             last_reload_error: Mutex::new(None),
-        })
+            filters,
+        });
+        state
+            .filters
+            .set_callouts(Arc::new(ClusterCallouts::new(Arc::downgrade(&state))));
+        state
     }
 }
 
@@ -64,8 +75,9 @@ async fn serve(options: RunOptions) -> anyhow::Result<()> {
     let config = config::load_file(&path)?;
     let admin_address = config.admin.as_ref().map(|a| a.address.clone());
     let metrics = Arc::new(Metrics::new());
-    let snapshot = Snapshot::build(config, 1, None, &metrics).await?;
-    let state = ProxyState::new(snapshot, metrics);
+    let engine = filter_engine(&metrics)?;
+    let snapshot = Snapshot::build(config, 1, None, &metrics, &engine).await?;
+    let state = ProxyState::new(snapshot, metrics, engine);
 
     let mut listeners = ListenerManager::new(Arc::clone(&state));
     let first = state.snapshot.load_full();
@@ -119,6 +131,18 @@ pub fn validate_file(path: &Path) -> anyhow::Result<String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(Snapshot::build(config, 1, None, &Metrics::new()))?;
+    let metrics = Metrics::new();
+    let engine = filter_engine(&metrics)?;
+    runtime.block_on(Snapshot::build(config, 1, None, &metrics, &engine))?;
     Ok(summary)
+}
+
+/// The process's Wasm engine, exporting its metrics with the proxy's.
+pub fn filter_engine(metrics: &Metrics) -> anyhow::Result<FilterEngine> {
+    FilterEngine::new(EngineOptions {
+        max_memory_bytes: config::MAX_PLUGIN_MEMORY_BYTES,
+        registry: metrics.registry.clone(),
+        ..EngineOptions::default()
+    })
+    .context("wasm engine")
 }

@@ -28,6 +28,8 @@ pub struct Snapshot {
     pub by_address: HashMap<SocketAddr, Arc<ListenerRuntime>>,
     /// Clusters by name.
     pub clusters: HashMap<String, Arc<Cluster>>,
+    /// Wasm filter chains by name.
+    pub filter_chains: crate::filters::Chains,
 }
 
 /// The per-request view of one listener.
@@ -61,14 +63,23 @@ impl std::fmt::Debug for ListenerRuntime {
 impl Snapshot {
     /// Builds a snapshot from a validated configuration. Clusters whose
     /// configuration did not change are taken over from `previous`, with
-    /// their connection pools.
+    /// their connection pools; unchanged filter plugins with their VMs. A
+    /// plugin that fails to load fails the whole build.
     pub async fn build(
         config: Config,
         version: u64,
         previous: Option<&Snapshot>,
         metrics: &Metrics,
+        engine: &wasp_filter_host::FilterEngine,
     ) -> Result<Self, ConfigError> {
         let mut sink = ErrorSink::default();
+        let filter_chains = crate::filters::build_chains(
+            &config,
+            previous.map(|p| &p.filter_chains),
+            engine,
+            &mut sink,
+        )
+        .await;
         let mut clusters = HashMap::new();
         for cluster_config in &config.clusters {
             let reused = previous
@@ -84,7 +95,7 @@ impl Snapshot {
         let mut listeners = HashMap::new();
         for (i, listener) in config.listeners.iter().enumerate() {
             let at = format!("listeners[{i}]");
-            let routes = RouteTable::build(listener, &at, &clusters, &mut sink);
+            let routes = RouteTable::build(listener, &at, &clusters, &filter_chains, &mut sink);
             let tls = listener.tls.as_ref().and_then(|t| match tls::acceptor(t) {
                 Ok(acceptor) => Some(acceptor),
                 Err(err) => {
@@ -120,6 +131,7 @@ impl Snapshot {
             listeners,
             by_address,
             clusters,
+            filter_chains,
         })
     }
 

@@ -1,1 +1,38 @@
-//! The wasp Wasm filter host: runs chains of proxy-wasm ABI 0.2.1 filters on wasmtime.
+//! The wasp Wasm filter host: runs chains of proxy-wasm ABI 0.2.1 filters on
+//! wasmtime.
+//!
+//! Shape: one [`FilterEngine`] per process (Cranelift, pooling allocator,
+//! epoch interruption, a module cache keyed by sha256) loads [`Plugin`]s from
+//! [`PluginSpec`]s; a [`FilterChain`] is an ordered list of plugins and starts
+//! one [`ChainStream`] per HTTP request, which the proxy drives phase by phase.
+//! Services that need the proxy (HTTP and gRPC callouts to clusters) go through
+//! the [`Callouts`] trait.
+#![deny(unsafe_code)]
+
+mod abi;
+mod callout;
+mod chain;
+mod engine;
+mod error;
+mod memory;
+mod metrics;
+mod plugin;
+mod pool;
+mod properties;
+mod shared;
+mod spec;
+mod state;
+mod stream;
+mod validate;
+mod vm;
+
+#[cfg(test)]
+mod tests;
+
+pub use callout::{CalloutError, CalloutFuture, CalloutRequest, CalloutResponse, Callouts};
+pub use chain::{ChainStream, FilterChain};
+pub use engine::{EngineOptions, FilterEngine, NodeInfo};
+pub use error::HostError;
+pub use plugin::{Plugin, PluginStatus};
+pub use spec::{FailurePolicy, PluginLimits, PluginSpec};
+pub use stream::{HeaderList, LocalReply, StreamInfo, TlsInfo};

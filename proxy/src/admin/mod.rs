@@ -1,4 +1,5 @@
-//! The admin server, on its own port: `/ready`, `/metrics`, `/config_dump`.
+//! The admin server, on its own port: `/ready`, `/metrics`, `/config_dump`,
+//! `/filters`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -74,10 +75,15 @@ fn route(state: &ProxyState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             let body = serde_json::to_vec_pretty(&dump).expect("JSON encoding never fails");
             reply(StatusCode::OK, "application/json", body.into())
         }
+        "/filters" => {
+            let dump = crate::filters::dump(&state.snapshot.load().filter_chains, &state.filters);
+            let body = serde_json::to_vec_pretty(&dump).expect("JSON encoding never fails");
+            reply(StatusCode::OK, "application/json", body.into())
+        }
         _ => reply(
             StatusCode::NOT_FOUND,
             "text/plain",
-            "admin endpoints: /ready /metrics /config_dump\n".into(),
+            "admin endpoints: /ready /metrics /config_dump /filters\n".into(),
         ),
     }
 }

@@ -5,10 +5,15 @@
 //! its path.
 
 mod error;
+mod filters;
 mod model;
 mod validate;
 
 pub use error::{ConfigError, ErrorSink, FieldError};
+pub use filters::{
+    FailurePolicyConfig, FilterChainConfig, MAX_PLUGIN_MEMORY_BYTES, PluginConfig,
+    PluginLimitsConfig, VmConfig, configuration_bytes,
+};
 pub use model::*;
 pub use validate::validate;
 

@@ -22,6 +22,9 @@ pub struct Config {
     /// The upstream clusters routes forward to.
     #[serde(default)]
     pub clusters: Vec<ClusterConfig>,
+    /// Named chains of Wasm filters routes and listeners refer to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filter_chains: Vec<super::FilterChainConfig>,
     /// Shutdown behaviour.
     #[serde(default)]
     pub shutdown: ShutdownConfig,
@@ -70,6 +73,9 @@ pub struct ListenerConfig {
     /// A client connection with no request in flight for this long is closed.
     #[serde(with = "humantime_serde", default = "defaults::idle_timeout")]
     pub idle_timeout: Duration,
+    /// Filter chain for routes that name none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter_chain: Option<String>,
     /// Routes, tried in order; the first match wins.
     pub routes: Vec<RouteConfig>,
 }
@@ -94,6 +100,9 @@ pub struct RouteConfig {
     /// What a request must look like; an empty match takes every request.
     #[serde(rename = "match", default)]
     pub matcher: RouteMatch,
+    /// Filter chain run on requests of this route (overrides the listener's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter_chain: Option<String>,
     /// Forward to a cluster (or weighted clusters).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route: Option<ForwardAction>,

@@ -131,3 +131,60 @@ fn hash_policies_are_maps_with_one_key() {
     let errs = errors(&route("[{hedaer: a}]"));
     assert!(errs[0].contains("unknown field `hedaer`"), "{errs:?}");
 }
+
+#[test]
+fn filter_chains_parse_with_defaults_and_configuration_bytes() {
+    let config = parse(
+        "listeners: [{name: a, address: '127.0.0.1:1', filter_chain: edge, routes: [{filter_chain: edge, direct_response: {status: 200}}]}]
+filter_chains:
+  - name: edge
+    plugins:
+      - {name: p1, module: a.wasm, configuration: {k: [1, 2]}, vm_config: {vm_id: v, environment: {A: '1'}, configuration: raw}}
+      - {name: p2, module: b.wasm, configuration: text, failure_policy: fail_open, limits: {cpu_deadline: 20ms}}",
+    )
+    .unwrap();
+    let chain = &config.filter_chains[0];
+    assert_eq!(chain.plugins.len(), 2);
+    let (p1, p2) = (&chain.plugins[0], &chain.plugins[1]);
+    assert_eq!(
+        configuration_bytes(p1.configuration.as_ref()),
+        br#"{"k":[1,2]}"#
+    );
+    assert_eq!(
+        configuration_bytes(p1.vm_config.configuration.as_ref()),
+        b"raw"
+    );
+    assert_eq!(configuration_bytes(p2.configuration.as_ref()), b"text");
+    assert_eq!(p1.failure_policy, FailurePolicyConfig::FailClosed);
+    assert_eq!(p2.failure_policy, FailurePolicyConfig::FailOpen);
+    assert_eq!(p2.limits.cpu_deadline, std::time::Duration::from_millis(20));
+    assert_eq!(p1.limits, PluginLimitsConfig::default());
+}
+
+#[test]
+fn filter_chain_errors_name_their_paths() {
+    let errs = errors(
+        "listeners: [{name: a, address: '127.0.0.1:1', filter_chain: nope, routes: [{filter_chain: gone, direct_response: {status: 200}}]}]
+filter_chains:
+  - {name: c, plugins: [{name: p, module: ''}, {name: p, module: m.wasm, sha256: xyz, limits: {memory_bytes: 10, cpu_deadline: 0s, max_vms: 0}}]}
+  - {name: c, plugins: []}",
+    );
+    for expected in [
+        "filter_chains[0].plugins[0].module: must not be empty",
+        "filter_chains[0].plugins[1].name: duplicate plugin name 'p' in this chain",
+        "filter_chains[0].plugins[1].sha256: must be 64 hexadecimal digits",
+        "filter_chains[0].plugins[1].limits.memory_bytes: must be between",
+        "filter_chains[0].plugins[1].limits.cpu_deadline: must be greater than zero",
+        "filter_chains[0].plugins[1].limits.max_vms: must be at least 1",
+        "filter_chains[1].name: duplicate filter chain name 'c'",
+        "filter_chains[1].plugins: at least one plugin is required",
+        "listeners[0].filter_chain: unknown filter chain 'nope'",
+        "listeners[0].routes[0].filter_chain: unknown filter chain 'gone'",
+    ] {
+        assert!(
+            errs.iter().any(|e| e.starts_with(expected)),
+            "missing {expected:?} in {errs:?}"
+        );
+    }
+    assert_eq!(errs.len(), 10, "{errs:?}");
+}

@@ -73,6 +73,7 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
             validate_route(route, &at, &cluster_names, &mut sink);
         }
     }
+    super::filters::validate_filter_chains(config, &mut sink);
     sink.finish()
 }
 

@@ -28,11 +28,14 @@ pub type UpstreamBody = UnsyncBoxBody<Bytes, BoxError>;
 pub struct ProxyBody {
     inner: Inner,
     completion: Option<Completion>,
+    /// Kept alive until the body is sent or dropped (a request's filter chain).
+    guard: Option<Arc<dyn Send + Sync>>,
 }
 
 enum Inner {
     Full(Option<Bytes>),
     Upstream(Incoming),
+    Filtered(Box<crate::filters::body::FilteredBody>),
 }
 
 impl ProxyBody {
@@ -42,6 +45,7 @@ impl ProxyBody {
         Self {
             inner: Inner::Full((!bytes.is_empty()).then_some(bytes)),
             completion: None,
+            guard: None,
         }
     }
 
@@ -55,7 +59,29 @@ impl ProxyBody {
         Self {
             inner: Inner::Upstream(body),
             completion: None,
+            guard: None,
         }
+    }
+
+    /// A body streamed through a filter chain.
+    pub fn filtered(body: crate::filters::body::FilteredBody) -> Self {
+        Self {
+            inner: Inner::Filtered(Box::new(body)),
+            completion: None,
+            guard: None,
+        }
+    }
+
+    /// This body as a boxed body (to pass it through a filter chain).
+    pub fn boxed(self) -> UpstreamBody {
+        use http_body_util::BodyExt;
+        self.boxed_unsync()
+    }
+
+    /// Keeps `guard` alive as long as this body.
+    pub fn with_guard(mut self, guard: Arc<dyn Send + Sync>) -> Self {
+        self.guard = Some(guard);
+        self
     }
 
     /// Attaches the record completed when this body has been sent or dropped.
@@ -67,16 +93,17 @@ impl ProxyBody {
 
 impl Body for ProxyBody {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         let polled = match &mut this.inner {
             Inner::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Inner::Upstream(body) => Pin::new(body).poll_frame(cx),
+            Inner::Upstream(body) => Pin::new(body).poll_frame(cx).map_err(BoxError::from),
+            Inner::Filtered(body) => Pin::new(body.as_mut()).poll_frame(cx),
         };
         if let (Poll::Ready(Some(Ok(frame))), Some(completion)) = (&polled, &mut this.completion)
             && let Some(data) = frame.data_ref()
@@ -90,6 +117,7 @@ impl Body for ProxyBody {
         match &self.inner {
             Inner::Full(bytes) => bytes.is_none(),
             Inner::Upstream(body) => body.is_end_stream(),
+            Inner::Filtered(body) => body.is_end_stream(),
         }
     }
 
@@ -99,6 +127,7 @@ impl Body for ProxyBody {
                 SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
             }
             Inner::Upstream(body) => body.size_hint(),
+            Inner::Filtered(body) => body.size_hint(),
         }
     }
 }

@@ -12,7 +12,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Ur
 use hyper::body::Incoming;
 use tokio::time::Instant;
 
-use super::body::{Completion, ProxyBody};
+use super::body::{Completion, ProxyBody, UpstreamBody};
 use super::handler::ConnInfo;
 use super::retry::{self, EndOfRequest, RequestBody};
 use super::{headers, local, upgrade};
@@ -28,7 +28,7 @@ pub static X_WASP_ATTEMPT_COUNT: HeaderName = HeaderName::from_static("x-wasp-at
 pub async fn forward(
     conn: &ConnInfo,
     forward: &Forward,
-    mut req: Request<Incoming>,
+    mut req: Request<UpstreamBody>,
     completion: &mut Completion,
 ) -> Response<ProxyBody> {
     let cluster = Arc::clone(forward.target.pick());
@@ -228,7 +228,8 @@ fn respond(
     response.map(ProxyBody::upstream)
 }
 
-fn build_request(
+/// An upstream request for the cluster's protocol (HTTP/1.1 or HTTP/2).
+pub(crate) fn build_request(
     method: &http::Method,
     mut headers: HeaderMap,
     path: &PathAndQuery,

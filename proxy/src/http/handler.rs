@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use http::{Request, Response};
 use hyper::body::Incoming;
 
-use super::body::{Completion, ProxyBody};
+use http_body_util::BodyExt;
+
+use super::body::{BoxError, Completion, ProxyBody};
 use super::{headers, local};
 use crate::router::{RequestView, RouteAction};
 use crate::server::ProxyState;
@@ -37,6 +39,10 @@ pub struct ConnInfo {
     pub in_flight: AtomicUsize,
     /// Milliseconds after `accepted` of the last request start or end.
     pub last_active_ms: AtomicU64,
+    /// Process-unique connection id (`connection.id` for filters).
+    pub id: u64,
+    /// TLS facts once the handshake completed (for filter properties).
+    pub tls: std::sync::OnceLock<wasp_filter_host::TlsInfo>,
 }
 
 impl ConnInfo {
@@ -110,27 +116,49 @@ pub async fn handle(
         None => local::no_route(host, req.uri().path()),
         Some(route) => {
             completion.route = Some(Arc::clone(&route.name));
-            match &route.action {
-                RouteAction::Direct { status, body } => {
-                    let mut response = local::text(*status, body.clone());
-                    if body.is_empty() {
-                        response.headers_mut().remove(http::header::CONTENT_TYPE);
-                    }
-                    response
+            match (&route.filter_chain, &route.action) {
+                (Some(chain), _) => {
+                    super::filtered::serve(chain, &conn, route, req, &mut completion).await
                 }
-                RouteAction::Redirect(redirect) => local::redirect(
-                    redirect,
-                    conn.scheme,
-                    headers::request_authority(req.uri(), req.headers()).unwrap_or(host),
-                    req.uri().path(),
-                    req.uri().query(),
-                ),
-                RouteAction::Forward(forward) => {
+                (None, RouteAction::Forward(forward)) => {
+                    let req = req.map(|body| body.map_err(BoxError::from).boxed_unsync());
                     super::forward::forward(&conn, forward, req, &mut completion).await
                 }
+                (None, action) => action_response(action, &conn, req.uri(), req.headers())
+                    .unwrap_or_else(|| local::text(http::StatusCode::INTERNAL_SERVER_ERROR, "")),
             }
         }
     };
     completion.status = response.status().as_u16();
     Ok(response.map(|body| body.with_completion(completion)))
+}
+
+/// The response of a route that answers itself (direct response, redirect);
+/// `None` for a forwarding route.
+pub fn action_response(
+    action: &RouteAction,
+    conn: &ConnInfo,
+    uri: &http::Uri,
+    request_headers: &http::HeaderMap,
+) -> Option<Response<ProxyBody>> {
+    match action {
+        RouteAction::Direct { status, body } => {
+            let mut response = local::text(*status, body.clone());
+            if body.is_empty() {
+                response.headers_mut().remove(http::header::CONTENT_TYPE);
+            }
+            Some(response)
+        }
+        RouteAction::Redirect(redirect) => {
+            let host = headers::request_host(uri, request_headers);
+            Some(local::redirect(
+                redirect,
+                conn.scheme,
+                headers::request_authority(uri, request_headers).unwrap_or(host),
+                uri.path(),
+                uri.query(),
+            ))
+        }
+        RouteAction::Forward(_) => None,
+    }
 }

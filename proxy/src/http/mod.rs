@@ -2,6 +2,7 @@
 //! locally answered) response.
 
 pub mod body;
+pub mod filtered;
 pub mod forward;
 pub mod handler;
 pub mod headers;

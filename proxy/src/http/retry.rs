@@ -8,7 +8,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body::Body;
 use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
 use tokio::sync::Notify;
 
 use super::body::{BoxError, UpstreamBody};
@@ -93,17 +92,17 @@ pub enum RequestBody {
     /// Read completely; every attempt sends a copy.
     Buffered(Bytes),
     /// Streamed to the first attempt that sends; gone after that.
-    Streaming(Option<Incoming>),
+    Streaming(Option<UpstreamBody>),
 }
 
 impl RequestBody {
     /// Prepares the body: with a retry policy, a body whose announced size
     /// fits the buffer limit is read first so it can be replayed.
     pub async fn new(
-        body: Incoming,
+        body: UpstreamBody,
         buffer_limit: Option<u64>,
         end: &Arc<EndOfRequest>,
-    ) -> Result<Self, hyper::Error> {
+    ) -> Result<Self, BoxError> {
         let fits =
             buffer_limit.is_some_and(|limit| body.size_hint().upper().is_some_and(|n| n <= limit));
         if body.is_end_stream() || fits {
@@ -146,7 +145,7 @@ impl RequestBody {
 
 /// A streamed request body that signals its end.
 struct SignalEnd {
-    inner: Incoming,
+    inner: UpstreamBody,
     end: Arc<EndOfRequest>,
 }
 
@@ -166,7 +165,7 @@ impl Body for SignalEnd {
         {
             self.end.set();
         }
-        polled.map_err(BoxError::from)
+        polled
     }
 
     fn is_end_stream(&self) -> bool {

@@ -72,6 +72,8 @@ pub async fn serve(
         accepted: std::time::Instant::now(),
         in_flight: std::sync::atomic::AtomicUsize::new(0),
         last_active_ms: std::sync::atomic::AtomicU64::new(0),
+        id: NEXT_CONNECTION_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        tls: std::sync::OnceLock::new(),
     });
     let idle = Idle {
         info: Arc::clone(&info),
@@ -81,6 +83,7 @@ pub async fn serve(
             .downstream_cx_idle_timeout
             .with_label_values(&[&*info.fallback.name]),
     };
+    let conn_info = Arc::clone(&info);
     let service = {
         let state = Arc::clone(&state);
         service_fn(move |req| handle(Arc::clone(&state), Arc::clone(&info), req))
@@ -90,6 +93,15 @@ pub async fn serve(
         Some(acceptor) => {
             match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Ok(Ok(tls_stream)) => {
+                    let session = tls_stream.get_ref().1;
+                    let _ = conn_info.tls.set(wasp_filter_host::TlsInfo {
+                        server_name: session.server_name().map(str::to_owned),
+                        version: session
+                            .protocol_version()
+                            .and_then(|v| v.as_str())
+                            .map(str::to_owned),
+                        peer_uri_sans: Vec::new(),
+                    });
                     drive(
                         &builder,
                         TokioIo::new(tls_stream),
@@ -106,6 +118,9 @@ pub async fn serve(
     }
     gauge.dec();
 }
+
+/// Source of [`ConnInfo::id`].
+static NEXT_CONNECTION_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// Closes a connection with no request in flight for `timeout`.
 struct Idle {

@@ -29,6 +29,8 @@ pub struct Route {
     matcher: CompiledMatch,
     /// What to do with a matching request.
     pub action: RouteAction,
+    /// Filters run on its requests (the route's chain, else the listener's).
+    pub filter_chain: Option<Arc<wasp_filter_host::FilterChain>>,
 }
 
 /// What a route does with the requests it matches.
@@ -102,6 +104,7 @@ impl RouteTable {
         listener: &ListenerConfig,
         at: &str,
         clusters: &HashMap<String, Arc<Cluster>>,
+        chains: &crate::filters::Chains,
         sink: &mut ErrorSink,
     ) -> Self {
         let routes = listener
@@ -109,7 +112,15 @@ impl RouteTable {
             .iter()
             .enumerate()
             .filter_map(|(i, route)| {
-                Route::build(route, i, &format!("{at}.routes[{i}]"), clusters, sink)
+                let chain = route
+                    .filter_chain
+                    .as_ref()
+                    .or(listener.filter_chain.as_ref())
+                    .and_then(|name| chains.get(name).cloned());
+                let mut built =
+                    Route::build(route, i, &format!("{at}.routes[{i}]"), clusters, sink)?;
+                built.filter_chain = chain;
+                Some(built)
             })
             .collect();
         Self { routes }
@@ -192,6 +203,7 @@ impl Route {
                 .into(),
             matcher,
             action,
+            filter_chain: None,
         })
     }
 }

@@ -1,0 +1,504 @@
+//! Hostcalls of the HTTP stream: header maps, body buffers, local replies and
+//! stream control (continue, close, effective context).
+
+use std::sync::PoisonError;
+
+use wasmtime::Caller;
+use wasp_abi::{BufferType, MapType, Status, StreamType, decode_map, encode_map, encoded_map_len};
+
+use super::{ENV, HostImports};
+use crate::memory::{CallResult, copy_out, misuse, read, read_str, status, write_u32};
+use crate::state::VmState;
+use crate::stream::{HeaderList, LocalReply, header_get, header_remove, header_replace};
+
+type C<'a> = Caller<'a, VmState>;
+
+/// Runs `f` on the header map `map_type` of the effective context.
+fn map_op<R>(
+    caller: &mut C<'_>,
+    call: &str,
+    map_type: u32,
+    f: impl FnOnce(&mut HeaderList) -> R,
+) -> Result<R, Status> {
+    let Ok(kind) = MapType::try_from(map_type) else {
+        return Err(misuse(caller, call, "map_type", Status::BadArgument));
+    };
+    match kind {
+        MapType::HttpRequestHeaders
+        | MapType::HttpRequestTrailers
+        | MapType::HttpResponseHeaders
+        | MapType::HttpResponseTrailers => {
+            let Some(binding) = caller.data().stream() else {
+                return Err(Status::NotFound);
+            };
+            let data = binding.data.clone();
+            let mut data = data.lock().unwrap_or_else(PoisonError::into_inner);
+            let list = match kind {
+                MapType::HttpRequestHeaders => &mut data.request_headers,
+                MapType::HttpRequestTrailers => &mut data.request_trailers,
+                MapType::HttpResponseHeaders => &mut data.response_headers,
+                _ => &mut data.response_trailers,
+            };
+            Ok(f(list))
+        }
+        MapType::HttpCallResponseHeaders | MapType::GrpcReceiveInitialMetadata => {
+            match caller.data_mut().callout.as_mut() {
+                Some(view) => Ok(f(&mut view.headers)),
+                None => Err(Status::NotFound),
+            }
+        }
+        MapType::HttpCallResponseTrailers | MapType::GrpcReceiveTrailingMetadata => {
+            match caller.data_mut().callout.as_mut() {
+                Some(view) => Ok(f(&mut view.trailers)),
+                None => Err(Status::NotFound),
+            }
+        }
+    }
+}
+
+/// Runs `f` on the buffer `buffer_type` of the effective context. Read-only
+/// buffers are passed as a copy whose changes are dropped.
+fn buffer_op<R>(
+    caller: &mut C<'_>,
+    call: &str,
+    buffer_type: u32,
+    writable: bool,
+    f: impl FnOnce(&mut Vec<u8>) -> R,
+) -> Result<R, Status> {
+    let Ok(kind) = BufferType::try_from(buffer_type) else {
+        return Err(misuse(caller, call, "buffer_type", Status::BadArgument));
+    };
+    match kind {
+        BufferType::HttpRequestBody | BufferType::HttpResponseBody => {
+            let Some(binding) = caller.data().stream() else {
+                return Err(Status::NotFound);
+            };
+            let data = binding.data.clone();
+            let mut data = data.lock().unwrap_or_else(PoisonError::into_inner);
+            Ok(match kind {
+                BufferType::HttpRequestBody => f(&mut data.request_body),
+                _ => f(&mut data.response_body),
+            })
+        }
+        BufferType::HttpCallResponseBody | BufferType::GrpcReceiveBuffer => {
+            match caller.data_mut().callout.as_mut() {
+                Some(view) => Ok(f(&mut view.body)),
+                None => Err(Status::NotFound),
+            }
+        }
+        BufferType::VmConfiguration | BufferType::PluginConfiguration => {
+            if writable {
+                return Err(misuse(caller, call, "buffer_type", Status::BadArgument));
+            }
+            let core = &caller.data().core;
+            let mut copy = if kind == BufferType::VmConfiguration {
+                core.spec.vm_configuration.to_vec()
+            } else {
+                core.spec.configuration.to_vec()
+            };
+            Ok(f(&mut copy))
+        }
+        BufferType::DownstreamData | BufferType::UpstreamData | BufferType::CallData => {
+            Err(Status::NotFound)
+        }
+    }
+}
+
+/// Decodes a serialized map argument into owned pairs with lower-case names.
+pub(crate) fn read_map(
+    caller: &C<'_>,
+    call: &str,
+    argument: &str,
+    ptr: u32,
+    len: u32,
+) -> Result<HeaderList, Status> {
+    let bytes = read(caller, call, argument, ptr, len)?;
+    let pairs =
+        decode_map(&bytes).map_err(|_| misuse(caller, call, argument, Status::BadArgument))?;
+    let mut out = Vec::with_capacity(pairs.len());
+    for (k, v) in pairs {
+        let Ok(name) = std::str::from_utf8(k) else {
+            return Err(misuse(caller, call, argument, Status::BadArgument));
+        };
+        out.push((name.to_ascii_lowercase(), v.to_vec()));
+    }
+    Ok(out)
+}
+
+fn get_map_pairs(mut caller: C<'_>, map_type: u32, ptr_ptr: u32, size_ptr: u32) -> CallResult {
+    const CALL: &str = "proxy_get_header_map_pairs";
+    let encoded = match map_op(&mut caller, CALL, map_type, |list| encode_map(list)) {
+        Ok(encoded) => encoded,
+        Err(status) => return Ok(status as u32),
+    };
+    Ok(status(copy_out(
+        &mut caller,
+        CALL,
+        &encoded,
+        ptr_ptr,
+        size_ptr,
+    )?))
+}
+
+fn set_map_pairs(mut caller: C<'_>, map_type: u32, ptr: u32, len: u32) -> CallResult {
+    const CALL: &str = "proxy_set_header_map_pairs";
+    let pairs = match read_map(&caller, CALL, "map_data", ptr, len) {
+        Ok(pairs) => pairs,
+        Err(status) => return Ok(status as u32),
+    };
+    Ok(status(map_op(&mut caller, CALL, map_type, |list| {
+        *list = pairs
+    })))
+}
+
+fn get_map_value(
+    mut caller: C<'_>,
+    map_type: u32,
+    key_ptr: u32,
+    key_len: u32,
+    ptr_ptr: u32,
+    size_ptr: u32,
+) -> CallResult {
+    const CALL: &str = "proxy_get_header_map_value";
+    let key = match read_str(&caller, CALL, "key", key_ptr, key_len) {
+        Ok(key) => key,
+        Err(status) => return Ok(status as u32),
+    };
+    // A missing header is `NotFound` (what current SDKs expect); an empty one
+    // is `Ok` with no data.
+    let value = match map_op(&mut caller, CALL, map_type, |list| {
+        header_get(list, &key).map(<[u8]>::to_vec)
+    }) {
+        Ok(Some(value)) => value,
+        Ok(None) => return Ok(Status::NotFound as u32),
+        Err(status) => return Ok(status as u32),
+    };
+    Ok(status(copy_out(
+        &mut caller,
+        CALL,
+        &value,
+        ptr_ptr,
+        size_ptr,
+    )?))
+}
+
+/// How `proxy_add/replace/remove_header_map_value` change a map.
+#[derive(Clone, Copy)]
+enum Edit {
+    Add,
+    Replace,
+}
+
+fn edit_map_value(
+    mut caller: C<'_>,
+    call: &str,
+    edit: Edit,
+    args: (u32, u32, u32, u32, u32),
+) -> CallResult {
+    let (map_type, key_ptr, key_len, value_ptr, value_len) = args;
+    let key = match read_str(&caller, call, "key", key_ptr, key_len) {
+        Ok(key) => key,
+        Err(status) => return Ok(status as u32),
+    };
+    let value = match read(&caller, call, "value", value_ptr, value_len) {
+        Ok(value) => value,
+        Err(status) => return Ok(status as u32),
+    };
+    Ok(status(map_op(
+        &mut caller,
+        call,
+        map_type,
+        |list| match edit {
+            Edit::Add => list.push((key.to_ascii_lowercase(), value)),
+            Edit::Replace => header_replace(list, &key, value),
+        },
+    )))
+}
+
+fn remove_map_value(mut caller: C<'_>, map_type: u32, key_ptr: u32, key_len: u32) -> CallResult {
+    const CALL: &str = "proxy_remove_header_map_value";
+    let key = match read_str(&caller, CALL, "key", key_ptr, key_len) {
+        Ok(key) => key,
+        Err(status) => return Ok(status as u32),
+    };
+    Ok(status(map_op(&mut caller, CALL, map_type, |list| {
+        header_remove(list, &key)
+    })))
+}
+
+fn get_map_size(mut caller: C<'_>, map_type: u32, size_ptr: u32) -> CallResult {
+    const CALL: &str = "proxy_get_header_map_size";
+    match map_op(&mut caller, CALL, map_type, |list| encoded_map_len(list)) {
+        Ok(size) => Ok(status(write_u32(
+            &mut caller,
+            CALL,
+            "return_size",
+            size_ptr,
+            size as u32,
+        ))),
+        Err(status) => Ok(status as u32),
+    }
+}
+
+fn get_buffer_bytes(
+    mut caller: C<'_>,
+    buffer_type: u32,
+    start: u32,
+    max_size: u32,
+    ptr_ptr: u32,
+    size_ptr: u32,
+) -> CallResult {
+    const CALL: &str = "proxy_get_buffer_bytes";
+    // Sizes are clamped to the buffer: SDKs ask for `usize::MAX` bytes.
+    let bytes = match buffer_op(&mut caller, CALL, buffer_type, false, |buf| {
+        let start = (start as usize).min(buf.len());
+        let end = start.saturating_add(max_size as usize).min(buf.len());
+        buf[start..end].to_vec()
+    }) {
+        Ok(bytes) => bytes,
+        Err(status) => return Ok(status as u32),
+    };
+    Ok(status(copy_out(
+        &mut caller,
+        CALL,
+        &bytes,
+        ptr_ptr,
+        size_ptr,
+    )?))
+}
+
+fn get_buffer_status(
+    mut caller: C<'_>,
+    buffer_type: u32,
+    size_ptr: u32,
+    flags_ptr: u32,
+) -> CallResult {
+    const CALL: &str = "proxy_get_buffer_status";
+    match buffer_op(&mut caller, CALL, buffer_type, false, |buf| buf.len()) {
+        Ok(len) => Ok(status(
+            write_u32(
+                &mut caller,
+                CALL,
+                "return_buffer_size",
+                size_ptr,
+                len as u32,
+            )
+            .and_then(|()| write_u32(&mut caller, CALL, "return_flags", flags_ptr, 0)),
+        )),
+        Err(status) => Ok(status as u32),
+    }
+}
+
+fn set_buffer_bytes(
+    mut caller: C<'_>,
+    buffer_type: u32,
+    start: u32,
+    size: u32,
+    data_ptr: u32,
+    data_len: u32,
+) -> CallResult {
+    const CALL: &str = "proxy_set_buffer_bytes";
+    let data = match read(&caller, CALL, "buffer_data", data_ptr, data_len) {
+        Ok(data) => data,
+        Err(status) => return Ok(status as u32),
+    };
+    // Replaces bytes [start, start + size) (clamped): (0, len) replaces all,
+    // (0, 0) prepends, (len, 0) appends.
+    Ok(status(buffer_op(
+        &mut caller,
+        CALL,
+        buffer_type,
+        true,
+        |buf| {
+            let start = (start as usize).min(buf.len());
+            let end = start.saturating_add(size as usize).min(buf.len());
+            buf.splice(start..end, data);
+        },
+    )))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn send_local_response(
+    caller: C<'_>,
+    status_code: u32,
+    details_ptr: u32,
+    details_len: u32,
+    body_ptr: u32,
+    body_len: u32,
+    headers_ptr: u32,
+    headers_len: u32,
+    grpc_status: i32,
+) -> CallResult {
+    const CALL: &str = "proxy_send_local_response";
+    if !(200..=599).contains(&status_code) {
+        return Ok(misuse(&caller, CALL, "status_code", Status::BadArgument) as u32);
+    }
+    let reply = (|| {
+        Ok::<_, Status>(LocalReply {
+            status: status_code as u16,
+            details: String::from_utf8_lossy(&read(
+                &caller,
+                CALL,
+                "status_code_details",
+                details_ptr,
+                details_len,
+            )?)
+            .into_owned(),
+            body: read(&caller, CALL, "body", body_ptr, body_len)?.into(),
+            headers: read_map(&caller, CALL, "headers", headers_ptr, headers_len)?,
+            grpc_status: u32::try_from(grpc_status).ok(),
+        })
+    })();
+    let reply = match reply {
+        Ok(reply) => reply,
+        Err(status) => return Ok(status as u32),
+    };
+    let Some(binding) = caller.data().stream() else {
+        return Ok(misuse(
+            &caller,
+            CALL,
+            "context (not an HTTP stream)",
+            Status::BadArgument,
+        ) as u32);
+    };
+    let mut data = binding.data.lock().unwrap_or_else(PoisonError::into_inner);
+    data.local_reply.get_or_insert(reply);
+    drop(data);
+    binding.signal.notify.notify_one();
+    Ok(Status::Ok as u32)
+}
+
+/// What `proxy_continue_stream` / `proxy_close_stream` do.
+#[derive(Clone, Copy)]
+enum Control {
+    Continue,
+    Close,
+}
+
+fn stream_control(caller: &C<'_>, call: &str, stream_type: u32, control: Control) -> u32 {
+    let Ok(kind) = StreamType::try_from(stream_type) else {
+        return misuse(caller, call, "stream_type", Status::BadArgument) as u32;
+    };
+    let Some(binding) = caller.data().stream() else {
+        return misuse(
+            caller,
+            call,
+            "context (not an HTTP stream)",
+            Status::NotFound,
+        ) as u32;
+    };
+    let signal = &binding.signal;
+    match (control, kind) {
+        (Control::Continue, StreamType::HttpRequest) => signal.set(&signal.request),
+        (Control::Continue, StreamType::HttpResponse) => signal.set(&signal.response),
+        (Control::Close, StreamType::HttpRequest | StreamType::HttpResponse) => {
+            signal.set(&signal.closed)
+        }
+        _ => {
+            return misuse(
+                caller,
+                call,
+                "stream_type (TCP streams are not served)",
+                Status::BadArgument,
+            ) as u32;
+        }
+    }
+    Status::Ok as u32
+}
+
+fn set_effective_context(mut caller: C<'_>, context: u32) -> CallResult {
+    let state = caller.data_mut();
+    if context == state.root_context || state.streams.contains_key(&context) {
+        state.effective_context = context;
+        return Ok(Status::Ok as u32);
+    }
+    Ok(misuse(
+        &caller,
+        "proxy_set_effective_context",
+        "context_id",
+        Status::BadArgument,
+    ) as u32)
+}
+
+pub(super) fn register(imports: &mut HostImports) -> wasmtime::Result<()> {
+    imports.func(ENV, "proxy_get_header_map_pairs", get_map_pairs)?;
+    imports.func(ENV, "proxy_set_header_map_pairs", set_map_pairs)?;
+    imports.func(ENV, "proxy_get_header_map_value", get_map_value)?;
+    imports.func(
+        ENV,
+        "proxy_add_header_map_value",
+        |c: C<'_>, t: u32, kp: u32, kl: u32, vp: u32, vl: u32| {
+            edit_map_value(
+                c,
+                "proxy_add_header_map_value",
+                Edit::Add,
+                (t, kp, kl, vp, vl),
+            )
+        },
+    )?;
+    imports.func(
+        ENV,
+        "proxy_replace_header_map_value",
+        |c: C<'_>, t: u32, kp: u32, kl: u32, vp: u32, vl: u32| {
+            edit_map_value(
+                c,
+                "proxy_replace_header_map_value",
+                Edit::Replace,
+                (t, kp, kl, vp, vl),
+            )
+        },
+    )?;
+    imports.func(ENV, "proxy_remove_header_map_value", remove_map_value)?;
+    imports.func(ENV, "proxy_get_header_map_size", get_map_size)?;
+    imports.func(ENV, "proxy_get_buffer_bytes", get_buffer_bytes)?;
+    imports.func(ENV, "proxy_get_buffer_status", get_buffer_status)?;
+    imports.func(ENV, "proxy_set_buffer_bytes", set_buffer_bytes)?;
+    imports.func(ENV, "proxy_send_local_response", send_local_response)?;
+    imports.func(
+        ENV,
+        "proxy_continue_stream",
+        |c: C<'_>, t: u32| -> CallResult {
+            Ok(stream_control(
+                &c,
+                "proxy_continue_stream",
+                t,
+                Control::Continue,
+            ))
+        },
+    )?;
+    imports.func(
+        ENV,
+        "proxy_close_stream",
+        |c: C<'_>, t: u32| -> CallResult {
+            Ok(stream_control(&c, "proxy_close_stream", t, Control::Close))
+        },
+    )?;
+    // ABI 0.1.0 names still imported by SDKs.
+    imports.func(ENV, "proxy_continue_request", |c: C<'_>| -> CallResult {
+        Ok(stream_control(
+            &c,
+            "proxy_continue_request",
+            StreamType::HttpRequest as u32,
+            Control::Continue,
+        ))
+    })?;
+    imports.func(ENV, "proxy_continue_response", |c: C<'_>| -> CallResult {
+        Ok(stream_control(
+            &c,
+            "proxy_continue_response",
+            StreamType::HttpResponse as u32,
+            Control::Continue,
+        ))
+    })?;
+    imports.func(ENV, "proxy_clear_route_cache", |_: C<'_>| -> CallResult {
+        // Routing happens before the chain runs; there is no cached route to clear.
+        Ok(Status::Ok as u32)
+    })?;
+    imports.func(ENV, "proxy_set_effective_context", set_effective_context)?;
+    imports.func(ENV, "proxy_done", |c: C<'_>| -> CallResult {
+        // Root contexts are torn down with their VM; accept the request.
+        let _ = c;
+        Ok(Status::Ok as u32)
+    })?;
+    Ok(())
+}

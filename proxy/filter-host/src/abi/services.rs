@@ -1,0 +1,394 @@
+//! Hostcalls of host services: logging, time, ticks, properties, shared data,
+//! shared queues, metrics, and the few calls with nothing to act on.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use wasmtime::Caller;
+use wasp_abi::{LogLevel, MetricType, Status, decode_property_path};
+
+use super::{ENV, HostImports};
+use crate::memory::{CallResult, copy_out, misuse, read, read_str, status, write_u32, write_u64};
+use crate::properties;
+use crate::state::VmState;
+
+type C<'a> = Caller<'a, VmState>;
+
+fn log(caller: C<'_>, level: u32, ptr: u32, len: u32) -> CallResult {
+    const CALL: &str = "proxy_log";
+    let Ok(level) = LogLevel::try_from(level) else {
+        return Ok(misuse(&caller, CALL, "log_level", Status::BadArgument) as u32);
+    };
+    let message = match read(&caller, CALL, "message", ptr, len) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(status) => return Ok(status as u32),
+    };
+    let plugin = &*caller.data().core.spec.name;
+    match level {
+        LogLevel::Trace => tracing::trace!(target: "wasp::filter", plugin, "{message}"),
+        LogLevel::Debug => tracing::debug!(target: "wasp::filter", plugin, "{message}"),
+        LogLevel::Info => tracing::info!(target: "wasp::filter", plugin, "{message}"),
+        LogLevel::Warn => tracing::warn!(target: "wasp::filter", plugin, "{message}"),
+        LogLevel::Error | LogLevel::Critical => {
+            tracing::error!(target: "wasp::filter", plugin, "{message}")
+        }
+    }
+    Ok(Status::Ok as u32)
+}
+
+/// The most verbose level `tracing` currently lets through.
+fn current_log_level() -> LogLevel {
+    use tracing::level_filters::LevelFilter;
+    match LevelFilter::current() {
+        LevelFilter::TRACE => LogLevel::Trace,
+        LevelFilter::DEBUG => LogLevel::Debug,
+        LevelFilter::INFO => LogLevel::Info,
+        LevelFilter::WARN => LogLevel::Warn,
+        LevelFilter::ERROR => LogLevel::Error,
+        _ => LogLevel::Critical,
+    }
+}
+
+fn now_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+fn get_property(
+    mut caller: C<'_>,
+    path_ptr: u32,
+    path_len: u32,
+    ptr_ptr: u32,
+    size_ptr: u32,
+) -> CallResult {
+    const CALL: &str = "proxy_get_property";
+    let path = match read(&caller, CALL, "path", path_ptr, path_len) {
+        Ok(path) => path,
+        Err(status) => return Ok(status as u32),
+    };
+    let mut segments = Vec::new();
+    for segment in decode_property_path(&path) {
+        match std::str::from_utf8(segment) {
+            Ok(s) => segments.push(s.to_owned()),
+            Err(_) => return Ok(misuse(&caller, CALL, "path", Status::BadArgument) as u32),
+        }
+    }
+    match properties::get(caller.data(), &segments) {
+        Some(value) => Ok(status(copy_out(
+            &mut caller,
+            CALL,
+            &value,
+            ptr_ptr,
+            size_ptr,
+        )?)),
+        None => Ok(Status::NotFound as u32),
+    }
+}
+
+fn set_property(
+    mut caller: C<'_>,
+    path_ptr: u32,
+    path_len: u32,
+    value_ptr: u32,
+    value_len: u32,
+) -> CallResult {
+    const CALL: &str = "proxy_set_property";
+    let (path, value) = match read(&caller, CALL, "path", path_ptr, path_len)
+        .and_then(|p| read(&caller, CALL, "value", value_ptr, value_len).map(|v| (p, v)))
+    {
+        Ok(pair) => pair,
+        Err(status) => return Ok(status as u32),
+    };
+    let mut segments = Vec::new();
+    for segment in decode_property_path(&path) {
+        match std::str::from_utf8(segment) {
+            Ok(s) => segments.push(s),
+            Err(_) => return Ok(misuse(&caller, CALL, "path", Status::BadArgument) as u32),
+        }
+    }
+    if segments.is_empty() {
+        return Ok(misuse(&caller, CALL, "path (empty)", Status::BadArgument) as u32);
+    }
+    properties::set(caller.data_mut(), &segments.join("."), value);
+    Ok(Status::Ok as u32)
+}
+
+fn get_shared_data(
+    mut caller: C<'_>,
+    key_ptr: u32,
+    key_len: u32,
+    ptr_ptr: u32,
+    size_ptr: u32,
+    cas_ptr: u32,
+) -> CallResult {
+    const CALL: &str = "proxy_get_shared_data";
+    let key = match read_str(&caller, CALL, "key", key_ptr, key_len) {
+        Ok(key) => key,
+        Err(status) => return Ok(status as u32),
+    };
+    let core = caller.data().core.clone();
+    let Some((value, cas)) = core.services.shared_data.get(&core.spec.vm_id, &key) else {
+        return Ok(Status::NotFound as u32);
+    };
+    if let Err(status) = copy_out(&mut caller, CALL, &value, ptr_ptr, size_ptr)? {
+        return Ok(status as u32);
+    }
+    Ok(status(write_u32(
+        &mut caller,
+        CALL,
+        "return_cas",
+        cas_ptr,
+        cas,
+    )))
+}
+
+fn set_shared_data(
+    caller: C<'_>,
+    key_ptr: u32,
+    key_len: u32,
+    value_ptr: u32,
+    value_len: u32,
+    cas: u32,
+) -> CallResult {
+    const CALL: &str = "proxy_set_shared_data";
+    let (key, value) = match read_str(&caller, CALL, "key", key_ptr, key_len)
+        .and_then(|k| read(&caller, CALL, "value", value_ptr, value_len).map(|v| (k, v)))
+    {
+        Ok(pair) => pair,
+        Err(status) => return Ok(status as u32),
+    };
+    let core = &caller.data().core;
+    Ok(status(core.services.shared_data.set(
+        &core.spec.vm_id,
+        &key,
+        value,
+        cas,
+    )))
+}
+
+fn register_queue(mut caller: C<'_>, name_ptr: u32, name_len: u32, id_ptr: u32) -> CallResult {
+    const CALL: &str = "proxy_register_shared_queue";
+    let name = match read_str(&caller, CALL, "queue_name", name_ptr, name_len) {
+        Ok(name) => name,
+        Err(status) => return Ok(status as u32),
+    };
+    let state = caller.data();
+    let owner = crate::shared::QueueOwner {
+        slot: state.slot.clone(),
+        generation: state.generation,
+    };
+    let id = state
+        .core
+        .services
+        .queues
+        .register(&state.core.spec.vm_id, &name, owner);
+    Ok(status(write_u32(
+        &mut caller,
+        CALL,
+        "return_queue_id",
+        id_ptr,
+        id,
+    )))
+}
+
+fn resolve_queue(
+    mut caller: C<'_>,
+    vm_ptr: u32,
+    vm_len: u32,
+    name_ptr: u32,
+    name_len: u32,
+    id_ptr: u32,
+) -> CallResult {
+    const CALL: &str = "proxy_resolve_shared_queue";
+    let (vm_id, name) = match read_str(&caller, CALL, "vm_id", vm_ptr, vm_len)
+        .and_then(|v| read_str(&caller, CALL, "queue_name", name_ptr, name_len).map(|n| (v, n)))
+    {
+        Ok(pair) => pair,
+        Err(status) => return Ok(status as u32),
+    };
+    match caller.data().core.services.queues.resolve(&vm_id, &name) {
+        Some(id) => Ok(status(write_u32(
+            &mut caller,
+            CALL,
+            "return_queue_id",
+            id_ptr,
+            id,
+        ))),
+        None => Ok(Status::NotFound as u32),
+    }
+}
+
+fn enqueue(caller: C<'_>, id: u32, ptr: u32, len: u32) -> CallResult {
+    const CALL: &str = "proxy_enqueue_shared_queue";
+    let value = match read(&caller, CALL, "value", ptr, len) {
+        Ok(value) => value,
+        Err(status) => return Ok(status as u32),
+    };
+    Ok(status(
+        caller.data().core.services.queues.enqueue(id, value),
+    ))
+}
+
+fn dequeue(mut caller: C<'_>, id: u32, ptr_ptr: u32, size_ptr: u32) -> CallResult {
+    const CALL: &str = "proxy_dequeue_shared_queue";
+    match caller.data().core.services.queues.dequeue(id) {
+        Ok(Some(value)) => Ok(status(copy_out(
+            &mut caller,
+            CALL,
+            &value,
+            ptr_ptr,
+            size_ptr,
+        )?)),
+        Ok(None) => Ok(Status::Empty as u32),
+        Err(status) => Ok(status as u32),
+    }
+}
+
+fn define_metric(
+    mut caller: C<'_>,
+    kind: u32,
+    name_ptr: u32,
+    name_len: u32,
+    id_ptr: u32,
+) -> CallResult {
+    const CALL: &str = "proxy_define_metric";
+    let Ok(kind) = MetricType::try_from(kind) else {
+        return Ok(misuse(&caller, CALL, "metric_type", Status::BadArgument) as u32);
+    };
+    let name = match read_str(&caller, CALL, "name", name_ptr, name_len) {
+        Ok(name) => name,
+        Err(status) => return Ok(status as u32),
+    };
+    match caller.data().core.services.metrics.define(kind, &name) {
+        Ok(id) => Ok(status(write_u32(
+            &mut caller,
+            CALL,
+            "return_metric_id",
+            id_ptr,
+            id,
+        ))),
+        Err(status) => Ok(misuse(&caller, CALL, "name (defined with another type)", status) as u32),
+    }
+}
+
+fn get_metric(mut caller: C<'_>, id: u32, value_ptr: u32) -> CallResult {
+    const CALL: &str = "proxy_get_metric";
+    match caller.data().core.services.metrics.get(id) {
+        Ok(value) => Ok(status(write_u64(
+            &mut caller,
+            CALL,
+            "return_value",
+            value_ptr,
+            value,
+        ))),
+        Err(status) => Ok(status as u32),
+    }
+}
+
+fn get_status(mut caller: C<'_>, code_ptr: u32, msg_ptr_ptr: u32, msg_size_ptr: u32) -> CallResult {
+    const CALL: &str = "proxy_get_status";
+    let Some((code, message)) = caller
+        .data()
+        .callout
+        .as_ref()
+        .and_then(|v| v.status.clone())
+    else {
+        return Ok(Status::NotFound as u32);
+    };
+    if let Err(status) = write_u32(&mut caller, CALL, "return_status_code", code_ptr, code) {
+        return Ok(status as u32);
+    }
+    Ok(status(copy_out(
+        &mut caller,
+        CALL,
+        message.as_bytes(),
+        msg_ptr_ptr,
+        msg_size_ptr,
+    )?))
+}
+
+pub(super) fn register(imports: &mut HostImports) -> wasmtime::Result<()> {
+    imports.func(ENV, "proxy_log", log)?;
+    imports.func(
+        ENV,
+        "proxy_get_log_level",
+        |mut c: C<'_>, ptr: u32| -> CallResult {
+            Ok(status(write_u32(
+                &mut c,
+                "proxy_get_log_level",
+                "return_log_level",
+                ptr,
+                current_log_level() as u32,
+            )))
+        },
+    )?;
+    imports.func(
+        ENV,
+        "proxy_get_current_time_nanoseconds",
+        |mut c: C<'_>, ptr: u32| -> CallResult {
+            Ok(status(write_u64(
+                &mut c,
+                "proxy_get_current_time_nanoseconds",
+                "return_time",
+                ptr,
+                now_nanos(),
+            )))
+        },
+    )?;
+    imports.func(
+        ENV,
+        "proxy_set_tick_period_milliseconds",
+        |mut c: C<'_>, period: u32| -> CallResult {
+            c.data_mut().tick_period_ms = period;
+            Ok(Status::Ok as u32)
+        },
+    )?;
+    imports.func(
+        ENV,
+        "proxy_get_configuration",
+        |mut c: C<'_>, ptr_ptr: u32, size_ptr: u32| -> CallResult {
+            let config = c.data().core.spec.configuration.clone();
+            Ok(status(copy_out(
+                &mut c,
+                "proxy_get_configuration",
+                &config,
+                ptr_ptr,
+                size_ptr,
+            )?))
+        },
+    )?;
+    imports.func(ENV, "proxy_get_property", get_property)?;
+    imports.func(ENV, "proxy_set_property", set_property)?;
+    imports.func(ENV, "proxy_get_shared_data", get_shared_data)?;
+    imports.func(ENV, "proxy_set_shared_data", set_shared_data)?;
+    imports.func(ENV, "proxy_register_shared_queue", register_queue)?;
+    imports.func(ENV, "proxy_resolve_shared_queue", resolve_queue)?;
+    imports.func(ENV, "proxy_enqueue_shared_queue", enqueue)?;
+    imports.func(ENV, "proxy_dequeue_shared_queue", dequeue)?;
+    imports.func(ENV, "proxy_define_metric", define_metric)?;
+    imports.func(
+        ENV,
+        "proxy_increment_metric",
+        |c: C<'_>, id: u32, offset: i64| -> CallResult {
+            Ok(status(c.data().core.services.metrics.increment(id, offset)))
+        },
+    )?;
+    imports.func(
+        ENV,
+        "proxy_record_metric",
+        |c: C<'_>, id: u32, value: u64| -> CallResult {
+            Ok(status(c.data().core.services.metrics.record(id, value)))
+        },
+    )?;
+    imports.func(ENV, "proxy_get_metric", get_metric)?;
+    imports.func(ENV, "proxy_get_status", get_status)?;
+    imports.func(
+        ENV,
+        "proxy_call_foreign_function",
+        |_: C<'_>, _np: u32, _nl: u32, _ap: u32, _al: u32, _rp: u32, _rs: u32| -> CallResult {
+            // No foreign functions are registered: every name is unknown.
+            Ok(Status::NotFound as u32)
+        },
+    )?;
+    Ok(())
+}

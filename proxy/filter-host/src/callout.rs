@@ -1,0 +1,68 @@
+//! The services the host needs from the proxy: HTTP (and, over HTTP/2, gRPC)
+//! calls to a named cluster. The proxy implements [`Callouts`].
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use bytes::Bytes;
+use thiserror::Error;
+
+use crate::stream::HeaderList;
+
+/// One outgoing call a filter asked for.
+#[derive(Clone, Debug)]
+pub struct CalloutRequest {
+    /// The cluster to send it to.
+    pub cluster: String,
+    /// Request headers including the pseudo headers `:method`, `:path`,
+    /// `:authority` (and optionally `:scheme`).
+    pub headers: HeaderList,
+    /// Request body.
+    pub body: Bytes,
+    /// Request trailers (sent only when non-empty).
+    pub trailers: HeaderList,
+    /// Give up after this long.
+    pub timeout: Duration,
+    /// Require HTTP/2 (gRPC).
+    pub http2: bool,
+}
+
+/// The answer to a callout.
+#[derive(Clone, Debug, Default)]
+pub struct CalloutResponse {
+    /// Response headers with `:status` first.
+    pub headers: HeaderList,
+    /// The complete response body.
+    pub body: Bytes,
+    /// Response trailers.
+    pub trailers: HeaderList,
+}
+
+/// Why a callout produced no response.
+#[derive(Clone, Debug, Error)]
+pub enum CalloutError {
+    /// No such cluster.
+    #[error("unknown cluster `{0}`")]
+    UnknownCluster(String),
+    /// The timeout elapsed.
+    #[error("callout timed out")]
+    Timeout,
+    /// The call failed (connect, reset, protocol error).
+    #[error("callout failed: {0}")]
+    Failed(String),
+}
+
+/// The future a callout returns.
+pub type CalloutFuture =
+    Pin<Box<dyn Future<Output = Result<CalloutResponse, CalloutError>> + Send>>;
+
+/// Outgoing calls on behalf of filters, implemented by the proxy.
+pub trait Callouts: Send + Sync + 'static {
+    /// True when `cluster` names a configured cluster (checked when the filter
+    /// calls, so an unknown name is reported to it at once).
+    fn has_cluster(&self, cluster: &str) -> bool;
+
+    /// Sends the request and returns the complete response.
+    fn call(&self, request: CalloutRequest) -> CalloutFuture;
+}

@@ -1,0 +1,414 @@
+//! Filter chains and the per-request driver: runs each phase through the
+//! chain's filters (request phases in order, response phases in reverse),
+//! waits while a filter is paused, buffers bodies a filter asked to see whole,
+//! and applies the failure policy when a filter's VM fails.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use bytes::Bytes;
+use wasp_abi::Action;
+
+use crate::plugin::Plugin;
+use crate::pool::SlotError;
+use crate::spec::FailurePolicy;
+use crate::stream::{HeaderList, LocalReply, ResumeSignal, StreamData, StreamInfo};
+use crate::vm::{Direction, Vm, VmFailure};
+
+/// A named, ordered list of plugins.
+#[derive(Debug, Clone)]
+pub struct FilterChain {
+    name: String,
+    plugins: Vec<Arc<Plugin>>,
+}
+
+impl FilterChain {
+    /// A chain of `plugins`, run in this order on requests.
+    pub fn new(name: impl Into<String>, plugins: Vec<Arc<Plugin>>) -> Self {
+        Self {
+            name: name.into(),
+            plugins,
+        }
+    }
+
+    /// Chain name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The plugins in request order.
+    pub fn plugins(&self) -> &[Arc<Plugin>] {
+        &self.plugins
+    }
+
+    /// True when a plugin handles request bodies or trailers; otherwise the
+    /// request body need not pass through the chain.
+    pub fn handles_request_body(&self) -> bool {
+        self.plugins.iter().any(|p| p.core.request_body)
+    }
+
+    /// True when a plugin handles response bodies or trailers.
+    pub fn handles_response_body(&self) -> bool {
+        self.plugins.iter().any(|p| p.core.response_body)
+    }
+
+    /// Starts a stream: creates an HTTP context for it in one VM of each
+    /// plugin (the VM of the calling thread's slot).
+    pub fn start(&self, info: StreamInfo) -> ChainStream {
+        let data = Arc::new(Mutex::new(StreamData {
+            info,
+            ..StreamData::default()
+        }));
+        let filters = self
+            .plugins
+            .iter()
+            .map(|plugin| {
+                let slot = Arc::clone(plugin.slot());
+                let signal = Arc::new(ResumeSignal::default());
+                let bound = slot
+                    .with_vm(None, |vm| {
+                        vm.create_stream(Arc::clone(&data), Arc::clone(&signal))
+                    })
+                    .ok()
+                    .map(|(ctx, generation)| (generation, ctx));
+                Filter {
+                    plugin: Arc::clone(plugin),
+                    slot,
+                    bound,
+                    signal,
+                    skipped: AtomicBool::new(false),
+                    pending: [Mutex::default(), Mutex::default()],
+                }
+            })
+            .collect();
+        ChainStream { data, filters }
+    }
+}
+
+struct Filter {
+    plugin: Arc<Plugin>,
+    slot: Arc<crate::pool::VmSlot>,
+    /// (VM generation, context id), if a context was created.
+    bound: Option<(u64, u32)>,
+    signal: Arc<ResumeSignal>,
+    /// Fail-open filters that failed are skipped for the rest of the stream.
+    skipped: AtomicBool,
+    /// Body bytes buffered while the filter pauses, per direction.
+    pending: [Mutex<Vec<u8>>; 2],
+}
+
+impl Filter {
+    fn pending(&self, dir: Direction) -> std::sync::MutexGuard<'_, Vec<u8>> {
+        self.pending[dir as usize]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn flag(&self, dir: Direction) -> &AtomicBool {
+        match dir {
+            Direction::Request => &self.signal.request,
+            Direction::Response => &self.signal.response,
+        }
+    }
+}
+
+/// What a callback (or waiting for a paused filter) came to.
+enum Step {
+    Continue,
+    Pause,
+    /// Skip this filter (fail-open).
+    Skip,
+}
+
+/// The chain's state for one request. Dropping it ends every filter context
+/// (`proxy_on_done`, `proxy_on_log`, `proxy_on_delete`).
+pub struct ChainStream {
+    data: Arc<Mutex<StreamData>>,
+    filters: Vec<Filter>,
+}
+
+impl std::fmt::Debug for ChainStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChainStream")
+            .field("filters", &self.filters.len())
+            .finish()
+    }
+}
+
+fn failure_reply(plugin: &str) -> LocalReply {
+    LocalReply {
+        status: 503,
+        headers: vec![("content-type".into(), b"text/plain".to_vec())],
+        body: format!("filter plugin `{plugin}` failed\n").into(),
+        details: "wasm_fail_closed".into(),
+        grpc_status: None,
+    }
+}
+
+fn closed_reply(plugin: &str) -> LocalReply {
+    LocalReply {
+        status: 503,
+        headers: vec![("content-type".into(), b"text/plain".to_vec())],
+        body: format!("stream closed by filter plugin `{plugin}`\n").into(),
+        details: "wasm_close_stream".into(),
+        grpc_status: None,
+    }
+}
+
+impl ChainStream {
+    fn lock(&self) -> std::sync::MutexGuard<'_, StreamData> {
+        self.data.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn order(&self, dir: Direction) -> Vec<usize> {
+        let n = self.filters.len();
+        match dir {
+            Direction::Request => (0..n).collect(),
+            Direction::Response => (0..n).rev().collect(),
+        }
+    }
+
+    /// Applies the failure policy to filter `i`.
+    fn fail(&self, i: usize, failure: Option<&VmFailure>) -> Result<Step, LocalReply> {
+        let filter = &self.filters[i];
+        let name = filter.plugin.name();
+        if let Some(failure) = failure {
+            tracing::warn!(plugin = name, reason = %failure, "filter failed on this request");
+        }
+        match filter.plugin.failure_policy() {
+            FailurePolicy::FailOpen => {
+                filter.skipped.store(true, Ordering::Relaxed);
+                Ok(Step::Skip)
+            }
+            FailurePolicy::FailClosed => Err(failure_reply(name)),
+        }
+    }
+
+    /// Runs one callback of filter `i`.
+    fn call(
+        &self,
+        i: usize,
+        dir: Direction,
+        f: impl FnOnce(&mut Vm, u32) -> Result<u32, VmFailure>,
+    ) -> Result<Step, LocalReply> {
+        let filter = &self.filters[i];
+        let Some((generation, ctx)) = filter.bound else {
+            return self.fail(i, None);
+        };
+        filter.flag(dir).store(false, Ordering::Release);
+        match filter.slot.with_vm(Some(generation), |vm| f(vm, ctx)) {
+            Ok((action, _)) => {
+                if let Some(reply) = self.lock().local_reply.clone() {
+                    return Err(reply);
+                }
+                Ok(if action == Action::Pause as u32 {
+                    Step::Pause
+                } else {
+                    Step::Continue
+                })
+            }
+            Err(SlotError::Failed(failure)) => self.fail(i, Some(&failure)),
+            Err(_) => self.fail(i, None),
+        }
+    }
+
+    /// Waits until paused filter `i` resumes `dir`, replies, or fails.
+    async fn wait(&self, i: usize, dir: Direction) -> Result<Step, LocalReply> {
+        let filter = &self.filters[i];
+        loop {
+            if let Some(reply) = self.lock().local_reply.clone() {
+                return Err(reply);
+            }
+            if filter.flag(dir).load(Ordering::Acquire) {
+                return Ok(Step::Continue);
+            }
+            if filter.signal.closed.load(Ordering::Acquire) {
+                return Err(closed_reply(filter.plugin.name()));
+            }
+            if filter.signal.failed.load(Ordering::Acquire) {
+                return self.fail(i, None);
+            }
+            filter.signal.notify.notified().await;
+        }
+    }
+
+    async fn headers_phase(&self, dir: Direction, eos: bool) -> Result<(), LocalReply> {
+        for i in self.order(dir) {
+            if self.filters[i].skipped.load(Ordering::Relaxed) {
+                continue;
+            }
+            let count = {
+                let data = self.lock();
+                match dir {
+                    Direction::Request => data.request_headers.len(),
+                    Direction::Response => data.response_headers.len(),
+                }
+            } as u32;
+            if let Step::Pause = self.call(i, dir, |vm, ctx| vm.on_headers(ctx, dir, count, eos))? {
+                self.wait(i, dir).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the request headers through the chain; returns them as the
+    /// filters left them, or the reply to send instead of forwarding.
+    pub async fn request_headers(
+        &self,
+        headers: HeaderList,
+        end_of_stream: bool,
+    ) -> Result<HeaderList, LocalReply> {
+        self.lock().request_headers = headers;
+        self.headers_phase(Direction::Request, end_of_stream)
+            .await?;
+        Ok(self.lock().request_headers.clone())
+    }
+
+    /// Runs the response headers (with `:status`) through the chain in reverse.
+    pub async fn response_headers(
+        &self,
+        headers: HeaderList,
+        end_of_stream: bool,
+    ) -> Result<HeaderList, LocalReply> {
+        self.lock().response_headers = headers;
+        self.headers_phase(Direction::Response, end_of_stream)
+            .await?;
+        Ok(self.lock().response_headers.clone())
+    }
+
+    fn body_slot(data: &mut StreamData, dir: Direction) -> &mut Vec<u8> {
+        match dir {
+            Direction::Request => &mut data.request_body,
+            Direction::Response => &mut data.response_body,
+        }
+    }
+
+    async fn body_phase(
+        &self,
+        dir: Direction,
+        chunk: Bytes,
+        eos: bool,
+    ) -> Result<Bytes, LocalReply> {
+        let mut flowing = chunk.to_vec();
+        for i in self.order(dir) {
+            let filter = &self.filters[i];
+            if filter.skipped.load(Ordering::Relaxed) {
+                continue;
+            }
+            let mut shown = std::mem::take(&mut *filter.pending(dir));
+            shown.append(&mut flowing);
+            let size = shown.len() as u32;
+            *Self::body_slot(&mut self.lock(), dir) = shown;
+            let step = self.call(i, dir, |vm, ctx| vm.on_body(ctx, dir, size, eos));
+            let step = match step {
+                Ok(Step::Pause) if eos => self.wait(i, dir).await,
+                other => other,
+            };
+            let body = std::mem::take(Self::body_slot(&mut self.lock(), dir));
+            match step? {
+                Step::Continue | Step::Skip => flowing = body,
+                Step::Pause => {
+                    // Buffer; the filter is called again with the cumulative size.
+                    *filter.pending(dir) = body;
+                    return Ok(Bytes::new());
+                }
+            }
+        }
+        Ok(flowing.into())
+    }
+
+    /// Runs a request body chunk through the chain; returns the bytes to send
+    /// on now (empty while a filter buffers).
+    pub async fn request_body(
+        &self,
+        chunk: Bytes,
+        end_of_stream: bool,
+    ) -> Result<Bytes, LocalReply> {
+        self.body_phase(Direction::Request, chunk, end_of_stream)
+            .await
+    }
+
+    /// Runs a response body chunk through the chain in reverse.
+    pub async fn response_body(
+        &self,
+        chunk: Bytes,
+        end_of_stream: bool,
+    ) -> Result<Bytes, LocalReply> {
+        self.body_phase(Direction::Response, chunk, end_of_stream)
+            .await
+    }
+
+    async fn trailers_phase(
+        &self,
+        dir: Direction,
+        trailers: HeaderList,
+    ) -> Result<(Bytes, HeaderList), LocalReply> {
+        {
+            let mut data = self.lock();
+            match dir {
+                Direction::Request => data.request_trailers = trailers,
+                Direction::Response => data.response_trailers = trailers,
+            }
+        }
+        let mut flowing = Vec::new();
+        for i in self.order(dir) {
+            let filter = &self.filters[i];
+            let mut buffered = std::mem::take(&mut *filter.pending(dir));
+            buffered.append(&mut flowing);
+            flowing = buffered;
+            if filter.skipped.load(Ordering::Relaxed) {
+                continue;
+            }
+            let count = {
+                let data = self.lock();
+                match dir {
+                    Direction::Request => data.request_trailers.len(),
+                    Direction::Response => data.response_trailers.len(),
+                }
+            } as u32;
+            if let Step::Pause = self.call(i, dir, |vm, ctx| vm.on_trailers(ctx, dir, count))? {
+                self.wait(i, dir).await?;
+            }
+        }
+        let data = self.lock();
+        let trailers = match dir {
+            Direction::Request => data.request_trailers.clone(),
+            Direction::Response => data.response_trailers.clone(),
+        };
+        Ok((flowing.into(), trailers))
+    }
+
+    /// Runs request trailers through the chain; returns body bytes still
+    /// buffered by filters (to send before the trailers) and the trailers.
+    pub async fn request_trailers(
+        &self,
+        trailers: HeaderList,
+    ) -> Result<(Bytes, HeaderList), LocalReply> {
+        self.trailers_phase(Direction::Request, trailers).await
+    }
+
+    /// Runs response trailers through the chain in reverse.
+    pub async fn response_trailers(
+        &self,
+        trailers: HeaderList,
+    ) -> Result<(Bytes, HeaderList), LocalReply> {
+        self.trailers_phase(Direction::Response, trailers).await
+    }
+
+    /// Filter state set so far (`proxy_set_property`), by dotted path.
+    pub fn filter_state(&self, path: &str) -> Option<Vec<u8>> {
+        self.lock().filter_state.get(path).cloned()
+    }
+}
+
+impl Drop for ChainStream {
+    fn drop(&mut self) {
+        for filter in &self.filters {
+            if let Some((generation, ctx)) = filter.bound {
+                let _ = filter
+                    .slot
+                    .with_vm(Some(generation), |vm| vm.finish_stream(ctx));
+            }
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! The process-wide Wasm engine: wasmtime configuration (Cranelift, pooling
+//! allocator, epoch interruption driven by a ticker thread, stack limit), the
+//! module cache keyed by sha256, and the services shared by all plugins.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use moka::sync::Cache;
+use sha2::{Digest, Sha256};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, Module, PoolingAllocationConfig};
+
+use crate::abi::HostImports;
+use crate::callout::Callouts;
+use crate::error::HostError;
+use crate::metrics::FilterMetrics;
+use crate::plugin::Plugin;
+use crate::shared::{SharedData, SharedQueues};
+use crate::spec::PluginSpec;
+use crate::validate::validate;
+
+/// Node facts exposed as `node.*` properties.
+#[derive(Clone, Debug, Default)]
+pub struct NodeInfo {
+    /// `node.id`.
+    pub id: String,
+    /// `node.cluster`.
+    pub cluster: String,
+    /// `node.metadata.<key>`.
+    pub metadata: Vec<(String, String)>,
+}
+
+/// Engine-wide settings.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    /// Most VMs alive at once across all plugins (pool slots). Default 256.
+    pub max_instances: u32,
+    /// Largest linear memory any VM may have, in bytes. Default 512 MiB.
+    pub max_memory_bytes: u64,
+    /// Wasm stack limit in bytes. Default 512 KiB.
+    pub max_wasm_stack: usize,
+    /// Epoch tick: the granularity of CPU deadlines. Default 10 ms.
+    pub epoch_tick: Duration,
+    /// Node facts for `node.*` properties.
+    pub node: NodeInfo,
+    /// Where filter metrics and the host's per-plugin metrics are registered.
+    pub registry: prometheus::Registry,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            max_instances: 256,
+            max_memory_bytes: 512 << 20,
+            max_wasm_stack: 512 << 10,
+            epoch_tick: Duration::from_millis(10),
+            node: NodeInfo::default(),
+            registry: prometheus::Registry::new(),
+        }
+    }
+}
+
+/// Services shared by every VM of every plugin.
+pub(crate) struct Services {
+    pub shared_data: SharedData,
+    pub queues: SharedQueues,
+    pub metrics: FilterMetrics,
+    pub node: NodeInfo,
+    callouts: RwLock<Option<Arc<dyn Callouts>>>,
+}
+
+impl Services {
+    /// The proxy's callout service, once set.
+    pub fn callouts(&self) -> Option<Arc<dyn Callouts>> {
+        self.callouts.read().ok().and_then(|c| c.clone())
+    }
+}
+
+pub(crate) struct EngineInner {
+    pub engine: Engine,
+    pub imports: HostImports,
+    pub services: Arc<Services>,
+    pub epoch_tick: Duration,
+    cache: Cache<String, Module>,
+    compiles: AtomicU64,
+}
+
+/// The Wasm engine of the process; cheap to clone.
+#[derive(Clone)]
+pub struct FilterEngine {
+    inner: Arc<EngineInner>,
+}
+
+impl std::fmt::Debug for FilterEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FilterEngine")
+            .field("compiled_modules", &self.compiled_modules())
+            .finish()
+    }
+}
+
+impl FilterEngine {
+    /// Configures wasmtime, links the host functions and starts the epoch ticker.
+    pub fn new(options: EngineOptions) -> Result<Self, HostError> {
+        let mut pool = PoolingAllocationConfig::new();
+        pool.total_core_instances(options.max_instances)
+            .total_memories(options.max_instances)
+            .total_tables(options.max_instances)
+            .max_memories_per_module(1)
+            .max_tables_per_module(4)
+            .max_memory_size(options.max_memory_bytes as usize);
+        let mut config = Config::new();
+        config
+            .epoch_interruption(true)
+            .max_wasm_stack(options.max_wasm_stack)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config).map_err(|e| HostError::Engine(e.to_string()))?;
+        let imports = HostImports::new(&engine).map_err(|e| HostError::Engine(e.to_string()))?;
+        let metrics = FilterMetrics::new(options.registry.clone())
+            .map_err(|e| HostError::Engine(format!("metrics: {e}")))?;
+        let services = Arc::new(Services {
+            shared_data: SharedData::default(),
+            queues: SharedQueues::default(),
+            metrics,
+            node: options.node.clone(),
+            callouts: RwLock::new(None),
+        });
+        spawn_ticker(&engine, options.epoch_tick);
+        Ok(Self {
+            inner: Arc::new(EngineInner {
+                engine,
+                imports,
+                services,
+                epoch_tick: options.epoch_tick,
+                cache: Cache::new(256),
+                compiles: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// Sets the service that sends filters' HTTP and gRPC callouts.
+    pub fn set_callouts(&self, callouts: Arc<dyn Callouts>) {
+        if let Ok(mut slot) = self.inner.services.callouts.write() {
+            *slot = Some(callouts);
+        }
+    }
+
+    /// The sha256 (hex) of module bytes.
+    pub fn sha256(wasm: &[u8]) -> String {
+        hex::encode(Sha256::digest(wasm))
+    }
+
+    /// Compiles and validates a module, or returns the cached compilation of
+    /// the same bytes.
+    pub fn compile(&self, wasm: &[u8]) -> Result<(Module, String), HostError> {
+        let sha = Self::sha256(wasm);
+        if let Some(module) = self.inner.cache.get(&sha) {
+            return Ok((module, sha));
+        }
+        let module = Module::new(&self.inner.engine, wasm)
+            .map_err(|e| HostError::Compile(format!("{e:#}")))?;
+        validate(&module, &self.inner.imports)?;
+        self.inner.compiles.fetch_add(1, Ordering::Relaxed);
+        self.inner.cache.insert(sha.clone(), module.clone());
+        Ok((module, sha))
+    }
+
+    /// Compiles (or reuses) the module, instantiates the first VM and runs
+    /// `proxy_on_vm_start` and `proxy_on_configure`.
+    pub fn load(&self, spec: PluginSpec) -> Result<Arc<Plugin>, HostError> {
+        let (module, sha) = self.compile(&spec.wasm)?;
+        Plugin::load(&self.inner, spec, module, sha)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn inner_services(&self) -> &Services {
+        &self.inner.services
+    }
+
+    /// How many modules were compiled (cache misses) so far.
+    pub fn compiled_modules(&self) -> u64 {
+        self.inner.compiles.load(Ordering::Relaxed)
+    }
+}
+
+/// Increments the engine's epoch every `tick` until the engine is gone.
+fn spawn_ticker(engine: &Engine, tick: Duration) {
+    let weak = engine.weak();
+    let spawned = std::thread::Builder::new()
+        .name("wasp-epoch".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(tick);
+                match weak.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => break,
+                }
+            }
+        });
+    if let Err(err) = spawned {
+        tracing::error!(error = %err, "epoch ticker thread did not start; CPU deadlines are not enforced");
+    }
+}

@@ -1,0 +1,216 @@
+//! A loaded plugin: its spec, compiled and pre-linked module, VM pool, and
+//! health and failure counters (shown by `/filters`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use wasmtime::{InstancePre, Module};
+
+use crate::engine::{EngineInner, Services};
+use crate::error::HostError;
+use crate::pool::{VmPool, VmSlot};
+use crate::spec::{FailurePolicy, PluginSpec};
+use crate::state::VmState;
+
+/// Failure counters of a plugin.
+#[derive(Default)]
+pub(crate) struct PluginStats {
+    pub traps: AtomicU64,
+    pub timeouts: AtomicU64,
+    pub restarts: AtomicU64,
+    pub unhealthy: AtomicBool,
+}
+
+/// What every VM of a plugin shares.
+pub(crate) struct PluginCore {
+    pub spec: PluginSpec,
+    pub sha256: String,
+    pub pre: InstancePre<VmState>,
+    pub services: Arc<Services>,
+    pub stats: PluginStats,
+    /// Epoch ticks a callback may run.
+    pub deadline_ticks: u64,
+    /// The module exports request body or trailers callbacks.
+    pub request_body: bool,
+    /// The module exports response body or trailers callbacks.
+    pub response_body: bool,
+}
+
+impl PluginCore {
+    fn label(&self) -> [&str; 1] {
+        [self.spec.name.as_str()]
+    }
+    pub fn counter_trap(&self) {
+        self.services
+            .metrics
+            .traps
+            .with_label_values(&self.label())
+            .inc();
+    }
+    pub fn counter_timeout(&self) {
+        self.services
+            .metrics
+            .timeouts
+            .with_label_values(&self.label())
+            .inc();
+    }
+    pub fn counter_restart(&self) {
+        self.services
+            .metrics
+            .restarts
+            .with_label_values(&self.label())
+            .inc();
+    }
+    pub fn metrics_vms(&self, delta: i64) {
+        self.services
+            .metrics
+            .vms
+            .with_label_values(&self.label())
+            .add(delta);
+    }
+    pub fn set_healthy(&self, healthy: bool) {
+        self.stats.unhealthy.store(!healthy, Ordering::Relaxed);
+        self.services
+            .metrics
+            .healthy
+            .with_label_values(&self.label())
+            .set(i64::from(healthy));
+    }
+}
+
+/// A snapshot of a plugin's state for `/filters`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PluginStatus {
+    /// Plugin name.
+    pub name: String,
+    /// Root id.
+    pub root_id: String,
+    /// sha256 of the module (hex).
+    pub sha256: String,
+    /// Failure policy.
+    pub failure_policy: FailurePolicy,
+    /// Live VMs.
+    pub vms: usize,
+    /// Linear memory of all live VMs, in bytes.
+    pub memory_bytes: u64,
+    /// VMs killed by traps (including out-of-memory).
+    pub traps: u64,
+    /// Callbacks cut off at their CPU deadline.
+    pub timeouts: u64,
+    /// VMs re-created after a failure.
+    pub restarts: u64,
+    /// False while the plugin is crash-looping.
+    pub healthy: bool,
+}
+
+/// A loaded plugin.
+pub struct Plugin {
+    pub(crate) core: Arc<PluginCore>,
+    pub(crate) pool: VmPool,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.core.spec.name)
+            .field("sha256", &self.core.sha256)
+            .finish()
+    }
+}
+
+impl Plugin {
+    pub(crate) fn load(
+        engine: &Arc<EngineInner>,
+        spec: PluginSpec,
+        module: Module,
+        sha256: String,
+    ) -> Result<Arc<Self>, HostError> {
+        let pre = engine
+            .imports
+            .linker
+            .instantiate_pre(&module)
+            .map_err(|e| HostError::Link(format!("{e:#}")))?;
+        let tick = engine.epoch_tick.as_nanos().max(1);
+        let deadline_ticks = (spec.limits.cpu_deadline.as_nanos().div_ceil(tick) as u64).max(1) + 1;
+        let slots = spec
+            .limits
+            .max_vms
+            .min(std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let exports = |names: [&str; 2]| names.iter().any(|n| module.get_export(n).is_some());
+        let request_body = exports(["proxy_on_request_body", "proxy_on_request_trailers"]);
+        let response_body = exports(["proxy_on_response_body", "proxy_on_response_trailers"]);
+        let core = Arc::new(PluginCore {
+            request_body,
+            response_body,
+            spec,
+            sha256,
+            pre,
+            services: Arc::clone(&engine.services),
+            stats: PluginStats::default(),
+            deadline_ticks,
+        });
+        core.set_healthy(true);
+        let pool = VmPool::new(&core, slots);
+        pool.first().start()?;
+        Ok(Arc::new(Self { core, pool }))
+    }
+
+    /// Plugin name.
+    pub fn name(&self) -> &str {
+        &self.core.spec.name
+    }
+
+    /// sha256 of the module (hex).
+    pub fn sha256(&self) -> &str {
+        &self.core.sha256
+    }
+
+    /// The spec it was loaded from.
+    pub fn spec(&self) -> &PluginSpec {
+        &self.core.spec
+    }
+
+    /// What a failing stream gets.
+    pub fn failure_policy(&self) -> FailurePolicy {
+        self.core.spec.failure_policy
+    }
+
+    pub(crate) fn slot(&self) -> &Arc<VmSlot> {
+        self.pool.pick()
+    }
+
+    /// Current state for `/filters`.
+    pub fn status(&self) -> PluginStatus {
+        let memories: Vec<usize> = self
+            .pool
+            .slots()
+            .iter()
+            .filter_map(|s| s.memory_bytes())
+            .collect();
+        let stats = &self.core.stats;
+        PluginStatus {
+            name: self.core.spec.name.clone(),
+            root_id: self.core.spec.root_id.clone(),
+            sha256: self.core.sha256.clone(),
+            failure_policy: self.core.spec.failure_policy,
+            vms: memories.len(),
+            memory_bytes: memories.iter().sum::<usize>() as u64,
+            traps: stats.traps.load(Ordering::Relaxed),
+            timeouts: stats.timeouts.load(Ordering::Relaxed),
+            restarts: stats.restarts.load(Ordering::Relaxed),
+            healthy: !stats.unhealthy.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Drop for Plugin {
+    fn drop(&mut self) {
+        let live = self
+            .pool
+            .slots()
+            .iter()
+            .filter(|s| s.memory_bytes().is_some())
+            .count();
+        self.core.metrics_vms(-(live as i64));
+    }
+}

@@ -1,0 +1,98 @@
+//! The data a wasmtime `Store` carries for one VM: the plugin it runs, its
+//! limits, the guest's memory and allocator, and the contexts alive in it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+
+use wasmtime::{Memory, StoreLimits, TypedFunc};
+
+use crate::plugin::PluginCore;
+use crate::pool::VmSlot;
+use crate::stream::{HeaderList, ResumeSignal, StreamData};
+
+/// One HTTP stream bound to this VM.
+pub(crate) struct StreamBinding {
+    pub data: Arc<Mutex<StreamData>>,
+    pub signal: Arc<ResumeSignal>,
+}
+
+/// What a callout callback may read while it runs.
+#[derive(Default)]
+pub(crate) struct CalloutView {
+    pub headers: HeaderList,
+    pub body: Vec<u8>,
+    pub trailers: HeaderList,
+    /// gRPC status code and message (`proxy_get_status`).
+    pub status: Option<(u32, String)>,
+}
+
+/// What kind of callout a token stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CalloutKind {
+    Http,
+    GrpcCall,
+    GrpcStream,
+}
+
+/// An outstanding callout: which context made it and its kind.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct PendingCallout {
+    pub context: u32,
+    pub kind: CalloutKind,
+}
+
+/// Per-VM store data.
+pub(crate) struct VmState {
+    pub core: Arc<PluginCore>,
+    pub limits: StoreLimits,
+    pub memory: Option<Memory>,
+    pub malloc: Option<TypedFunc<u32, u32>>,
+    pub root_context: u32,
+    /// The context hostcalls act on (set before each callback).
+    pub effective_context: u32,
+    pub streams: HashMap<u32, StreamBinding>,
+    pub callout: Option<CalloutView>,
+    pub pending: HashMap<u32, PendingCallout>,
+    pub tick_period_ms: u32,
+    pub next_context: u32,
+    pub next_token: u32,
+    pub slot: Weak<VmSlot>,
+    pub generation: u64,
+    /// gRPC streams opened with `proxy_grpc_stream`, not yet sent.
+    pub grpc_streams: HashMap<u32, crate::callout::CalloutRequest>,
+    /// Properties set outside any stream (root context).
+    pub root_state: HashMap<String, Vec<u8>>,
+}
+
+impl VmState {
+    pub fn new(
+        core: Arc<PluginCore>,
+        limits: StoreLimits,
+        slot: Weak<VmSlot>,
+        generation: u64,
+    ) -> Self {
+        Self {
+            core,
+            limits,
+            memory: None,
+            malloc: None,
+            root_context: 1,
+            effective_context: 1,
+            streams: HashMap::new(),
+            callout: None,
+            pending: HashMap::new(),
+            tick_period_ms: 0,
+            next_context: 2,
+            next_token: 1,
+            slot,
+            generation,
+            grpc_streams: HashMap::new(),
+            root_state: HashMap::new(),
+        }
+    }
+
+    /// The stream of the effective context, if it is an HTTP context.
+    pub fn stream(&self) -> Option<&StreamBinding> {
+        self.streams.get(&self.effective_context)
+    }
+}

@@ -1,0 +1,130 @@
+//! Per-request data shared by every filter of a chain: header maps, the body
+//! buffer a filter is currently shown, trailers, a local reply, filter state,
+//! and the signals a paused filter is resumed with.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+
+/// Header (or trailer) pairs in order; names lower-case, request pseudo
+/// headers (`:method`, `:path`, `:authority`, `:scheme`) and `:status` included.
+pub type HeaderList = Vec<(String, Vec<u8>)>;
+
+/// A response a filter generated with `proxy_send_local_response`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LocalReply {
+    /// HTTP status.
+    pub status: u16,
+    /// Extra headers.
+    pub headers: HeaderList,
+    /// Body.
+    pub body: Bytes,
+    /// Status details (why the reply was sent).
+    pub details: String,
+    /// gRPC status, when the filter passed one (>= 0).
+    pub grpc_status: Option<u32>,
+}
+
+/// TLS facts of the downstream connection.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// SNI the client asked for.
+    pub server_name: Option<String>,
+    /// Negotiated version, e.g. `TLSv1.3`.
+    pub version: Option<String>,
+    /// URI SANs of the client certificate (SPIFFE id first), when mTLS.
+    pub peer_uri_sans: Vec<String>,
+}
+
+/// What the host knows about the request's connection (for properties).
+#[derive(Clone, Debug)]
+pub struct StreamInfo {
+    /// Client address.
+    pub source: SocketAddr,
+    /// Local address that accepted the connection.
+    pub destination: SocketAddr,
+    /// Connection id.
+    pub connection_id: u64,
+    /// TLS, when the connection is encrypted.
+    pub tls: Option<TlsInfo>,
+    /// HTTP protocol, e.g. `HTTP/1.1`.
+    pub protocol: String,
+    /// Request id (`x-request-id`).
+    pub request_id: String,
+    /// When the request started.
+    pub start: SystemTime,
+}
+
+impl Default for StreamInfo {
+    fn default() -> Self {
+        let any = SocketAddr::from(([0, 0, 0, 0], 0));
+        Self {
+            source: any,
+            destination: any,
+            connection_id: 0,
+            tls: None,
+            protocol: "HTTP/1.1".into(),
+            request_id: String::new(),
+            start: SystemTime::now(),
+        }
+    }
+}
+
+/// The mutable per-request state every filter's hostcalls act on.
+#[derive(Debug, Default)]
+pub(crate) struct StreamData {
+    pub request_headers: HeaderList,
+    pub request_trailers: HeaderList,
+    pub response_headers: HeaderList,
+    pub response_trailers: HeaderList,
+    /// The request body bytes shown to the filter being called.
+    pub request_body: Vec<u8>,
+    /// The response body bytes shown to the filter being called.
+    pub response_body: Vec<u8>,
+    /// A local reply, first one wins.
+    pub local_reply: Option<LocalReply>,
+    /// Values set with `proxy_set_property`, by dotted path.
+    pub filter_state: HashMap<String, Vec<u8>>,
+    pub info: StreamInfo,
+}
+
+/// Resumption signals of one filter on one stream.
+#[derive(Debug, Default)]
+pub(crate) struct ResumeSignal {
+    pub request: AtomicBool,
+    pub response: AtomicBool,
+    /// The filter closed the stream.
+    pub closed: AtomicBool,
+    /// The filter's VM died.
+    pub failed: AtomicBool,
+    pub notify: Notify,
+}
+
+impl ResumeSignal {
+    pub fn set(&self, flag: &AtomicBool) {
+        flag.store(true, Ordering::Release);
+        self.notify.notify_one();
+    }
+}
+
+/// Case-insensitive header lookup helpers over a [`HeaderList`].
+pub(crate) fn header_get<'a>(list: &'a HeaderList, name: &str) -> Option<&'a [u8]> {
+    list.iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_slice())
+}
+
+/// Replaces every value of `name` with one value (or adds it).
+pub(crate) fn header_replace(list: &mut HeaderList, name: &str, value: Vec<u8>) {
+    header_remove(list, name);
+    list.push((name.to_ascii_lowercase(), value));
+}
+
+/// Removes every value of `name`.
+pub(crate) fn header_remove(list: &mut HeaderList, name: &str) {
+    list.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+}

@@ -1,0 +1,334 @@
+//! Host services: callouts with pause and resume, gRPC, ticks, queues,
+//! properties and filter state, metrics, WASI, ABI misuse statuses.
+
+use std::time::Duration;
+
+use wasp_abi::{MetricType, encode_map, encode_property_path};
+
+use super::*;
+use crate::{PluginSpec, StreamInfo};
+
+const ADD: &str = r#"(import "env" "proxy_add_header_map_value" (func $add (param i32 i32 i32 i32 i32) (result i32)))"#;
+const GET_BUFFER: &str = r#"(import "env" "proxy_get_buffer_bytes" (func $get (param i32 i32 i32 i32 i32) (result i32)))"#;
+const CONTINUE: &str =
+    r#"(import "env" "proxy_continue_stream" (func $continue (param i32) (result i32)))"#;
+
+fn header_value<'a>(headers: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_slice())
+}
+
+#[tokio::test]
+async fn an_http_callout_pauses_the_stream_until_its_response_resumes_it() {
+    let map = encode_map(&[(":method", "GET"), (":path", "/side"), (":authority", "up")]);
+    let module = wat(
+        &format!(
+            r#"(import "env" "proxy_http_call" (func $call (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  {ADD} {GET_BUFFER} {CONTINUE}"#
+        ),
+        &format!(
+            r#"(data (i32.const 100) "up")
+  (data (i32.const 110) "nope")
+  (data (i32.const 120) "x-callout")
+  (data (i32.const 200) "{map}")
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    ;; an unknown cluster is a BadArgument (2), stored at 40
+    (i32.store (i32.const 40) (call $call (i32.const 110) (i32.const 4) (i32.const 200) (i32.const {len})
+      (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 1000) (i32.const 32)))
+    (drop (call $call (i32.const 100) (i32.const 2) (i32.const 200) (i32.const {len})
+      (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 1000) (i32.const 32)))
+    i32.const 1)
+  (func (export "proxy_on_http_call_response") (param $ctx i32) (param $token i32) (param $h i32) (param $size i32) (param $t i32)
+    (if (i32.ne (local.get $token) (i32.load (i32.const 32))) (then unreachable))
+    (if (i32.ne (i32.load (i32.const 40)) (i32.const 2)) (then unreachable))
+    (drop (call $get (i32.const 4) (i32.const 0) (local.get $size) (i32.const 16) (i32.const 20)))
+    (drop (call $add (i32.const 0) (i32.const 120) (i32.const 9) (i32.load (i32.const 16)) (i32.load (i32.const 20))))
+    (drop (call $continue (i32.const 0))))"#,
+            map = wat_bytes(&map),
+            len = map.len()
+        ),
+    );
+    let chain = chain(vec![load(spec("callout", module))]);
+    let stream = chain.start(StreamInfo::default());
+    let headers = tokio::time::timeout(
+        Duration::from_secs(5),
+        stream.request_headers(request(), true),
+    )
+    .await
+    .expect("resumed")
+    .expect("continues");
+    assert_eq!(header_value(&headers, "x-callout"), Some(&b"pong"[..]));
+    let sent = callouts().requests.lock().unwrap();
+    assert!(
+        sent.iter()
+            .any(|r| r.cluster == "up" && header_value(&r.headers, ":path") == Some(b"/side"))
+    );
+    assert!(!sent.iter().any(|r| r.cluster == "nope"));
+}
+
+#[tokio::test]
+async fn a_grpc_call_delivers_its_message() {
+    let module = wat(
+        &format!(
+            r#"(import "env" "proxy_grpc_call" (func $grpc (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  {ADD} {GET_BUFFER} {CONTINUE}"#
+        ),
+        r#"(data (i32.const 100) "grpc")
+  (data (i32.const 110) "pkg.Svc")
+  (data (i32.const 120) "Do")
+  (data (i32.const 130) "req")
+  (data (i32.const 140) "x-grpc")
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (drop (call $grpc (i32.const 100) (i32.const 4) (i32.const 110) (i32.const 7) (i32.const 120) (i32.const 2)
+      (i32.const 0) (i32.const 0) (i32.const 130) (i32.const 3) (i32.const 1000) (i32.const 32)))
+    i32.const 1)
+  (func (export "proxy_on_grpc_receive") (param $ctx i32) (param $token i32) (param $size i32)
+    (drop (call $get (i32.const 5) (i32.const 0) (local.get $size) (i32.const 16) (i32.const 20)))
+    (drop (call $add (i32.const 0) (i32.const 140) (i32.const 6) (i32.load (i32.const 16)) (i32.load (i32.const 20))))
+    (drop (call $continue (i32.const 0))))
+  (func (export "proxy_on_grpc_close") (param i32 i32 i32) unreachable)"#,
+    );
+    let chain = chain(vec![load(spec("grpc", module))]);
+    let stream = chain.start(StreamInfo::default());
+    let headers = tokio::time::timeout(
+        Duration::from_secs(5),
+        stream.request_headers(request(), true),
+    )
+    .await
+    .expect("resumed")
+    .expect("continues");
+    assert_eq!(header_value(&headers, "x-grpc"), Some(&b"hi"[..]));
+    let sent = callouts().requests.lock().unwrap();
+    let call = sent.iter().find(|r| r.cluster == "grpc").expect("sent");
+    assert!(call.http2);
+    assert_eq!(
+        header_value(&call.headers, ":path"),
+        Some(&b"/pkg.Svc/Do"[..])
+    );
+    assert_eq!(&call.body[..], b"\0\0\0\0\x03req");
+}
+
+#[tokio::test]
+async fn ticks_run_at_the_period_the_root_context_sets() {
+    let module = wat(
+        r#"(import "env" "proxy_set_tick_period_milliseconds" (func $period (param i32) (result i32)))
+  (import "env" "proxy_define_metric" (func $define (param i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_increment_metric" (func $inc (param i32 i64) (result i32)))"#,
+        r#"(data (i32.const 100) "test_ticks")
+  (func (export "proxy_on_configure") (param i32 i32) (result i32)
+    (drop (call $define (i32.const 0) (i32.const 100) (i32.const 10) (i32.const 32)))
+    (drop (call $period (i32.const 10)))
+    i32.const 1)
+  (func (export "proxy_on_tick") (param i32)
+    (drop (call $inc (i32.load (i32.const 32)) (i64.const 1))))"#,
+    );
+    let plugin = load(spec("ticker", module));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let metrics = &plugin.core.services.metrics;
+    let id = metrics.define(MetricType::Counter, "test_ticks").unwrap();
+    let ticks = metrics.get(id).unwrap();
+    assert!((3..=25).contains(&ticks), "{ticks} ticks in 200ms at 10ms");
+}
+
+#[tokio::test]
+async fn queued_items_reach_the_registering_vm() {
+    let consumer = wat(
+        r#"(import "env" "proxy_register_shared_queue" (func $register (param i32 i32 i32) (result i32)))
+  (import "env" "proxy_dequeue_shared_queue" (func $dequeue (param i32 i32 i32) (result i32)))
+  (import "env" "proxy_set_shared_data" (func $set (param i32 i32 i32 i32 i32) (result i32)))"#,
+        r#"(data (i32.const 100) "jobs")
+  (data (i32.const 110) "got")
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32)
+    (drop (call $register (i32.const 100) (i32.const 4) (i32.const 32)))
+    i32.const 1)
+  (func (export "proxy_on_queue_ready") (param $root i32) (param $queue i32)
+    (if (i32.ne (call $dequeue (local.get $queue) (i32.const 16) (i32.const 20)) (i32.const 0)) (then unreachable))
+    (drop (call $set (i32.const 110) (i32.const 3) (i32.load (i32.const 16)) (i32.load (i32.const 20)) (i32.const 0))))"#,
+    );
+    let producer = wat(
+        r#"(import "env" "proxy_resolve_shared_queue" (func $resolve (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_enqueue_shared_queue" (func $enqueue (param i32 i32 i32) (result i32)))"#,
+        r#"(data (i32.const 100) "queues")
+  (data (i32.const 110) "jobs")
+  (data (i32.const 120) "hello")
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (if (i32.ne (call $resolve (i32.const 100) (i32.const 6) (i32.const 110) (i32.const 4) (i32.const 32)) (i32.const 0))
+      (then unreachable))
+    (drop (call $enqueue (i32.load (i32.const 32)) (i32.const 120) (i32.const 5)))
+    i32.const 0)"#,
+    );
+    let with_vm = |name: &str, module: String| PluginSpec {
+        vm_id: "queues".into(),
+        ..spec(name, module)
+    };
+    let consumer = load(with_vm("consumer", consumer));
+    let chain = chain(vec![load(with_vm("producer", producer))]);
+    chain
+        .start(StreamInfo::default())
+        .request_headers(request(), true)
+        .await
+        .unwrap();
+    let shared = &consumer.core.services.shared_data;
+    for _ in 0..100 {
+        if let Some((value, _)) = shared.get("queues", "got") {
+            assert_eq!(value, b"hello");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("proxy_on_queue_ready did not run");
+}
+
+#[tokio::test]
+async fn properties_and_filter_state_are_visible_to_later_filters() {
+    let path = encode_property_path(&["my", "key"]);
+    let setter = wat(
+        r#"(import "env" "proxy_set_property" (func $setp (param i32 i32 i32 i32) (result i32)))"#,
+        &format!(
+            r#"(data (i32.const 100) "{path}")
+  (data (i32.const 140) "v1")
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (drop (call $setp (i32.const 100) (i32.const {len}) (i32.const 140) (i32.const 2)))
+    i32.const 0)"#,
+            path = wat_bytes(&path),
+            len = path.len()
+        ),
+    );
+    // Copies the properties at 100 (my.key), 150 (plugin_name), 200
+    // (request.url_path) into headers x-a, x-b, x-c.
+    let paths = [
+        encode_property_path(&["my", "key"]),
+        b"plugin_name".to_vec(),
+        encode_property_path(&["request", "url_path"]),
+    ];
+    let getter = wat(
+        &format!(
+            r#"(import "env" "proxy_get_property" (func $getp (param i32 i32 i32 i32) (result i32))) {ADD}"#
+        ),
+        &format!(
+            r#"(data (i32.const 100) "{p0}")
+  (data (i32.const 150) "{p1}")
+  (data (i32.const 200) "{p2}")
+  (data (i32.const 250) "x-ax-bx-c")
+  (func $copy (param $path i32) (param $len i32) (param $name i32)
+    (if (i32.ne (call $getp (local.get $path) (local.get $len) (i32.const 16) (i32.const 20)) (i32.const 0)) (then unreachable))
+    (drop (call $add (i32.const 0) (local.get $name) (i32.const 3) (i32.load (i32.const 16)) (i32.load (i32.const 20)))))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (call $copy (i32.const 100) (i32.const {l0}) (i32.const 250))
+    (call $copy (i32.const 150) (i32.const {l1}) (i32.const 253))
+    (call $copy (i32.const 200) (i32.const {l2}) (i32.const 256))
+    i32.const 0)"#,
+            p0 = wat_bytes(&paths[0]),
+            p1 = wat_bytes(&paths[1]),
+            p2 = wat_bytes(&paths[2]),
+            l0 = paths[0].len(),
+            l1 = paths[1].len(),
+            l2 = paths[2].len(),
+        ),
+    );
+    let chain = chain(vec![
+        load(spec("setter", setter)),
+        load(spec("getter", getter)),
+    ]);
+    let stream = chain.start(StreamInfo::default());
+    let headers = stream.request_headers(request(), true).await.unwrap();
+    assert_eq!(header_value(&headers, "x-a"), Some(&b"v1"[..]));
+    assert_eq!(header_value(&headers, "x-b"), Some(&b"getter"[..]));
+    assert_eq!(header_value(&headers, "x-c"), Some(&b"/a"[..]));
+    assert_eq!(stream.filter_state("my.key"), Some(b"v1".to_vec()));
+}
+
+#[tokio::test]
+async fn abi_misuse_gets_the_spec_status() {
+    // Replies with 200 + the status of each bad call, in order: unknown map
+    // type, unknown buffer type, missing header (NotFound), a key that is not
+    // UTF-8.
+    let module = wat(
+        r#"(import "env" "proxy_get_header_map_value" (func $getv (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_get_buffer_bytes" (func $get (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_send_local_response" (func $reply (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))"#,
+        r#"(data (i32.const 100) "x-missing")
+  (data (i32.const 120) "\ff\fe")
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (i32.store8 (i32.const 300) (i32.add (i32.const 48) (call $getv (i32.const 99) (i32.const 100) (i32.const 9) (i32.const 16) (i32.const 20))))
+    (i32.store8 (i32.const 301) (i32.add (i32.const 48) (call $get (i32.const 42) (i32.const 0) (i32.const 1) (i32.const 16) (i32.const 20))))
+    (i32.store8 (i32.const 302) (i32.add (i32.const 48) (call $getv (i32.const 0) (i32.const 100) (i32.const 9) (i32.const 16) (i32.const 20))))
+    (i32.store8 (i32.const 303) (i32.add (i32.const 48) (call $getv (i32.const 0) (i32.const 120) (i32.const 2) (i32.const 16) (i32.const 20))))
+    (drop (call $reply (i32.const 200) (i32.const 0) (i32.const 0) (i32.const 300) (i32.const 4) (i32.const 0) (i32.const 0) (i32.const -1)))
+    i32.const 1)"#,
+    );
+    let chain = chain(vec![load(spec("misuse", module))]);
+    let reply = chain
+        .start(StreamInfo::default())
+        .request_headers(request(), true)
+        .await
+        .unwrap_err();
+    assert_eq!(&reply.body[..], b"2212");
+}
+
+#[tokio::test]
+async fn wasi_environment_is_the_plugins_and_proc_exit_kills_the_vm() {
+    let module = wat(
+        r#"(import "wasi_snapshot_preview1" "environ_sizes_get" (func $sizes (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "environ_get" (func $env (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))"#,
+        r#"(data (i32.const 400) "hello from wasi\n")
+  (func (export "proxy_on_configure") (param i32 i32) (result i32)
+    (i32.store (i32.const 300) (i32.const 400))
+    (i32.store (i32.const 304) (i32.const 16))
+    (if (i32.ne (call $write (i32.const 1) (i32.const 300) (i32.const 1) (i32.const 308)) (i32.const 0)) (then unreachable))
+    (if (i32.ne (i32.load (i32.const 308)) (i32.const 16)) (then unreachable))
+    (drop (call $sizes (i32.const 16) (i32.const 20)))
+    (if (i32.ne (i32.load (i32.const 16)) (i32.const 1)) (then (return (i32.const 0))))
+    (drop (call $env (i32.const 24) (i32.const 1000)))
+    ;; "A=1\0"
+    (i32.eq (i32.load (i32.load (i32.const 24))) (i32.const 0x00313d41)))
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (call $exit (i32.const 3))
+    i32.const 0)"#,
+    );
+    let with_env = |env: &str| PluginSpec {
+        environment: vec![(env.to_owned(), "1".to_owned())],
+        ..spec("wasi", module.clone())
+    };
+    assert!(
+        engine().load(with_env("B")).is_err(),
+        "configure sees the environment"
+    );
+    let plugin = load(with_env("A"));
+    let reply = chain(vec![Arc::clone(&plugin)])
+        .start(StreamInfo::default())
+        .request_headers(request(), true)
+        .await
+        .unwrap_err();
+    assert_eq!(reply.status, 503);
+    assert_eq!(plugin.status().traps, 1);
+}
+
+#[test]
+fn plugin_metrics_are_defined_once_and_typed() {
+    let metrics = &engine().inner_services().metrics;
+    let id = metrics.define(MetricType::Counter, "unit_counter").unwrap();
+    assert_eq!(metrics.define(MetricType::Counter, "unit_counter"), Ok(id));
+    assert_eq!(
+        metrics.define(MetricType::Gauge, "unit_counter"),
+        Err(wasp_abi::Status::BadArgument)
+    );
+    metrics.increment(id, 2).unwrap();
+    assert_eq!(
+        metrics.increment(id, -1),
+        Err(wasp_abi::Status::BadArgument)
+    );
+    assert_eq!(metrics.get(id), Ok(2));
+    let gauge = metrics.define(MetricType::Gauge, "unit_gauge").unwrap();
+    metrics.record(gauge, 7).unwrap();
+    metrics.increment(gauge, -2).unwrap();
+    assert_eq!(metrics.get(gauge), Ok(5));
+    let hist = metrics.define(MetricType::Histogram, "unit_hist").unwrap();
+    metrics.record(hist, 3).unwrap();
+    assert_eq!(metrics.get(hist), Err(wasp_abi::Status::BadArgument));
+    assert_eq!(metrics.get(9999), Err(wasp_abi::Status::NotFound));
+}

@@ -1,0 +1,160 @@
+//! Conversions between hyper's request/response heads and the header lists
+//! filters see (with pseudo headers `:method`, `:path`, `:authority`,
+//! `:scheme` and `:status`), and local replies to responses.
+
+use http::header::{CONTENT_TYPE, HOST};
+use http::{
+    HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Uri, request, response,
+};
+use wasp_filter_host::{HeaderList, LocalReply};
+
+use crate::http::body::ProxyBody;
+
+/// The request head as filters see it. `Host` becomes `:authority`.
+pub fn request_list(parts: &request::Parts, scheme: &str) -> HeaderList {
+    let authority = parts
+        .uri
+        .authority()
+        .map(|a| a.as_str().as_bytes().to_vec())
+        .or_else(|| parts.headers.get(HOST).map(|h| h.as_bytes().to_vec()))
+        .unwrap_or_default();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut list = Vec::with_capacity(parts.headers.len() + 4);
+    list.push((":method".into(), parts.method.as_str().as_bytes().to_vec()));
+    list.push((":path".into(), path.as_bytes().to_vec()));
+    list.push((":authority".into(), authority));
+    list.push((":scheme".into(), scheme.as_bytes().to_vec()));
+    push_headers(&mut list, &parts.headers, Some(&HOST));
+    list
+}
+
+fn push_headers(list: &mut HeaderList, headers: &HeaderMap, skip: Option<&HeaderName>) {
+    for (name, value) in headers {
+        if Some(name) != skip {
+            list.push((name.as_str().to_owned(), value.as_bytes().to_vec()));
+        }
+    }
+}
+
+/// A header map from the non-pseudo entries of a list; invalid entries are
+/// dropped with a log line.
+pub fn header_map(list: &HeaderList) -> HeaderMap {
+    let mut map = HeaderMap::with_capacity(list.len());
+    for (name, value) in list.iter().filter(|(n, _)| !n.starts_with(':')) {
+        match (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(value),
+        ) {
+            (Ok(name), Ok(value)) => {
+                map.append(name, value);
+            }
+            _ => tracing::warn!(header = %name, "filter set an invalid header; dropped"),
+        }
+    }
+    map
+}
+
+fn pseudo<'a>(list: &'a HeaderList, name: &str) -> Option<&'a [u8]> {
+    list.iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_slice())
+}
+
+/// Applies a filtered list back to the request head.
+pub fn apply_request(list: &HeaderList, parts: &mut request::Parts) {
+    let mut headers = header_map(list);
+    if let Some(method) = pseudo(list, ":method").and_then(|m| Method::from_bytes(m).ok()) {
+        parts.method = method;
+    }
+    if let Some(path) = pseudo(list, ":path").and_then(|p| Uri::try_from(p).ok())
+        && let Some(path) = path.path_and_query()
+    {
+        let mut uri = http::uri::Parts::default();
+        uri.path_and_query = Some(path.clone());
+        if let Ok(uri) = Uri::from_parts(uri) {
+            parts.uri = uri;
+        }
+    }
+    if let Some(authority) =
+        pseudo(list, ":authority").and_then(|a| HeaderValue::from_bytes(a).ok())
+        && !authority.is_empty()
+    {
+        headers.insert(HOST, authority);
+    }
+    parts.headers = headers;
+}
+
+/// The response head as filters see it.
+pub fn response_list(parts: &response::Parts) -> HeaderList {
+    let mut list = Vec::with_capacity(parts.headers.len() + 1);
+    list.push((":status".into(), parts.status.as_str().as_bytes().to_vec()));
+    push_headers(&mut list, &parts.headers, None);
+    list
+}
+
+/// Applies a filtered list back to the response head.
+pub fn apply_response(list: &HeaderList, parts: &mut response::Parts) {
+    if let Some(status) = pseudo(list, ":status").and_then(|s| StatusCode::from_bytes(s).ok()) {
+        parts.status = status;
+    }
+    parts.headers = header_map(list);
+}
+
+/// Trailers as filters see them.
+pub fn trailer_list(trailers: &HeaderMap) -> HeaderList {
+    let mut list = Vec::with_capacity(trailers.len());
+    push_headers(&mut list, trailers, None);
+    list
+}
+
+/// The response for a filter's local reply.
+pub fn local_response(reply: LocalReply) -> Response<ProxyBody> {
+    let mut headers = header_map(&reply.headers);
+    if !reply.body.is_empty() && !headers.contains_key(CONTENT_TYPE) {
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    }
+    if let Some(grpc) = reply.grpc_status {
+        headers.insert("grpc-status", HeaderValue::from(grpc));
+    }
+    let mut response = Response::new(ProxyBody::full(reply.body));
+    *response.status_mut() =
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *response.headers_mut() = headers;
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_heads_round_trip_with_pseudo_headers() {
+        let req = http::Request::builder()
+            .method("POST")
+            .uri("/a/b?c=1")
+            .header("host", "example.com")
+            .header("x-one", "1")
+            .body(())
+            .unwrap();
+        let (mut parts, ()) = req.into_parts();
+        let mut list = request_list(&parts, "http");
+        assert_eq!(
+            &list[..4],
+            &[
+                (":method".to_owned(), b"POST".to_vec()),
+                (":path".to_owned(), b"/a/b?c=1".to_vec()),
+                (":authority".to_owned(), b"example.com".to_vec()),
+                (":scheme".to_owned(), b"http".to_vec()),
+            ]
+        );
+        assert!(!list.iter().any(|(n, _)| n == "host"));
+        list[1].1 = b"/rewritten".to_vec();
+        list.push(("x-two".into(), b"2".to_vec()));
+        list.push(("bad header".into(), b"x".to_vec()));
+        apply_request(&list, &mut parts);
+        assert_eq!(parts.uri, "/rewritten");
+        assert_eq!(parts.headers["host"], "example.com");
+        assert_eq!(parts.headers["x-two"], "2");
+        assert_eq!(parts.headers.len(), 3);
+    }
+}
