@@ -32,7 +32,11 @@ pub async fn serve(
         connection_id: conn.id,
         tls: conn.tls.get().cloned(),
         protocol: version_str(req.version()).to_owned(),
-        request_id: completion.request_id.to_str().unwrap_or_default().to_owned(),
+        request_id: completion
+            .request_id
+            .to_str()
+            .unwrap_or_default()
+            .to_owned(),
         start: SystemTime::now(),
     };
     let stream = Arc::new(chain.start(info));
