@@ -1,9 +1,11 @@
 //! A controllable upstream HTTP server (HTTP/1.1 and h2c on one port): it
 //! echoes the request as JSON, counts requests, connections and body bytes,
 //! and can be told to answer a status, fail with a probability, hang, delay
-//! or reset the connection. `/healthz` answers for active health checks.
+//! or reset the connection, or stream a large generated answer. `/healthz`
+//! answers for active health checks.
 
 use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -11,7 +13,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -49,6 +53,8 @@ pub mod control {
     pub const STATUS: &str = "x-test-status";
     /// Add `connection: x-test-hop` and `x-test-hop: 1` (a hop-by-hop header) to the response.
     pub const HOP_RESPONSE: &str = "x-test-hop-response";
+    /// Answer with a streamed body of this many bytes instead of the echo.
+    pub const RESPONSE_BYTES: &str = "x-test-response-bytes";
 }
 
 struct State {
@@ -224,10 +230,13 @@ impl std::fmt::Display for ResetRequested {
 
 impl std::error::Error for ResetRequested {}
 
+/// The body of the upstream's answers.
+type ResponseBody = BoxBody<Bytes, Infallible>;
+
 async fn handle(
     state: Arc<State>,
     req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, ResetRequested> {
+) -> Result<Response<ResponseBody>, ResetRequested> {
     if req.uri().path() == "/healthz" {
         state.health_checks.fetch_add(1, Ordering::SeqCst);
         let status = if state.healthy.load(Ordering::SeqCst) {
@@ -235,7 +244,7 @@ async fn handle(
         } else {
             StatusCode::SERVICE_UNAVAILABLE
         };
-        let mut response = Response::new(Full::new(Bytes::from(state.name.clone())));
+        let mut response = Response::new(Full::new(Bytes::from(state.name.clone())).boxed());
         *response.status_mut() = status;
         return Ok(response);
     }
@@ -251,6 +260,7 @@ async fn handle(
     let delay = header(control::DELAY_MS).and_then(|v| v.parse::<u64>().ok());
     let forced_status = header(control::STATUS).and_then(|v| v.parse::<u16>().ok());
     let hop = header(control::HOP_RESPONSE).is_some();
+    let response_bytes = header(control::RESPONSE_BYTES).and_then(|v| v.parse::<u64>().ok());
 
     let (parts, body) = req.into_parts();
     let mut headers = BTreeMap::<String, String>::new();
@@ -321,10 +331,16 @@ async fn handle(
         "headers": headers,
         "body_len": body_len,
     });
-    let mut response = Response::new(Full::new(Bytes::from(echo.to_string())));
+    let body = match response_bytes {
+        Some(total) => generated(total),
+        None => Full::new(Bytes::from(echo.to_string())).boxed(),
+    };
+    let mut response = Response::new(body);
     *response.status_mut() = status;
     let h = response.headers_mut();
-    h.insert("content-type", "application/json".parse().expect("value"));
+    if response_bytes.is_none() {
+        h.insert("content-type", "application/json".parse().expect("value"));
+    }
     h.insert("x-upstream", state.name.parse().expect("upstream name"));
     if hop && parts.version == http::Version::HTTP_11 {
         h.insert("connection", "x-test-hop".parse().expect("value"));
@@ -333,4 +349,24 @@ async fn handle(
     }
     guard.finished = true;
     Ok(response)
+}
+
+/// A body of `total` bytes produced in 64 KiB chunks as it is read.
+fn generated(total: u64) -> ResponseBody {
+    const CHUNK: u64 = 64 * 1024;
+    let chunk = Bytes::from(vec![b'd'; CHUNK as usize]);
+    let stream = futures_util::stream::unfold(0u64, move |sent| {
+        let chunk = chunk.clone();
+        async move {
+            if sent >= total {
+                return None;
+            }
+            let n = CHUNK.min(total - sent);
+            Some((
+                Ok::<_, Infallible>(Frame::data(chunk.slice(..n as usize))),
+                sent + n,
+            ))
+        }
+    });
+    StreamBody::new(stream).boxed()
 }

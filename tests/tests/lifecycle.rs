@@ -400,3 +400,35 @@ async fn reload_adds_and_removes_listeners() {
         "two"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_only_idle_connections_exits_at_once() {
+    let listen = free_addr();
+    let a = Upstream::start("a").await;
+    let config = to_cluster(listen, "a", &[&a]) + "shutdown:\n  drain_timeout: 30s\n";
+    let mut wasp = Wasp::start(&config).await;
+    // Idle keep-alive connections, HTTP/1.1 and HTTP/2.
+    let h1 = Client::http1();
+    let h2 = Client::h2c();
+    assert_eq!(
+        h1.get(&format!("http://{listen}/")).await.unwrap().status,
+        200
+    );
+    assert_eq!(
+        h2.get(&format!("http://{listen}/")).await.unwrap().status,
+        200
+    );
+    let started = std::time::Instant::now();
+    wasp.sigterm();
+    let status = wasp
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .expect("idle connections do not hold the drain");
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "exited after {:?}",
+        started.elapsed()
+    );
+    drop((h1, h2));
+}

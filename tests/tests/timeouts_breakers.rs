@@ -363,3 +363,57 @@ clusters:
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert_eq!(resp.json()["body_len"], 100);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_going_away_cancels_the_upstream_request() {
+    let listen = free_addr();
+    let hung = Upstream::start_with("hung", Mode::Hang).await;
+    let config = format!(
+        r#"
+listeners:
+  - name: main
+    address: "{listen}"
+    routes:
+      - match: {{ prefix: / }}
+        route: {{ cluster: hung, timeout: 0s }}
+clusters:
+  - name: hung
+    endpoints: ["{}"]
+"#,
+        hung.addr
+    );
+    let wasp = Wasp::start(&config).await;
+    let mut conn = tokio::net::TcpStream::connect(listen).await.unwrap();
+    conn.write_all(format!("GET /wait HTTP/1.1\r\nhost: {listen}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    for _ in 0..200 {
+        if hung.in_flight() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(hung.in_flight(), 1, "the request reached the upstream");
+    assert_eq!(
+        wasp.metrics()
+            .await
+            .sum("wasp_active_requests", &[("listener", "main")]),
+        1.0
+    );
+    drop(conn);
+    for _ in 0..200 {
+        if hung.cancelled() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(hung.cancelled(), 1, "the upstream request was cancelled");
+    assert_eq!(hung.in_flight(), 0);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let m = wasp.metrics().await;
+    assert_eq!(m.sum("wasp_active_requests", &[("listener", "main")]), 0.0);
+    assert_eq!(
+        m.sum("wasp_downstream_cx_active", &[("listener", "main")]),
+        0.0
+    );
+}
