@@ -1,5 +1,6 @@
-//! Streaming: a 1 GiB upload passes through the proxy without being
-//! buffered — the proxy's peak RSS stays under 100 MiB.
+//! Streaming: 1 GiB uploads and downloads pass through the proxy without
+//! being buffered — the proxy's peak RSS stays under 100 MiB, also when the
+//! client reads slowly.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -94,4 +95,64 @@ clusters:
         peak < RSS_LIMIT_KIB,
         "proxy peak RSS {peak} KiB is not under {RSS_LIMIT_KIB} KiB"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_gib_downloads_stream_with_flat_memory_and_backpressure() {
+    let listen = free_addr();
+    let source = Upstream::start("source").await;
+    let config = format!(
+        r#"
+listeners:
+  - name: main
+    address: "{listen}"
+    routes:
+      - match: {{ prefix: /h1 }}
+        route: {{ cluster: source-h1, timeout: 0s }}
+      - match: {{ prefix: /h2 }}
+        route: {{ cluster: source-h2, timeout: 0s }}
+clusters:
+  - name: source-h1
+    endpoints: ["{0}"]
+  - name: source-h2
+    protocol: http2
+    endpoints: ["{0}"]
+"#,
+        source.addr
+    );
+    let wasp = Wasp::start(&config).await;
+    // HTTP/1.1 to the client (the path where a server can buffer), from
+    // HTTP/1.1 and HTTP/2 upstreams.
+    for upstream in ["h1", "h2"] {
+        let request = Request::get(format!("http://{listen}/{upstream}/download"))
+            .header("x-test-response-bytes", GIB.to_string())
+            .body(wasp_e2e::client::empty())
+            .unwrap();
+        let started = std::time::Instant::now();
+        let response = Client::http1().send(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let mut body = response.into_body();
+        let mut received = 0u64;
+        // Read slowly at first: the proxy must wait for the client rather
+        // than keep reading from the upstream into memory.
+        while let Some(frame) = body.frame().await {
+            let frame = frame.expect("body frame");
+            if let Some(data) = frame.data_ref() {
+                received += data.len() as u64;
+            }
+            if received < 16 << 20 {
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
+        }
+        let elapsed = started.elapsed();
+        assert_eq!(received, GIB, "every byte arrived");
+        let peak = wasp.peak_rss_kib();
+        eprintln!(
+            "1 GiB download from an {upstream} upstream in {elapsed:.1?}; proxy VmHWM {peak} KiB"
+        );
+        assert!(
+            peak < RSS_LIMIT_KIB,
+            "proxy peak RSS {peak} KiB is not under {RSS_LIMIT_KIB} KiB"
+        );
+    }
 }
