@@ -370,3 +370,58 @@ async fn host_name_endpoints_are_resolved() {
         assert_eq!(resp.header("x-upstream"), Some("named"));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_switches_the_tls_certificate() {
+    let listen = free_addr();
+    let upstream = Upstream::start("up").await;
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let cert_a = TestCert::generate(dir_a.path(), &["localhost"]);
+    let cert_b = TestCert::generate(dir_b.path(), &["localhost"]);
+    let config = |cert: &TestCert| {
+        let tls = format!(
+            "    tls:\n      cert_file: \"{}\"\n      key_file: \"{}\"\n",
+            cert.cert_file.display(),
+            cert.key_file.display()
+        );
+        single_route(
+            listen,
+            &tls,
+            &format!("    endpoints: [\"{}\"]\n", upstream.addr),
+        )
+    };
+    let wasp = Wasp::start(&config(&cert_a)).await;
+    let get = |roots| async move {
+        let request = Request::get("https://localhost/cert")
+            .body(client::empty())
+            .unwrap();
+        client::tls_request(listen, "localhost", roots, &[b"h2"], request).await
+    };
+    assert_eq!(get(cert_a.roots()).await.unwrap().1.status, 200);
+    assert!(get(cert_b.roots()).await.is_err(), "B is not served yet");
+
+    wasp.write_config(&config(&cert_b));
+    wasp.sighup();
+    wasp.wait_version(2, Duration::from_secs(10)).await;
+    assert_eq!(get(cert_b.roots()).await.unwrap().1.status, 200);
+    assert!(get(cert_a.roots()).await.is_err(), "A is no longer served");
+
+    // A missing key file fails the reload and keeps B.
+    let broken = config(&cert_b).replace(
+        &cert_b.key_file.display().to_string(),
+        "/nonexistent/key.pem",
+    );
+    wasp.write_config(&broken);
+    wasp.sighup();
+    let mut error = None;
+    for _ in 0..100 {
+        if let Some(e) = wasp.config_dump().await["last_reload_error"].as_str() {
+            error = Some(e.to_owned());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let error = error.expect("the reload failed");
+    assert!(error.contains("listeners[0].tls"), "{error}");
+    assert_eq!(get(cert_b.roots()).await.unwrap().1.status, 200);
+}
