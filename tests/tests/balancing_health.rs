@@ -75,8 +75,9 @@ async fn failing_endpoint_is_ejected_then_returns() {
         "no traffic to the ejected endpoint: {counts:?}"
     );
     assert_eq!(
-        counts.get("ok1").copied().unwrap_or(0) + counts.get("ok2").copied().unwrap_or(0),
-        60
+        (counts.get("ok1"), counts.get("ok2")),
+        (Some(&30), Some(&30)),
+        "the ejected endpoint's share spreads evenly"
     );
     assert!(
         ejected_at.elapsed() < Duration::from_secs(2),
@@ -482,4 +483,71 @@ clusters:
     // Every request comes from 127.0.0.1: one endpoint.
     let counts = spread(&client, &format!("http://{listen}/ip"), 30).await;
     assert_eq!(counts.len(), 1, "source IP affinity: {counts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ejections_respect_the_cap_count_connect_failures_and_grow() {
+    let listen = free_addr();
+    let bad = Upstream::start_with("bad", Mode::Status(503)).await;
+    let ok1 = Upstream::start("ok1").await;
+    let ok2 = Upstream::start("ok2").await;
+    let closed = free_addr(); // nothing listens: connect failures
+    let cluster = format!(
+        "    endpoints: [\"{closed}\", \"{}\", \"{}\", \"{}\"]\n    outlier_detection: {{ consecutive_5xx: 2, base_ejection_time: 1s, max_ejection_percent: 25 }}\n",
+        bad.addr, ok1.addr, ok2.addr
+    );
+    let wasp = Wasp::start(&one_route(listen, "", &cluster)).await;
+    let client = Client::http1();
+    let url = format!("http://{listen}/e");
+    // Two rounds of round robin: both failing endpoints fail twice, but
+    // 25% of four endpoints allows one ejection at a time.
+    for _ in 0..8 {
+        let _ = client.get(&url).await.unwrap();
+    }
+    let dump = wasp.config_dump().await;
+    let ejected: Vec<String> = dump["clusters"][0]["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["ejected"] == true)
+        .map(|e| e["address"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        ejected,
+        vec![closed.to_string()],
+        "connect failures eject, one at a time"
+    );
+    let m = wasp.metrics().await;
+    assert_eq!(
+        m.sum("wasp_upstream_ejections_total", &[("cluster", "c")]),
+        1.0
+    );
+    // `bad` is still in rotation while `closed` is out.
+    let counts = spread(&client, &url, 6).await;
+    assert_eq!(counts.get("bad"), Some(&2), "{counts:?}");
+
+    // After the first ejection (1 s) `closed` comes back, fails again, and
+    // is ejected for twice as long (or `bad` takes the single slot first).
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    for _ in 0..12 {
+        let _ = client.get(&url).await.unwrap();
+    }
+    let dump = wasp.config_dump().await;
+    let states: Vec<&serde_json::Value> = dump["clusters"][0]["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["ejected"] == true)
+        .collect();
+    assert_eq!(states.len(), 1, "still one at a time: {dump}");
+    let state = states[0];
+    if state["address"] == closed.to_string() {
+        assert_eq!(state["times_ejected"], 2);
+        assert!(
+            state["ejected_for_ms"].as_u64().unwrap() > 1000,
+            "second ejection lasts 2 × base: {state}"
+        );
+    } else {
+        assert_eq!(state["address"], bad.addr.to_string());
+    }
 }

@@ -432,3 +432,40 @@ async fn sigterm_with_only_idle_connections_exits_at_once() {
     );
     drop((h1, h2));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_line_help_validate_and_sigint() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(wasp_e2e::wasp::binary())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    for args in [&["--help"][..], &["run", "--help"], &["validate", "--help"]] {
+        let output = run(args);
+        assert!(output.status.success(), "wasp {args:?}");
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(text.contains("Usage:"), "wasp {args:?}: {text}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.yaml");
+    std::fs::write(
+        &good,
+        "listeners:\n  - name: a\n    address: \"127.0.0.1:1\"\n    routes:\n      - direct_response: { status: 200 }\n",
+    )
+    .unwrap();
+    let output = run(&["validate", good.to_str().unwrap()]);
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("ok"));
+
+    // SIGINT drains like SIGTERM.
+    let listen = free_addr();
+    let a = Upstream::start("a").await;
+    let mut wasp = Wasp::start(&to_cluster(listen, "a", &[&a])).await;
+    wasp.signal("INT");
+    let status = wasp
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .expect("exits on SIGINT");
+    assert!(status.success(), "exit status {status}");
+}

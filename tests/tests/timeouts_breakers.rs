@@ -417,3 +417,90 @@ clusters:
         0.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_timeout_answers_503_and_retries_elsewhere() {
+    // A socket that never accepts, its backlog filled: new connection
+    // attempts get no answer (SYNs are dropped), so connecting hangs.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    socket.listen(0).unwrap();
+    let black_hole = socket.local_addr().unwrap().as_socket().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        let attempt = tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(black_hole),
+        )
+        .await;
+        match attempt {
+            Ok(Ok(stream)) => fillers.push(stream),
+            _ => break,
+        }
+    }
+    let probe = tokio::time::timeout(
+        Duration::from_millis(300),
+        tokio::net::TcpStream::connect(black_hole),
+    )
+    .await;
+    assert!(probe.is_err(), "the backlog is full: connecting hangs");
+
+    let listen = free_addr();
+    let good = Upstream::start("good").await;
+    let config = format!(
+        r#"
+listeners:
+  - name: main
+    address: "{listen}"
+    routes:
+      - match: {{ prefix: /alone }}
+        route: {{ cluster: hole }}
+      - match: {{ prefix: /retry }}
+        route:
+          cluster: hole-first
+          retry_policy: {{ num_retries: 1, retry_on: [connect-failure], base_interval: 1ms }}
+clusters:
+  - name: hole
+    connect_timeout: 300ms
+    endpoints: ["{black_hole}"]
+  - name: hole-first
+    connect_timeout: 300ms
+    endpoints: ["{black_hole}", "{}"]
+"#,
+        good.addr
+    );
+    let wasp = Wasp::start(&config).await;
+    let client = Client::http1();
+    let started = Instant::now();
+    let resp = client.get(&format!("http://{listen}/alone")).await.unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(resp.status, 503, "{}", resp.text());
+    assert!(
+        elapsed >= Duration::from_millis(280) && elapsed < Duration::from_millis(1500),
+        "503 after {elapsed:?}, connect timeout 300 ms"
+    );
+    // Round robin: the first request starts on the black hole, times out
+    // connecting, and is retried on `good`.
+    let started = Instant::now();
+    let resp = client.get(&format!("http://{listen}/retry")).await.unwrap();
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.header("x-upstream"), Some("good"));
+    if resp.header("x-wasp-attempt-count") == Some("2") {
+        assert!(started.elapsed() >= Duration::from_millis(280));
+    }
+    let m = wasp.metrics().await;
+    assert!(
+        m.sum(
+            "wasp_upstream_cx_connect_fail_total",
+            &[("cluster", "hole")]
+        ) >= 1.0
+    );
+    drop(fillers);
+}
