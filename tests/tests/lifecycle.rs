@@ -469,3 +469,38 @@ async fn command_line_help_validate_and_sigint() {
         .expect("exits on SIGINT");
     assert!(status.success(), "exit status {status}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unchanged_clusters_keep_their_pools_across_reloads() {
+    let listen = free_addr();
+    let a = Upstream::start("a").await;
+    let config = to_cluster(listen, "a", &[&a]);
+    let wasp = Wasp::start(&config).await;
+    let client = Client::http1();
+    let url = format!("http://{listen}/pool");
+    for _ in 0..5 {
+        assert_eq!(client.get(&url).await.unwrap().status, 200);
+    }
+    assert_eq!(a.connections(), 1, "one pooled upstream connection");
+    for version in 2..=3 {
+        wasp.sighup();
+        wasp.wait_version(version, Duration::from_secs(10)).await;
+        for _ in 0..5 {
+            assert_eq!(client.get(&url).await.unwrap().status, 200);
+        }
+    }
+    assert_eq!(
+        a.connections(),
+        1,
+        "the pool survived reloads of an unchanged cluster"
+    );
+
+    // A changed cluster gets a new pool.
+    wasp.write_config(&config.replace("    endpoints:", "    connect_timeout: 2s\n    endpoints:"));
+    wasp.sighup();
+    wasp.wait_version(4, Duration::from_secs(10)).await;
+    for _ in 0..5 {
+        assert_eq!(client.get(&url).await.unwrap().status, 200);
+    }
+    assert_eq!(a.connections(), 2, "a changed cluster connects anew");
+}
