@@ -1,11 +1,10 @@
 //! A controllable upstream HTTP server (HTTP/1.1 and h2c on one port): it
 //! echoes the request as JSON, counts requests, connections and body bytes,
 //! and can be told to answer a status, fail with a probability, hang, delay
-//! or reset the connection, or stream a large generated answer. `/healthz`
-//! answers for active health checks.
+//! or reset the connection, or stream a large, slow or truncated generated
+//! answer. `/healthz` answers for active health checks.
 
 use std::collections::BTreeMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -55,6 +54,11 @@ pub mod control {
     pub const HOP_RESPONSE: &str = "x-test-hop-response";
     /// Answer with a streamed body of this many bytes instead of the echo.
     pub const RESPONSE_BYTES: &str = "x-test-response-bytes";
+    /// With `RESPONSE_BYTES`: pause this many milliseconds before each chunk.
+    pub const CHUNK_DELAY_MS: &str = "x-test-chunk-delay-ms";
+    /// With `RESPONSE_BYTES`: announce the full length, then break the
+    /// connection after this many bytes.
+    pub const TRUNCATE_AT: &str = "x-test-truncate-at";
 }
 
 struct State {
@@ -231,7 +235,10 @@ impl std::fmt::Display for ResetRequested {
 impl std::error::Error for ResetRequested {}
 
 /// The body of the upstream's answers.
-type ResponseBody = BoxBody<Bytes, Infallible>;
+type ResponseBody = BoxBody<Bytes, BoxError>;
+
+/// Errors of the upstream's answer bodies.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 async fn handle(
     state: Arc<State>,
@@ -244,7 +251,7 @@ async fn handle(
         } else {
             StatusCode::SERVICE_UNAVAILABLE
         };
-        let mut response = Response::new(Full::new(Bytes::from(state.name.clone())).boxed());
+        let mut response = Response::new(full(Bytes::from(state.name.clone())));
         *response.status_mut() = status;
         return Ok(response);
     }
@@ -261,6 +268,10 @@ async fn handle(
     let forced_status = header(control::STATUS).and_then(|v| v.parse::<u16>().ok());
     let hop = header(control::HOP_RESPONSE).is_some();
     let response_bytes = header(control::RESPONSE_BYTES).and_then(|v| v.parse::<u64>().ok());
+    let chunk_delay = header(control::CHUNK_DELAY_MS)
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(Duration::from_millis);
+    let truncate_at = header(control::TRUNCATE_AT).and_then(|v| v.parse::<u64>().ok());
 
     let (parts, body) = req.into_parts();
     let mut headers = BTreeMap::<String, String>::new();
@@ -332,14 +343,17 @@ async fn handle(
         "body_len": body_len,
     });
     let body = match response_bytes {
-        Some(total) => generated(total),
-        None => Full::new(Bytes::from(echo.to_string())).boxed(),
+        Some(total) => generated(total, chunk_delay, truncate_at),
+        None => full(Bytes::from(echo.to_string())),
     };
     let mut response = Response::new(body);
     *response.status_mut() = status;
     let h = response.headers_mut();
     if response_bytes.is_none() {
         h.insert("content-type", "application/json".parse().expect("value"));
+    }
+    if let (Some(total), Some(_)) = (response_bytes, truncate_at) {
+        h.insert("content-length", total.into());
     }
     h.insert("x-upstream", state.name.parse().expect("upstream name"));
     if hop && parts.version == http::Version::HTTP_11 {
@@ -351,8 +365,25 @@ async fn handle(
     Ok(response)
 }
 
-/// A body of `total` bytes produced in 64 KiB chunks as it is read.
-fn generated(total: u64) -> ResponseBody {
+fn full(bytes: Bytes) -> ResponseBody {
+    Full::new(bytes).map_err(|never| match never {}).boxed()
+}
+
+/// Why a generated body stopped early.
+#[derive(Debug)]
+struct Truncated;
+
+impl std::fmt::Display for Truncated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("body truncated on purpose")
+    }
+}
+
+impl std::error::Error for Truncated {}
+
+/// A body of `total` bytes produced in 64 KiB chunks as it is read, each
+/// after `delay`; with `truncate_at`, an error after that many bytes.
+fn generated(total: u64, delay: Option<Duration>, truncate_at: Option<u64>) -> ResponseBody {
     const CHUNK: u64 = 64 * 1024;
     let chunk = Bytes::from(vec![b'd'; CHUNK as usize]);
     let stream = futures_util::stream::unfold(0u64, move |sent| {
@@ -361,11 +392,15 @@ fn generated(total: u64) -> ResponseBody {
             if sent >= total {
                 return None;
             }
-            let n = CHUNK.min(total - sent);
-            Some((
-                Ok::<_, Infallible>(Frame::data(chunk.slice(..n as usize))),
-                sent + n,
-            ))
+            if let Some(delay) = delay {
+                tokio::time::sleep(delay).await;
+            }
+            if truncate_at.is_some_and(|at| sent >= at) {
+                return Some((Err(BoxError::from(Truncated)), total));
+            }
+            let limit = truncate_at.map_or(total, |at| at.min(total));
+            let n = CHUNK.min(limit - sent).max(1).min(total - sent);
+            Some((Ok(Frame::data(chunk.slice(..n as usize))), sent + n))
         }
     });
     StreamBody::new(stream).boxed()

@@ -156,3 +156,79 @@ clusters:
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_bodies_outlive_the_route_timeout_and_truncation_reaches_the_client() {
+    let listen = free_addr();
+    let source = Upstream::start("source").await;
+    let config = format!(
+        r#"
+listeners:
+  - name: main
+    address: "{listen}"
+    routes:
+      - match: {{ prefix: /h1 }}
+        route: {{ cluster: source-h1, timeout: 300ms }}
+      - match: {{ prefix: /h2 }}
+        route: {{ cluster: source-h2, timeout: 300ms }}
+clusters:
+  - name: source-h1
+    endpoints: ["{0}"]
+  - name: source-h2
+    protocol: http2
+    endpoints: ["{0}"]
+"#,
+        source.addr
+    );
+    let _wasp = Wasp::start(&config).await;
+    for (client, kind, upstream) in [
+        (Client::http1(), "HTTP/1.1", "h1"),
+        (Client::http1(), "HTTP/1.1", "h2"),
+        (Client::h2c(), "h2c", "h1"),
+        (Client::h2c(), "h2c", "h2"),
+    ] {
+        let case = format!("{upstream} upstream, {kind} client");
+        // The route timeout ends at the response headers: a body streaming
+        // for a second after them is not cut.
+        let started = std::time::Instant::now();
+        let resp = client
+            .get_with(
+                &format!("http://{listen}/{upstream}/slow-body"),
+                &[
+                    ("x-test-response-bytes", "655360"),
+                    ("x-test-chunk-delay-ms", "100"),
+                ],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{case}: {e:#}"));
+        assert_eq!(resp.status, 200, "{case}");
+        assert_eq!(resp.body.len(), 655_360, "{case}");
+        assert!(started.elapsed() >= Duration::from_millis(900), "{case}");
+
+        // An upstream breaking off mid-body: the client sees an error, not
+        // a complete-looking or hanging response.
+        let request = Request::get(format!("http://{listen}/{upstream}/truncated"))
+            .header("x-test-response-bytes", "1000000")
+            .header("x-test-truncate-at", "300000")
+            .body(wasp_e2e::client::empty())
+            .unwrap();
+        let outcome = tokio::time::timeout(Duration::from_secs(10), async {
+            let response = client.send(request).await?;
+            anyhow::ensure!(response.status() == 200, "status {}", response.status());
+            let body = response.into_body().collect().await?;
+            Ok(body.to_bytes().len())
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{case}: the truncated response hung"));
+        assert!(
+            outcome.is_err(),
+            "{case}: truncation went unnoticed: {outcome:?}"
+        );
+    }
+    // The proxy still serves.
+    let resp = Client::http1()
+        .get(&format!("http://{listen}/h1/after"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status, 200);
+}
