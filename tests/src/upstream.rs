@@ -74,7 +74,17 @@ struct State {
     health_checks: AtomicU64,
 }
 
-/// A running upstream; stops accepting when dropped.
+/// How an upstream is started.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Listen here instead of on a free port (to restart on the same address).
+    pub addr: Option<SocketAddr>,
+    /// Speak only HTTP/2 (h2c prior knowledge), as gRPC servers do.
+    pub http2_only: bool,
+}
+
+/// A running upstream; when dropped it stops accepting and closes every
+/// connection, as a process that went away would.
 pub struct Upstream {
     /// The address it listens on.
     pub addr: SocketAddr,
@@ -90,9 +100,15 @@ impl Upstream {
 
     /// Starts an upstream in `mode`.
     pub async fn start_with(name: &str, mode: Mode) -> Upstream {
-        let socket = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind upstream");
+        Self::start_opts(name, mode, Options::default()).await
+    }
+
+    /// Starts an upstream in `mode` with `options`.
+    pub async fn start_opts(name: &str, mode: Mode, options: Options) -> Upstream {
+        let bind = options
+            .addr
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let socket = TcpListener::bind(bind).await.expect("bind upstream");
         let addr = socket.local_addr().expect("upstream address");
         let state = Arc::new(State {
             name: name.to_owned(),
@@ -106,7 +122,7 @@ impl Upstream {
             healthy: AtomicBool::new(true),
             health_checks: AtomicU64::new(0),
         });
-        let task = tokio::spawn(accept_loop(socket, Arc::clone(&state)));
+        let task = tokio::spawn(accept_loop(socket, Arc::clone(&state), options.http2_only));
         Upstream { addr, state, task }
     }
 
@@ -175,11 +191,18 @@ impl Drop for Upstream {
     }
 }
 
-async fn accept_loop(socket: TcpListener, state: Arc<State>) {
+async fn accept_loop(socket: TcpListener, state: Arc<State>, http2_only: bool) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http2().max_concurrent_streams(10_000);
-    let builder = Arc::new(builder);
+    let builder = Arc::new(if http2_only {
+        builder.http2_only()
+    } else {
+        builder
+    });
+    // Connections live in this set: aborting the loop closes them all.
+    let mut connections = tokio::task::JoinSet::new();
     loop {
+        while connections.try_join_next().is_some() {}
         let Ok((stream, _)) = socket.accept().await else {
             continue;
         };
@@ -187,11 +210,15 @@ async fn accept_loop(socket: TcpListener, state: Arc<State>) {
         state.connections.fetch_add(1, Ordering::SeqCst);
         let state = Arc::clone(&state);
         let builder = Arc::clone(&builder);
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let service = service_fn(move |req| handle(Arc::clone(&state), req));
-            let _ = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                .await;
+            let io = TokioIo::new(stream);
+            // `http2_only` is honoured by `serve_connection` only.
+            let _ = if http2_only {
+                builder.serve_connection(io, service).await
+            } else {
+                builder.serve_connection_with_upgrades(io, service).await
+            };
         });
     }
 }

@@ -425,3 +425,114 @@ async fn reload_switches_the_tls_certificate() {
     assert!(error.contains("listeners[0].tls"), "{error}");
     assert_eq!(get(cert_b.roots()).await.unwrap().1.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pools_recover_when_an_upstream_restarts() {
+    use wasp_e2e::{Mode, Options};
+    let listen = free_addr();
+    let first = Upstream::start("first").await;
+    let addr = first.addr;
+    let config = format!(
+        r#"
+listeners:
+  - name: main
+    address: "{listen}"
+    routes:
+      - match: {{ prefix: /h1 }}
+        route: {{ cluster: h1 }}
+      - match: {{ prefix: /h2 }}
+        route: {{ cluster: h2 }}
+clusters:
+  - name: h1
+    endpoints: ["{addr}"]
+  - name: h2
+    protocol: http2
+    endpoints: ["{addr}"]
+"#
+    );
+    let _wasp = Wasp::start(&config).await;
+    let client = Client::http1();
+    for path in ["h1", "h2"] {
+        let resp = client
+            .get(&format!("http://{listen}/{path}"))
+            .await
+            .unwrap();
+        assert_eq!(resp.header("x-upstream"), Some("first"), "{path}");
+    }
+    // The upstream goes away with its connections, then comes back.
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for path in ["h1", "h2"] {
+        let resp = client
+            .get(&format!("http://{listen}/{path}"))
+            .await
+            .unwrap();
+        assert_eq!(resp.status, 503, "{path} while the upstream is down");
+    }
+    let options = Options {
+        addr: Some(addr),
+        ..Options::default()
+    };
+    let _second = Upstream::start_opts("second", Mode::Echo, options).await;
+    for path in ["h1", "h2"] {
+        for _ in 0..5 {
+            let resp = client
+                .get(&format!("http://{listen}/{path}"))
+                .await
+                .unwrap();
+            assert_eq!(
+                resp.status,
+                200,
+                "{path} after the restart: {}",
+                resp.text()
+            );
+            assert_eq!(resp.header("x-upstream"), Some("second"));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_of_http2_clusters_speak_http2() {
+    use wasp_e2e::{Mode, Options};
+    let listen = free_addr();
+    let options = Options {
+        http2_only: true,
+        ..Options::default()
+    };
+    let a = Upstream::start_opts("a", Mode::Echo, options).await;
+    let b = Upstream::start_opts("b", Mode::Echo, options).await;
+    let config = format!(
+        r#"
+listeners:
+  - name: main
+    address: "{listen}"
+    routes:
+      - route: {{ cluster: grpc-like }}
+clusters:
+  - name: grpc-like
+    protocol: http2
+    panic_threshold: 0
+    endpoints: ["{}", "{}"]
+    health_check: {{ path: /healthz, interval: 100ms, timeout: 500ms, unhealthy_threshold: 1, healthy_threshold: 1 }}
+"#,
+        a.addr, b.addr
+    );
+    let wasp = Wasp::start(&config).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        a.health_checks() >= 2,
+        "probes answered over HTTP/2 ({})",
+        a.health_checks()
+    );
+    let dump = wasp.config_dump().await;
+    for endpoint in dump["clusters"][0]["endpoints"].as_array().unwrap() {
+        assert_eq!(endpoint["healthy"], true, "{endpoint}");
+    }
+    b.set_healthy(false);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let client = Client::http1();
+    for _ in 0..10 {
+        let resp = client.get(&format!("http://{listen}/x")).await.unwrap();
+        assert_eq!(resp.header("x-upstream"), Some("a"));
+    }
+}
