@@ -551,3 +551,54 @@ async fn ejections_respect_the_cap_count_connect_failures_and_grow() {
         assert_eq!(state["address"], bad.addr.to_string());
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ring_hash_keys_move_off_an_ejected_endpoint_and_come_back() {
+    let listen = free_addr();
+    let ups = [
+        Upstream::start("k0").await,
+        Upstream::start("k1").await,
+        Upstream::start("k2").await,
+    ];
+    let all: Vec<&Upstream> = ups.iter().collect();
+    let config = one_route(
+        listen,
+        "          hash_policy: [{ header: x-user }]\n",
+        &format!(
+            "    lb_policy: ring_hash\n    endpoints: {}\n    outlier_detection: {{ consecutive_5xx: 1, base_ejection_time: 1s, max_ejection_percent: 50 }}\n",
+            endpoints(&all)
+        ),
+    );
+    let _wasp = Wasp::start(&config).await;
+    let client = Client::http1();
+    let url = format!("http://{listen}/k");
+    let owner = client.get_with(&url, &[("x-user", "bob")]).await.unwrap();
+    let owner = owner.header("x-upstream").unwrap().to_owned();
+    let up = ups.iter().find(|u| u.name() == owner).unwrap();
+
+    // One failure ejects the owner: bob moves to one other endpoint.
+    let failed = client
+        .get_with(&url, &[("x-user", "bob"), ("x-test-status", "500")])
+        .await
+        .unwrap();
+    assert_eq!(failed.header("x-upstream"), Some(owner.as_str()));
+    let mut elsewhere = std::collections::HashSet::new();
+    for _ in 0..20 {
+        let resp = client.get_with(&url, &[("x-user", "bob")]).await.unwrap();
+        elsewhere.insert(resp.header("x-upstream").unwrap().to_owned());
+    }
+    assert_eq!(elsewhere.len(), 1, "still one endpoint: {elsewhere:?}");
+    assert!(
+        !elsewhere.contains(&owner),
+        "moved off the ejected endpoint"
+    );
+
+    // After the ejection, bob is back on his endpoint.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let hits = up.hits();
+    for _ in 0..5 {
+        let resp = client.get_with(&url, &[("x-user", "bob")]).await.unwrap();
+        assert_eq!(resp.header("x-upstream"), Some(owner.as_str()));
+    }
+    assert_eq!(up.hits(), hits + 5);
+}

@@ -278,9 +278,14 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
     wasp.sigterm();
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    // New connections are refused while the slow request runs.
+    // New connections are refused while the slow request runs, and the
+    // admin server says so.
     let refused = tokio::net::TcpStream::connect(listen).await;
     assert!(refused.is_err(), "the listener is closed while draining");
+    let ready = wasp_e2e::client::get(&wasp.admin_url("/ready"))
+        .await
+        .unwrap();
+    assert_eq!((ready.status, ready.text().as_str()), (503, "draining\n"));
     assert!(
         wasp.wait_exit(Duration::from_millis(10)).await.is_none(),
         "still draining"

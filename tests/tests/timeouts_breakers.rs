@@ -504,3 +504,110 @@ clusters:
     );
     drop(fillers);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_http2_client_connections_are_closed() {
+    let listen = free_addr();
+    let up = Upstream::start("up").await;
+    let config = format!(
+        r#"
+listeners:
+  - name: main
+    address: "{listen}"
+    idle_timeout: 400ms
+    routes:
+      - route: {{ cluster: up }}
+clusters:
+  - name: up
+    endpoints: ["{}"]
+"#,
+        up.addr
+    );
+    let wasp = Wasp::start(&config).await;
+    let client = Client::h2c();
+    assert_eq!(
+        client
+            .get(&format!("http://{listen}/a"))
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    let mut closed = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let m = wasp.metrics().await;
+        if m.sum("wasp_downstream_cx_active", &[("listener", "main")]) == 0.0 {
+            closed = true;
+            assert_eq!(
+                m.sum(
+                    "wasp_downstream_cx_idle_timeout_total",
+                    &[("listener", "main")]
+                ),
+                1.0
+            );
+            break;
+        }
+    }
+    assert!(closed, "the idle HTTP/2 connection was closed");
+    // The client reconnects transparently.
+    assert_eq!(
+        client
+            .get(&format!("http://{listen}/b"))
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expect_100_continue_is_answered_before_the_body() {
+    let listen = free_addr();
+    let up = Upstream::start("up").await;
+    let config = format!(
+        r#"
+listeners:
+  - name: main
+    address: "{listen}"
+    routes:
+      - match: {{ prefix: /plain }}
+        route: {{ cluster: up }}
+      - match: {{ prefix: /retry }}
+        route: {{ cluster: up, retry_policy: {{ num_retries: 1 }} }}
+clusters:
+  - name: up
+    endpoints: ["{}"]
+"#,
+        up.addr
+    );
+    let _wasp = Wasp::start(&config).await;
+    for path in ["/plain", "/retry"] {
+        let mut conn = tokio::net::TcpStream::connect(listen).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: a\r\ncontent-length: 5\r\nexpect: 100-continue\r\n\r\n"
+        );
+        conn.write_all(head.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
+            .await
+            .expect("100 Continue arrives before the body is sent")
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 100 Continue"),
+            "{path}: {}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+        conn.write_all(b"hello").await.unwrap();
+        let mut answer = String::new();
+        while !answer.contains("\"body_len\":5") {
+            let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
+                .await
+                .expect("the answer arrives")
+                .unwrap();
+            assert!(n > 0, "{path}: closed early: {answer}");
+            answer.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        assert!(answer.contains("HTTP/1.1 200 OK"), "{path}: {answer}");
+    }
+}
