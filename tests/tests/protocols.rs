@@ -536,3 +536,42 @@ clusters:
         assert_eq!(resp.header("x-upstream"), Some("a"));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_over_tls() {
+    let listen = free_addr();
+    let ws = WsEcho::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cert = TestCert::generate(dir.path(), &["localhost"]);
+    let tls = format!(
+        "    tls:\n      cert_file: \"{}\"\n      key_file: \"{}\"\n",
+        cert.cert_file.display(),
+        cert.key_file.display()
+    );
+    let config = single_route(listen, &tls, &format!("    endpoints: [\"{}\"]\n", ws.addr));
+    let _wasp = Wasp::start(&config).await;
+
+    let mut tls_config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(cert.roots())
+    .with_no_client_auth();
+    tls_config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls_config));
+    let tcp = tokio::net::TcpStream::connect(listen).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let stream = connector.connect(name, tcp).await.unwrap();
+    let (mut socket, response) = tokio_tungstenite::client_async("wss://localhost/chat", stream)
+        .await
+        .expect("WebSocket handshake over TLS");
+    assert_eq!(response.status(), 101);
+    socket.send(Message::text("over tls")).await.unwrap();
+    let echoed = tokio::time::timeout(Duration::from_secs(10), socket.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(echoed, Message::text("over tls"));
+}
