@@ -575,3 +575,40 @@ async fn websocket_over_tls() {
         .unwrap();
     assert_eq!(echoed, Message::text("over tls"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_over_tls_keeps_trailers() {
+    let listen = free_addr();
+    let grpc = GrpcHealth::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cert = TestCert::generate(dir.path(), &["localhost"]);
+    let tls = format!(
+        "    tls:\n      cert_file: \"{}\"\n      key_file: \"{}\"\n",
+        cert.cert_file.display(),
+        cert.key_file.display()
+    );
+    let config = single_route(
+        listen,
+        &tls,
+        &format!("    protocol: http2\n    endpoints: [\"{}\"]\n", grpc.addr),
+    );
+    let _wasp = Wasp::start(&config).await;
+    grpc.reporter
+        .set_service_status("svc", ServingStatus::NotServing)
+        .await;
+    let frame = [0u8, 0, 0, 0, 5, 0x0a, 3, b's', b'v', b'c'];
+    let request = Request::post("https://localhost/grpc.health.v1.Health/Check")
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(client::full(frame.to_vec()))
+        .unwrap();
+    let (alpn, resp) = client::tls_request(listen, "localhost", cert.roots(), &[b"h2"], request)
+        .await
+        .unwrap();
+    assert_eq!(alpn.as_deref(), Some(&b"h2"[..]));
+    assert_eq!(resp.status, 200);
+    // HealthCheckResponse { status: NOT_SERVING (2) }, framed.
+    assert_eq!(&resp.body[..], &[0u8, 0, 0, 0, 2, 0x08, 2][..]);
+    let trailers = resp.trailers.expect("trailers over TLS");
+    assert_eq!(trailers.get("grpc-status").unwrap(), "0");
+}
