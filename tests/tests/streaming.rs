@@ -232,3 +232,59 @@ clusters:
         .unwrap();
     assert_eq!(resp.status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_gib_h2c_uploads_stream_with_flat_memory() {
+    let listen = free_addr();
+    let sink = Upstream::start("sink").await;
+    let config = format!(
+        r#"
+listeners:
+  - name: main
+    address: "{listen}"
+    routes:
+      - match: {{ prefix: /h1 }}
+        route: {{ cluster: sink-h1, timeout: 0s }}
+      - match: {{ prefix: /h2 }}
+        route: {{ cluster: sink-h2, timeout: 0s }}
+clusters:
+  - name: sink-h1
+    endpoints: ["{0}"]
+  - name: sink-h2
+    protocol: http2
+    endpoints: ["{0}"]
+"#,
+        sink.addr
+    );
+    let wasp = Wasp::start(&config).await;
+    // An HTTP/2 client to HTTP/1.1 and HTTP/2 upstreams.
+    for upstream in ["h1", "h2"] {
+        let chunk = Bytes::from(vec![b'u'; CHUNK]);
+        let stream = futures_util::stream::iter(
+            (0..GIB / CHUNK as u64).map(move |_| Ok::<_, BoxError>(Frame::data(chunk.clone()))),
+        );
+        let request = Request::post(format!("http://{listen}/{upstream}/upload"))
+            .body(StreamBody::new(stream).boxed())
+            .unwrap();
+        let started = std::time::Instant::now();
+        let resp = tokio::time::timeout(Duration::from_secs(600), Client::h2c().request(request))
+            .await
+            .expect("upload finished in time")
+            .expect("upload succeeded");
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        assert_eq!(
+            resp.json()["body_len"],
+            GIB,
+            "{upstream}: every byte arrived"
+        );
+        let peak = wasp.peak_rss_kib();
+        eprintln!(
+            "1 GiB h2c upload to an {upstream} upstream in {:.1?}; proxy VmHWM {peak} KiB",
+            started.elapsed()
+        );
+        assert!(
+            peak < RSS_LIMIT_KIB,
+            "proxy peak RSS {peak} KiB is not under {RSS_LIMIT_KIB} KiB"
+        );
+    }
+}
