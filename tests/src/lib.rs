@@ -19,6 +19,6 @@ pub use grpc::GrpcHealth;
 pub use metrics::Metrics;
 pub use ports::free_addr;
 pub use tls::TestCert;
-pub use upstream::{Mode, Upstream};
+pub use upstream::{Mode, Options, Upstream};
 pub use wasp::Wasp;
 pub use ws::WsEcho;

@@ -1,7 +1,8 @@
 //! A controllable upstream HTTP server (HTTP/1.1 and h2c on one port): it
 //! echoes the request as JSON, counts requests, connections and body bytes,
 //! and can be told to answer a status, fail with a probability, hang, delay
-//! or reset the connection. `/healthz` answers for active health checks.
+//! or reset the connection, or stream a large, slow or truncated generated
+//! answer. `/healthz` answers for active health checks.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -11,7 +12,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -49,6 +52,13 @@ pub mod control {
     pub const STATUS: &str = "x-test-status";
     /// Add `connection: x-test-hop` and `x-test-hop: 1` (a hop-by-hop header) to the response.
     pub const HOP_RESPONSE: &str = "x-test-hop-response";
+    /// Answer with a streamed body of this many bytes instead of the echo.
+    pub const RESPONSE_BYTES: &str = "x-test-response-bytes";
+    /// With `RESPONSE_BYTES`: pause this many milliseconds before each chunk.
+    pub const CHUNK_DELAY_MS: &str = "x-test-chunk-delay-ms";
+    /// With `RESPONSE_BYTES`: announce the full length, then break the
+    /// connection after this many bytes.
+    pub const TRUNCATE_AT: &str = "x-test-truncate-at";
 }
 
 struct State {
@@ -64,7 +74,17 @@ struct State {
     health_checks: AtomicU64,
 }
 
-/// A running upstream; stops accepting when dropped.
+/// How an upstream is started.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Listen here instead of on a free port (to restart on the same address).
+    pub addr: Option<SocketAddr>,
+    /// Speak only HTTP/2 (h2c prior knowledge), as gRPC servers do.
+    pub http2_only: bool,
+}
+
+/// A running upstream; when dropped it stops accepting and closes every
+/// connection, as a process that went away would.
 pub struct Upstream {
     /// The address it listens on.
     pub addr: SocketAddr,
@@ -80,9 +100,15 @@ impl Upstream {
 
     /// Starts an upstream in `mode`.
     pub async fn start_with(name: &str, mode: Mode) -> Upstream {
-        let socket = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind upstream");
+        Self::start_opts(name, mode, Options::default()).await
+    }
+
+    /// Starts an upstream in `mode` with `options`.
+    pub async fn start_opts(name: &str, mode: Mode, options: Options) -> Upstream {
+        let bind = options
+            .addr
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+        let socket = TcpListener::bind(bind).await.expect("bind upstream");
         let addr = socket.local_addr().expect("upstream address");
         let state = Arc::new(State {
             name: name.to_owned(),
@@ -96,7 +122,7 @@ impl Upstream {
             healthy: AtomicBool::new(true),
             health_checks: AtomicU64::new(0),
         });
-        let task = tokio::spawn(accept_loop(socket, Arc::clone(&state)));
+        let task = tokio::spawn(accept_loop(socket, Arc::clone(&state), options.http2_only));
         Upstream { addr, state, task }
     }
 
@@ -165,11 +191,18 @@ impl Drop for Upstream {
     }
 }
 
-async fn accept_loop(socket: TcpListener, state: Arc<State>) {
+async fn accept_loop(socket: TcpListener, state: Arc<State>, http2_only: bool) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder.http2().max_concurrent_streams(10_000);
-    let builder = Arc::new(builder);
+    let builder = Arc::new(if http2_only {
+        builder.http2_only()
+    } else {
+        builder
+    });
+    // Connections live in this set: aborting the loop closes them all.
+    let mut connections = tokio::task::JoinSet::new();
     loop {
+        while connections.try_join_next().is_some() {}
         let Ok((stream, _)) = socket.accept().await else {
             continue;
         };
@@ -177,11 +210,15 @@ async fn accept_loop(socket: TcpListener, state: Arc<State>) {
         state.connections.fetch_add(1, Ordering::SeqCst);
         let state = Arc::clone(&state);
         let builder = Arc::clone(&builder);
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let service = service_fn(move |req| handle(Arc::clone(&state), req));
-            let _ = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                .await;
+            let io = TokioIo::new(stream);
+            // `http2_only` is honoured by `serve_connection` only.
+            let _ = if http2_only {
+                builder.serve_connection(io, service).await
+            } else {
+                builder.serve_connection_with_upgrades(io, service).await
+            };
         });
     }
 }
@@ -224,10 +261,16 @@ impl std::fmt::Display for ResetRequested {
 
 impl std::error::Error for ResetRequested {}
 
+/// The body of the upstream's answers.
+type ResponseBody = BoxBody<Bytes, BoxError>;
+
+/// Errors of the upstream's answer bodies.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 async fn handle(
     state: Arc<State>,
     req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, ResetRequested> {
+) -> Result<Response<ResponseBody>, ResetRequested> {
     if req.uri().path() == "/healthz" {
         state.health_checks.fetch_add(1, Ordering::SeqCst);
         let status = if state.healthy.load(Ordering::SeqCst) {
@@ -235,7 +278,7 @@ async fn handle(
         } else {
             StatusCode::SERVICE_UNAVAILABLE
         };
-        let mut response = Response::new(Full::new(Bytes::from(state.name.clone())));
+        let mut response = Response::new(full(Bytes::from(state.name.clone())));
         *response.status_mut() = status;
         return Ok(response);
     }
@@ -251,6 +294,11 @@ async fn handle(
     let delay = header(control::DELAY_MS).and_then(|v| v.parse::<u64>().ok());
     let forced_status = header(control::STATUS).and_then(|v| v.parse::<u16>().ok());
     let hop = header(control::HOP_RESPONSE).is_some();
+    let response_bytes = header(control::RESPONSE_BYTES).and_then(|v| v.parse::<u64>().ok());
+    let chunk_delay = header(control::CHUNK_DELAY_MS)
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(Duration::from_millis);
+    let truncate_at = header(control::TRUNCATE_AT).and_then(|v| v.parse::<u64>().ok());
 
     let (parts, body) = req.into_parts();
     let mut headers = BTreeMap::<String, String>::new();
@@ -321,10 +369,19 @@ async fn handle(
         "headers": headers,
         "body_len": body_len,
     });
-    let mut response = Response::new(Full::new(Bytes::from(echo.to_string())));
+    let body = match response_bytes {
+        Some(total) => generated(total, chunk_delay, truncate_at),
+        None => full(Bytes::from(echo.to_string())),
+    };
+    let mut response = Response::new(body);
     *response.status_mut() = status;
     let h = response.headers_mut();
-    h.insert("content-type", "application/json".parse().expect("value"));
+    if response_bytes.is_none() {
+        h.insert("content-type", "application/json".parse().expect("value"));
+    }
+    if let (Some(total), Some(_)) = (response_bytes, truncate_at) {
+        h.insert("content-length", total.into());
+    }
     h.insert("x-upstream", state.name.parse().expect("upstream name"));
     if hop && parts.version == http::Version::HTTP_11 {
         h.insert("connection", "x-test-hop".parse().expect("value"));
@@ -333,4 +390,45 @@ async fn handle(
     }
     guard.finished = true;
     Ok(response)
+}
+
+fn full(bytes: Bytes) -> ResponseBody {
+    Full::new(bytes).map_err(|never| match never {}).boxed()
+}
+
+/// Why a generated body stopped early.
+#[derive(Debug)]
+struct Truncated;
+
+impl std::fmt::Display for Truncated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("body truncated on purpose")
+    }
+}
+
+impl std::error::Error for Truncated {}
+
+/// A body of `total` bytes produced in 64 KiB chunks as it is read, each
+/// after `delay`; with `truncate_at`, an error after that many bytes.
+fn generated(total: u64, delay: Option<Duration>, truncate_at: Option<u64>) -> ResponseBody {
+    const CHUNK: u64 = 64 * 1024;
+    let chunk = Bytes::from(vec![b'd'; CHUNK as usize]);
+    let stream = futures_util::stream::unfold(0u64, move |sent| {
+        let chunk = chunk.clone();
+        async move {
+            if sent >= total {
+                return None;
+            }
+            if let Some(delay) = delay {
+                tokio::time::sleep(delay).await;
+            }
+            if truncate_at.is_some_and(|at| sent >= at) {
+                return Some((Err(BoxError::from(Truncated)), total));
+            }
+            let limit = truncate_at.map_or(total, |at| at.min(total));
+            let n = CHUNK.min(limit - sent).max(1).min(total - sent);
+            Some((Ok(Frame::data(chunk.slice(..n as usize))), sent + n))
+        }
+    });
+    StreamBody::new(stream).boxed()
 }

@@ -75,8 +75,9 @@ async fn failing_endpoint_is_ejected_then_returns() {
         "no traffic to the ejected endpoint: {counts:?}"
     );
     assert_eq!(
-        counts.get("ok1").copied().unwrap_or(0) + counts.get("ok2").copied().unwrap_or(0),
-        60
+        (counts.get("ok1"), counts.get("ok2")),
+        (Some(&30), Some(&30)),
+        "the ejected endpoint's share spreads evenly"
     );
     assert!(
         ejected_at.elapsed() < Duration::from_secs(2),
@@ -482,4 +483,122 @@ clusters:
     // Every request comes from 127.0.0.1: one endpoint.
     let counts = spread(&client, &format!("http://{listen}/ip"), 30).await;
     assert_eq!(counts.len(), 1, "source IP affinity: {counts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ejections_respect_the_cap_count_connect_failures_and_grow() {
+    let listen = free_addr();
+    let bad = Upstream::start_with("bad", Mode::Status(503)).await;
+    let ok1 = Upstream::start("ok1").await;
+    let ok2 = Upstream::start("ok2").await;
+    let closed = free_addr(); // nothing listens: connect failures
+    let cluster = format!(
+        "    endpoints: [\"{closed}\", \"{}\", \"{}\", \"{}\"]\n    outlier_detection: {{ consecutive_5xx: 2, base_ejection_time: 1s, max_ejection_percent: 25 }}\n",
+        bad.addr, ok1.addr, ok2.addr
+    );
+    let wasp = Wasp::start(&one_route(listen, "", &cluster)).await;
+    let client = Client::http1();
+    let url = format!("http://{listen}/e");
+    // Two rounds of round robin: both failing endpoints fail twice, but
+    // 25% of four endpoints allows one ejection at a time.
+    for _ in 0..8 {
+        let _ = client.get(&url).await.unwrap();
+    }
+    let dump = wasp.config_dump().await;
+    let ejected: Vec<String> = dump["clusters"][0]["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["ejected"] == true)
+        .map(|e| e["address"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        ejected,
+        vec![closed.to_string()],
+        "connect failures eject, one at a time"
+    );
+    let m = wasp.metrics().await;
+    assert_eq!(
+        m.sum("wasp_upstream_ejections_total", &[("cluster", "c")]),
+        1.0
+    );
+    // `bad` is still in rotation while `closed` is out.
+    let counts = spread(&client, &url, 6).await;
+    assert_eq!(counts.get("bad"), Some(&2), "{counts:?}");
+
+    // After the first ejection (1 s) `closed` comes back, fails again, and
+    // is ejected for twice as long (or `bad` takes the single slot first).
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    for _ in 0..12 {
+        let _ = client.get(&url).await.unwrap();
+    }
+    let dump = wasp.config_dump().await;
+    let states: Vec<&serde_json::Value> = dump["clusters"][0]["endpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["ejected"] == true)
+        .collect();
+    assert_eq!(states.len(), 1, "still one at a time: {dump}");
+    let state = states[0];
+    if state["address"] == closed.to_string() {
+        assert_eq!(state["times_ejected"], 2);
+        assert!(
+            state["ejected_for_ms"].as_u64().unwrap() > 1000,
+            "second ejection lasts 2 × base: {state}"
+        );
+    } else {
+        assert_eq!(state["address"], bad.addr.to_string());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ring_hash_keys_move_off_an_ejected_endpoint_and_come_back() {
+    let listen = free_addr();
+    let ups = [
+        Upstream::start("k0").await,
+        Upstream::start("k1").await,
+        Upstream::start("k2").await,
+    ];
+    let all: Vec<&Upstream> = ups.iter().collect();
+    let config = one_route(
+        listen,
+        "          hash_policy: [{ header: x-user }]\n",
+        &format!(
+            "    lb_policy: ring_hash\n    endpoints: {}\n    outlier_detection: {{ consecutive_5xx: 1, base_ejection_time: 1s, max_ejection_percent: 50 }}\n",
+            endpoints(&all)
+        ),
+    );
+    let _wasp = Wasp::start(&config).await;
+    let client = Client::http1();
+    let url = format!("http://{listen}/k");
+    let owner = client.get_with(&url, &[("x-user", "bob")]).await.unwrap();
+    let owner = owner.header("x-upstream").unwrap().to_owned();
+    let up = ups.iter().find(|u| u.name() == owner).unwrap();
+
+    // One failure ejects the owner: bob moves to one other endpoint.
+    let failed = client
+        .get_with(&url, &[("x-user", "bob"), ("x-test-status", "500")])
+        .await
+        .unwrap();
+    assert_eq!(failed.header("x-upstream"), Some(owner.as_str()));
+    let mut elsewhere = std::collections::HashSet::new();
+    for _ in 0..20 {
+        let resp = client.get_with(&url, &[("x-user", "bob")]).await.unwrap();
+        elsewhere.insert(resp.header("x-upstream").unwrap().to_owned());
+    }
+    assert_eq!(elsewhere.len(), 1, "still one endpoint: {elsewhere:?}");
+    assert!(
+        !elsewhere.contains(&owner),
+        "moved off the ejected endpoint"
+    );
+
+    // After the ejection, bob is back on his endpoint.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let hits = up.hits();
+    for _ in 0..5 {
+        let resp = client.get_with(&url, &[("x-user", "bob")]).await.unwrap();
+        assert_eq!(resp.header("x-upstream"), Some(owner.as_str()));
+    }
+    assert_eq!(up.hits(), hits + 5);
 }

@@ -237,3 +237,75 @@ async fn metrics_and_config_dump_describe_the_running_proxy() {
     assert_eq!(clusters[0]["endpoints"][0]["ejected"], false);
     assert!(dump["config"].get("admin").is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_log_lines_only_on_listeners_that_ask() {
+    let logged = free_addr();
+    let quiet = free_addr();
+    let up = Upstream::start("up").await;
+    let config = format!(
+        r#"
+listeners:
+  - name: logged
+    address: "{logged}"
+    access_log: true
+    routes:
+      - route: {{ cluster: backend }}
+  - name: quiet
+    address: "{quiet}"
+    routes:
+      - route: {{ cluster: backend }}
+clusters:
+  - name: backend
+    endpoints: ["{}"]
+"#,
+        up.addr
+    );
+    let wasp = Wasp::start(&config).await;
+    let client = Client::http1();
+    let resp = client
+        .get_with(
+            &format!("http://{logged}/seen?q=1"),
+            &[
+                ("x-request-id", "access-id-1"),
+                ("x-test-response-bytes", "1234"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.body.len(), 1234);
+    client
+        .get_with(
+            &format!("http://{quiet}/unseen"),
+            &[("x-request-id", "access-id-2")],
+        )
+        .await
+        .unwrap();
+    let mut line = None;
+    for _ in 0..50 {
+        line = wasp
+            .log()
+            .lines()
+            .find(|l| l.contains("wasp::access") && l.contains("access-id-1"))
+            .map(str::to_owned);
+        if line.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let line = line.unwrap_or_else(|| panic!("no access line in:\n{}", wasp.log()));
+    for part in [
+        "listener=\"logged\"".to_owned(),
+        "method=\"GET\"".to_owned(),
+        "path=\"/seen?q=1\"".to_owned(),
+        "status=200".to_owned(),
+        format!("upstream={}", up.addr),
+        "bytes_sent=1234".to_owned(),
+    ] {
+        assert!(line.contains(&part), "{part} missing from: {line}");
+    }
+    assert!(
+        !wasp.log().contains("access-id-2"),
+        "the quiet listener logs nothing"
+    );
+}

@@ -278,9 +278,14 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
     wasp.sigterm();
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    // New connections are refused while the slow request runs.
+    // New connections are refused while the slow request runs, and the
+    // admin server says so.
     let refused = tokio::net::TcpStream::connect(listen).await;
     assert!(refused.is_err(), "the listener is closed while draining");
+    let ready = wasp_e2e::client::get(&wasp.admin_url("/ready"))
+        .await
+        .unwrap();
+    assert_eq!((ready.status, ready.text().as_str()), (503, "draining\n"));
     assert!(
         wasp.wait_exit(Duration::from_millis(10)).await.is_none(),
         "still draining"
@@ -399,4 +404,108 @@ async fn reload_adds_and_removes_listeners() {
             .text(),
         "two"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_with_only_idle_connections_exits_at_once() {
+    let listen = free_addr();
+    let a = Upstream::start("a").await;
+    let config = to_cluster(listen, "a", &[&a]) + "shutdown:\n  drain_timeout: 30s\n";
+    let mut wasp = Wasp::start(&config).await;
+    // Idle keep-alive connections, HTTP/1.1 and HTTP/2.
+    let h1 = Client::http1();
+    let h2 = Client::h2c();
+    assert_eq!(
+        h1.get(&format!("http://{listen}/")).await.unwrap().status,
+        200
+    );
+    assert_eq!(
+        h2.get(&format!("http://{listen}/")).await.unwrap().status,
+        200
+    );
+    let started = std::time::Instant::now();
+    wasp.sigterm();
+    let status = wasp
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .expect("idle connections do not hold the drain");
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "exited after {:?}",
+        started.elapsed()
+    );
+    drop((h1, h2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_line_help_validate_and_sigint() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(wasp_e2e::wasp::binary())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    for args in [&["--help"][..], &["run", "--help"], &["validate", "--help"]] {
+        let output = run(args);
+        assert!(output.status.success(), "wasp {args:?}");
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(text.contains("Usage:"), "wasp {args:?}: {text}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.yaml");
+    std::fs::write(
+        &good,
+        "listeners:\n  - name: a\n    address: \"127.0.0.1:1\"\n    routes:\n      - direct_response: { status: 200 }\n",
+    )
+    .unwrap();
+    let output = run(&["validate", good.to_str().unwrap()]);
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("ok"));
+
+    // SIGINT drains like SIGTERM.
+    let listen = free_addr();
+    let a = Upstream::start("a").await;
+    let mut wasp = Wasp::start(&to_cluster(listen, "a", &[&a])).await;
+    wasp.signal("INT");
+    let status = wasp
+        .wait_exit(Duration::from_secs(10))
+        .await
+        .expect("exits on SIGINT");
+    assert!(status.success(), "exit status {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unchanged_clusters_keep_their_pools_across_reloads() {
+    let listen = free_addr();
+    let a = Upstream::start("a").await;
+    let config = to_cluster(listen, "a", &[&a]);
+    let wasp = Wasp::start(&config).await;
+    let client = Client::http1();
+    let url = format!("http://{listen}/pool");
+    for _ in 0..5 {
+        assert_eq!(client.get(&url).await.unwrap().status, 200);
+    }
+    assert_eq!(a.connections(), 1, "one pooled upstream connection");
+    for version in 2..=3 {
+        wasp.sighup();
+        wasp.wait_version(version, Duration::from_secs(10)).await;
+        for _ in 0..5 {
+            assert_eq!(client.get(&url).await.unwrap().status, 200);
+        }
+    }
+    assert_eq!(
+        a.connections(),
+        1,
+        "the pool survived reloads of an unchanged cluster"
+    );
+
+    // A changed cluster gets a new pool.
+    wasp.write_config(&config.replace("    endpoints:", "    connect_timeout: 2s\n    endpoints:"));
+    wasp.sighup();
+    wasp.wait_version(4, Duration::from_secs(10)).await;
+    for _ in 0..5 {
+        assert_eq!(client.get(&url).await.unwrap().status, 200);
+    }
+    assert_eq!(a.connections(), 2, "a changed cluster connects anew");
 }

@@ -370,3 +370,245 @@ async fn host_name_endpoints_are_resolved() {
         assert_eq!(resp.header("x-upstream"), Some("named"));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_switches_the_tls_certificate() {
+    let listen = free_addr();
+    let upstream = Upstream::start("up").await;
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let cert_a = TestCert::generate(dir_a.path(), &["localhost"]);
+    let cert_b = TestCert::generate(dir_b.path(), &["localhost"]);
+    let config = |cert: &TestCert| {
+        let tls = format!(
+            "    tls:\n      cert_file: \"{}\"\n      key_file: \"{}\"\n",
+            cert.cert_file.display(),
+            cert.key_file.display()
+        );
+        single_route(
+            listen,
+            &tls,
+            &format!("    endpoints: [\"{}\"]\n", upstream.addr),
+        )
+    };
+    let wasp = Wasp::start(&config(&cert_a)).await;
+    let get = |roots| async move {
+        let request = Request::get("https://localhost/cert")
+            .body(client::empty())
+            .unwrap();
+        client::tls_request(listen, "localhost", roots, &[b"h2"], request).await
+    };
+    assert_eq!(get(cert_a.roots()).await.unwrap().1.status, 200);
+    assert!(get(cert_b.roots()).await.is_err(), "B is not served yet");
+
+    wasp.write_config(&config(&cert_b));
+    wasp.sighup();
+    wasp.wait_version(2, Duration::from_secs(10)).await;
+    assert_eq!(get(cert_b.roots()).await.unwrap().1.status, 200);
+    assert!(get(cert_a.roots()).await.is_err(), "A is no longer served");
+
+    // A missing key file fails the reload and keeps B.
+    let broken = config(&cert_b).replace(
+        &cert_b.key_file.display().to_string(),
+        "/nonexistent/key.pem",
+    );
+    wasp.write_config(&broken);
+    wasp.sighup();
+    let mut error = None;
+    for _ in 0..100 {
+        if let Some(e) = wasp.config_dump().await["last_reload_error"].as_str() {
+            error = Some(e.to_owned());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let error = error.expect("the reload failed");
+    assert!(error.contains("listeners[0].tls"), "{error}");
+    assert_eq!(get(cert_b.roots()).await.unwrap().1.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pools_recover_when_an_upstream_restarts() {
+    use wasp_e2e::{Mode, Options};
+    let listen = free_addr();
+    let first = Upstream::start("first").await;
+    let addr = first.addr;
+    let config = format!(
+        r#"
+listeners:
+  - name: main
+    address: "{listen}"
+    routes:
+      - match: {{ prefix: /h1 }}
+        route: {{ cluster: h1 }}
+      - match: {{ prefix: /h2 }}
+        route: {{ cluster: h2 }}
+clusters:
+  - name: h1
+    endpoints: ["{addr}"]
+  - name: h2
+    protocol: http2
+    endpoints: ["{addr}"]
+"#
+    );
+    let _wasp = Wasp::start(&config).await;
+    let client = Client::http1();
+    for path in ["h1", "h2"] {
+        let resp = client
+            .get(&format!("http://{listen}/{path}"))
+            .await
+            .unwrap();
+        assert_eq!(resp.header("x-upstream"), Some("first"), "{path}");
+    }
+    // The upstream goes away with its connections, then comes back.
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for path in ["h1", "h2"] {
+        let resp = client
+            .get(&format!("http://{listen}/{path}"))
+            .await
+            .unwrap();
+        assert_eq!(resp.status, 503, "{path} while the upstream is down");
+    }
+    let options = Options {
+        addr: Some(addr),
+        ..Options::default()
+    };
+    let _second = Upstream::start_opts("second", Mode::Echo, options).await;
+    for path in ["h1", "h2"] {
+        for _ in 0..5 {
+            let resp = client
+                .get(&format!("http://{listen}/{path}"))
+                .await
+                .unwrap();
+            assert_eq!(
+                resp.status,
+                200,
+                "{path} after the restart: {}",
+                resp.text()
+            );
+            assert_eq!(resp.header("x-upstream"), Some("second"));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_checks_of_http2_clusters_speak_http2() {
+    use wasp_e2e::{Mode, Options};
+    let listen = free_addr();
+    let options = Options {
+        http2_only: true,
+        ..Options::default()
+    };
+    let a = Upstream::start_opts("a", Mode::Echo, options).await;
+    let b = Upstream::start_opts("b", Mode::Echo, options).await;
+    let config = format!(
+        r#"
+listeners:
+  - name: main
+    address: "{listen}"
+    routes:
+      - route: {{ cluster: grpc-like }}
+clusters:
+  - name: grpc-like
+    protocol: http2
+    panic_threshold: 0
+    endpoints: ["{}", "{}"]
+    health_check: {{ path: /healthz, interval: 100ms, timeout: 500ms, unhealthy_threshold: 1, healthy_threshold: 1 }}
+"#,
+        a.addr, b.addr
+    );
+    let wasp = Wasp::start(&config).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        a.health_checks() >= 2,
+        "probes answered over HTTP/2 ({})",
+        a.health_checks()
+    );
+    let dump = wasp.config_dump().await;
+    for endpoint in dump["clusters"][0]["endpoints"].as_array().unwrap() {
+        assert_eq!(endpoint["healthy"], true, "{endpoint}");
+    }
+    b.set_healthy(false);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let client = Client::http1();
+    for _ in 0..10 {
+        let resp = client.get(&format!("http://{listen}/x")).await.unwrap();
+        assert_eq!(resp.header("x-upstream"), Some("a"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_over_tls() {
+    let listen = free_addr();
+    let ws = WsEcho::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cert = TestCert::generate(dir.path(), &["localhost"]);
+    let tls = format!(
+        "    tls:\n      cert_file: \"{}\"\n      key_file: \"{}\"\n",
+        cert.cert_file.display(),
+        cert.key_file.display()
+    );
+    let config = single_route(listen, &tls, &format!("    endpoints: [\"{}\"]\n", ws.addr));
+    let _wasp = Wasp::start(&config).await;
+
+    let mut tls_config = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(cert.roots())
+    .with_no_client_auth();
+    tls_config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls_config));
+    let tcp = tokio::net::TcpStream::connect(listen).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let stream = connector.connect(name, tcp).await.unwrap();
+    let (mut socket, response) = tokio_tungstenite::client_async("wss://localhost/chat", stream)
+        .await
+        .expect("WebSocket handshake over TLS");
+    assert_eq!(response.status(), 101);
+    socket.send(Message::text("over tls")).await.unwrap();
+    let echoed = tokio::time::timeout(Duration::from_secs(10), socket.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(echoed, Message::text("over tls"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_over_tls_keeps_trailers() {
+    let listen = free_addr();
+    let grpc = GrpcHealth::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cert = TestCert::generate(dir.path(), &["localhost"]);
+    let tls = format!(
+        "    tls:\n      cert_file: \"{}\"\n      key_file: \"{}\"\n",
+        cert.cert_file.display(),
+        cert.key_file.display()
+    );
+    let config = single_route(
+        listen,
+        &tls,
+        &format!("    protocol: http2\n    endpoints: [\"{}\"]\n", grpc.addr),
+    );
+    let _wasp = Wasp::start(&config).await;
+    grpc.reporter
+        .set_service_status("svc", ServingStatus::NotServing)
+        .await;
+    let frame = [0u8, 0, 0, 0, 5, 0x0a, 3, b's', b'v', b'c'];
+    let request = Request::post("https://localhost/grpc.health.v1.Health/Check")
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(client::full(frame.to_vec()))
+        .unwrap();
+    let (alpn, resp) = client::tls_request(listen, "localhost", cert.roots(), &[b"h2"], request)
+        .await
+        .unwrap();
+    assert_eq!(alpn.as_deref(), Some(&b"h2"[..]));
+    assert_eq!(resp.status, 200);
+    // HealthCheckResponse { status: NOT_SERVING (2) }, framed.
+    assert_eq!(&resp.body[..], &[0u8, 0, 0, 0, 2, 0x08, 2][..]);
+    let trailers = resp.trailers.expect("trailers over TLS");
+    assert_eq!(trailers.get("grpc-status").unwrap(), "0");
+}

@@ -441,3 +441,61 @@ clusters:
         1000 * replayed as u64 + 4096 * not_retried as u64
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_upstream_resets_and_per_try_timeouts_are_retried_on_one_connection() {
+    let listen = free_addr();
+    let resetter = Upstream::start_with("resetter", Mode::Reset).await;
+    let hung = Upstream::start_with("hung", Mode::Hang).await;
+    let good = Upstream::start("good").await;
+    let config = format!(
+        r#"
+listeners:
+  - name: main
+    address: "{listen}"
+    routes:
+      - match: {{ prefix: /reset }}
+        route:
+          cluster: reset-first
+          retry_policy: {{ num_retries: 1, retry_on: [reset], base_interval: 1ms }}
+      - match: {{ prefix: /slow }}
+        route:
+          cluster: hung-first
+          retry_policy: {{ num_retries: 1, retry_on: [reset], per_try_timeout: 200ms, base_interval: 1ms }}
+clusters:
+  - name: reset-first
+    protocol: http2
+    endpoints: ["{}", "{}"]
+  - name: hung-first
+    protocol: http2
+    endpoints: ["{}", "{}"]
+"#,
+        resetter.addr, good.addr, hung.addr, good.addr
+    );
+    let _wasp = Wasp::start(&config).await;
+    let client = Client::http1();
+    for path in ["reset", "slow"] {
+        for _ in 0..6 {
+            let resp = client
+                .get(&format!("http://{listen}/{path}"))
+                .await
+                .unwrap();
+            assert_eq!(resp.status, 200, "{path}: {}", resp.text());
+            assert_eq!(resp.header("x-upstream"), Some("good"));
+        }
+    }
+    assert!(resetter.hits() >= 3 && hung.hits() >= 3);
+    // Abandoned HTTP/2 streams are cancelled; their connection stays.
+    for _ in 0..100 {
+        if hung.in_flight() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(hung.in_flight(), 0, "timed-out streams cancelled");
+    assert_eq!(
+        hung.connections(),
+        1,
+        "one multiplexed connection survived the timeouts"
+    );
+}

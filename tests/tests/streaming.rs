@@ -1,5 +1,6 @@
-//! Streaming: a 1 GiB upload passes through the proxy without being
-//! buffered — the proxy's peak RSS stays under 100 MiB.
+//! Streaming: 1 GiB uploads and downloads pass through the proxy without
+//! being buffered — the proxy's peak RSS stays under 100 MiB, also when the
+//! client reads slowly.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -94,4 +95,196 @@ clusters:
         peak < RSS_LIMIT_KIB,
         "proxy peak RSS {peak} KiB is not under {RSS_LIMIT_KIB} KiB"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_gib_downloads_stream_with_flat_memory_and_backpressure() {
+    let listen = free_addr();
+    let source = Upstream::start("source").await;
+    let config = format!(
+        r#"
+listeners:
+  - name: main
+    address: "{listen}"
+    routes:
+      - match: {{ prefix: /h1 }}
+        route: {{ cluster: source-h1, timeout: 0s }}
+      - match: {{ prefix: /h2 }}
+        route: {{ cluster: source-h2, timeout: 0s }}
+clusters:
+  - name: source-h1
+    endpoints: ["{0}"]
+  - name: source-h2
+    protocol: http2
+    endpoints: ["{0}"]
+"#,
+        source.addr
+    );
+    let wasp = Wasp::start(&config).await;
+    // HTTP/1.1 to the client (the path where a server can buffer), from
+    // HTTP/1.1 and HTTP/2 upstreams.
+    for upstream in ["h1", "h2"] {
+        let request = Request::get(format!("http://{listen}/{upstream}/download"))
+            .header("x-test-response-bytes", GIB.to_string())
+            .body(wasp_e2e::client::empty())
+            .unwrap();
+        let started = std::time::Instant::now();
+        let response = Client::http1().send(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let mut body = response.into_body();
+        let mut received = 0u64;
+        // Read slowly at first: the proxy must wait for the client rather
+        // than keep reading from the upstream into memory.
+        while let Some(frame) = body.frame().await {
+            let frame = frame.expect("body frame");
+            if let Some(data) = frame.data_ref() {
+                received += data.len() as u64;
+            }
+            if received < 16 << 20 {
+                tokio::time::sleep(Duration::from_micros(200)).await;
+            }
+        }
+        let elapsed = started.elapsed();
+        assert_eq!(received, GIB, "every byte arrived");
+        let peak = wasp.peak_rss_kib();
+        eprintln!(
+            "1 GiB download from an {upstream} upstream in {elapsed:.1?}; proxy VmHWM {peak} KiB"
+        );
+        assert!(
+            peak < RSS_LIMIT_KIB,
+            "proxy peak RSS {peak} KiB is not under {RSS_LIMIT_KIB} KiB"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_bodies_outlive_the_route_timeout_and_truncation_reaches_the_client() {
+    let listen = free_addr();
+    let source = Upstream::start("source").await;
+    let config = format!(
+        r#"
+listeners:
+  - name: main
+    address: "{listen}"
+    routes:
+      - match: {{ prefix: /h1 }}
+        route: {{ cluster: source-h1, timeout: 300ms }}
+      - match: {{ prefix: /h2 }}
+        route: {{ cluster: source-h2, timeout: 300ms }}
+clusters:
+  - name: source-h1
+    endpoints: ["{0}"]
+  - name: source-h2
+    protocol: http2
+    endpoints: ["{0}"]
+"#,
+        source.addr
+    );
+    let _wasp = Wasp::start(&config).await;
+    for (client, kind, upstream) in [
+        (Client::http1(), "HTTP/1.1", "h1"),
+        (Client::http1(), "HTTP/1.1", "h2"),
+        (Client::h2c(), "h2c", "h1"),
+        (Client::h2c(), "h2c", "h2"),
+    ] {
+        let case = format!("{upstream} upstream, {kind} client");
+        // The route timeout ends at the response headers: a body streaming
+        // for a second after them is not cut.
+        let started = std::time::Instant::now();
+        let resp = client
+            .get_with(
+                &format!("http://{listen}/{upstream}/slow-body"),
+                &[
+                    ("x-test-response-bytes", "655360"),
+                    ("x-test-chunk-delay-ms", "100"),
+                ],
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{case}: {e:#}"));
+        assert_eq!(resp.status, 200, "{case}");
+        assert_eq!(resp.body.len(), 655_360, "{case}");
+        assert!(started.elapsed() >= Duration::from_millis(900), "{case}");
+
+        // An upstream breaking off mid-body: the client sees an error, not
+        // a complete-looking or hanging response.
+        let request = Request::get(format!("http://{listen}/{upstream}/truncated"))
+            .header("x-test-response-bytes", "1000000")
+            .header("x-test-truncate-at", "300000")
+            .body(wasp_e2e::client::empty())
+            .unwrap();
+        let outcome = tokio::time::timeout(Duration::from_secs(10), async {
+            let response = client.send(request).await?;
+            anyhow::ensure!(response.status() == 200, "status {}", response.status());
+            let body = response.into_body().collect().await?;
+            Ok(body.to_bytes().len())
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{case}: the truncated response hung"));
+        assert!(
+            outcome.is_err(),
+            "{case}: truncation went unnoticed: {outcome:?}"
+        );
+    }
+    // The proxy still serves.
+    let resp = Client::http1()
+        .get(&format!("http://{listen}/h1/after"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_gib_h2c_uploads_stream_with_flat_memory() {
+    let listen = free_addr();
+    let sink = Upstream::start("sink").await;
+    let config = format!(
+        r#"
+listeners:
+  - name: main
+    address: "{listen}"
+    routes:
+      - match: {{ prefix: /h1 }}
+        route: {{ cluster: sink-h1, timeout: 0s }}
+      - match: {{ prefix: /h2 }}
+        route: {{ cluster: sink-h2, timeout: 0s }}
+clusters:
+  - name: sink-h1
+    endpoints: ["{0}"]
+  - name: sink-h2
+    protocol: http2
+    endpoints: ["{0}"]
+"#,
+        sink.addr
+    );
+    let wasp = Wasp::start(&config).await;
+    // An HTTP/2 client to HTTP/1.1 and HTTP/2 upstreams.
+    for upstream in ["h1", "h2"] {
+        let chunk = Bytes::from(vec![b'u'; CHUNK]);
+        let stream = futures_util::stream::iter(
+            (0..GIB / CHUNK as u64).map(move |_| Ok::<_, BoxError>(Frame::data(chunk.clone()))),
+        );
+        let request = Request::post(format!("http://{listen}/{upstream}/upload"))
+            .body(StreamBody::new(stream).boxed())
+            .unwrap();
+        let started = std::time::Instant::now();
+        let resp = tokio::time::timeout(Duration::from_secs(600), Client::h2c().request(request))
+            .await
+            .expect("upload finished in time")
+            .expect("upload succeeded");
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        assert_eq!(
+            resp.json()["body_len"],
+            GIB,
+            "{upstream}: every byte arrived"
+        );
+        let peak = wasp.peak_rss_kib();
+        eprintln!(
+            "1 GiB h2c upload to an {upstream} upstream in {:.1?}; proxy VmHWM {peak} KiB",
+            started.elapsed()
+        );
+        assert!(
+            peak < RSS_LIMIT_KIB,
+            "proxy peak RSS {peak} KiB is not under {RSS_LIMIT_KIB} KiB"
+        );
+    }
 }

@@ -363,3 +363,251 @@ clusters:
     assert_eq!(resp.status, 200, "{}", resp.text());
     assert_eq!(resp.json()["body_len"], 100);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_going_away_cancels_the_upstream_request() {
+    let listen = free_addr();
+    let hung = Upstream::start_with("hung", Mode::Hang).await;
+    let config = format!(
+        r#"
+listeners:
+  - name: main
+    address: "{listen}"
+    routes:
+      - match: {{ prefix: / }}
+        route: {{ cluster: hung, timeout: 0s }}
+clusters:
+  - name: hung
+    endpoints: ["{}"]
+"#,
+        hung.addr
+    );
+    let wasp = Wasp::start(&config).await;
+    let mut conn = tokio::net::TcpStream::connect(listen).await.unwrap();
+    conn.write_all(format!("GET /wait HTTP/1.1\r\nhost: {listen}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    for _ in 0..200 {
+        if hung.in_flight() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(hung.in_flight(), 1, "the request reached the upstream");
+    assert_eq!(
+        wasp.metrics()
+            .await
+            .sum("wasp_active_requests", &[("listener", "main")]),
+        1.0
+    );
+    drop(conn);
+    for _ in 0..200 {
+        if hung.cancelled() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(hung.cancelled(), 1, "the upstream request was cancelled");
+    assert_eq!(hung.in_flight(), 0);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let m = wasp.metrics().await;
+    assert_eq!(m.sum("wasp_active_requests", &[("listener", "main")]), 0.0);
+    assert_eq!(
+        m.sum("wasp_downstream_cx_active", &[("listener", "main")]),
+        0.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_timeout_answers_503_and_retries_elsewhere() {
+    // A socket that never accepts, its backlog filled: new connection
+    // attempts get no answer (SYNs are dropped), so connecting hangs.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+    socket.listen(0).unwrap();
+    let black_hole = socket.local_addr().unwrap().as_socket().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..8 {
+        let attempt = tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(black_hole),
+        )
+        .await;
+        match attempt {
+            Ok(Ok(stream)) => fillers.push(stream),
+            _ => break,
+        }
+    }
+    let probe = tokio::time::timeout(
+        Duration::from_millis(300),
+        tokio::net::TcpStream::connect(black_hole),
+    )
+    .await;
+    assert!(probe.is_err(), "the backlog is full: connecting hangs");
+
+    let listen = free_addr();
+    let good = Upstream::start("good").await;
+    let config = format!(
+        r#"
+listeners:
+  - name: main
+    address: "{listen}"
+    routes:
+      - match: {{ prefix: /alone }}
+        route: {{ cluster: hole }}
+      - match: {{ prefix: /retry }}
+        route:
+          cluster: hole-first
+          retry_policy: {{ num_retries: 1, retry_on: [connect-failure], base_interval: 1ms }}
+clusters:
+  - name: hole
+    connect_timeout: 300ms
+    endpoints: ["{black_hole}"]
+  - name: hole-first
+    connect_timeout: 300ms
+    endpoints: ["{black_hole}", "{}"]
+"#,
+        good.addr
+    );
+    let wasp = Wasp::start(&config).await;
+    let client = Client::http1();
+    let started = Instant::now();
+    let resp = client.get(&format!("http://{listen}/alone")).await.unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(resp.status, 503, "{}", resp.text());
+    assert!(
+        elapsed >= Duration::from_millis(280) && elapsed < Duration::from_millis(1500),
+        "503 after {elapsed:?}, connect timeout 300 ms"
+    );
+    // Round robin: the first request starts on the black hole, times out
+    // connecting, and is retried on `good`.
+    let started = Instant::now();
+    let resp = client.get(&format!("http://{listen}/retry")).await.unwrap();
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert_eq!(resp.header("x-upstream"), Some("good"));
+    if resp.header("x-wasp-attempt-count") == Some("2") {
+        assert!(started.elapsed() >= Duration::from_millis(280));
+    }
+    let m = wasp.metrics().await;
+    assert!(
+        m.sum(
+            "wasp_upstream_cx_connect_fail_total",
+            &[("cluster", "hole")]
+        ) >= 1.0
+    );
+    drop(fillers);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_http2_client_connections_are_closed() {
+    let listen = free_addr();
+    let up = Upstream::start("up").await;
+    let config = format!(
+        r#"
+listeners:
+  - name: main
+    address: "{listen}"
+    idle_timeout: 400ms
+    routes:
+      - route: {{ cluster: up }}
+clusters:
+  - name: up
+    endpoints: ["{}"]
+"#,
+        up.addr
+    );
+    let wasp = Wasp::start(&config).await;
+    let client = Client::h2c();
+    assert_eq!(
+        client
+            .get(&format!("http://{listen}/a"))
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    let mut closed = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let m = wasp.metrics().await;
+        if m.sum("wasp_downstream_cx_active", &[("listener", "main")]) == 0.0 {
+            closed = true;
+            assert_eq!(
+                m.sum(
+                    "wasp_downstream_cx_idle_timeout_total",
+                    &[("listener", "main")]
+                ),
+                1.0
+            );
+            break;
+        }
+    }
+    assert!(closed, "the idle HTTP/2 connection was closed");
+    // The client reconnects transparently.
+    assert_eq!(
+        client
+            .get(&format!("http://{listen}/b"))
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expect_100_continue_is_answered_before_the_body() {
+    let listen = free_addr();
+    let up = Upstream::start("up").await;
+    let config = format!(
+        r#"
+listeners:
+  - name: main
+    address: "{listen}"
+    routes:
+      - match: {{ prefix: /plain }}
+        route: {{ cluster: up }}
+      - match: {{ prefix: /retry }}
+        route: {{ cluster: up, retry_policy: {{ num_retries: 1 }} }}
+clusters:
+  - name: up
+    endpoints: ["{}"]
+"#,
+        up.addr
+    );
+    let _wasp = Wasp::start(&config).await;
+    for path in ["/plain", "/retry"] {
+        let mut conn = tokio::net::TcpStream::connect(listen).await.unwrap();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: a\r\ncontent-length: 5\r\nexpect: 100-continue\r\n\r\n"
+        );
+        conn.write_all(head.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
+            .await
+            .expect("100 Continue arrives before the body is sent")
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 100 Continue"),
+            "{path}: {}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+        conn.write_all(b"hello").await.unwrap();
+        let mut answer = String::new();
+        while !answer.contains("\"body_len\":5") {
+            let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf))
+                .await
+                .expect("the answer arrives")
+                .unwrap();
+            assert!(n > 0, "{path}: closed early: {answer}");
+            answer.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+        assert!(answer.contains("HTTP/1.1 200 OK"), "{path}: {answer}");
+    }
+}

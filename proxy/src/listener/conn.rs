@@ -19,13 +19,13 @@ use crate::server::ProxyState;
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The HTTP server settings shared by every connection.
+///
+/// HTTP/1.1 `pipeline_flush` stays off: with it, hyper buffers response
+/// bodies without limit when the client reads slower than the upstream
+/// sends, instead of applying backpressure.
 pub fn http_builder() -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .keep_alive(true)
-        .pipeline_flush(true);
+    builder.http1().timer(TokioTimer::new()).keep_alive(true);
     builder
         .http2()
         .timer(TokioTimer::new())

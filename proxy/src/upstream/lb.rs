@@ -24,10 +24,7 @@ pub enum Balancer {
     /// Power of two choices on active requests per weight.
     LeastRequest,
     /// Weighted random.
-    Random {
-        /// Cumulative weights in index order.
-        cumulative: Vec<u64>,
-    },
+    Random,
     /// Consistent hashing.
     RingHash(Ring),
 }
@@ -54,15 +51,7 @@ impl Balancer {
                 next: AtomicUsize::new(0),
             },
             LbPolicy::LeastRequest => Self::LeastRequest,
-            LbPolicy::Random => Self::Random {
-                cumulative: endpoints
-                    .iter()
-                    .scan(0u64, |sum, e| {
-                        *sum += u64::from(e.weight);
-                        Some(*sum)
-                    })
-                    .collect(),
-            },
+            LbPolicy::Random => Self::Random,
             LbPolicy::RingHash => Self::RingHash(Ring::new(
                 &endpoints
                     .iter()
@@ -94,17 +83,29 @@ impl Balancer {
         let n = endpoints.len();
         match self {
             Self::RoundRobin { schedule, next } => {
+                // Every slot looked at is used up, so the turns of skipped
+                // endpoints spread over the others instead of all going to
+                // the next one in the schedule.
                 let len = schedule.len();
-                let start = next.fetch_add(1, Ordering::Relaxed);
                 (0..len)
-                    .map(|k| schedule[(start + k) % len])
+                    .map(|_| schedule[next.fetch_add(1, Ordering::Relaxed) % len])
                     .find(|i| *i < n && ok(*i))
             }
-            Self::Random { cumulative } => {
-                let total = *cumulative.last()?;
-                let roll = fastrand::u64(0..total.max(1));
-                let first = cumulative.partition_point(|c| *c <= roll).min(n - 1);
-                (0..n).map(|k| (first + k) % n).find(|i| ok(*i))
+            Self::Random => {
+                // A roll over the weights of the allowed endpoints only.
+                let weight = |i: usize| u64::from(endpoints[i].weight);
+                let total: u64 = (0..n).filter(|i| ok(*i)).map(weight).sum();
+                if total == 0 {
+                    return None;
+                }
+                let mut roll = fastrand::u64(0..total);
+                (0..n).filter(|i| ok(*i)).find(|i| {
+                    if roll < weight(*i) {
+                        return true;
+                    }
+                    roll -= weight(*i);
+                    false
+                })
             }
             Self::LeastRequest => {
                 let candidates: Vec<usize> = (0..n).filter(|i| ok(*i)).collect();
@@ -176,6 +177,34 @@ mod tests {
         assert_eq!(s.len(), 7);
         assert_eq!(s.iter().filter(|i| **i == 0).count(), 5);
         assert_eq!(s, vec![0, 0, 1, 0, 2, 0, 0], "light endpoints interleaved");
+    }
+
+    /// Picks `n` times with endpoint `skip` unusable; counts per endpoint.
+    fn spread(policy: LbPolicy, skip: usize, n: usize) -> Vec<usize> {
+        let endpoints = crate::upstream::test_endpoints(4);
+        let balancer = Balancer::new(policy, &endpoints);
+        let excluded = endpoints[skip].addr;
+        let usable = |e: &Endpoint| e.addr != excluded;
+        let cx = PickContext {
+            hash: None,
+            tried: &[],
+            usable: &usable,
+        };
+        let mut counts = vec![0; endpoints.len()];
+        for _ in 0..n {
+            counts[balancer.pick(&endpoints, &cx).unwrap()] += 1;
+        }
+        counts
+    }
+
+    #[test]
+    fn an_unusable_endpoints_share_spreads_over_the_others() {
+        assert_eq!(spread(LbPolicy::RoundRobin, 1, 300), vec![100, 0, 100, 100]);
+        let counts = spread(LbPolicy::Random, 1, 6000);
+        assert_eq!(counts[1], 0);
+        for count in [counts[0], counts[2], counts[3]] {
+            assert!((1700..2300).contains(&count), "{counts:?}");
+        }
     }
 
     #[test]
