@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""Turns bench/filters.sh records into the filter-chain results tables.
+
+  summarize_filters.py RESULTS.jsonl
+      prints Markdown: one row per proxy and chain; per-filter overhead of the
+      no-op chains; start-up time and memory per Wasm VM; wasp/Envoy ratios;
+      and the issue's targets, met or not
+
+Records are summarize.py's (closed / fixed runs, named PROXY/CHAIN, e.g.
+wasp/noop-5) plus "start" (startup_ms, rss_idle_mib, vms,
+vm_linear_memory_bytes) and "failed" (reason) records.
+"""
+import sys
+
+from summarize import load
+
+PROXIES = ["wasp", "envoy-v8", "envoy-wasmtime"]
+
+
+def split(name):
+    proxy, chain = name.split("/", 1)
+    kind, count = chain.rsplit("-", 1)
+    return proxy, kind, int(count)
+
+
+def chain_order(name):
+    proxy, kind, count = split(name)
+    return (PROXIES.index(proxy) if proxy in PROXIES else 99, kind != "noop", count)
+
+
+def get(rows, name, kind, key):
+    return rows.get(name, {}).get(kind, {}).get(key)
+
+
+def fmt(value, spec):
+    return "-" if value is None else format(value, spec)
+
+
+def main_table(rows, names):
+    lines = [
+        "| proxy | chain | max req/s | p50 ms | p99 ms | CPU µs / req | RSS MiB | VMs | start-up ms | errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for n in names:
+        proxy, kind, count = split(n)
+        r = rows[n]
+        if "failed" in r:
+            lines.append(f"| {proxy} | {kind} × {count} | did not start: {r['failed']['reason']} |||||||| ")
+            continue
+        c, fx, st = r.get("closed", {}), r.get("fixed", {}), r.get("start", {})
+        cpu = c.get("cpu_s_per_1k")
+        lines.append(
+            "| {} | {} × {} | {} | {} | {} | {} | {} | {} | {} | {} |".format(
+                proxy,
+                kind,
+                count,
+                fmt(c.get("rps"), ".0f"),
+                fmt(fx.get("p50_ms"), ".3f"),
+                fmt(fx.get("p99_ms"), ".3f"),
+                fmt(None if cpu is None else cpu * 1000, ".1f"),
+                fmt(c.get("rss_mib"), ".1f"),
+                st.get("vms", "-"),
+                st.get("startup_ms", "-"),
+                c.get("errors", 0) + fx.get("errors", 0),
+            )
+        )
+    return lines
+
+
+def overhead_table(rows, proxies):
+    """Per-filter cost of N no-op filters against the empty chain."""
+    lines = [
+        "| proxy | no-op filters | Δ p50 µs / filter | Δ CPU µs / req / filter | req/s vs no filters |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for proxy in proxies:
+        base = f"{proxy}/noop-0"
+        for name in sorted((n for n in rows if n.startswith(proxy + "/noop-")), key=chain_order):
+            count = split(name)[2]
+            if count == 0:
+                continue
+            p50, p50_0 = get(rows, name, "fixed", "p50_ms"), get(rows, base, "fixed", "p50_ms")
+            cpu, cpu_0 = get(rows, name, "closed", "cpu_s_per_1k"), get(rows, base, "closed", "cpu_s_per_1k")
+            rps, rps_0 = get(rows, name, "closed", "rps"), get(rows, base, "closed", "rps")
+            lines.append(
+                "| {} | {} | {} | {} | {} |".format(
+                    proxy,
+                    count,
+                    fmt(None if None in (p50, p50_0) else (p50 - p50_0) * 1000 / count, ".1f"),
+                    fmt(None if None in (cpu, cpu_0) else (cpu - cpu_0) * 1000 / count, ".2f"),
+                    fmt(None if not (rps and rps_0) else rps / rps_0, ".0%"),
+                )
+            )
+    return lines
+
+
+def vm_table(rows, proxies):
+    """Start-up time per plugin and memory per VM, from the largest no-op chain."""
+    lines = [
+        "| proxy | VMs (largest no-op chain) | start-up ms / plugin | RSS KiB / VM | linear memory KiB / VM |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for proxy in proxies:
+        noops = [n for n in rows if n.startswith(proxy + "/noop-") and "start" in rows[n]]
+        base = f"{proxy}/noop-0"
+        if base not in noops or len(noops) < 2:
+            continue
+        top = max(noops, key=lambda n: split(n)[2])
+        s, s0 = rows[top]["start"], rows[base]["start"]
+        count = split(top)[2]
+        vms = s.get("vms", 0) - s0.get("vms", 0)
+        rss = (s["rss_idle_mib"] - s0["rss_idle_mib"]) * 1024
+        linear = s.get("vm_linear_memory_bytes")
+        lines.append(
+            "| {} | {} | {} | {} | {} |".format(
+                proxy,
+                s.get("vms", "-"),
+                fmt((s["startup_ms"] - s0["startup_ms"]) / count, ".1f"),
+                fmt(rss / vms if vms > 0 else None, ".0f"),
+                fmt(linear / 1024 / s["vms"] if linear and s.get("vms") else None, ".0f"),
+            )
+        )
+    return lines
+
+
+def ratio_table(rows, peers):
+    lines = ["| chain | " + " | ".join(f"wasp / {p}: req/s, p50, p99" for p in peers) + " |"]
+    lines.append("|---|" + "---:|" * len(peers))
+    chains = sorted({n.split("/", 1)[1] for n in rows if n.startswith("wasp/")}, key=lambda c: chain_order("wasp/" + c))
+    for chain in chains:
+        cells = []
+        for peer in peers:
+            vals = []
+            for kind, key in [("closed", "rps"), ("fixed", "p50_ms"), ("fixed", "p99_ms")]:
+                a, b = get(rows, f"wasp/{chain}", kind, key), get(rows, f"{peer}/{chain}", kind, key)
+                vals.append(fmt(a / b if a and b else None, ".2f"))
+            cells.append(", ".join(vals))
+        lines.append(f"| {chain} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def targets(rows):
+    """The issue's targets, checked on wasp's figures."""
+    out = []
+    per_filter = []
+    for n in rows:
+        proxy, kind, count = split(n)
+        if proxy == "wasp" and kind == "noop" and count > 0:
+            p50, p50_0 = get(rows, n, "fixed", "p50_ms"), get(rows, "wasp/noop-0", "fixed", "p50_ms")
+            if p50 is not None and p50_0 is not None:
+                per_filter.append((count, (p50 - p50_0) * 1000 / count))
+    if per_filter:
+        worst = max(v for _, v in per_filter)
+        out.append(f"- each no-op filter adds ≤ 5 µs median: {'met' if worst <= 5 else 'not met'} (worst {worst:.1f} µs)")
+    rps5, rps0 = get(rows, "wasp/noop-5", "closed", "rps"), get(rows, "wasp/noop-0", "closed", "rps")
+    if rps5 and rps0:
+        out.append(f"- 5 filters keep ≥ 80% of the no-filter req/s: {'met' if rps5 / rps0 >= 0.8 else 'not met'} ({rps5 / rps0:.0%})")
+    for peer in ["envoy-v8", "envoy-wasmtime"]:
+        pairs = [
+            (n.split("/", 1)[1], get(rows, n, "closed", "rps"), get(rows, peer + "/" + n.split("/", 1)[1], "closed", "rps"))
+            for n in rows
+            if n.startswith("wasp/")
+        ]
+        pairs = [(c, a, b) for c, a, b in pairs if a and b]
+        if pairs:
+            slower = [c for c, a, b in pairs if a <= b]
+            out.append(
+                f"- every chain faster in wasp than {peer} (req/s): "
+                + ("met" if not slower else "not met for " + ", ".join(slower))
+            )
+    return out
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    rows = load(sys.argv[1])
+    names = sorted(rows, key=chain_order)
+    proxies = [p for p in PROXIES if any(n.startswith(p + "/") for n in names)]
+    lines = main_table(rows, names)
+    rate = next((r["fixed"]["rps"] for r in rows.values() if "fixed" in r), None)
+    if rate:
+        lines += ["", f"p50/p99: fixed rate of about {rate:.0f} req/s with latency correction; "
+                  "req/s, CPU and RSS: closed loop."]
+    lines += ["", "Per-filter overhead (no-op chains against the empty chain):", ""]
+    lines += overhead_table(rows, proxies)
+    lines += ["", "Wasm VMs (start-up and idle RSS differences against the empty chain):", ""]
+    lines += vm_table(rows, proxies)
+    peers = [p for p in proxies if p != "wasp"]
+    if "wasp" in proxies and peers:
+        lines += ["", "wasp against Envoy (below 1 is better for p50/p99, above 1 for req/s):", ""]
+        lines += ratio_table(rows, peers)
+    checks = targets(rows)
+    if checks:
+        lines += ["", "Targets:", ""] + checks
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
