@@ -1,3 +1,25 @@
 //! Harness for wasp's end-to-end tests: start the real binary and real upstreams on loopback.
+//!
+//! [`Wasp`] builds and runs the `wasp` executable on a temporary configuration
+//! with an admin server; [`Upstream`] is a controllable HTTP/1.1 + h2c server,
+//! [`GrpcHealth`] a tonic gRPC server and [`WsEcho`] a WebSocket echo server;
+//! [`client`] has HTTP/1.1, h2c and TLS clients.
 
+pub mod client;
 pub mod envoy;
+pub mod grpc;
+pub mod metrics;
+pub mod ports;
+pub mod tls;
+pub mod upstream;
+pub mod wasp;
+pub mod ws;
+
+pub use client::{Client, Resp};
+pub use grpc::GrpcHealth;
+pub use metrics::Metrics;
+pub use ports::free_addr;
+pub use tls::TestCert;
+pub use upstream::{Mode, Upstream};
+pub use wasp::Wasp;
+pub use ws::WsEcho;

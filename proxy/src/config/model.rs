@@ -245,9 +245,10 @@ pub enum RetryOn {
     Retriable4xx,
 }
 
-/// A source of the hash key for `ring_hash` clusters.
+/// A source of the hash key for `ring_hash` clusters, written as a map with
+/// one key: `{header: NAME}`, `{cookie: NAME}` or `{source_ip: true}`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", try_from = "HashPolicySpec")]
 pub enum HashPolicy {
     /// The value of this request header.
     Header(String),
@@ -255,6 +256,31 @@ pub enum HashPolicy {
     Cookie(String),
     /// The client's IP address (`source_ip: true`).
     SourceIp(bool),
+}
+
+/// A hash policy as written (YAML maps, not tagged enums).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HashPolicySpec {
+    #[serde(default)]
+    header: Option<String>,
+    #[serde(default)]
+    cookie: Option<String>,
+    #[serde(default)]
+    source_ip: Option<bool>,
+}
+
+impl TryFrom<HashPolicySpec> for HashPolicy {
+    type Error = String;
+
+    fn try_from(spec: HashPolicySpec) -> Result<Self, Self::Error> {
+        match (spec.header, spec.cookie, spec.source_ip) {
+            (Some(header), None, None) => Ok(Self::Header(header)),
+            (None, Some(cookie), None) => Ok(Self::Cookie(cookie)),
+            (None, None, Some(source_ip)) => Ok(Self::SourceIp(source_ip)),
+            _ => Err("exactly one of 'header', 'cookie', 'source_ip' is required".to_owned()),
+        }
+    }
 }
 
 /// One cluster of a weighted split.

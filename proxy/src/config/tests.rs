@@ -100,3 +100,34 @@ fn durations_use_human_units() {
         std::time::Duration::from_secs(2)
     );
 }
+
+#[test]
+fn hash_policies_are_maps_with_one_key() {
+    let route = |policy: &str| {
+        format!(
+            "listeners: [{{name: a, address: '127.0.0.1:1', routes: [{{route: {{cluster: c, hash_policy: {policy}}}}}]}}]\n\
+             clusters: [{{name: c, lb_policy: ring_hash, endpoints: ['127.0.0.1:2']}}]"
+        )
+    };
+    let config = parse(&route(
+        "[{header: x-user}, {cookie: session}, {source_ip: true}]",
+    ))
+    .unwrap();
+    let forward = config.listeners[0].routes[0].route.as_ref().unwrap();
+    assert_eq!(
+        forward.hash_policy,
+        vec![
+            HashPolicy::Header("x-user".into()),
+            HashPolicy::Cookie("session".into()),
+            HashPolicy::SourceIp(true),
+        ]
+    );
+    let errs = errors(&route("[{header: a, cookie: b}]"));
+    assert_eq!(errs.len(), 1);
+    assert!(
+        errs[0].starts_with("listeners[0].routes[0].route.hash_policy[0]: exactly one of"),
+        "{errs:?}"
+    );
+    let errs = errors(&route("[{hedaer: a}]"));
+    assert!(errs[0].contains("unknown field `hedaer`"), "{errs:?}");
+}

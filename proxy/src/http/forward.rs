@@ -156,7 +156,7 @@ pub async fn forward(
         cluster.report(&endpoint, outcome);
 
         let retry_permit = if retriable && attempt < max_attempts && body.replayable() {
-            cluster.breakers().try_retry().ok()
+            cluster.breakers().retry_slot(completion.retry.take()).ok()
         } else {
             None
         };

@@ -173,6 +173,16 @@ impl Breakers {
         })
     }
 
+    /// The retry slot for a request's next retry: the one it already holds
+    /// from an earlier retry (a request has one retry in flight at a time,
+    /// so it keeps its slot), else a new one under [`Breakers::try_retry`].
+    pub fn retry_slot(self: &Arc<Self>, held: Option<Permit>) -> Result<Permit, Breaker> {
+        match held {
+            Some(permit) => Ok(permit),
+            None => self.try_retry(),
+        }
+    }
+
     /// Requests in flight.
     pub fn active_requests(&self) -> usize {
         self.requests.load(Ordering::Acquire)
@@ -224,6 +234,18 @@ mod tests {
         let _r1 = b.try_retry().unwrap();
         let _r2 = b.try_retry().unwrap();
         assert_eq!(b.try_retry().err(), Some(Breaker::MaxRetries));
+    }
+
+    #[test]
+    fn a_request_retrying_again_keeps_its_retry_slot() {
+        let b = breakers(100, None);
+        let first = b.retry_slot(None).unwrap();
+        let second = b.retry_slot(Some(first)).unwrap();
+        assert_eq!(b.retries.load(Ordering::Acquire), 1, "one slot per request");
+        let _other = b.retry_slot(None).unwrap();
+        assert_eq!(b.retry_slot(None).err(), Some(Breaker::MaxRetries));
+        drop(second);
+        assert!(b.retry_slot(None).is_ok());
     }
 
     #[test]
