@@ -15,6 +15,7 @@
 #
 # Usage: bench/filters.sh [--duration SECS] [--connections N] [--rate RPS]
 #                         [--only wasp,envoy-v8,envoy-wasmtime] [--chains noop-0,noop-1,...]
+# WASP_BIN=PATH uses that wasp binary instead of building one.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -31,7 +32,7 @@ while [[ $# -gt 0 ]]; do
         --rate) rate="$2"; shift 2 ;;
         --only) only="$2"; shift 2 ;;
         --chains) chains="$2"; shift 2 ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -40,7 +41,11 @@ done
 source "$root/bench/lib.sh"
 
 install_tools
-if [[ -z "$only" || ",$only," == *",wasp,"* ]]; then build_wasp; fi
+if [[ -n "${WASP_BIN:-}" ]]; then
+    log "using wasp at $WASP_BIN"
+elif [[ -z "$only" || ",$only," == *",wasp,"* ]]; then
+    build_wasp
+fi
 log "building the filters"
 scripts/build-filters.sh >&2
 modules="$root/target/filters"
