@@ -67,27 +67,38 @@ def main_table(rows, names):
     return lines
 
 
+def delta_per(rows, name, base, kind, key, scale):
+    """(value(name) - value(base)) * scale / added filters, or None."""
+    a, b = get(rows, name, kind, key), get(rows, base, kind, key)
+    added = split(name)[2] - split(base)[2]
+    if a is None or b is None or added <= 0:
+        return None
+    return (a - b) * scale / added
+
+
 def overhead_table(rows, proxies):
-    """Per-filter cost of N no-op filters against the empty chain."""
+    """Per-filter cost of N no-op filters against the empty chain, and the
+    marginal cost of each filter after the first (against one filter), which
+    leaves out what a chain costs once per request."""
     lines = [
-        "| proxy | no-op filters | Δ p50 µs / filter | Δ CPU µs / req / filter | req/s vs no filters |",
-        "|---|---:|---:|---:|---:|",
+        "| proxy | no-op filters | Δ p50 µs / filter | Δ CPU µs / req / filter "
+        "| Δ CPU µs / req / filter after the first | req/s vs no filters |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for proxy in proxies:
-        base = f"{proxy}/noop-0"
+        base, one = f"{proxy}/noop-0", f"{proxy}/noop-1"
         for name in sorted((n for n in rows if n.startswith(proxy + "/noop-")), key=chain_order):
             count = split(name)[2]
-            if count == 0:
+            if count == 0 or "failed" in rows[name]:
                 continue
-            p50, p50_0 = get(rows, name, "fixed", "p50_ms"), get(rows, base, "fixed", "p50_ms")
-            cpu, cpu_0 = get(rows, name, "closed", "cpu_s_per_1k"), get(rows, base, "closed", "cpu_s_per_1k")
             rps, rps_0 = get(rows, name, "closed", "rps"), get(rows, base, "closed", "rps")
             lines.append(
-                "| {} | {} | {} | {} | {} |".format(
+                "| {} | {} | {} | {} | {} | {} |".format(
                     proxy,
                     count,
-                    fmt(None if None in (p50, p50_0) else (p50 - p50_0) * 1000 / count, ".1f"),
-                    fmt(None if None in (cpu, cpu_0) else (cpu - cpu_0) * 1000 / count, ".2f"),
+                    fmt(delta_per(rows, name, base, "fixed", "p50_ms", 1000), ".1f"),
+                    fmt(delta_per(rows, name, base, "closed", "cpu_s_per_1k", 1000), ".2f"),
+                    fmt(delta_per(rows, name, one, "closed", "cpu_s_per_1k", 1000), ".2f"),
                     fmt(None if not (rps and rps_0) else rps / rps_0, ".0%"),
                 )
             )
@@ -95,28 +106,39 @@ def overhead_table(rows, proxies):
 
 
 def vm_table(rows, proxies):
-    """Start-up time per plugin and memory per VM, from the largest no-op chain."""
+    """Start-up time and idle RSS per plugin from the largest no-op chain:
+    against the empty chain (includes loading the engine and compiling the
+    module once) and against one plugin (each further VM: instantiation,
+    proxy_on_vm_start, proxy_on_configure)."""
     lines = [
-        "| proxy | VMs (largest no-op chain) | start-up ms / plugin | RSS KiB / VM | linear memory KiB / VM |",
-        "|---|---:|---:|---:|---:|",
+        "| proxy | VMs (largest no-op chain) | start-up ms / plugin | start-up ms / plugin after the first "
+        "| RSS KiB / VM | RSS KiB / VM after the first | linear memory KiB / VM |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for proxy in proxies:
         noops = [n for n in rows if n.startswith(proxy + "/noop-") and "start" in rows[n]]
-        base = f"{proxy}/noop-0"
+        base, one = f"{proxy}/noop-0", f"{proxy}/noop-1"
         if base not in noops or len(noops) < 2:
             continue
         top = max(noops, key=lambda n: split(n)[2])
-        s, s0 = rows[top]["start"], rows[base]["start"]
-        count = split(top)[2]
-        vms = s.get("vms", 0) - s0.get("vms", 0)
-        rss = (s["rss_idle_mib"] - s0["rss_idle_mib"]) * 1024
+        s = rows[top]["start"]
+
+        def per_vm(ref):
+            if ref not in rows or "start" not in rows[ref]:
+                return None
+            vms = s.get("vms", 0) - rows[ref]["start"].get("vms", 0)
+            rss = (s["rss_idle_mib"] - rows[ref]["start"]["rss_idle_mib"]) * 1024
+            return rss / vms if vms > 0 else None
+
         linear = s.get("vm_linear_memory_bytes")
         lines.append(
-            "| {} | {} | {} | {} | {} |".format(
+            "| {} | {} | {} | {} | {} | {} | {} |".format(
                 proxy,
                 s.get("vms", "-"),
-                fmt((s["startup_ms"] - s0["startup_ms"]) / count, ".1f"),
-                fmt(rss / vms if vms > 0 else None, ".0f"),
+                fmt(delta_per(rows, top, base, "start", "startup_ms", 1), ".1f"),
+                fmt(delta_per(rows, top, one, "start", "startup_ms", 1), ".1f"),
+                fmt(per_vm(base), ".0f"),
+                fmt(per_vm(one), ".0f"),
                 fmt(linear / 1024 / s["vms"] if linear and s.get("vms") else None, ".0f"),
             )
         )
@@ -182,9 +204,10 @@ def main():
     if rate:
         lines += ["", f"p50/p99: fixed rate of about {rate:.0f} req/s with latency correction; "
                   "req/s, CPU and RSS: closed loop."]
-    lines += ["", "Per-filter overhead (no-op chains against the empty chain):", ""]
+    lines += ["", "Per-filter overhead (no-op chains against the empty chain, and against one filter):", ""]
     lines += overhead_table(rows, proxies)
-    lines += ["", "Wasm VMs (start-up and idle RSS differences against the empty chain):", ""]
+    lines += ["", "Wasm VMs (start-up time and idle RSS of the largest no-op chain against the empty "
+              "chain and against one filter; linear memory from wasp's /filters):", ""]
     lines += vm_table(rows, proxies)
     peers = [p for p in proxies if p != "wasp"]
     if "wasp" in proxies and peers:
