@@ -41,8 +41,11 @@ done
 source "$root/bench/lib.sh"
 
 install_tools
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+WASP_BIN_SOURCE="built from $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- proxy || echo ' with local changes')"
 if [[ -n "${WASP_BIN:-}" ]]; then
     log "using wasp at $WASP_BIN"
+    WASP_BIN_SOURCE="from WASP_BIN=$WASP_BIN"
 elif [[ -z "$only" || ",$only," == *",wasp,"* ]]; then
     build_wasp
 fi
@@ -190,4 +193,9 @@ for target in "${targets[@]}"; do
 done
 
 cp "$results" "$root/bench/results/filters-latest.jsonl"
-python3 bench/summarize_filters.py "$results" | tee "$root/bench/results/filters-latest.md"
+{
+    python3 bench/summarize_filters.py "$results"
+    echo
+    echo "Run of $(date -u +%Y-%m-%dT%H:%MZ): wasp ${WASP_BIN_SOURCE}; Envoy $("$ENVOY_BIN" --version | sed -n 's|.*version: [0-9a-f]*/\([0-9.]*\)/.*|\1|p');"
+    echo "$(nproc) CPUs, load average before the run: $load_before."
+} | tee "$root/bench/results/filters-latest.md"
