@@ -13,7 +13,11 @@
 # per request), start-up time and memory per VM. Figures go to stdout and
 # bench/results/filters-latest.md.
 #
-# Usage: bench/filters.sh [--duration SECS] [--connections N] [--rate RPS]
+# Every measurement is repeated in --rounds rounds (default 2), each round
+# going over all targets in turn; the summary keeps each target's best run,
+# which filters out bursts of other load on a shared machine.
+#
+# Usage: bench/filters.sh [--duration SECS] [--connections N] [--rate RPS] [--rounds N]
 #                         [--only wasp,envoy-v8,envoy-wasmtime] [--chains noop-0,noop-1,...]
 # WASP_BIN=PATH uses that wasp binary instead of building one.
 set -euo pipefail
@@ -24,6 +28,7 @@ duration=10
 connections=50
 rate=""
 only=""
+rounds=2
 chains="noop-0,noop-1,noop-5,noop-10,rewrite-1"
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -32,7 +37,8 @@ while [[ $# -gt 0 ]]; do
         --rate) rate="$2"; shift 2 ;;
         --only) only="$2"; shift 2 ;;
         --chains) chains="$2"; shift 2 ;;
-        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        --rounds) rounds="$2"; shift 2 ;;
+        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -178,18 +184,23 @@ for proxy in "${proxies[@]}"; do
     done
 done
 
-# Closed loop first: it gives each target's capacity and the common rate.
-for target in "${targets[@]}"; do
-    closed_loop "${target//\//-}" "${url_of[$target]}" "${pid_of[$target]}" \
-        | python3 -c 'import json,sys; r=json.load(sys.stdin); r["name"]=sys.argv[1]; print(json.dumps(r))' "$target" >> "$results"
+# named NAME: renames the JSON record on stdin.
+named() { python3 -c 'import json,sys; r=json.load(sys.stdin); r["name"]=sys.argv[1]; print(json.dumps(r))' "$1"; }
+
+# Closed loops first: they give each target's capacity and the common rate.
+for ((round = 1; round <= rounds; round++)); do
+    for target in "${targets[@]}"; do
+        closed_loop "${target//\//-}" "${url_of[$target]}" "${pid_of[$target]}" | named "$target" >> "$results"
+    done
 done
 if [[ -z "$rate" ]]; then
-    rate=$(python3 bench/summarize.py --common-rate "$results")
+    rate=$(python3 bench/summarize_filters.py --common-rate "$results")
 fi
 log "fixed-rate runs at $rate requests/s"
-for target in "${targets[@]}"; do
-    fixed_rate "${target//\//-}" "${url_of[$target]}" "$rate" \
-        | python3 -c 'import json,sys; r=json.load(sys.stdin); r["name"]=sys.argv[1]; print(json.dumps(r))' "$target" >> "$results"
+for ((round = 1; round <= rounds; round++)); do
+    for target in "${targets[@]}"; do
+        fixed_rate "${target//\//-}" "${url_of[$target]}" "$rate" | named "$target" >> "$results"
+    done
 done
 
 cp "$results" "$root/bench/results/filters-latest.jsonl"
