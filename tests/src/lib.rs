@@ -6,6 +6,7 @@
 //! [`client`] has HTTP/1.1, h2c and TLS clients.
 
 pub mod client;
+pub mod envoy;
 pub mod grpc;
 pub mod metrics;
 pub mod ports;
