@@ -3,10 +3,12 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use thiserror::Error;
+use tokio::sync::mpsc;
 
 use crate::stream::HeaderList;
 
@@ -53,6 +55,20 @@ pub enum CalloutError {
     Failed(String),
 }
 
+/// What arrives on a gRPC stream, in order: headers, data (gRPC-framed
+/// bytes, split anywhere), trailers; the channel closing ends the stream.
+#[derive(Clone, Debug)]
+pub enum StreamEvent {
+    /// Response headers (initial metadata) with `:status`.
+    Headers(HeaderList),
+    /// Response body bytes.
+    Data(Bytes),
+    /// Response trailers (trailing metadata with `grpc-status`).
+    Trailers(HeaderList),
+    /// The stream failed; nothing follows.
+    Failed(CalloutError),
+}
+
 /// The future a callout returns.
 pub type CalloutFuture =
     Pin<Box<dyn Future<Output = Result<CalloutResponse, CalloutError>> + Send>>;
@@ -65,4 +81,41 @@ pub trait Callouts: Send + Sync + 'static {
 
     /// Sends the request and returns the complete response.
     fn call(&self, request: CalloutRequest) -> CalloutFuture;
+
+    /// Opens a streaming call: the request body is every chunk received on
+    /// `outgoing` until its senders are gone; what comes back is reported on
+    /// the returned channel. The default collects the body until `outgoing`
+    /// closes and then sends it with [`Callouts::call`] (half-duplex); the
+    /// proxy streams both ways.
+    fn stream(
+        self: Arc<Self>,
+        mut request: CalloutRequest,
+        mut outgoing: mpsc::UnboundedReceiver<Bytes>,
+    ) -> mpsc::UnboundedReceiver<StreamEvent> {
+        let (events, receiver) = mpsc::unbounded_channel();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            let _ = events.send(StreamEvent::Failed(CalloutError::Failed(
+                "no runtime".into(),
+            )));
+            return receiver;
+        };
+        runtime.spawn(async move {
+            let mut body = Vec::new();
+            while let Some(chunk) = outgoing.recv().await {
+                body.extend_from_slice(&chunk);
+            }
+            request.body = body.into();
+            match self.call(request).await {
+                Ok(response) => {
+                    let _ = events.send(StreamEvent::Headers(response.headers));
+                    let _ = events.send(StreamEvent::Data(response.body));
+                    let _ = events.send(StreamEvent::Trailers(response.trailers));
+                }
+                Err(err) => {
+                    let _ = events.send(StreamEvent::Failed(err));
+                }
+            }
+        });
+        receiver
+    }
 }

@@ -3,7 +3,7 @@
 //! waits while a filter is paused, buffers bodies a filter asked to see whole,
 //! and applies the failure policy when a filter's VM fails.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
@@ -59,7 +59,7 @@ impl FilterChain {
             info,
             ..StreamData::default()
         }));
-        let filters = self
+        let filters: Vec<Filter> = self
             .plugins
             .iter()
             .map(|plugin| {
@@ -81,7 +81,12 @@ impl FilterChain {
                 }
             })
             .collect();
-        ChainStream { data, filters }
+        let responders = AtomicUsize::new(filters.len());
+        ChainStream {
+            data,
+            filters,
+            responders,
+        }
     }
 }
 
@@ -125,6 +130,9 @@ enum Step {
 pub struct ChainStream {
     data: Arc<Mutex<StreamData>>,
     filters: Vec<Filter>,
+    /// How many filters (in request order) take part in response phases:
+    /// all, or those that saw the request up to a local reply.
+    responders: AtomicUsize,
 }
 
 impl std::fmt::Debug for ChainStream {
@@ -164,7 +172,9 @@ impl ChainStream {
         let n = self.filters.len();
         match dir {
             Direction::Request => (0..n).collect(),
-            Direction::Response => (0..n).rev().collect(),
+            Direction::Response => (0..n.min(self.responders.load(Ordering::Relaxed)))
+                .rev()
+                .collect(),
         }
     }
 
@@ -180,7 +190,10 @@ impl ChainStream {
                 filter.skipped.store(true, Ordering::Relaxed);
                 Ok(Step::Skip)
             }
-            FailurePolicy::FailClosed => Err(failure_reply(name)),
+            FailurePolicy::FailClosed => {
+                self.responders.fetch_min(i, Ordering::Relaxed);
+                Err(failure_reply(name))
+            }
         }
     }
 
@@ -199,6 +212,7 @@ impl ChainStream {
         match filter.slot.with_vm(Some(generation), |vm| f(vm, ctx)) {
             Ok((action, _)) => {
                 if let Some(reply) = self.lock().local_reply.clone() {
+                    self.responders.fetch_min(i + 1, Ordering::Relaxed);
                     return Err(reply);
                 }
                 Ok(if action == Action::Pause as u32 {
@@ -217,6 +231,7 @@ impl ChainStream {
         let filter = &self.filters[i];
         loop {
             if let Some(reply) = self.lock().local_reply.clone() {
+                self.responders.fetch_min(i + 1, Ordering::Relaxed);
                 return Err(reply);
             }
             if filter.flag(dir).load(Ordering::Acquire) {
@@ -393,6 +408,54 @@ impl ChainStream {
         trailers: HeaderList,
     ) -> Result<(Bytes, HeaderList), LocalReply> {
         self.trailers_phase(Direction::Response, trailers).await
+    }
+
+    /// Passes a local reply sent in a request phase through the response
+    /// phases of the filters that saw the request, up to and including the
+    /// one that replied, in reverse (as Envoy does); returns the reply as they
+    /// left it. A reply sent during this phase replaces it.
+    pub async fn respond_locally(&self, reply: LocalReply) -> LocalReply {
+        let mut headers = vec![(":status".to_owned(), reply.status.to_string().into_bytes())];
+        headers.extend(reply.headers.iter().cloned());
+        if let Some(grpc) = reply.grpc_status {
+            headers.push(("grpc-status".into(), grpc.to_string().into_bytes()));
+        }
+        if !reply.body.is_empty() && !headers.iter().any(|(k, _)| k == "content-type") {
+            headers.push(("content-type".into(), b"text/plain".to_vec()));
+        }
+        {
+            let mut data = self.lock();
+            data.local_reply = None;
+            data.response_headers = headers;
+        }
+        let body_ends = reply.body.is_empty();
+        if let Err(other) = self.headers_phase(Direction::Response, body_ends).await {
+            return other;
+        }
+        let body = if body_ends {
+            reply.body
+        } else {
+            match self.body_phase(Direction::Response, reply.body, true).await {
+                Ok(body) => body,
+                Err(other) => return other,
+            }
+        };
+        let headers = self.lock().response_headers.clone();
+        let status = headers
+            .iter()
+            .find(|(k, _)| k == ":status")
+            .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse().ok())
+            .unwrap_or(reply.status);
+        LocalReply {
+            status,
+            headers: headers
+                .into_iter()
+                .filter(|(k, _)| !k.starts_with(':'))
+                .collect(),
+            body,
+            details: reply.details,
+            grpc_status: None,
+        }
     }
 
     /// Filter state set so far (`proxy_set_property`), by dotted path.

@@ -29,7 +29,9 @@ mod vm;
 #[cfg(test)]
 mod tests;
 
-pub use callout::{CalloutError, CalloutFuture, CalloutRequest, CalloutResponse, Callouts};
+pub use callout::{
+    CalloutError, CalloutFuture, CalloutRequest, CalloutResponse, Callouts, StreamEvent,
+};
 pub use chain::{ChainStream, FilterChain};
 pub use engine::{EngineOptions, FilterEngine, NodeInfo};
 pub use error::HostError;

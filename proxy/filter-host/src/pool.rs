@@ -216,6 +216,16 @@ impl VmSlot {
         let _ = self.with_vm(Some(generation), |vm| vm.deliver(token, result));
     }
 
+    /// Delivers a gRPC stream event to the VM incarnation that opened it.
+    pub fn deliver_stream_event(
+        &self,
+        generation: u64,
+        token: u32,
+        event: Option<crate::callout::StreamEvent>,
+    ) {
+        let _ = self.with_vm(Some(generation), |vm| vm.deliver_stream_event(token, event));
+    }
+
     /// Calls `proxy_on_queue_ready` on the VM incarnation that owns the queue.
     pub fn queue_ready(&self, generation: u64, queue: u32) {
         let _ = self.with_vm(Some(generation), |vm| vm.queue_ready(queue));

@@ -41,6 +41,18 @@ pub(crate) struct PendingCallout {
     pub kind: CalloutKind,
 }
 
+/// A gRPC stream a filter opened.
+pub(crate) struct GrpcStream {
+    /// Sends request bytes; `None` once the filter ended its side.
+    pub outgoing: Option<tokio::sync::mpsc::UnboundedSender<bytes::Bytes>>,
+    /// Forwards response events to the VM (aborted on cancel).
+    pub task: tokio::task::JoinHandle<()>,
+    /// Response bytes that are not a whole message yet.
+    pub inbound: Vec<u8>,
+    /// gRPC status from the headers or trailers, or the failure.
+    pub status: Option<(u32, String)>,
+}
+
 /// Per-VM store data.
 pub(crate) struct VmState {
     pub core: Arc<PluginCore>,
@@ -58,8 +70,8 @@ pub(crate) struct VmState {
     pub next_token: u32,
     pub slot: Weak<VmSlot>,
     pub generation: u64,
-    /// gRPC streams opened with `proxy_grpc_stream`, not yet sent.
-    pub grpc_streams: HashMap<u32, crate::callout::CalloutRequest>,
+    /// Open gRPC streams (`proxy_grpc_stream`) by token.
+    pub grpc_streams: HashMap<u32, GrpcStream>,
     /// Properties set outside any stream (root context).
     pub root_state: HashMap<String, Vec<u8>>,
 }

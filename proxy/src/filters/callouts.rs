@@ -1,13 +1,23 @@
 //! HTTP and gRPC callouts of filters, sent to the snapshot's clusters through
-//! their connection pools.
+//! their connection pools. gRPC streams are full duplex: request messages are
+//! sent as the filter produces them, response frames reported as they come.
 
-use std::sync::Weak;
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
 
+use bytes::Bytes;
 use http::Response;
+use http_body::{Body, Frame};
 use http_body_util::{BodyExt, Full};
-use wasp_filter_host::{CalloutError, CalloutFuture, CalloutRequest, CalloutResponse, Callouts};
+use hyper::body::Incoming;
+use tokio::sync::mpsc;
+use wasp_filter_host::{
+    CalloutError, CalloutFuture, CalloutRequest, CalloutResponse, Callouts, StreamEvent,
+};
 
 use super::convert;
+use crate::http::body::{BoxError, UpstreamBody};
 use crate::server::ProxyState;
 use crate::upstream::Outcome;
 
@@ -31,10 +41,13 @@ fn pseudo<'a>(request: &'a CalloutRequest, name: &str) -> Option<&'a [u8]> {
         .map(|(_, v)| v.as_slice())
 }
 
-async fn send(
-    state: Weak<ProxyState>,
-    request: CalloutRequest,
-) -> Result<CalloutResponse, CalloutError> {
+/// Sends `request` (head) with `body` to a healthy endpoint of its cluster.
+async fn exchange(
+    state: &Weak<ProxyState>,
+    request: &CalloutRequest,
+    body: UpstreamBody,
+) -> Result<Response<Incoming>, CalloutError> {
+    let failed = |e: &dyn std::fmt::Display| CalloutError::Failed(e.to_string());
     let state = state
         .upgrade()
         .ok_or_else(|| CalloutError::Failed("proxy is stopping".into()))?;
@@ -45,27 +58,16 @@ async fn send(
         .get(&request.cluster)
         .cloned()
         .ok_or_else(|| CalloutError::UnknownCluster(request.cluster.clone()))?;
-    let endpoint = cluster
-        .pick(None, &[])
-        .map_err(|e| CalloutError::Failed(e.to_string()))?;
-    let connection = cluster
-        .acquire(&endpoint)
-        .await
-        .map_err(|e| CalloutError::Failed(e.to_string()))?;
-    let method = pseudo(&request, ":method")
+    let endpoint = cluster.pick(None, &[]).map_err(|e| failed(&e))?;
+    let connection = cluster.acquire(&endpoint).await.map_err(|e| failed(&e))?;
+    let method = pseudo(request, ":method")
         .and_then(|m| http::Method::from_bytes(m).ok())
         .unwrap_or(http::Method::GET);
-    let path = pseudo(&request, ":path")
+    let path = pseudo(request, ":path")
         .and_then(|p| http::uri::PathAndQuery::try_from(p).ok())
         .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
     let authority =
-        pseudo(&request, ":authority").and_then(|a| http::HeaderValue::from_bytes(a).ok());
-    let mut trailers =
-        (!request.trailers.is_empty()).then(|| convert::header_map(&request.trailers));
-    let body = Full::new(request.body.clone())
-        .with_trailers(async move { trailers.take().map(Ok) })
-        .map_err(|never| match never {})
-        .boxed_unsync();
+        pseudo(request, ":authority").and_then(|a| http::HeaderValue::from_bytes(a).ok());
     let upstream = crate::http::forward::build_request(
         &method,
         convert::header_map(&request.headers),
@@ -76,18 +78,28 @@ async fn send(
         body,
     );
     let _active = endpoint.begin();
-    let response: Response<hyper::body::Incoming> = connection
-        .send(upstream)
-        .await
-        .map_err(|e| CalloutError::Failed(e.to_string()))?;
-    cluster.report(
-        &endpoint,
-        if response.status().is_server_error() {
-            Outcome::Failure
-        } else {
-            Outcome::Success
-        },
-    );
+    let response = connection.send(upstream).await.map_err(|e| failed(&e))?;
+    let outcome = if response.status().is_server_error() {
+        Outcome::Failure
+    } else {
+        Outcome::Success
+    };
+    cluster.report(&endpoint, outcome);
+    Ok(response)
+}
+
+/// A unary callout: the whole response.
+async fn send(
+    state: Weak<ProxyState>,
+    request: CalloutRequest,
+) -> Result<CalloutResponse, CalloutError> {
+    let mut trailers =
+        (!request.trailers.is_empty()).then(|| convert::header_map(&request.trailers));
+    let body = Full::new(request.body.clone())
+        .with_trailers(async move { trailers.take().map(Ok) })
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let response = exchange(&state, &request, body).await?;
     let (parts, body) = response.into_parts();
     let collected = body
         .collect()
@@ -102,6 +114,60 @@ async fn send(
         body: collected.to_bytes(),
         trailers,
     })
+}
+
+/// A request body fed from a channel; it ends when the senders are gone.
+struct ChannelBody {
+    chunks: mpsc::UnboundedReceiver<Bytes>,
+}
+
+impl Body for ChannelBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.chunks
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|bytes| Ok(Frame::data(bytes))))
+    }
+}
+
+/// A streaming callout: reports the response head, each data frame and the
+/// trailers on `events` as they arrive.
+async fn stream(
+    state: Weak<ProxyState>,
+    request: CalloutRequest,
+    outgoing: mpsc::UnboundedReceiver<Bytes>,
+    events: mpsc::UnboundedSender<StreamEvent>,
+) {
+    let body = ChannelBody { chunks: outgoing }.boxed_unsync();
+    let response = match exchange(&state, &request, body).await {
+        Ok(response) => response,
+        Err(err) => {
+            let _ = events.send(StreamEvent::Failed(err));
+            return;
+        }
+    };
+    let (parts, mut body) = response.into_parts();
+    let _ = events.send(StreamEvent::Headers(convert::response_list(&parts)));
+    while let Some(frame) = body.frame().await {
+        let event = match frame {
+            Ok(frame) => match frame.into_data() {
+                Ok(data) => StreamEvent::Data(data),
+                Err(frame) => match frame.into_trailers() {
+                    Ok(trailers) => StreamEvent::Trailers(convert::trailer_list(&trailers)),
+                    Err(_) => continue,
+                },
+            },
+            Err(err) => StreamEvent::Failed(CalloutError::Failed(err.to_string())),
+        };
+        if events.send(event).is_err() {
+            return;
+        }
+    }
 }
 
 impl Callouts for ClusterCallouts {
@@ -122,5 +188,15 @@ impl Callouts for ClusterCallouts {
                 .await
                 .unwrap_or(Err(CalloutError::Timeout))
         })
+    }
+
+    fn stream(
+        self: Arc<Self>,
+        request: CalloutRequest,
+        outgoing: mpsc::UnboundedReceiver<Bytes>,
+    ) -> mpsc::UnboundedReceiver<StreamEvent> {
+        let (events, receiver) = mpsc::unbounded_channel();
+        tokio::spawn(stream(self.state.clone(), request, outgoing, events));
+        receiver
     }
 }

@@ -10,7 +10,7 @@ use http::{Request, Response};
 use http_body::Body;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
-use wasp_filter_host::{FilterChain, StreamInfo};
+use wasp_filter_host::{ChainStream, FilterChain, LocalReply, StreamInfo};
 
 use super::body::{BoxError, Completion, ProxyBody, UpstreamBody, version_str};
 use super::handler::{ConnInfo, action_response};
@@ -48,7 +48,7 @@ pub async fn serve(
         .await
     {
         Ok(list) => convert::apply_request(&list, &mut parts),
-        Err(local) => return convert::local_response(local),
+        Err(local) => return respond_locally(stream, local).await,
     }
     let body: UpstreamBody = if request_ends {
         Empty::new().map_err(|never| match never {}).boxed_unsync()
@@ -75,8 +75,9 @@ pub async fn serve(
         },
     };
     // A filter that answered during the request body wins over the upstream.
-    if let Some(local) = reply.lock().unwrap_or_else(PoisonError::into_inner).take() {
-        return convert::local_response(local);
+    let replied = reply.lock().unwrap_or_else(PoisonError::into_inner).take();
+    if let Some(local) = replied {
+        return respond_locally(stream, local).await;
     }
     let (mut parts, body) = response.into_parts();
     let response_ends = body.is_end_stream();
@@ -99,4 +100,11 @@ pub async fn serve(
         body = body.ended();
     }
     Response::from_parts(parts, ProxyBody::filtered(body))
+}
+
+/// The response for a local reply sent in a request phase, after the
+/// response phase of the filters that saw the request.
+async fn respond_locally(stream: Arc<ChainStream>, reply: LocalReply) -> Response<ProxyBody> {
+    let reply = stream.respond_locally(reply).await;
+    convert::local_response(reply).map(|body| body.with_guard(stream))
 }

@@ -4,9 +4,9 @@
 //!
 //! gRPC runs as HTTP/2 POST `/<service>/<method>` with `content-type:
 //! application/grpc` and length-prefixed messages. Streams opened with
-//! `proxy_grpc_stream` are half-duplex: messages are collected until the
-//! filter ends its side (`end_stream` or `proxy_grpc_close`), then sent in one
-//! request whose response messages are delivered one by one.
+//! `proxy_grpc_stream` send each `proxy_grpc_send` message as it comes and
+//! deliver response events as they arrive
+//! ([`VmSlot::deliver_stream_event`](crate::pool::VmSlot::deliver_stream_event)).
 
 use std::time::Duration;
 
@@ -17,13 +17,10 @@ use super::http::read_map;
 use super::{ENV, HostImports};
 use crate::callout::CalloutRequest;
 use crate::memory::{CallResult, misuse, read, read_str, status, write_u32};
-use crate::state::{CalloutKind, PendingCallout, VmState};
+use crate::state::{CalloutKind, GrpcStream, PendingCallout, VmState};
 use crate::stream::{HeaderList, header_get};
 
 type C<'a> = Caller<'a, VmState>;
-
-/// Timeout of a gRPC stream (the ABI gives none).
-const GRPC_STREAM_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Appends one length-prefixed gRPC message to `out`.
 fn frame(out: &mut Vec<u8>, message: &[u8]) {
@@ -54,7 +51,6 @@ fn start(
     call: &str,
     request: CalloutRequest,
     kind: CalloutKind,
-    preset: Option<u32>,
 ) -> Result<u32, Status> {
     let state = caller.data();
     let Some(callouts) = state.core.services.callouts() else {
@@ -77,11 +73,8 @@ fn start(
         return Err(misuse(caller, call, "runtime", Status::InternalFailure));
     };
     let state = caller.data_mut();
-    let token = preset.unwrap_or_else(|| {
-        let token = state.next_token;
-        state.next_token = state.next_token.wrapping_add(1).max(1);
-        token
-    });
+    let token = state.next_token;
+    state.next_token = state.next_token.wrapping_add(1).max(1);
     state.pending.insert(
         token,
         PendingCallout {
@@ -136,7 +129,7 @@ fn http_call(
             http2: false,
         })
     })();
-    let token = match request.and_then(|r| start(&mut caller, CALL, r, CalloutKind::Http, None)) {
+    let token = match request.and_then(|r| start(&mut caller, CALL, r, CalloutKind::Http)) {
         Ok(token) => token,
         Err(status) => return Ok(status as u32),
     };
@@ -208,11 +201,59 @@ fn sent_token(
     }
 }
 
-fn flush_stream(caller: &mut C<'_>, call: &str, token: u32) -> Result<(), Status> {
-    let Some(request) = caller.data_mut().grpc_streams.remove(&token) else {
-        return Err(Status::NotFound);
+/// Opens a gRPC stream and returns its token.
+fn open_stream(caller: &mut C<'_>, call: &str, request: CalloutRequest) -> Result<u32, Status> {
+    let Some(callouts) = caller.data().core.services.callouts() else {
+        return Err(misuse(
+            caller,
+            call,
+            "upstream (no callout service)",
+            Status::InternalFailure,
+        ));
     };
-    start(caller, call, request, CalloutKind::GrpcStream, Some(token)).map(|_| ())
+    if !callouts.has_cluster(&request.cluster) {
+        return Err(misuse(
+            caller,
+            call,
+            "upstream (unknown cluster)",
+            Status::ParseFailure,
+        ));
+    }
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return Err(misuse(caller, call, "runtime", Status::InternalFailure));
+    };
+    let state = caller.data_mut();
+    let token = state.next_token;
+    state.next_token = state.next_token.wrapping_add(1).max(1);
+    let (outgoing, requests) = tokio::sync::mpsc::unbounded_channel();
+    let mut events = callouts.stream(request, requests);
+    let (slot, generation) = (state.slot.clone(), state.generation);
+    let task = runtime.spawn(async move {
+        while let Some(event) = events.recv().await {
+            let Some(slot) = slot.upgrade() else { return };
+            slot.deliver_stream_event(generation, token, Some(event));
+        }
+        if let Some(slot) = slot.upgrade() {
+            slot.deliver_stream_event(generation, token, None);
+        }
+    });
+    state.pending.insert(
+        token,
+        PendingCallout {
+            context: state.effective_context,
+            kind: CalloutKind::GrpcStream,
+        },
+    );
+    state.grpc_streams.insert(
+        token,
+        GrpcStream {
+            outgoing: Some(outgoing),
+            task,
+            inbound: Vec::new(),
+            status: None,
+        },
+    );
+    Ok(token)
 }
 
 pub(super) fn register(imports: &mut HostImports) -> wasmtime::Result<()> {
@@ -251,7 +292,7 @@ pub(super) fn register(imports: &mut HostImports) -> wasmtime::Result<()> {
                 request.body = body.into();
                 Ok(request)
             })
-            .and_then(|request| start(&mut c, CALL, request, CalloutKind::GrpcCall, None))
+            .and_then(|request| start(&mut c, CALL, request, CalloutKind::GrpcCall))
             .map_err(|s| {
                 if s == Status::BadArgument {
                     Status::ParseFailure
@@ -280,27 +321,8 @@ pub(super) fn register(imports: &mut HostImports) -> wasmtime::Result<()> {
             let args = [
                 up_ptr, up_len, svc_ptr, svc_len, m_ptr, m_len, md_ptr, md_len,
             ];
-            let token = grpc_request(&c, CALL, args, GRPC_STREAM_TIMEOUT).and_then(|request| {
-                let known = c
-                    .data()
-                    .core
-                    .services
-                    .callouts()
-                    .is_some_and(|s| s.has_cluster(&request.cluster));
-                if !known {
-                    return Err(misuse(
-                        &c,
-                        CALL,
-                        "upstream (unknown cluster)",
-                        Status::ParseFailure,
-                    ));
-                }
-                let state = c.data_mut();
-                let token = state.next_token;
-                state.next_token = state.next_token.wrapping_add(1).max(1);
-                state.grpc_streams.insert(token, request);
-                Ok(token)
-            });
+            let token = grpc_request(&c, CALL, args, Duration::ZERO)
+                .and_then(|request| open_stream(&mut c, CALL, request));
             sent_token(&mut c, CALL, token, token_ptr)
         },
     )?;
@@ -313,14 +335,22 @@ pub(super) fn register(imports: &mut HostImports) -> wasmtime::Result<()> {
                 Ok(message) => message,
                 Err(status) => return Ok(status as u32),
             };
-            let Some(request) = c.data_mut().grpc_streams.get_mut(&token) else {
+            let Some(stream) = c.data_mut().grpc_streams.get_mut(&token) else {
                 return Ok(Status::NotFound as u32);
             };
-            let mut body = request.body.to_vec();
-            frame(&mut body, &message);
-            request.body = body.into();
+            let Some(outgoing) = stream.outgoing.as_ref() else {
+                return Ok(misuse(
+                    &c,
+                    CALL,
+                    "token (stream already ended)",
+                    Status::BadArgument,
+                ) as u32);
+            };
+            let mut framed = Vec::with_capacity(message.len() + 5);
+            frame(&mut framed, &message);
+            let _ = outgoing.send(framed.into());
             if end_stream != 0 {
-                return Ok(status(flush_stream(&mut c, CALL, token)));
+                stream.outgoing = None;
             }
             Ok(Status::Ok as u32)
         },
@@ -329,11 +359,14 @@ pub(super) fn register(imports: &mut HostImports) -> wasmtime::Result<()> {
         ENV,
         "proxy_grpc_close",
         |mut c: C<'_>, token: u32| -> CallResult {
-            if c.data().grpc_streams.contains_key(&token) {
-                return Ok(status(flush_stream(&mut c, "proxy_grpc_close", token)));
+            let state = c.data_mut();
+            // A stream: end the filter's side and keep receiving.
+            if let Some(stream) = state.grpc_streams.get_mut(&token) {
+                stream.outgoing = None;
+                return Ok(Status::Ok as u32);
             }
-            // Closing a call or a stream already sent: stop delivering to it.
-            Ok(match c.data_mut().pending.remove(&token) {
+            // A call: stop delivering its answer.
+            Ok(match state.pending.remove(&token) {
                 Some(_) => Status::Ok as u32,
                 None => Status::NotFound as u32,
             })
@@ -344,12 +377,12 @@ pub(super) fn register(imports: &mut HostImports) -> wasmtime::Result<()> {
         "proxy_grpc_cancel",
         |mut c: C<'_>, token: u32| -> CallResult {
             let state = c.data_mut();
-            let known = state.grpc_streams.remove(&token).is_some()
-                | state.pending.remove(&token).is_some();
-            Ok(if known {
-                Status::Ok as u32
-            } else {
-                Status::NotFound as u32
+            if let Some(stream) = state.grpc_streams.remove(&token) {
+                stream.task.abort();
+            }
+            Ok(match state.pending.remove(&token) {
+                Some(_) => Status::Ok as u32,
+                None => Status::NotFound as u32,
             })
         },
     )?;

@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use crate::{
     CalloutError, CalloutFuture, CalloutRequest, CalloutResponse, Callouts, EngineOptions,
-    FilterChain, FilterEngine, Plugin, PluginSpec,
+    FilterChain, FilterEngine, Plugin, PluginSpec, StreamEvent,
 };
 
 /// Callouts answered in memory: cluster `up` answers HTTP `pong`, cluster
@@ -21,7 +21,7 @@ pub(crate) struct MockCallouts {
 
 impl Callouts for MockCallouts {
     fn has_cluster(&self, cluster: &str) -> bool {
-        matches!(cluster, "up" | "grpc")
+        matches!(cluster, "up" | "grpc" | "chat")
     }
 
     fn call(&self, request: CalloutRequest) -> CalloutFuture {
@@ -42,6 +42,31 @@ impl Callouts for MockCallouts {
                 other => Err(CalloutError::UnknownCluster(other.to_owned())),
             }
         })
+    }
+
+    /// Cluster `chat` echoes every request message at once (full duplex);
+    /// others answer as [`Callouts::call`] does.
+    fn stream(
+        self: Arc<Self>,
+        request: CalloutRequest,
+        mut outgoing: tokio::sync::mpsc::UnboundedReceiver<Bytes>,
+    ) -> tokio::sync::mpsc::UnboundedReceiver<StreamEvent> {
+        let (events, receiver) = tokio::sync::mpsc::unbounded_channel();
+        self.requests.lock().unwrap().push(request);
+        tokio::spawn(async move {
+            let _ = events.send(StreamEvent::Headers(vec![(
+                ":status".into(),
+                b"200".to_vec(),
+            )]));
+            while let Some(chunk) = outgoing.recv().await {
+                let _ = events.send(StreamEvent::Data(chunk));
+            }
+            let _ = events.send(StreamEvent::Trailers(vec![(
+                "grpc-status".into(),
+                b"0".to_vec(),
+            )]));
+        });
+        receiver
     }
 }
 

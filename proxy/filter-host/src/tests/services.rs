@@ -111,6 +111,62 @@ async fn a_grpc_call_delivers_its_message() {
 }
 
 #[tokio::test]
+async fn grpc_streams_are_full_duplex() {
+    // Sends "a"; on its echo sends "b" and ends the stream; on close with
+    // status 0 resumes the request. Each received message becomes x-msg.
+    let module = wat(
+        &format!(
+            r#"(import "env" "proxy_grpc_stream" (func $open (param i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_grpc_send" (func $send (param i32 i32 i32 i32) (result i32)))
+  {ADD} {GET_BUFFER} {CONTINUE}"#
+        ),
+        r#"(data (i32.const 100) "chat")
+  (data (i32.const 110) "pkg.Chat")
+  (data (i32.const 120) "Talk")
+  (data (i32.const 130) "ab")
+  (data (i32.const 140) "x-msg")
+  (data (i32.const 150) "x-done")
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (if (i32.ne (call $open (i32.const 100) (i32.const 4) (i32.const 110) (i32.const 8) (i32.const 120) (i32.const 4)
+      (i32.const 0) (i32.const 0) (i32.const 32)) (i32.const 0)) (then unreachable))
+    (drop (call $send (i32.load (i32.const 32)) (i32.const 130) (i32.const 1) (i32.const 0)))
+    i32.const 1)
+  (func (export "proxy_on_grpc_receive") (param $ctx i32) (param $token i32) (param $size i32)
+    (drop (call $get (i32.const 5) (i32.const 0) (local.get $size) (i32.const 16) (i32.const 20)))
+    (drop (call $add (i32.const 0) (i32.const 140) (i32.const 5) (i32.load (i32.const 16)) (i32.load (i32.const 20))))
+    (if (i32.eq (i32.load8_u (i32.load (i32.const 16))) (i32.const 97))
+      (then (drop (call $send (local.get $token) (i32.const 131) (i32.const 1) (i32.const 1))))))
+  (func (export "proxy_on_grpc_close") (param $ctx i32) (param $token i32) (param $status i32)
+    (if (i32.eqz (local.get $status))
+      (then
+        (drop (call $add (i32.const 0) (i32.const 150) (i32.const 6) (i32.const 130) (i32.const 2)))
+        (drop (call $continue (i32.const 0))))))"#,
+    );
+    let chain = chain(vec![load(spec("chat", module))]);
+    let stream = chain.start(StreamInfo::default());
+    let headers = tokio::time::timeout(
+        Duration::from_secs(5),
+        stream.request_headers(request(), true),
+    )
+    .await
+    .expect("resumed")
+    .expect("continues");
+    let messages: Vec<&[u8]> = headers
+        .iter()
+        .filter(|(k, _)| k == "x-msg")
+        .map(|(_, v)| v.as_slice())
+        .collect();
+    assert_eq!(messages, vec![&b"a"[..], &b"b"[..]]);
+    assert_eq!(header_value(&headers, "x-done"), Some(&b"ab"[..]));
+    let sent = callouts().requests.lock().unwrap();
+    let open = sent.iter().find(|r| r.cluster == "chat").expect("opened");
+    assert_eq!(
+        header_value(&open.headers, ":path"),
+        Some(&b"/pkg.Chat/Talk"[..])
+    );
+}
+
+#[tokio::test]
 async fn ticks_run_at_the_period_the_root_context_sets() {
     let module = wat(
         r#"(import "env" "proxy_set_tick_period_milliseconds" (func $period (param i32) (result i32)))

@@ -472,3 +472,53 @@ async fn a_crash_looping_plugin_is_marked_unhealthy_and_backs_off() {
     assert_eq!(reply.expect_err("unavailable").status, 503);
     assert_eq!(plugin.status().restarts, 4);
 }
+
+#[tokio::test]
+async fn a_local_reply_passes_the_response_phase_of_the_filters_that_saw_the_request() {
+    // Each filter adds `x-resp: <name>` to response headers; `b` replies.
+    let filter = |name: &str, reply: bool| {
+        let on_request = if reply {
+            r#"(drop (call $reply (i32.const 403) (i32.const 0) (i32.const 0) (i32.const 140) (i32.const 6) (i32.const 0) (i32.const 0) (i32.const -1)))
+    i32.const 1"#
+        } else {
+            "i32.const 0"
+        };
+        let module = wat(
+            &format!(
+                r#"{ADD_HEADER}
+  (import "env" "proxy_send_local_response" (func $reply (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))"#
+            ),
+            &format!(
+                r#"(data (i32.const 100) "x-resp")
+  (data (i32.const 120) "{name}")
+  (data (i32.const 140) "denied")
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    {on_request})
+  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32)
+    (drop (call $add (i32.const 2) (i32.const 100) (i32.const 6) (i32.const 120) (i32.const 1)))
+    i32.const 0)"#
+            ),
+        );
+        load(spec(name, module))
+    };
+    let chain = chain(vec![
+        filter("a", false),
+        filter("b", true),
+        filter("c", false),
+    ]);
+    let stream = chain.start(StreamInfo::default());
+    let reply = stream
+        .request_headers(request(), true)
+        .await
+        .expect_err("replies");
+    let reply = stream.respond_locally(reply).await;
+    assert_eq!(reply.status, 403);
+    assert_eq!(&reply.body[..], b"denied");
+    let seen: Vec<&[u8]> = reply
+        .headers
+        .iter()
+        .filter(|(k, _)| k == "x-resp")
+        .map(|(_, v)| v.as_slice())
+        .collect();
+    assert_eq!(seen, vec![&b"b"[..], &b"a"[..]], "{:?}", reply.headers);
+}

@@ -5,14 +5,15 @@
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, Weak};
 
+mod delivery;
+
 use wasmtime::{Instance, Store, StoreLimitsBuilder, Trap, TypedFunc, WasmParams, WasmResults};
 
-use crate::callout::{CalloutError, CalloutResponse};
 use crate::error::HostError;
 use crate::plugin::PluginCore;
 use crate::pool::VmSlot;
-use crate::state::{CalloutKind, CalloutView, StreamBinding, VmState};
-use crate::stream::{ResumeSignal, StreamData, header_get};
+use crate::state::{StreamBinding, VmState};
+use crate::stream::{ResumeSignal, StreamData};
 
 /// Why a VM stopped working.
 #[derive(Clone, Debug)]
@@ -312,7 +313,18 @@ impl Vm {
         })();
         let state = self.store.data_mut();
         state.streams.remove(&ctx);
-        state.pending.retain(|_, p| p.context != ctx);
+        let gone: Vec<u32> = state
+            .pending
+            .iter()
+            .filter(|(_, p)| p.context == ctx)
+            .map(|(token, _)| *token)
+            .collect();
+        for token in gone {
+            state.pending.remove(&token);
+            if let Some(stream) = state.grpc_streams.remove(&token) {
+                stream.task.abort();
+            }
+        }
         state.effective_context = state.root_context;
         result
     }
@@ -343,192 +355,5 @@ impl Vm {
             binding.signal.failed.store(true, Ordering::Release);
             binding.signal.notify.notify_one();
         }
-    }
-
-    /// Delivers a callout's outcome to the context that made it.
-    pub fn deliver(
-        &mut self,
-        token: u32,
-        result: Result<CalloutResponse, CalloutError>,
-    ) -> Result<(), VmFailure> {
-        let state = self.store.data_mut();
-        let Some(pending) = state.pending.remove(&token) else {
-            return Ok(());
-        };
-        let ctx = pending.context;
-        if ctx != state.root_context && !state.streams.contains_key(&ctx) {
-            return Ok(());
-        }
-        self.enter(ctx);
-        let outcome = match pending.kind {
-            CalloutKind::Http => self.deliver_http(ctx, token, result),
-            CalloutKind::GrpcCall => self.deliver_grpc_call(ctx, token, result),
-            CalloutKind::GrpcStream => self.deliver_grpc(ctx, token, result),
-        };
-        self.store.data_mut().callout = None;
-        outcome
-    }
-
-    fn deliver_http(
-        &mut self,
-        ctx: u32,
-        token: u32,
-        result: Result<CalloutResponse, CalloutError>,
-    ) -> Result<(), VmFailure> {
-        let view = match result {
-            Ok(response) => CalloutView {
-                headers: response.headers,
-                body: response.body.to_vec(),
-                trailers: response.trailers,
-                status: None,
-            },
-            Err(err) => {
-                tracing::debug!(plugin = %self.store.data().core.spec.name, error = %err, "http callout failed");
-                CalloutView::default()
-            }
-        };
-        let counts = (
-            view.headers.len() as u32,
-            view.body.len() as u32,
-            view.trailers.len() as u32,
-        );
-        self.store.data_mut().callout = Some(view);
-        match self.ex.http_call_response.clone() {
-            Some(f) => self.call(&f, (ctx, token, counts.0, counts.1, counts.2)),
-            None => Ok(()),
-        }
-    }
-
-    /// A unary call: its one message on success, otherwise `proxy_on_grpc_close`.
-    fn deliver_grpc_call(
-        &mut self,
-        ctx: u32,
-        token: u32,
-        result: Result<CalloutResponse, CalloutError>,
-    ) -> Result<(), VmFailure> {
-        let (status, message, messages) = grpc_outcome(result);
-        if status == wasp_abi::GRPC_STATUS_OK
-            && let Some(body) = messages.into_iter().next()
-        {
-            let len = body.len() as u32;
-            self.store.data_mut().callout = Some(CalloutView {
-                body,
-                status: Some((status, message)),
-                ..CalloutView::default()
-            });
-            return match self.ex.grpc_receive.clone() {
-                Some(f) => self.call(&f, (ctx, token, len)),
-                None => Ok(()),
-            };
-        }
-        let status = if status == wasp_abi::GRPC_STATUS_OK {
-            wasp_abi::GRPC_STATUS_UNAVAILABLE
-        } else {
-            status
-        };
-        self.store.data_mut().callout = Some(CalloutView {
-            status: Some((status, message)),
-            ..CalloutView::default()
-        });
-        match self.ex.grpc_close.clone() {
-            Some(f) => self.call(&f, (ctx, token, status)),
-            None => Ok(()),
-        }
-    }
-
-    /// A stream: initial metadata, each message, trailing metadata, close.
-    fn deliver_grpc(
-        &mut self,
-        ctx: u32,
-        token: u32,
-        result: Result<CalloutResponse, CalloutError>,
-    ) -> Result<(), VmFailure> {
-        let (status, message, response) = match result {
-            Ok(response) => {
-                let find = |name: &str| {
-                    header_get(&response.trailers, name)
-                        .or_else(|| header_get(&response.headers, name))
-                };
-                let status = find("grpc-status")
-                    .and_then(|s| std::str::from_utf8(s).ok()?.parse::<u32>().ok())
-                    .unwrap_or(wasp_abi::GRPC_STATUS_UNAVAILABLE);
-                let message = find("grpc-message")
-                    .map(|m| String::from_utf8_lossy(m).into_owned())
-                    .unwrap_or_default();
-                (status, message, Some(response))
-            }
-            Err(CalloutError::Timeout) => (
-                wasp_abi::GRPC_STATUS_DEADLINE_EXCEEDED,
-                "timeout".to_owned(),
-                None,
-            ),
-            Err(err) => (wasp_abi::GRPC_STATUS_UNAVAILABLE, err.to_string(), None),
-        };
-        if let Some(response) = response {
-            self.store.data_mut().callout = Some(CalloutView {
-                headers: response.headers.clone(),
-                ..CalloutView::default()
-            });
-            if let Some(f) = self.ex.grpc_initial_metadata.clone() {
-                self.call(&f, (ctx, token, response.headers.len() as u32))?;
-            }
-            let messages = crate::abi::parse_grpc_messages(&response.body).unwrap_or_default();
-            if status == wasp_abi::GRPC_STATUS_OK {
-                for message in messages {
-                    let len = message.len() as u32;
-                    self.store.data_mut().callout = Some(CalloutView {
-                        body: message,
-                        ..CalloutView::default()
-                    });
-                    if let Some(f) = self.ex.grpc_receive.clone() {
-                        self.call(&f, (ctx, token, len))?;
-                    }
-                }
-            }
-            self.store.data_mut().callout = Some(CalloutView {
-                trailers: response.trailers.clone(),
-                ..CalloutView::default()
-            });
-            if let Some(f) = self.ex.grpc_trailing_metadata.clone() {
-                self.call(&f, (ctx, token, response.trailers.len() as u32))?;
-            }
-        }
-        self.store.data_mut().callout = Some(CalloutView {
-            status: Some((status, message)),
-            ..CalloutView::default()
-        });
-        match self.ex.grpc_close.clone() {
-            Some(f) => self.call(&f, (ctx, token, status)),
-            None => Ok(()),
-        }
-    }
-}
-
-/// gRPC status, message and response messages of a callout's outcome.
-fn grpc_outcome(result: Result<CalloutResponse, CalloutError>) -> (u32, String, Vec<Vec<u8>>) {
-    match result {
-        Ok(response) => {
-            let find = |name: &str| {
-                header_get(&response.trailers, name).or_else(|| header_get(&response.headers, name))
-            };
-            let status = find("grpc-status")
-                .and_then(|s| std::str::from_utf8(s).ok()?.parse::<u32>().ok())
-                .unwrap_or(wasp_abi::GRPC_STATUS_UNAVAILABLE);
-            let message = find("grpc-message")
-                .map(|m| String::from_utf8_lossy(m).into_owned())
-                .unwrap_or_default();
-            let messages = crate::abi::parse_grpc_messages(&response.body).unwrap_or_default();
-            (status, message, messages)
-        }
-        Err(CalloutError::Timeout) => (
-            wasp_abi::GRPC_STATUS_DEADLINE_EXCEEDED,
-            "timeout".to_owned(),
-            Vec::new(),
-        ),
-        Err(err) => (
-            wasp_abi::GRPC_STATUS_UNAVAILABLE,
-            err.to_string(),
-            Vec::new(),
-        ),
     }
 }
