@@ -168,14 +168,18 @@ impl ChainStream {
         self.data.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn order(&self, dir: Direction) -> Vec<usize> {
-        let n = self.filters.len();
-        match dir {
-            Direction::Request => (0..n).collect(),
-            Direction::Response => (0..n.min(self.responders.load(Ordering::Relaxed)))
-                .rev()
-                .collect(),
-        }
+    /// Filter indexes in the order a phase of `dir` runs them.
+    fn order(&self, dir: Direction) -> impl Iterator<Item = usize> + use<> {
+        let (len, reverse) = match dir {
+            Direction::Request => (self.filters.len(), false),
+            Direction::Response => (
+                self.filters
+                    .len()
+                    .min(self.responders.load(Ordering::Relaxed)),
+                true,
+            ),
+        };
+        (0..len).map(move |k| if reverse { len - 1 - k } else { k })
     }
 
     /// Applies the failure policy to filter `i`.

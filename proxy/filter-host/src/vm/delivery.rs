@@ -6,7 +6,7 @@ use crate::callout::{CalloutError, CalloutResponse, StreamEvent};
 use crate::state::{CalloutKind, CalloutView};
 use crate::stream::header_get;
 
-use super::{Vm, VmFailure};
+use super::{Vm, VmFailure, invoke};
 
 impl Vm {
     /// Delivers a callout's outcome to the context that made it.
@@ -23,7 +23,7 @@ impl Vm {
         if ctx != state.root_context && !state.streams.contains_key(&ctx) {
             return Ok(());
         }
-        self.enter(ctx);
+        self.store.data_mut().effective_context = ctx;
         let outcome = match pending.kind {
             CalloutKind::Http => self.deliver_http(ctx, token, result),
             CalloutKind::GrpcCall => self.deliver_grpc_call(ctx, token, result),
@@ -57,8 +57,13 @@ impl Vm {
             view.trailers.len() as u32,
         );
         self.store.data_mut().callout = Some(view);
-        match self.ex.http_call_response.clone() {
-            Some(f) => self.call(&f, (ctx, token, counts.0, counts.1, counts.2)),
+        match self.ex.http_call_response.as_ref() {
+            Some(f) => invoke(
+                &mut self.store,
+                self.deadline_ticks,
+                f,
+                (ctx, token, counts.0, counts.1, counts.2),
+            ),
             None => Ok(()),
         }
     }
@@ -80,8 +85,8 @@ impl Vm {
                 status: Some((status, message)),
                 ..CalloutView::default()
             });
-            return match self.ex.grpc_receive.clone() {
-                Some(f) => self.call(&f, (ctx, token, len)),
+            return match self.ex.grpc_receive.as_ref() {
+                Some(f) => invoke(&mut self.store, self.deadline_ticks, f, (ctx, token, len)),
                 None => Ok(()),
             };
         }
@@ -94,8 +99,13 @@ impl Vm {
             status: Some((status, message)),
             ..CalloutView::default()
         });
-        match self.ex.grpc_close.clone() {
-            Some(f) => self.call(&f, (ctx, token, status)),
+        match self.ex.grpc_close.as_ref() {
+            Some(f) => invoke(
+                &mut self.store,
+                self.deadline_ticks,
+                f,
+                (ctx, token, status),
+            ),
             None => Ok(()),
         }
     }
@@ -116,7 +126,7 @@ impl Vm {
             state.grpc_streams.remove(&token);
             return Ok(());
         }
-        self.enter(ctx);
+        self.store.data_mut().effective_context = ctx;
         let outcome = self.stream_event(ctx, token, event);
         self.store.data_mut().callout = None;
         outcome
@@ -143,8 +153,8 @@ impl Vm {
                     headers,
                     ..CalloutView::default()
                 });
-                match self.ex.grpc_initial_metadata.clone() {
-                    Some(f) => self.call(&f, (ctx, token, count)),
+                match self.ex.grpc_initial_metadata.as_ref() {
+                    Some(f) => invoke(&mut self.store, self.deadline_ticks, f, (ctx, token, count)),
                     None => Ok(()),
                 }
             }
@@ -162,8 +172,8 @@ impl Vm {
                         body,
                         ..CalloutView::default()
                     });
-                    if let Some(f) = self.ex.grpc_receive.clone() {
-                        self.call(&f, (ctx, token, len))?;
+                    if let Some(f) = self.ex.grpc_receive.as_ref() {
+                        invoke(&mut self.store, self.deadline_ticks, f, (ctx, token, len))?;
                     }
                 }
                 Ok(())
@@ -175,8 +185,8 @@ impl Vm {
                     trailers,
                     ..CalloutView::default()
                 });
-                match self.ex.grpc_trailing_metadata.clone() {
-                    Some(f) => self.call(&f, (ctx, token, count)),
+                match self.ex.grpc_trailing_metadata.as_ref() {
+                    Some(f) => invoke(&mut self.store, self.deadline_ticks, f, (ctx, token, count)),
                     None => Ok(()),
                 }
             }
@@ -204,8 +214,8 @@ impl Vm {
                     status: Some(status),
                     ..CalloutView::default()
                 });
-                match self.ex.grpc_close.clone() {
-                    Some(f) => self.call(&f, (ctx, token, code)),
+                match self.ex.grpc_close.as_ref() {
+                    Some(f) => invoke(&mut self.store, self.deadline_ticks, f, (ctx, token, code)),
                     None => Ok(()),
                 }
             }

@@ -44,6 +44,18 @@ fn classify(err: wasmtime::Error) -> VmFailure {
     }
 }
 
+/// Calls `f` under the CPU deadline. Exports are borrowed, not cloned: a
+/// `TypedFunc` clone registers its type again, which costs more than the call.
+fn invoke<P: WasmParams, R: WasmResults>(
+    store: &mut Store<VmState>,
+    deadline_ticks: u64,
+    f: &TypedFunc<P, R>,
+    args: P,
+) -> Result<R, VmFailure> {
+    store.set_epoch_deadline(deadline_ticks);
+    f.call(store, args).map_err(classify)
+}
+
 /// Which half of the exchange a callback belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Direction {
@@ -183,22 +195,22 @@ impl Vm {
 
     fn start_root(&mut self) -> Result<(), VmFailure> {
         let root = self.store.data().root_context;
-        let f = self.ex.context_create.clone();
-        self.call(&f, (root, 0))?;
+        let f = &self.ex.context_create;
+        invoke(&mut self.store, self.deadline_ticks, f, (root, 0))?;
         let spec = &self.store.data().core.spec;
         let (vm_config, config) = (
             spec.vm_configuration.len() as u32,
             spec.configuration.len() as u32,
         );
-        if let Some(f) = self.ex.vm_start.clone()
-            && self.call(&f, (root, vm_config))? == 0
+        if let Some(f) = self.ex.vm_start.as_ref()
+            && invoke(&mut self.store, self.deadline_ticks, f, (root, vm_config))? == 0
         {
             return Err(VmFailure::Refused(
                 "proxy_on_vm_start returned false".into(),
             ));
         }
-        if let Some(f) = self.ex.configure.clone()
-            && self.call(&f, (root, config))? == 0
+        if let Some(f) = self.ex.configure.as_ref()
+            && invoke(&mut self.store, self.deadline_ticks, f, (root, config))? == 0
         {
             return Err(VmFailure::Refused(
                 "proxy_on_configure returned false (configuration rejected)".into(),
@@ -207,7 +219,7 @@ impl Vm {
         Ok(())
     }
 
-    /// Calls into the guest under the CPU deadline.
+    /// Calls a local function into the guest under the CPU deadline.
     fn call<P: WasmParams, R: WasmResults>(
         &mut self,
         f: &TypedFunc<P, R>,
@@ -215,10 +227,6 @@ impl Vm {
     ) -> Result<R, VmFailure> {
         self.store.set_epoch_deadline(self.deadline_ticks);
         f.call(&mut self.store, args).map_err(classify)
-    }
-
-    fn enter(&mut self, context: u32) {
-        self.store.data_mut().effective_context = context;
     }
 
     /// Bytes of linear memory in use.
@@ -245,9 +253,9 @@ impl Vm {
         state.next_context += 1;
         let root = state.root_context;
         state.streams.insert(id, StreamBinding { data, signal });
-        self.enter(id);
-        let f = self.ex.context_create.clone();
-        self.call(&f, (id, root))?;
+        self.store.data_mut().effective_context = id;
+        let f = &self.ex.context_create;
+        invoke(&mut self.store, self.deadline_ticks, f, (id, root))?;
         Ok(id)
     }
 
@@ -260,12 +268,17 @@ impl Vm {
         eos: bool,
     ) -> Result<u32, VmFailure> {
         let f = match dir {
-            Direction::Request => self.ex.request_headers.clone(),
-            Direction::Response => self.ex.response_headers.clone(),
+            Direction::Request => self.ex.request_headers.as_ref(),
+            Direction::Response => self.ex.response_headers.as_ref(),
         };
         let Some(f) = f else { return Ok(0) };
-        self.enter(ctx);
-        self.call(&f, (ctx, count, u32::from(eos)))
+        self.store.data_mut().effective_context = ctx;
+        invoke(
+            &mut self.store,
+            self.deadline_ticks,
+            f,
+            (ctx, count, u32::from(eos)),
+        )
     }
 
     /// `proxy_on_{request,response}_body`; returns the raw action.
@@ -277,37 +290,42 @@ impl Vm {
         eos: bool,
     ) -> Result<u32, VmFailure> {
         let f = match dir {
-            Direction::Request => self.ex.request_body.clone(),
-            Direction::Response => self.ex.response_body.clone(),
+            Direction::Request => self.ex.request_body.as_ref(),
+            Direction::Response => self.ex.response_body.as_ref(),
         };
         let Some(f) = f else { return Ok(0) };
-        self.enter(ctx);
-        self.call(&f, (ctx, size, u32::from(eos)))
+        self.store.data_mut().effective_context = ctx;
+        invoke(
+            &mut self.store,
+            self.deadline_ticks,
+            f,
+            (ctx, size, u32::from(eos)),
+        )
     }
 
     /// `proxy_on_{request,response}_trailers`; returns the raw action.
     pub fn on_trailers(&mut self, ctx: u32, dir: Direction, count: u32) -> Result<u32, VmFailure> {
         let f = match dir {
-            Direction::Request => self.ex.request_trailers.clone(),
-            Direction::Response => self.ex.response_trailers.clone(),
+            Direction::Request => self.ex.request_trailers.as_ref(),
+            Direction::Response => self.ex.response_trailers.as_ref(),
         };
         let Some(f) = f else { return Ok(0) };
-        self.enter(ctx);
-        self.call(&f, (ctx, count))
+        self.store.data_mut().effective_context = ctx;
+        invoke(&mut self.store, self.deadline_ticks, f, (ctx, count))
     }
 
     /// `proxy_on_done`, `proxy_on_log`, `proxy_on_delete`, then forgets the context.
     pub fn finish_stream(&mut self, ctx: u32) -> Result<(), VmFailure> {
-        self.enter(ctx);
+        self.store.data_mut().effective_context = ctx;
         let result = (|| {
-            if let Some(f) = self.ex.done.clone() {
-                self.call(&f, ctx)?;
+            if let Some(f) = self.ex.done.as_ref() {
+                invoke(&mut self.store, self.deadline_ticks, f, ctx)?;
             }
-            if let Some(f) = self.ex.log.clone() {
-                self.call(&f, ctx)?;
+            if let Some(f) = self.ex.log.as_ref() {
+                invoke(&mut self.store, self.deadline_ticks, f, ctx)?;
             }
-            if let Some(f) = self.ex.delete.clone() {
-                self.call(&f, ctx)?;
+            if let Some(f) = self.ex.delete.as_ref() {
+                invoke(&mut self.store, self.deadline_ticks, f, ctx)?;
             }
             Ok(())
         })();
@@ -332,9 +350,9 @@ impl Vm {
     /// `proxy_on_tick` on the root context.
     pub fn tick(&mut self) -> Result<(), VmFailure> {
         let root = self.store.data().root_context;
-        self.enter(root);
-        match self.ex.tick.clone() {
-            Some(f) => self.call(&f, root),
+        self.store.data_mut().effective_context = root;
+        match self.ex.tick.as_ref() {
+            Some(f) => invoke(&mut self.store, self.deadline_ticks, f, root),
             None => Ok(()),
         }
     }
@@ -342,9 +360,9 @@ impl Vm {
     /// `proxy_on_queue_ready` on the root context.
     pub fn queue_ready(&mut self, queue: u32) -> Result<(), VmFailure> {
         let root = self.store.data().root_context;
-        self.enter(root);
-        match self.ex.queue_ready.clone() {
-            Some(f) => self.call(&f, (root, queue)),
+        self.store.data_mut().effective_context = root;
+        match self.ex.queue_ready.as_ref() {
+            Some(f) => invoke(&mut self.store, self.deadline_ticks, f, (root, queue)),
             None => Ok(()),
         }
     }
