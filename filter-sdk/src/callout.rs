@@ -250,7 +250,21 @@ impl<F, C, O> Callouts<F, C, O> {
         }
     }
 
-    /// Completes a gRPC call: its callback and the assembled response.
+    /// Completes a unary gRPC call that succeeded: the host delivers its one
+    /// response message (`proxy_on_grpc_receive`) and no close, as Envoy does.
+    pub(crate) fn complete_grpc(
+        &mut self,
+        token: u32,
+        message: Vec<u8>,
+    ) -> Option<(GrpcCallback<F, C, O>, GrpcResponse)> {
+        let (callback, mut response) = self.grpc.remove(&token)?;
+        response.body = message;
+        response.status = wasp_abi::GRPC_STATUS_OK;
+        Some((callback, response))
+    }
+
+    /// Completes a gRPC call that failed (`proxy_on_grpc_close`): its
+    /// callback and the assembled response with the host's status.
     pub(crate) fn take_grpc(
         &mut self,
         token: u32,

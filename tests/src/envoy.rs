@@ -15,6 +15,7 @@
 //! # Ok(()) }
 //! ```
 
+mod as_wasp;
 mod config;
 mod install;
 

@@ -2,22 +2,27 @@
 //!
 //! [`Wasp`] builds and runs the `wasp` executable on a temporary configuration
 //! with an admin server; [`Upstream`] is a controllable HTTP/1.1 + h2c server,
-//! [`GrpcHealth`] a tonic gRPC server and [`WsEcho`] a WebSocket echo server;
-//! [`client`] has HTTP/1.1, h2c and TLS clients.
+//! [`GrpcHealth`] a tonic gRPC server, [`WsEcho`] a WebSocket echo server and
+//! [`ChunkedEcho`] an upstream for filter tests; [`client`] has HTTP/1.1, h2c
+//! and TLS clients; [`filter_module`] finds the built `.wasm` filters.
 
+pub mod chunked;
 pub mod client;
 pub mod envoy;
 pub mod grpc;
 pub mod metrics;
+pub mod modules;
 pub mod ports;
 pub mod tls;
 pub mod upstream;
 pub mod wasp;
 pub mod ws;
 
+pub use chunked::ChunkedEcho;
 pub use client::{Client, Resp};
 pub use grpc::GrpcHealth;
 pub use metrics::Metrics;
+pub use modules::filter_module;
 pub use ports::free_addr;
 pub use tls::TestCert;
 pub use upstream::{Mode, Options, Upstream};

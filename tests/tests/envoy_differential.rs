@@ -1,88 +1,20 @@
-//! Differential tests: the same filter module, the same request, the same
-//! observed result in Envoy (the reference, V8 runtime) and in wasp. The
-//! filters come from `scripts/build-filters.sh` (target/filters/*.wasm).
+//! Differential tests: the same filter modules, the same topology and the
+//! same request in Envoy (the reference, V8 runtime) and in wasp; what a
+//! client observes must agree. The filters come from
+//! `scripts/build-filters.sh` (target/filters/*.wasm).
 //!
-//! The upstream answers every request with a body sent in three separate
-//! chunks, so body-buffering filters see more than one body callback.
+//! The upstream ([`ChunkedEcho`]) answers every request with a body sent in
+//! three separate chunks, so body-buffering filters see more than one body
+//! callback, and echoes the request body and `x-bench-rewrite` in headers.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, StreamBody};
-use hyper::body::Frame;
+use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
+use wasp_e2e::chunked::{CHUNKS, ECHO_BODY, ECHO_HEADER};
 use wasp_e2e::envoy::{Envoy, EnvoyConfig, WasmPlugin};
-
-/// The upstream's body, in the chunks it sends.
-const CHUNKS: [&str; 3] = ["hello ", "from the ", "upstream"];
-
-/// Response header in which the upstream echoes the request's `x-bench-rewrite`.
-const ECHO_HEADER: &str = "x-upstream-saw-bench-rewrite";
-
-/// Response header in which the upstream echoes the request body it received.
-const ECHO_BODY: &str = "x-upstream-saw-body";
-
-/// A module built by scripts/build-filters.sh.
-fn module(lib_name: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/filters")
-        .join(format!("{lib_name}.wasm"));
-    assert!(
-        path.is_file(),
-        "{} is missing: run scripts/build-filters.sh first",
-        path.display()
-    );
-    path
-}
-
-/// Starts the upstream on a free loopback port.
-async fn upstream() -> SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(
-                    |request: http::Request<hyper::body::Incoming>| async move {
-                        let saw = request
-                            .headers()
-                            .get("x-bench-rewrite")
-                            .map(|v| v.to_str().unwrap_or("?").to_owned())
-                            .unwrap_or_else(|| "none".into());
-                        let body = request.into_body().collect().await?.to_bytes();
-                        let body = String::from_utf8_lossy(&body).into_owned();
-                        let chunks = futures_util::stream::unfold(0, |i| async move {
-                            if i >= CHUNKS.len() {
-                                return None;
-                            }
-                            if i > 0 {
-                                tokio::time::sleep(Duration::from_millis(20)).await;
-                            }
-                            let frame = Frame::data(Bytes::from_static(CHUNKS[i].as_bytes()));
-                            Some((Ok::<_, Infallible>(frame), i + 1))
-                        });
-                        let response = http::Response::builder()
-                            .header(ECHO_HEADER, saw)
-                            .header(ECHO_BODY, body)
-                            .body(StreamBody::new(chunks))
-                            .unwrap();
-                        Ok::<_, hyper::Error>(response)
-                    },
-                );
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    addr
-}
+use wasp_e2e::{ChunkedEcho, Wasp, filter_module, free_addr};
 
 /// What a client observes.
 #[derive(Debug)]
@@ -122,84 +54,151 @@ async fn send(addr: SocketAddr, method: &str, path: &str, body: &str) -> Observe
     }
 }
 
-async fn envoy(config: EnvoyConfig) -> Envoy {
-    match Envoy::start(&config).await {
-        Ok(envoy) => envoy,
-        Err(e) => panic!("starting Envoy: {e:#}"),
+/// Both proxies running the same topology.
+struct Pair {
+    envoy: Envoy,
+    _wasp: Wasp,
+    wasp_addr: SocketAddr,
+}
+
+impl Pair {
+    async fn start(config: &EnvoyConfig) -> Pair {
+        let envoy = match Envoy::start(config).await {
+            Ok(envoy) => envoy,
+            Err(e) => panic!("starting Envoy: {e:#}"),
+        };
+        let wasp_addr = free_addr();
+        let wasp = Wasp::start(&config.to_wasp_yaml(wasp_addr)).await;
+        Pair {
+            envoy,
+            _wasp: wasp,
+            wasp_addr,
+        }
+    }
+
+    /// The same request through Envoy, then through wasp.
+    async fn send(&self, method: &str, path: &str, body: &str) -> (Observed, Observed) {
+        let envoy = send(self.envoy.addr(), method, path, body).await;
+        let wasp = send(self.wasp_addr, method, path, body).await;
+        (envoy, wasp)
+    }
+}
+
+/// Asserts that Envoy and wasp agree on the status, the body and `headers`.
+fn assert_same(envoy: &Observed, wasp: &Observed, headers: &[&str]) {
+    assert_eq!(
+        envoy.status, wasp.status,
+        "status\nenvoy: {envoy:?}\nwasp: {wasp:?}"
+    );
+    assert_eq!(
+        envoy.body, wasp.body,
+        "body\nenvoy: {envoy:?}\nwasp: {wasp:?}"
+    );
+    for name in headers {
+        assert_eq!(
+            envoy.header(name),
+            wasp.header(name),
+            "header {name}\nenvoy: {envoy:?}\nwasp: {wasp:?}"
+        );
     }
 }
 
 /// The template filter's configured response header reaches the client.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn template_filter_adds_its_header() {
-    let upstream = upstream().await;
+    let upstream = ChunkedEcho::start().await;
     let template = WasmPlugin::new(
         "add-header",
-        module("wasp_filter_template"),
+        filter_module("wasp_filter_template"),
         r#"{"header": "x-served-by", "value": "differential"}"#,
     );
-    let envoy = envoy(EnvoyConfig::new(upstream).plugin(template)).await;
-    let seen = send(envoy.addr(), "GET", "/template", "").await;
-    assert_eq!(seen.status, 200, "{seen:?}");
-    assert_eq!(seen.header("x-served-by"), Some("differential"));
-    assert_eq!(seen.body, CHUNKS.concat());
-    assert_eq!(seen.header(ECHO_HEADER), Some("none"));
+    let pair = Pair::start(&EnvoyConfig::new(upstream.addr).plugin(template)).await;
+    let (envoy, wasp) = pair.send("GET", "/template", "").await;
+    assert_eq!(envoy.status, 200, "{envoy:?}");
+    assert_eq!(envoy.header("x-served-by"), Some("differential"));
+    assert_eq!(envoy.body, CHUNKS.concat());
+    assert_eq!(envoy.header(ECHO_HEADER), Some("none"));
+    assert_same(&envoy, &wasp, &["x-served-by", ECHO_HEADER, ECHO_BODY]);
 }
 
-/// A rejected plugin configuration keeps Envoy from starting.
-#[tokio::test]
+/// A plugin configuration the filter rejects keeps both proxies from
+/// starting, and both logs carry the filter's reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn template_filter_rejects_a_bad_configuration() {
-    let upstream = upstream().await;
+    let upstream = ChunkedEcho::start().await;
     let template = WasmPlugin::new(
         "add-header",
-        module("wasp_filter_template"),
+        filter_module("wasp_filter_template"),
         r#"{"header": "bad name", "value": "x"}"#,
     );
-    let error = match Envoy::start(&EnvoyConfig::new(upstream).plugin(template)).await {
+    let config = EnvoyConfig::new(upstream.addr).plugin(template);
+    let error = match Envoy::start(&config).await {
         Ok(_) => panic!("Envoy accepted a configuration the filter rejects"),
         Err(e) => format!("{e:#}"),
     };
     assert!(error.contains("not a valid header name"), "{error}");
+
+    let mut wasp = Wasp::spawn(&config.to_wasp_yaml(free_addr()));
+    let status = wasp
+        .wait_exit(std::time::Duration::from_secs(30))
+        .await
+        .expect("wasp should exit on a rejected plugin configuration");
+    assert!(!status.success());
+    let log = wasp.log();
+    assert!(log.contains("not a valid header name"), "{log}");
+    assert!(log.contains("add-header"), "{log}");
 }
 
 /// bench-rewrite: buffers both bodies across chunks and upper-cases them;
 /// adds its header on the request (seen by the upstream) and the response.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rewrite_filter_rewrites_headers_and_bodies() {
-    let upstream = upstream().await;
-    let rewrite = WasmPlugin::new("rewrite", module("bench_rewrite"), "");
-    let envoy = envoy(EnvoyConfig::new(upstream).plugin(rewrite)).await;
-    let seen = send(envoy.addr(), "POST", "/rewrite", "request body").await;
-    assert_eq!(seen.status, 200, "{seen:?}");
-    assert_eq!(seen.body, CHUNKS.concat().to_ascii_uppercase());
-    assert_eq!(seen.header(ECHO_BODY), Some("REQUEST BODY"));
-    let counted = |v: Option<&str>| v.and_then(|v| v.parse::<usize>().ok());
+    let upstream = ChunkedEcho::start().await;
+    let rewrite = WasmPlugin::new("rewrite", filter_module("bench_rewrite"), "");
+    let pair = Pair::start(&EnvoyConfig::new(upstream.addr).plugin(rewrite)).await;
+    let (envoy, wasp) = pair.send("POST", "/rewrite", "request body").await;
+    assert_eq!(envoy.status, 200, "{envoy:?}");
+    assert_eq!(envoy.body, CHUNKS.concat().to_ascii_uppercase());
+    assert_eq!(envoy.header(ECHO_BODY), Some("REQUEST BODY"));
+    let counted = |o: &Observed, name: &str| o.header(name).and_then(|v| v.parse::<usize>().ok());
     assert!(
-        counted(seen.header(ECHO_HEADER)).is_some_and(|n| n >= 4),
-        "{seen:?}"
+        counted(&envoy, ECHO_HEADER).is_some_and(|n| n >= 4),
+        "{envoy:?}"
     );
     assert!(
-        counted(seen.header("x-bench-rewrite")).is_some_and(|n| n >= 2),
-        "{seen:?}"
+        counted(&envoy, "x-bench-rewrite").is_some_and(|n| n >= 2),
+        "{envoy:?}"
+    );
+    assert_same(&envoy, &wasp, &[ECHO_BODY]);
+    // The header counts depend on which headers each proxy adds (Envoy's
+    // x-envoy-*, wasp's x-request-id): both must have counted some.
+    assert!(
+        counted(&wasp, ECHO_HEADER).is_some_and(|n| n >= 4),
+        "{wasp:?}"
+    );
+    assert!(
+        counted(&wasp, "x-bench-rewrite").is_some_and(|n| n >= 2),
+        "{wasp:?}"
     );
 }
 
 /// A chain of ten no-op filters changes nothing.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn noop_chain_passes_everything_through() {
-    let upstream = upstream().await;
-    let mut config = EnvoyConfig::new(upstream);
+    let upstream = ChunkedEcho::start().await;
+    let mut config = EnvoyConfig::new(upstream.addr);
     for i in 0..10 {
         config = config.plugin(WasmPlugin::new(
             &format!("noop-{i}"),
-            module("bench_noop"),
+            filter_module("bench_noop"),
             "",
         ));
     }
-    let envoy = envoy(config).await;
-    let seen = send(envoy.addr(), "POST", "/noop", "request body").await;
-    assert_eq!(seen.status, 200, "{seen:?}");
-    assert_eq!(seen.header(ECHO_BODY), Some("request body"));
-    assert_eq!(seen.body, CHUNKS.concat());
-    assert_eq!(seen.header(ECHO_HEADER), Some("none"));
+    let pair = Pair::start(&config).await;
+    let (envoy, wasp) = pair.send("POST", "/noop", "request body").await;
+    assert_eq!(envoy.status, 200, "{envoy:?}");
+    assert_eq!(envoy.header(ECHO_BODY), Some("request body"));
+    assert_eq!(envoy.body, CHUNKS.concat());
+    assert_eq!(envoy.header(ECHO_HEADER), Some("none"));
+    assert_same(&envoy, &wasp, &[ECHO_BODY, ECHO_HEADER]);
 }

@@ -129,7 +129,9 @@ impl<R: RootFilter> CalloutSink for RootHolder<R> {
 
     fn on_grpc_message(&mut self, token: u32, size: usize) {
         let message = read_grpc_message(size);
-        self.ctx.callouts.grpc_part(token, |r| r.body = message);
+        if let Some((callback, response)) = self.ctx.callouts.complete_grpc(token, message) {
+            callback(&mut self.filter, &mut self.ctx, response);
+        }
     }
 
     fn on_grpc_trailing_metadata(&mut self, token: u32, count: usize) {
@@ -227,7 +229,10 @@ impl<F: HttpFilter> CalloutSink for StreamHolder<F> {
 
     fn on_grpc_message(&mut self, token: u32, size: usize) {
         let message = read_grpc_message(size);
-        self.ctx.callouts.grpc_part(token, |r| r.body = message);
+        if let Some((callback, response)) = self.ctx.callouts.complete_grpc(token, message) {
+            let action = callback(&mut self.filter, &mut self.ctx, response);
+            self.ctx.finish_async(action);
+        }
     }
 
     fn on_grpc_trailing_metadata(&mut self, token: u32, count: usize) {

@@ -9,6 +9,7 @@
 //! | `shared-data`  | increments shared counter `sdk-features.hits` (CAS); response header `x-shared-hits` |
 //! | `queue`        | enqueues `x-message` on queue `sdk-features`; the root stores it in shared data `sdk-features.last-message`; response header `x-queue-last` |
 //! | `metrics`      | counter `sdk_features_requests_total`, gauge `sdk_features_active`, histogram `sdk_features_request_body_bytes`; response header `x-metric-requests` |
+//! | `ticks`        | response header `x-ticks`: the root's tick count so far (shared counter `sdk-features.ticks`) |
 //! | `properties`   | response headers `x-prop-path`, `x-prop-principal`, `x-prop-plugin` |
 //! | `local-reply`  | answers 418 with header `x-local-reply: yes` and body `short and stout` |
 //! | `body-rewrite` | upper-cases the request body; appends ` [rewritten]` to the response body |

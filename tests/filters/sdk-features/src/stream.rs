@@ -1,6 +1,6 @@
 //! The per-stream half of the test filter: what each `x-test` value does.
 
-use crate::{Config, HITS_KEY, LAST_MESSAGE_KEY, Metrics};
+use crate::{Config, HITS_KEY, LAST_MESSAGE_KEY, Metrics, TICKS_KEY};
 use std::time::Duration;
 use wasp_filter_sdk::prelude::*;
 use wasp_filter_sdk::{HeaderList, info, shared};
@@ -169,6 +169,14 @@ impl HttpFilter for Features {
                 "x-queue-last",
                 String::from_utf8_lossy(&last.unwrap_or_default()).into_owned(),
             );
+        }
+        if self.wants("ticks") {
+            let ticks = shared::get(TICKS_KEY)
+                .ok()
+                .flatten()
+                .and_then(|v| <[u8; 8]>::try_from(v.value.as_slice()).ok())
+                .map_or(0, u64::from_le_bytes);
+            self.note("x-ticks", ticks.to_string());
         }
         let headers = ctx.response_headers();
         for (name, value) in &self.response {

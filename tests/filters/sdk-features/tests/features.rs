@@ -204,6 +204,9 @@ fn ticks_count_in_shared_data() {
     let mut host = host(r#"{"tick_ms": 20}"#);
     host.advance(Duration::from_millis(100));
     assert_eq!(host.shared_data(TICKS_KEY).unwrap().0, 5u64.to_le_bytes());
+    let (mut stream, _) = request(&mut host, "ticks", &[]);
+    stream.response_headers(&[(":status", "200")], true);
+    assert_eq!(stream.response_header("x-ticks").as_deref(), Some("5"));
 }
 
 #[test]
