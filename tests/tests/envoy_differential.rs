@@ -32,15 +32,30 @@ impl Observed {
 
 /// Sends one request through a proxy listening on `addr`.
 async fn send(addr: SocketAddr, method: &str, path: &str, body: &str) -> Observed {
+    send_with(addr, method, path, &[], body).await
+}
+
+/// Sends one request with extra headers through a proxy listening on `addr`.
+async fn send_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Observed {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .unwrap();
     tokio::spawn(connection);
-    let request = http::Request::builder()
+    let mut request = http::Request::builder()
         .method(method)
         .uri(path)
-        .header(http::header::HOST, "differential.test")
+        .header(http::header::HOST, "differential.test");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request
         .body(Full::new(Bytes::from(body.to_owned())))
         .unwrap();
     let response = sender.send_request(request).await.unwrap();
@@ -78,8 +93,19 @@ impl Pair {
 
     /// The same request through Envoy, then through wasp.
     async fn send(&self, method: &str, path: &str, body: &str) -> (Observed, Observed) {
-        let envoy = send(self.envoy.addr(), method, path, body).await;
-        let wasp = send(self.wasp_addr, method, path, body).await;
+        self.send_with(method, path, &[], body).await
+    }
+
+    /// The same request, with extra headers, through Envoy, then through wasp.
+    async fn send_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (Observed, Observed) {
+        let envoy = send_with(self.envoy.addr(), method, path, headers, body).await;
+        let wasp = send_with(self.wasp_addr, method, path, headers, body).await;
         (envoy, wasp)
     }
 }
@@ -201,4 +227,61 @@ async fn noop_chain_passes_everything_through() {
     assert_eq!(envoy.body, CHUNKS.concat());
     assert_eq!(envoy.header(ECHO_HEADER), Some("none"));
     assert_same(&envoy, &wasp, &[ECHO_BODY, ECHO_HEADER]);
+}
+
+/// sdk-features, which uses every part of the SDK: properties, local
+/// replies, body rewrites, an HTTP callout that pauses the request, shared
+/// data and metrics give the same answers in both proxies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_features_filter_behaves_the_same() {
+    let upstream = ChunkedEcho::start().await;
+    let features = WasmPlugin::new(
+        "features",
+        filter_module("sdk_features"),
+        r#"{"callout_cluster": "callout"}"#,
+    );
+    let config = EnvoyConfig::new(upstream.addr)
+        .cluster("callout", upstream.addr)
+        .plugin(features);
+    let pair = Pair::start(&config).await;
+
+    let (envoy, wasp) = pair
+        .send_with("GET", "/props?q=1", &[("x-test", "properties")], "")
+        .await;
+    assert_eq!(envoy.header("x-prop-path"), Some("/props?q=1"), "{envoy:?}");
+    assert_same(
+        &envoy,
+        &wasp,
+        &["x-prop-path", "x-prop-plugin", "x-prop-principal"],
+    );
+
+    let (envoy, wasp) = pair
+        .send_with("GET", "/teapot", &[("x-test", "local-reply")], "")
+        .await;
+    assert_eq!(envoy.status, 418, "{envoy:?}");
+    assert_same(&envoy, &wasp, &["x-local-reply", "content-length"]);
+
+    let (envoy, wasp) = pair
+        .send_with(
+            "POST",
+            "/loud",
+            &[("x-test", "body-rewrite")],
+            "make me loud",
+        )
+        .await;
+    assert_eq!(envoy.header(ECHO_BODY), Some("MAKE ME LOUD"), "{envoy:?}");
+    assert_same(&envoy, &wasp, &[ECHO_BODY]);
+
+    let (envoy, wasp) = pair
+        .send_with("GET", "/callout", &[("x-test", "callout")], "")
+        .await;
+    assert_eq!(envoy.header("x-callout-status"), Some("200"), "{envoy:?}");
+    assert_same(&envoy, &wasp, &["x-callout-status"]);
+
+    for _ in 0..3 {
+        let (envoy, wasp) = pair
+            .send_with("GET", "/count", &[("x-test", "shared-data,metrics")], "")
+            .await;
+        assert_same(&envoy, &wasp, &["x-shared-hits", "x-metric-requests"]);
+    }
 }
