@@ -30,11 +30,6 @@ impl Observed {
     }
 }
 
-/// Sends one request through a proxy listening on `addr`.
-async fn send(addr: SocketAddr, method: &str, path: &str, body: &str) -> Observed {
-    send_with(addr, method, path, &[], body).await
-}
-
 /// Sends one request with extra headers through a proxy listening on `addr`.
 async fn send_with(
     addr: SocketAddr,
