@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The wasp demo: two versions of a demo service behind wasp, with a health
-# check route, a redirect, a header-selected canary and a 90/10 weighted split.
+# check route, a redirect, a header-selected canary and a 90/10 weighted split,
+# with a Wasm filter (the filter template) on the API routes.
 #
 #   examples/demo/run.sh            start everything, show sample requests, serve until Ctrl-C
 #   examples/demo/run.sh --once     the same, but exit after the sample requests
@@ -11,6 +12,8 @@ cd "$root"
 once=false
 [[ "${1:-}" == "--once" ]] && once=true
 
+echo "==> building the Wasm filters (scripts/build-filters.sh)"
+scripts/build-filters.sh 2>&1 | grep -v '^build-filters: building' || { echo "building the filters failed" >&2; exit 1; }
 echo "==> building wasp and the demo service"
 cargo build --quiet -p wasp-proxy -p wasp-demo-app
 bin="${CARGO_TARGET_DIR:-$root/target}/debug"
@@ -44,7 +47,7 @@ echo
 echo "==> wasp is listening on http://127.0.0.1:8080 (admin on http://127.0.0.1:9901; log: $log)"
 show curl -sS http://127.0.0.1:8080/healthz
 show curl -sS -o /dev/null -w '%{http_code} -> %{redirect_url}\n' http://127.0.0.1:8080/docs/intro
-show curl -sS http://127.0.0.1:8080/api/orders?id=7
+show curl -sS -D - http://127.0.0.1:8080/api/orders?id=7
 show curl -sS -H 'x-canary: 1' --http2-prior-knowledge http://127.0.0.1:8080/api/orders
 echo
 echo "\$ for i in \$(seq 100); do curl -s http://127.0.0.1:8080/api/ | grep service; done | sort | uniq -c"
@@ -53,6 +56,7 @@ show curl -sS -o /dev/null -w '%{http_code}\n' http://127.0.0.1:8080/unknown
 echo
 echo "\$ curl -s http://127.0.0.1:9901/metrics | grep '^wasp_requests_total'"
 curl -s http://127.0.0.1:9901/metrics | grep '^wasp_requests_total' || true
+show curl -sS http://127.0.0.1:9901/filters
 
 if $once; then exit 0; fi
 echo

@@ -60,12 +60,22 @@ impl ProxyState {
 }
 
 /// Runs the proxy until SIGTERM or SIGINT, then drains and returns.
+///
+/// One worker runs everything on the calling thread (tokio's current-thread
+/// scheduler: no cross-thread wake-ups or work stealing, as an Envoy or
+/// nginx worker); more get the work-stealing scheduler with that many
+/// threads.
 pub fn run(options: RunOptions) -> anyhow::Result<()> {
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(workers) = options.workers {
-        anyhow::ensure!(workers > 0, "--workers must be at least 1");
-        runtime.worker_threads(workers);
-    }
+    let mut runtime = match options.workers {
+        Some(0) => anyhow::bail!("--workers must be at least 1"),
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(workers) => {
+            let mut runtime = tokio::runtime::Builder::new_multi_thread();
+            runtime.worker_threads(workers);
+            runtime
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     let runtime = runtime.enable_all().thread_name("wasp-worker").build()?;
     runtime.block_on(serve(options))
 }

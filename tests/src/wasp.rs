@@ -115,8 +115,22 @@ impl Wasp {
         Self::spawn_with_env(config, &[])
     }
 
+    /// Starts wasp with extra `wasp run` arguments (e.g. `--workers 1`) and
+    /// waits for `/ready`.
+    pub async fn start_with_args(config: &str, args: &[&str]) -> Wasp {
+        let wasp = Self::spawn_with(config, args, &[]);
+        wasp.wait_ready().await;
+        wasp
+    }
+
     /// Starts wasp with extra environment variables, without waiting.
     pub fn spawn_with_env(config: &str, env: &[(&str, &str)]) -> Wasp {
+        Self::spawn_with(config, &[], env)
+    }
+
+    /// Starts wasp with extra `wasp run` arguments and environment
+    /// variables, without waiting.
+    pub fn spawn_with(config: &str, args: &[&str], env: &[(&str, &str)]) -> Wasp {
         let dir = tempfile::tempdir().expect("temporary directory");
         let admin = free_addr();
         let config_path = dir.path().join("wasp.yaml");
@@ -128,6 +142,7 @@ impl Wasp {
             .arg("run")
             .arg("--config")
             .arg(&config_path)
+            .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log file handle"))

@@ -509,3 +509,58 @@ async fn unchanged_clusters_keep_their_pools_across_reloads() {
     }
     assert_eq!(a.connections(), 2, "a changed cluster connects anew");
 }
+
+/// `--workers 1` runs everything on one thread: slow requests still overlap,
+/// a Wasm filter runs, a reload applies, and SIGTERM drains and exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_worker_serves_concurrently_reloads_and_drains() {
+    let listen = free_addr();
+    let a = Upstream::start("a").await;
+    let module = wasp_e2e::filter_module("wasp_filter_template");
+    let config = |value: &str| {
+        format!(
+            "filter_chains:\n  - name: edge\n    plugins:\n      - name: add-header\n        module: \"{}\"\n        configuration: {{ header: x-served-by, value: {value} }}\n",
+            module.display()
+        ) + &to_cluster(listen, "a", &[&a]).replace(
+            "        route: { cluster: a }",
+            "        filter_chain: edge\n        route: { cluster: a }",
+        )
+    };
+    let mut wasp = Wasp::start_with_args(&config("one"), &["--workers", "1"]).await;
+    let client = Client::http1();
+    let url = format!("http://{listen}/slow");
+
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let (client, url) = (client.clone(), url.clone());
+        tasks.push(tokio::spawn(async move {
+            client.get_with(&url, &[("x-test-delay-ms", "300")]).await
+        }));
+    }
+    for task in tasks {
+        let resp = task.await.unwrap().unwrap();
+        assert_eq!(resp.status, 200);
+        assert_eq!(resp.header("x-served-by"), Some("one"));
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(3),
+        "20 requests of 300 ms took {took:?}: they did not overlap"
+    );
+
+    let version = wasp.version().await;
+    wasp.write_config(&config("two"));
+    wasp.sighup();
+    wasp.wait_version(version + 1, Duration::from_secs(20))
+        .await;
+    let resp = client.get(&url).await.unwrap();
+    assert_eq!(resp.header("x-served-by"), Some("two"));
+
+    wasp.sigterm();
+    let status = wasp
+        .wait_exit(Duration::from_secs(15))
+        .await
+        .expect("wasp exits after SIGTERM");
+    assert!(status.success(), "exit status {status}");
+}
