@@ -9,6 +9,7 @@
 # omission) for p50/p99. Figures go to stdout and bench/results/latest.md.
 #
 # Usage: bench/run.sh [--duration SECS] [--connections N] [--rate RPS] [--only a,b]
+# WASP_BIN=PATH uses that wasp binary instead of building one.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -23,7 +24,7 @@ while [[ $# -gt 0 ]]; do
         --connections) connections="$2"; shift 2 ;;
         --rate) rate="$2"; shift 2 ;;
         --only) only="$2"; shift 2 ;;
-        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -32,7 +33,14 @@ done
 source "$root/bench/lib.sh"
 
 install_tools
-build_wasp
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+if [[ -n "${WASP_BIN:-}" ]]; then
+    log "using wasp at $WASP_BIN"
+    wasp_source="WASP_BIN=$WASP_BIN"
+else
+    build_wasp
+    wasp_source="built from $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- proxy || echo ' with local changes')"
+fi
 
 work="$(mktemp -d /tmp/wasp-bench.XXXXXX)"
 trap 'stop_all; rm -rf "$work"' EXIT
@@ -88,4 +96,8 @@ for target in "${targets[@]}"; do
     fixed_rate "$target" "${url_of[$target]}" "$rate" >> "$results"
 done
 
-python3 bench/summarize.py "$results" | tee "$root/bench/results/latest.md"
+{
+    python3 bench/summarize.py "$results"
+    echo
+    echo "Run of $(date -u +%Y-%m-%dT%H:%MZ): wasp $wasp_source; $(nproc) CPUs, load average before the run: $load_before."
+} | tee "$root/bench/results/latest.md"
