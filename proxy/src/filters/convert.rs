@@ -36,6 +36,54 @@ fn push_headers(list: &mut HeaderList, headers: &HeaderMap, skip: Option<&Header
     }
 }
 
+/// True when `list` is still exactly what [`request_list`] made of `parts`:
+/// the filters changed nothing, so the head need not be rebuilt.
+pub fn request_unchanged(list: &HeaderList, parts: &request::Parts, scheme: &str) -> bool {
+    let authority = parts
+        .uri
+        .authority()
+        .map(|a| a.as_str().as_bytes())
+        .or_else(|| parts.headers.get(HOST).map(HeaderValue::as_bytes))
+        .unwrap_or_default();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let pseudo: [(&str, &[u8]); 4] = [
+        (":method", parts.method.as_str().as_bytes()),
+        (":path", path.as_bytes()),
+        (":authority", authority),
+        (":scheme", scheme.as_bytes()),
+    ];
+    list.len() >= pseudo.len()
+        && list
+            .iter()
+            .zip(pseudo)
+            .all(|((n, v), (name, value))| n == name && v == value)
+        && headers_unchanged(&list[pseudo.len()..], &parts.headers, Some(&HOST))
+}
+
+/// True when `list` is still exactly what [`response_list`] made of `parts`.
+pub fn response_unchanged(list: &HeaderList, parts: &response::Parts) -> bool {
+    matches!(list.first(), Some((n, v)) if n == ":status" && v == parts.status.as_str().as_bytes())
+        && headers_unchanged(&list[1..], &parts.headers, None)
+}
+
+fn headers_unchanged(
+    list: &[(String, Vec<u8>)],
+    headers: &HeaderMap,
+    skip: Option<&HeaderName>,
+) -> bool {
+    let mut entries = list.iter();
+    for (name, value) in headers {
+        if Some(name) == skip {
+            continue;
+        }
+        match entries.next() {
+            Some((n, v)) if n == name.as_str() && v == value.as_bytes() => {}
+            _ => return false,
+        }
+    }
+    entries.next().is_none()
+}
+
 /// A header map from the non-pseudo entries of a list; invalid entries are
 /// dropped with a log line.
 pub fn header_map(list: &HeaderList) -> HeaderMap {
@@ -148,7 +196,10 @@ mod tests {
             ]
         );
         assert!(!list.iter().any(|(n, _)| n == "host"));
+        assert!(request_unchanged(&list, &parts, "http"));
+        assert!(!request_unchanged(&list, &parts, "https"));
         list[1].1 = b"/rewritten".to_vec();
+        assert!(!request_unchanged(&list, &parts, "http"));
         list.push(("x-two".into(), b"2".to_vec()));
         list.push(("bad header".into(), b"x".to_vec()));
         apply_request(&list, &mut parts);
@@ -156,5 +207,29 @@ mod tests {
         assert_eq!(parts.headers["host"], "example.com");
         assert_eq!(parts.headers["x-two"], "2");
         assert_eq!(parts.headers.len(), 3);
+    }
+
+    #[test]
+    fn response_lists_tell_whether_a_filter_changed_them() {
+        let (parts, ()) = http::Response::builder()
+            .status(201)
+            .header("x-one", "1")
+            .header("x-one", "2")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let mut list = response_list(&parts);
+        assert!(response_unchanged(&list, &parts));
+        list.swap(1, 2);
+        assert!(!response_unchanged(&list, &parts));
+        list.swap(1, 2);
+        list.push(("x-two".into(), b"2".to_vec()));
+        assert!(!response_unchanged(&list, &parts));
+        list.pop();
+        list[0].1 = b"200".to_vec();
+        assert!(!response_unchanged(&list, &parts));
+        list.truncate(2);
+        list[0].1 = b"201".to_vec();
+        assert!(!response_unchanged(&list, &parts));
     }
 }

@@ -47,6 +47,7 @@ pub async fn serve(
         .request_headers(convert::request_list(&parts, conn.scheme), request_ends)
         .await
     {
+        Ok(list) if convert::request_unchanged(&list, &parts, conn.scheme) => {}
         Ok(list) => convert::apply_request(&list, &mut parts),
         Err(local) => return respond_locally(stream, local).await,
     }
@@ -85,6 +86,7 @@ pub async fn serve(
         .response_headers(convert::response_list(&parts), response_ends)
         .await
     {
+        Ok(list) if convert::response_unchanged(&list, &parts) => {}
         Ok(list) => convert::apply_response(&list, &mut parts),
         Err(local) => return convert::local_response(local),
     }
