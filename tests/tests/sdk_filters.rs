@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use http::Request;
 use wasp_e2e::chunked::{CHUNKS, ECHO_BODY};
-use wasp_e2e::client::{empty, full};
+use wasp_e2e::client::full;
 use wasp_e2e::{ChunkedEcho, Client, GrpcHealth, Resp, Upstream, Wasp, filter_module, free_addr};
 
 /// How long a request through the filter may take before the test fails.
@@ -117,22 +117,35 @@ impl Features {
     }
 
     async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Resp {
-        let url = format!("http://{}{path}", self.listen);
-        match tokio::time::timeout(ANSWER_TIMEOUT, self.client.get_with(&url, headers)).await {
-            Ok(resp) => resp.unwrap(),
-            Err(_) => panic!("no answer to GET {path} within {ANSWER_TIMEOUT:?}"),
-        }
+        self.send(Request::get(self.url(path)), headers, Vec::new())
+            .await
     }
 
     async fn post(&self, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Resp {
-        let mut request = Request::post(format!("http://{}{path}", self.listen));
+        self.send(Request::post(self.url(path)), headers, body)
+            .await
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.listen)
+    }
+
+    /// Sends the request through wasp; fails the test when no answer comes
+    /// within [`ANSWER_TIMEOUT`].
+    async fn send(
+        &self,
+        mut request: http::request::Builder,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Resp {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
         let request = request.body(full(body)).unwrap();
+        let what = format!("{} {}", request.method(), request.uri());
         match tokio::time::timeout(ANSWER_TIMEOUT, self.client.request(request)).await {
             Ok(resp) => resp.unwrap(),
-            Err(_) => panic!("no answer to POST {path} within {ANSWER_TIMEOUT:?}"),
+            Err(_) => panic!("no answer to {what} within {ANSWER_TIMEOUT:?}"),
         }
     }
 
@@ -346,8 +359,5 @@ async fn sdk_filter_logs_and_panics_reach_the_proxy_log() {
     features
         .eventually(&[], "a request after the panic", |resp| resp.status == 200)
         .await;
-    let request = Request::get(format!("http://{}/after", features.listen))
-        .body(empty())
-        .unwrap();
-    assert_eq!(features.client.request(request).await.unwrap().status, 200);
+    assert_eq!(features.get("/after", &[]).await.status, 200);
 }

@@ -12,20 +12,35 @@ use crate::http::body::ProxyBody;
 
 /// The request head as filters see it. `Host` becomes `:authority`.
 pub fn request_list(parts: &request::Parts, scheme: &str) -> HeaderList {
+    let pseudo = request_pseudo_headers(parts, scheme);
+    let mut list = Vec::with_capacity(parts.headers.len() + pseudo.len());
+    list.extend(
+        pseudo
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), value.to_vec())),
+    );
+    push_headers(&mut list, &parts.headers, Some(&HOST));
+    list
+}
+
+/// The pseudo headers that open a request's list, in order.
+fn request_pseudo_headers<'a>(
+    parts: &'a request::Parts,
+    scheme: &'a str,
+) -> [(&'static str, &'a [u8]); 4] {
     let authority = parts
         .uri
         .authority()
-        .map(|a| a.as_str().as_bytes().to_vec())
-        .or_else(|| parts.headers.get(HOST).map(|h| h.as_bytes().to_vec()))
+        .map(|a| a.as_str().as_bytes())
+        .or_else(|| parts.headers.get(HOST).map(HeaderValue::as_bytes))
         .unwrap_or_default();
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut list = Vec::with_capacity(parts.headers.len() + 4);
-    list.push((":method".into(), parts.method.as_str().as_bytes().to_vec()));
-    list.push((":path".into(), path.as_bytes().to_vec()));
-    list.push((":authority".into(), authority));
-    list.push((":scheme".into(), scheme.as_bytes().to_vec()));
-    push_headers(&mut list, &parts.headers, Some(&HOST));
-    list
+    [
+        (":method", parts.method.as_str().as_bytes()),
+        (":path", path.as_bytes()),
+        (":authority", authority),
+        (":scheme", scheme.as_bytes()),
+    ]
 }
 
 fn push_headers(list: &mut HeaderList, headers: &HeaderMap, skip: Option<&HeaderName>) {
@@ -39,19 +54,7 @@ fn push_headers(list: &mut HeaderList, headers: &HeaderMap, skip: Option<&Header
 /// True when `list` is still exactly what [`request_list`] made of `parts`:
 /// the filters changed nothing, so the head need not be rebuilt.
 pub fn request_unchanged(list: &HeaderList, parts: &request::Parts, scheme: &str) -> bool {
-    let authority = parts
-        .uri
-        .authority()
-        .map(|a| a.as_str().as_bytes())
-        .or_else(|| parts.headers.get(HOST).map(HeaderValue::as_bytes))
-        .unwrap_or_default();
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let pseudo: [(&str, &[u8]); 4] = [
-        (":method", parts.method.as_str().as_bytes()),
-        (":path", path.as_bytes()),
-        (":authority", authority),
-        (":scheme", scheme.as_bytes()),
-    ];
+    let pseudo = request_pseudo_headers(parts, scheme);
     list.len() >= pseudo.len()
         && list
             .iter()
