@@ -48,13 +48,7 @@ source "$root/bench/lib.sh"
 
 install_tools
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-WASP_BIN_SOURCE="built from $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- proxy || echo ' with local changes')"
-if [[ -n "${WASP_BIN:-}" ]]; then
-    log "using wasp at $WASP_BIN"
-    WASP_BIN_SOURCE="from WASP_BIN=$WASP_BIN"
-elif [[ -z "$only" || ",$only," == *",wasp,"* ]]; then
-    build_wasp
-fi
+if [[ -z "$only" || ",$only," == *",wasp,"* ]]; then wasp_binary build; else wasp_binary skip; fi
 log "building the filters"
 scripts/build-filters.sh >&2
 modules="$root/target/filters"

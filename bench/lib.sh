@@ -27,6 +27,21 @@ install_tools() {
     PATH="$PATH:/usr/sbin"
 }
 
+# wasp_binary [build|skip]: sets WASP_BIN and WASP_BIN_SOURCE (for the
+# results) — the binary named by WASP_BIN, else a release build (none with
+# `skip`).
+wasp_binary() {
+    if [[ -n "${WASP_BIN:-}" ]]; then
+        log "using wasp at $WASP_BIN"
+        WASP_BIN_SOURCE="from WASP_BIN=$WASP_BIN"
+    elif [[ "${1:-build}" == build ]]; then
+        build_wasp
+        WASP_BIN_SOURCE="built from $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- proxy || echo ' with local changes')"
+    else
+        WASP_BIN_SOURCE="not run"
+    fi
+}
+
 build_wasp() {
     log "building wasp (release)"
     cargo build --release -p wasp-proxy --bin wasp >&2

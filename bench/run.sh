@@ -34,13 +34,7 @@ source "$root/bench/lib.sh"
 
 install_tools
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
-if [[ -n "${WASP_BIN:-}" ]]; then
-    log "using wasp at $WASP_BIN"
-    wasp_source="WASP_BIN=$WASP_BIN"
-else
-    build_wasp
-    wasp_source="built from $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- proxy || echo ' with local changes')"
-fi
+wasp_binary
 
 work="$(mktemp -d /tmp/wasp-bench.XXXXXX)"
 trap 'stop_all; rm -rf "$work"' EXIT
@@ -99,5 +93,5 @@ done
 {
     python3 bench/summarize.py "$results"
     echo
-    echo "Run of $(date -u +%Y-%m-%dT%H:%MZ): wasp $wasp_source; $(nproc) CPUs, load average before the run: $load_before."
+    echo "Run of $(date -u +%Y-%m-%dT%H:%MZ): wasp $WASP_BIN_SOURCE; $(nproc) CPUs, load average before the run: $load_before."
 } | tee "$root/bench/results/latest.md"

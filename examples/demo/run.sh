@@ -13,7 +13,7 @@ once=false
 [[ "${1:-}" == "--once" ]] && once=true
 
 echo "==> building the Wasm filters (scripts/build-filters.sh)"
-scripts/build-filters.sh 2>&1 | grep -v '^build-filters: building' || { echo "building the filters failed" >&2; exit 1; }
+scripts/build-filters.sh
 echo "==> building wasp and the demo service"
 cargo build --quiet -p wasp-proxy -p wasp-demo-app
 bin="${CARGO_TARGET_DIR:-$root/target}/debug"
