@@ -6,17 +6,19 @@
 #![deny(unsafe_code)]
 
 pub mod admin;
-pub mod config;
-pub mod defaults;
-pub mod filters;
+pub mod body;
+pub mod conn;
 pub mod http;
 pub mod listener;
 pub mod reload;
 pub mod router;
 pub mod server;
 pub mod snapshot;
+pub mod state;
 pub mod telemetry;
+pub mod tls;
 pub mod upstream;
+pub mod wasm;
 
 pub use server::{RunOptions, run};
 pub use snapshot::Snapshot;

@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use tokio::signal::unix::{SignalKind, signal};
 
-use crate::config;
-use crate::defaults::CONFIG_POLL_INTERVAL;
 use crate::listener::ListenerManager;
-use crate::server::ProxyState;
 use crate::snapshot::Snapshot;
+use crate::state::ProxyState;
+use wasp_config as config;
+use wasp_config::defaults::CONFIG_POLL_INTERVAL;
 
 /// Why a reload was rejected.
 #[derive(Debug, thiserror::Error)]

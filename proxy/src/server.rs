@@ -3,19 +3,20 @@
 //! shutdown signal and drain.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use anyhow::Context as _;
-use arc_swap::ArcSwap;
 
 use wasp_filter_host::{EngineOptions, FilterEngine};
 
-use crate::filters::callouts::ClusterCallouts;
 use crate::listener::ListenerManager;
 use crate::snapshot::Snapshot;
+use crate::state::ProxyState;
 use crate::telemetry::Metrics;
-use crate::{admin, config, reload};
+use crate::wasm::callouts::ClusterCallouts;
+use crate::{admin, reload};
+use wasp_config as config;
 
 /// How to run the proxy.
 #[derive(Clone, Debug)]
@@ -24,39 +25,6 @@ pub struct RunOptions {
     pub config_path: PathBuf,
     /// Worker threads; the number of CPUs when `None`.
     pub workers: Option<usize>,
-}
-
-/// State shared by every part of the running proxy.
-pub struct ProxyState {
-    /// The running snapshot, swapped atomically on reload.
-    pub snapshot: ArcSwap<Snapshot>,
-    /// The standard metrics.
-    pub metrics: Arc<Metrics>,
-    /// Set once shutdown began (`/ready` then answers 503).
-    pub draining: AtomicBool,
-    /// Why the last reload failed, if it did.
-    pub last_reload_error: Mutex<Option<String>>,
-    /// The Wasm engine filter chains are loaded in.
-    pub filters: FilterEngine,
-}
-
-impl ProxyState {
-    /// State serving `snapshot`.
-    /// `filters` gets this state's clusters as its callout service.
-    pub fn new(snapshot: Snapshot, metrics: Arc<Metrics>, filters: FilterEngine) -> Arc<Self> {
-        metrics.config_version.set(snapshot.version as i64);
-        let state = Arc::new(Self {
-            snapshot: ArcSwap::from_pointee(snapshot),
-            metrics,
-            draining: AtomicBool::new(false),
-            last_reload_error: Mutex::new(None),
-            filters,
-        });
-        state
-            .filters
-            .set_callouts(Arc::new(ClusterCallouts::new(Arc::downgrade(&state))));
-        state
-    }
 }
 
 /// Runs the proxy until SIGTERM or SIGINT, then drains and returns.
@@ -88,6 +56,11 @@ async fn serve(options: RunOptions) -> anyhow::Result<()> {
     let engine = filter_engine(&metrics)?;
     let snapshot = Snapshot::build(config, 1, None, &metrics, &engine).await?;
     let state = ProxyState::new(snapshot, metrics, engine);
+    let lookup: std::sync::Weak<dyn crate::wasm::callouts::ClusterLookup> =
+        Arc::downgrade(&state) as _;
+    state
+        .filters
+        .set_callouts(Arc::new(ClusterCallouts::new(lookup)));
 
     let mut listeners = ListenerManager::new(Arc::clone(&state));
     let first = state.snapshot.load_full();

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use prometheus::IntGauge;
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::{Config, ConfigError, ErrorSink};
-use crate::listener::tls;
 use crate::router::RouteTable;
 use crate::telemetry::Metrics;
+use crate::tls;
 use crate::upstream::Cluster;
+use wasp_config::{Config, ConfigError, ErrorSink};
 
 /// Everything the request path needs, built from one configuration.
 #[derive(Debug)]
@@ -29,7 +29,7 @@ pub struct Snapshot {
     /// Clusters by name.
     pub clusters: HashMap<String, Arc<Cluster>>,
     /// Wasm filter chains by name.
-    pub filter_chains: crate::filters::Chains,
+    pub filter_chains: crate::wasm::Chains,
 }
 
 /// The per-request view of one listener.
@@ -73,7 +73,7 @@ impl Snapshot {
         engine: &wasp_filter_host::FilterEngine,
     ) -> Result<Self, ConfigError> {
         let mut sink = ErrorSink::default();
-        let filter_chains = crate::filters::build_chains(
+        let filter_chains = crate::wasm::build_chains(
             &config,
             previous.map(|p| &p.filter_chains),
             engine,

@@ -5,22 +5,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-/// Default memory cap of one VM: 64 MiB.
-pub const DEFAULT_MEMORY_BYTES: u64 = 64 << 20;
-/// Default CPU deadline of one callback: 100 ms.
-pub const DEFAULT_CPU_DEADLINE: Duration = Duration::from_millis(100);
-/// Default maximum number of VMs of one plugin.
-pub const DEFAULT_MAX_VMS: usize = 4;
+use wasp_config::defaults;
 
-/// What a stream gets when the plugin cannot run (trap, deadline, crashed VM).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum FailurePolicy {
-    /// Answer the request with 503 and a body naming the plugin.
-    #[default]
-    FailClosed,
-    /// Skip the plugin for the rest of the stream.
-    FailOpen,
-}
+/// What a stream gets when the plugin cannot run: the configuration's type.
+pub use wasp_config::FailurePolicy;
 
 /// Sandbox limits of one plugin.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,9 +24,9 @@ pub struct PluginLimits {
 impl Default for PluginLimits {
     fn default() -> Self {
         Self {
-            memory_bytes: DEFAULT_MEMORY_BYTES,
-            cpu_deadline: DEFAULT_CPU_DEADLINE,
-            max_vms: DEFAULT_MAX_VMS,
+            memory_bytes: defaults::PLUGIN_MEMORY_BYTES,
+            cpu_deadline: defaults::PLUGIN_CPU_DEADLINE,
+            max_vms: defaults::PLUGIN_MAX_VMS,
         }
     }
 }

@@ -13,7 +13,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::server::ProxyState;
+use crate::state::ProxyState;
 
 /// Binds the admin address and serves it in the background.
 pub async fn start(address: SocketAddr, state: Arc<ProxyState>) -> std::io::Result<()> {
@@ -76,7 +76,7 @@ fn route(state: &ProxyState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             reply(StatusCode::OK, "application/json", body.into())
         }
         "/filters" => {
-            let dump = crate::filters::dump(&state.snapshot.load().filter_chains, &state.filters);
+            let dump = crate::wasm::dump(&state.snapshot.load().filter_chains, &state.filters);
             let body = serde_json::to_vec_pretty(&dump).expect("JSON encoding never fails");
             reply(StatusCode::OK, "application/json", body.into())
         }

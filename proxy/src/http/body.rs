@@ -1,28 +1,22 @@
-//! Body types of the request path and the per-request completion record.
+//! The body of responses sent downstream.
 //!
-//! Bodies stream frame by frame in both directions; nothing is buffered. The
-//! response body carries the request's [`Completion`], which records metrics
-//! and the access log line when the response has been sent (or abandoned).
+//! Bodies stream frame by frame; nothing is buffered. The response body
+//! carries the request's [`Completion`] (metrics and the access log line)
+//! and what the request holds of its cluster, both released when the
+//! response has been sent or abandoned.
 
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Incoming;
-use prometheus::IntGauge;
 
-use crate::telemetry::Metrics;
-use crate::telemetry::access_log::{self, AccessRecord};
-
-/// A boxed error from any body.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// The body of a request sent upstream.
-pub type UpstreamBody = UnsyncBoxBody<Bytes, BoxError>;
+pub use crate::body::{BoxError, UpstreamBody};
+use crate::telemetry::Completion;
+use crate::upstream::RequestGuard;
+use crate::wasm::body::FilteredBody;
 
 /// The body of a response sent downstream.
 pub struct ProxyBody {
@@ -30,12 +24,14 @@ pub struct ProxyBody {
     completion: Option<Completion>,
     /// Kept alive until the body is sent or dropped (a request's filter chain).
     guard: Option<Arc<dyn Send + Sync>>,
+    /// The request's hold on its cluster.
+    upstream: Option<RequestGuard>,
 }
 
 enum Inner {
     Full(Option<Bytes>),
     Upstream(Incoming),
-    Filtered(Box<crate::filters::body::FilteredBody>),
+    Filtered(Box<FilteredBody>),
 }
 
 impl ProxyBody {
@@ -46,6 +42,7 @@ impl ProxyBody {
             inner: Inner::Full((!bytes.is_empty()).then_some(bytes)),
             completion: None,
             guard: None,
+            upstream: None,
         }
     }
 
@@ -60,15 +57,17 @@ impl ProxyBody {
             inner: Inner::Upstream(body),
             completion: None,
             guard: None,
+            upstream: None,
         }
     }
 
     /// A body streamed through a filter chain.
-    pub fn filtered(body: crate::filters::body::FilteredBody) -> Self {
+    pub fn filtered(body: FilteredBody) -> Self {
         Self {
             inner: Inner::Filtered(Box::new(body)),
             completion: None,
             guard: None,
+            upstream: None,
         }
     }
 
@@ -81,6 +80,12 @@ impl ProxyBody {
     /// Keeps `guard` alive as long as this body.
     pub fn with_guard(mut self, guard: Arc<dyn Send + Sync>) -> Self {
         self.guard = Some(guard);
+        self
+    }
+
+    /// Holds the request's cluster slots until this body has been sent or dropped.
+    pub fn with_upstream(mut self, guard: RequestGuard) -> Self {
+        self.upstream = Some(guard);
         self
     }
 
@@ -129,99 +134,5 @@ impl Body for ProxyBody {
             Inner::Upstream(body) => body.size_hint(),
             Inner::Filtered(body) => body.size_hint(),
         }
-    }
-}
-
-/// Everything recorded about a request once its response is done: metrics,
-/// the active-request gauge and the access log line.
-pub struct Completion {
-    /// Shared metrics.
-    pub metrics: Arc<Metrics>,
-    /// The listener's active-request gauge (decremented on drop).
-    pub active: IntGauge,
-    /// Whether to write an access log line.
-    pub access_log: bool,
-    /// When the request arrived.
-    pub start: Instant,
-    /// Listener name.
-    pub listener: Arc<str>,
-    /// Route name; `None` when no route matched.
-    pub route: Option<Arc<str>>,
-    /// Cluster name; `None` when not forwarded.
-    pub cluster: Option<Arc<str>>,
-    /// Response status.
-    pub status: u16,
-    /// Upstream endpoint used.
-    pub upstream: Option<std::net::SocketAddr>,
-    /// Time to upstream response headers.
-    pub upstream_duration: Option<Duration>,
-    /// Response body bytes sent.
-    pub bytes_sent: u64,
-    /// Method, for the access log.
-    pub method: http::Method,
-    /// Path and query, for the access log.
-    pub path: String,
-    /// Protocol version, for the access log.
-    pub version: http::Version,
-    /// `x-request-id`, for the access log.
-    pub request_id: http::HeaderValue,
-    /// The downstream connection (in-flight count, client address).
-    pub conn: Arc<super::ConnInfo>,
-    /// The cluster's `max_requests` slot.
-    pub cluster_request: Option<crate::upstream::Permit>,
-    /// The endpoint's in-flight count (least-request balancing).
-    pub endpoint_request: Option<crate::upstream::ActiveRequest>,
-    /// The cluster's retry slot, when the response comes from a retry.
-    pub retry: Option<crate::upstream::Permit>,
-}
-
-impl Drop for Completion {
-    fn drop(&mut self) {
-        let duration = self.start.elapsed();
-        self.active.dec();
-        self.conn
-            .in_flight
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        self.conn.touch();
-        let route = self.route.as_deref().unwrap_or("-");
-        let cluster = self.cluster.as_deref().unwrap_or("-");
-        let code = http::StatusCode::from_u16(self.status)
-            .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-        self.metrics
-            .requests_total
-            .with_label_values(&[&*self.listener, route, cluster, code.as_str()])
-            .inc();
-        self.metrics
-            .request_duration
-            .with_label_values(&[&*self.listener, route])
-            .observe(duration.as_secs_f64());
-        if self.access_log {
-            access_log::log(&AccessRecord {
-                listener: &self.listener,
-                route,
-                method: self.method.as_str(),
-                path: &self.path,
-                protocol: version_str(self.version),
-                status: self.status,
-                upstream: self.upstream,
-                duration,
-                upstream_duration: self.upstream_duration,
-                bytes_sent: self.bytes_sent,
-                request_id: self.request_id.to_str().unwrap_or("-"),
-                client: &self.conn.client_ip,
-            });
-        }
-    }
-}
-
-/// The protocol version as the access log writes it.
-pub fn version_str(version: http::Version) -> &'static str {
-    match version {
-        http::Version::HTTP_09 => "HTTP/0.9",
-        http::Version::HTTP_10 => "HTTP/1.0",
-        http::Version::HTTP_11 => "HTTP/1.1",
-        http::Version::HTTP_2 => "HTTP/2",
-        http::Version::HTTP_3 => "HTTP/3",
-        _ => "HTTP/?",
     }
 }

@@ -1,42 +1,50 @@
 //! Forwarding a routed request upstream: circuit breaking, endpoint choice,
-//! attempts with per-try timeouts, retries with back-off under the retry
-//! budget, and the route timeout; then the response streams back.
+//! attempts (`attempt`), retries with back-off under the retry budget
+//! (`retry`), and the route timeout; then the response streams back.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::header::{COOKIE, HOST};
-use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Uri, Version};
+use http::header::COOKIE;
+use http::uri::PathAndQuery;
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
-use tokio::time::Instant;
+use wasp_config::HashPolicy;
 
-use super::body::{Completion, ProxyBody, UpstreamBody};
-use super::handler::ConnInfo;
+use super::attempt::{self, Target};
+use super::body::ProxyBody;
+use super::error::ProxyError;
 use super::retry::{self, EndOfRequest, RequestBody};
-use super::{headers, local, upgrade};
-use crate::config::{HashPolicy, UpstreamProtocol};
+use super::{headers, upgrade};
+use crate::body::UpstreamBody;
+use crate::conn::ConnInfo;
 use crate::router::Forward;
-use crate::upstream::{Outcome, UpstreamError, hash_key};
+use crate::telemetry::Completion;
+use crate::upstream::{Cluster, Outcome, RequestGuard, UpstreamError, hash_key};
 
 /// `x-wasp-attempt-count`: attempts made, on the upstream request and the
 /// response of routes with a retry policy.
 pub static X_WASP_ATTEMPT_COUNT: HeaderName = HeaderName::from_static("x-wasp-attempt-count");
 
-/// Forwards a request along a route's `Forward` action.
+/// Forwards a request along a route's `Forward` action: attempts until one
+/// gives a response the retry policy keeps (or no retry is left), within
+/// the route timeout. The request's cluster slots go to `guard`.
 pub async fn forward(
     conn: &ConnInfo,
     forward: &Forward,
     mut req: Request<UpstreamBody>,
     completion: &mut Completion,
-) -> Response<ProxyBody> {
+    guard: &mut RequestGuard,
+) -> Result<Response<ProxyBody>, ProxyError> {
     let cluster = Arc::clone(forward.target.pick());
     completion.cluster = Some(Arc::clone(&cluster.name));
-    match cluster.breakers().try_request() {
-        Ok(permit) => completion.cluster_request = Some(permit),
-        Err(breaker) => return local::upstream_error(&UpstreamError::Overflow(breaker)),
-    }
+    guard.cluster_request = Some(
+        cluster
+            .breakers()
+            .try_request()
+            .map_err(UpstreamError::Overflow)?,
+    );
 
     let upgrading = req.version() == Version::HTTP_11 && headers::wants_upgrade(req.headers());
     let downstream_upgrade = upgrading.then(|| hyper::upgrade::on(&mut req));
@@ -49,169 +57,103 @@ pub async fn forward(
         headers::request_authority(&parts.uri, &parts.headers)
             .and_then(|a| HeaderValue::from_str(a).ok())
     });
-    let path = rewrite_path(parts.uri.path_and_query(), forward);
-    let (method, mut head) = (parts.method, parts.headers);
+    let target = Target {
+        method: parts.method,
+        path: rewrite_path(parts.uri.path_and_query(), forward),
+        authority,
+        upgrading,
+    };
+    let mut head = parts.headers;
 
     let policy = forward.retry_policy.as_ref().filter(|_| !upgrading);
     let end = Arc::new(EndOfRequest::default());
-    let mut body = match RequestBody::new(body, policy.map(|p| p.buffer_limit), &end).await {
-        Ok(body) => body,
-        Err(err) => {
-            return local::text(
-                StatusCode::BAD_REQUEST,
-                format!("request body read failed: {err}\n"),
-            );
-        }
-    };
-    let route_timeout = {
-        let end = Arc::clone(&end);
-        let timeout = forward.timeout;
-        async move {
-            if timeout.is_zero() {
-                std::future::pending::<()>().await;
-            }
-            end.wait().await;
-            tokio::time::sleep(timeout).await;
-        }
-    };
+    let mut body = RequestBody::new(body, policy.map(|p| p.buffer_limit), &end)
+        .await
+        .map_err(ProxyError::RequestBody)?;
+    let route_timeout = route_timeout(forward.timeout, Arc::clone(&end));
     tokio::pin!(route_timeout);
+    let timed_out = |cluster: &Cluster| {
+        cluster.metrics.timeouts.inc();
+        ProxyError::from(UpstreamError::RouteTimeout(forward.timeout))
+    };
 
     let max_attempts = 1 + policy.map_or(0, |p| p.num_retries);
     let mut tried: Vec<SocketAddr> = Vec::new();
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let endpoint = match cluster.pick(hash, &tried) {
-            Ok(endpoint) => endpoint,
-            Err(err) => return local::upstream_error(&err),
-        };
+        let endpoint = cluster.pick(hash, &tried)?;
         let in_flight = endpoint.begin();
         completion.upstream = Some(endpoint.addr);
         if policy.is_some() {
             head.insert(X_WASP_ATTEMPT_COUNT.clone(), HeaderValue::from(attempt));
         }
-        let per_try = policy.and_then(|p| p.per_try_timeout);
-        let try_deadline = per_try.map(|t| Instant::now() + t);
-
-        let exchange = async {
-            // An upgrade gets a dedicated connection; everything else a pooled one.
-            let connection = if upgrading {
-                None
-            } else {
-                Some(cluster.acquire(&endpoint).await?)
-            };
-            let Some(upstream_body) = body.for_attempt(&end) else {
-                unreachable!("an attempt starts only with a replayable body")
-            };
-            let last = attempt == max_attempts;
-            let headers = if last {
-                std::mem::take(&mut head)
-            } else {
-                head.clone()
-            };
-            let request = build_request(
-                &method,
-                headers,
-                &path,
-                authority.as_ref(),
-                endpoint.addr,
-                cluster.protocol(),
-                upstream_body,
-            );
-            match connection {
-                Some(connection) => connection.send(request).await,
-                None => cluster.send_upgrade(&endpoint, request).await,
-            }
+        let Some(attempt_body) = body.for_attempt(&end) else {
+            unreachable!("an attempt starts only with a replayable body")
         };
+        // The last attempt takes the headers; earlier ones send a copy.
+        let headers = if attempt == max_attempts {
+            std::mem::take(&mut head)
+        } else {
+            head.clone()
+        };
+        let per_try = policy.and_then(|p| p.per_try_timeout);
+        let sent = attempt::send(&cluster, &endpoint, &target, headers, attempt_body, per_try);
         let result = tokio::select! {
-            result = with_deadline(try_deadline, per_try, exchange) => result,
+            result = sent => result,
             () = &mut route_timeout => {
-                cluster.metrics.timeouts.inc();
                 cluster.report(&endpoint, Outcome::Failure);
-                return local::text(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout\n");
+                return Err(timed_out(&cluster));
             }
         };
         completion.upstream_duration = Some(completion.start.elapsed());
+        attempt::report(&cluster, &endpoint, &result);
 
-        let (outcome, retriable) = match (&result, policy) {
-            (Ok(response), policy) => (
-                if response.status().is_server_error() {
-                    Outcome::Failure
-                } else {
-                    Outcome::Success
-                },
-                policy.is_some_and(|p| retry::retries_status(p, response.status())),
-            ),
-            (Err(UpstreamError::Overflow(_)), policy) => (Outcome::Success, policy.is_some()),
-            (Err(err), policy) => {
-                if matches!(err, UpstreamError::PerTryTimeout(_)) {
-                    cluster.metrics.per_try_timeouts.inc();
-                }
-                (
-                    Outcome::Failure,
-                    policy.is_some_and(|p| retry::retries_error(p, err)),
-                )
-            }
-        };
-        cluster.report(&endpoint, outcome);
-
+        let retriable = policy.is_some_and(|p| retry::retries(p, &result));
         let retry_permit = if retriable && attempt < max_attempts && body.replayable() {
-            cluster.breakers().retry_slot(completion.retry.take()).ok()
+            cluster.breakers().retry_slot(guard.retry.take()).ok()
         } else {
             None
         };
         let Some(retry_permit) = retry_permit else {
-            completion.endpoint_request = Some(in_flight);
+            guard.endpoint_request = Some(in_flight);
             return respond(result, downstream_upgrade, policy.map(|_| attempt));
         };
         cluster.metrics.retries.inc();
         tried.push(endpoint.addr);
         drop(result);
         drop(in_flight);
-        completion.retry = Some(retry_permit);
+        guard.retry = Some(retry_permit);
         let pause = retry::backoff(policy.expect("retrying implies a policy"), attempt);
         tokio::select! {
             () = tokio::time::sleep(pause) => {}
-            () = &mut route_timeout => {
-                cluster.metrics.timeouts.inc();
-                return local::text(StatusCode::GATEWAY_TIMEOUT, "upstream request timeout\n");
-            }
+            () = &mut route_timeout => return Err(timed_out(&cluster)),
         }
     }
 }
 
-async fn with_deadline<F>(
-    deadline: Option<Instant>,
-    limit: Option<Duration>,
-    exchange: F,
-) -> Result<Response<Incoming>, UpstreamError>
-where
-    F: std::future::Future<Output = Result<Response<Incoming>, UpstreamError>>,
-{
-    match (deadline, limit) {
-        (Some(deadline), Some(limit)) => tokio::time::timeout_at(deadline, exchange)
-            .await
-            .unwrap_or(Err(UpstreamError::PerTryTimeout(limit))),
-        _ => exchange.await,
+/// Waits for the route timeout: it starts when the request has been
+/// received completely; zero never fires.
+async fn route_timeout(timeout: Duration, end: Arc<EndOfRequest>) {
+    if timeout.is_zero() {
+        std::future::pending::<()>().await;
     }
+    end.wait().await;
+    tokio::time::sleep(timeout).await;
 }
 
+/// The response to relay downstream: the upstream's (hop-by-hop headers
+/// removed, an upgrade tunnelled), or the error of the last attempt.
 fn respond(
     result: Result<Response<Incoming>, UpstreamError>,
     downstream_upgrade: Option<hyper::upgrade::OnUpgrade>,
     attempts: Option<u32>,
-) -> Response<ProxyBody> {
+) -> Result<Response<ProxyBody>, ProxyError> {
     let mut response = match result {
         Ok(response) => response,
-        Err(err) => {
-            tracing::debug!(error = %err, "upstream request failed");
-            let mut response = local::upstream_error(&err);
-            if let Some(attempts) = attempts {
-                response
-                    .headers_mut()
-                    .insert(X_WASP_ATTEMPT_COUNT.clone(), HeaderValue::from(attempts));
-            }
-            return response;
+        Err(error) => {
+            tracing::debug!(%error, "upstream request failed");
+            return Err(ProxyError::Upstream { error, attempts });
         }
     };
     let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
@@ -225,42 +167,7 @@ fn respond(
             .insert(X_WASP_ATTEMPT_COUNT.clone(), HeaderValue::from(attempts));
     }
     *response.version_mut() = Version::HTTP_11;
-    response.map(ProxyBody::upstream)
-}
-
-/// An upstream request for the cluster's protocol (HTTP/1.1 or HTTP/2).
-pub(crate) fn build_request(
-    method: &http::Method,
-    mut headers: HeaderMap,
-    path: &PathAndQuery,
-    authority: Option<&HeaderValue>,
-    endpoint: SocketAddr,
-    protocol: UpstreamProtocol,
-    body: super::body::UpstreamBody,
-) -> Request<super::body::UpstreamBody> {
-    let authority = authority.cloned().unwrap_or_else(|| {
-        HeaderValue::from_str(&endpoint.to_string()).expect("an address is a valid header")
-    });
-    let mut request = Request::new(body);
-    *request.method_mut() = method.clone();
-    match protocol {
-        UpstreamProtocol::Http1 => {
-            *request.version_mut() = Version::HTTP_11;
-            *request.uri_mut() = Uri::from(path.clone());
-            headers.insert(HOST, authority);
-        }
-        UpstreamProtocol::Http2 => {
-            *request.version_mut() = Version::HTTP_2;
-            headers.remove(HOST);
-            let mut uri = http::uri::Parts::default();
-            uri.scheme = Some(Scheme::HTTP);
-            uri.authority = Authority::try_from(authority.as_bytes()).ok();
-            uri.path_and_query = Some(path.clone());
-            *request.uri_mut() = Uri::from_parts(uri).unwrap_or_else(|_| Uri::from_static("/"));
-        }
-    }
-    *request.headers_mut() = headers;
-    request
+    Ok(response.map(ProxyBody::upstream))
 }
 
 /// The ring-hash key of a request: the first hash policy that yields a value.

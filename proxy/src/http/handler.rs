@@ -1,70 +1,33 @@
-//! The per-request service: take the current snapshot, route, then answer
-//! locally or forward upstream and stream the response back.
+//! The per-request service: take the current snapshot, route, pass the
+//! route's filter chain, run the route's action (forward upstream, answer
+//! directly, redirect) and stream the response back. Errors become
+//! responses in [`local`](super::local).
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
-
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use http::{Request, Response};
 use hyper::body::Incoming;
 
-use http_body_util::BodyExt;
-
-use super::body::{BoxError, Completion, ProxyBody};
-use super::{headers, local};
-use crate::router::{RequestView, RouteAction};
-use crate::server::ProxyState;
+use super::body::ProxyBody;
+use super::chain::ChainPass;
+use super::error::ProxyError;
+use super::{forward, headers, local};
+use crate::body::UpstreamBody;
+use crate::conn::ConnInfo;
+use crate::router::{RequestView, Route, RouteAction};
 use crate::snapshot::ListenerRuntime;
+use crate::state::ProxyState;
+use crate::telemetry::Completion;
+use crate::upstream::RequestGuard;
 
-/// What the request path knows about the downstream connection.
-pub struct ConnInfo {
-    /// The address of the listener that accepted it.
-    pub address: SocketAddr,
-    /// The listener as it was at accept, used if a reload removed it.
-    pub fallback: Arc<ListenerRuntime>,
-    /// The client's address.
-    pub client: SocketAddr,
-    /// The client's IP as text.
-    pub client_ip: Arc<str>,
-    /// The client's IP as a header value (`x-forwarded-for`).
-    pub client_ip_header: http::HeaderValue,
-    /// `http` or `https`.
-    pub scheme: &'static str,
-    /// When the connection was accepted.
-    pub accepted: std::time::Instant,
-    /// Requests in flight on this connection.
-    pub in_flight: AtomicUsize,
-    /// Milliseconds after `accepted` of the last request start or end.
-    pub last_active_ms: AtomicU64,
-    /// Process-unique connection id (`connection.id` for filters).
-    pub id: u64,
-    /// TLS facts once the handshake completed (for filter properties).
-    pub tls: std::sync::OnceLock<wasp_filter_host::TlsInfo>,
-}
-
-impl ConnInfo {
-    /// Marks activity now (a request started or finished).
-    pub fn touch(&self) {
-        self.last_active_ms.store(
-            self.accepted.elapsed().as_millis() as u64,
-            Ordering::Relaxed,
-        );
-    }
-
-    /// Time since the last request started or finished.
-    pub fn idle_for(&self) -> std::time::Duration {
-        let last = std::time::Duration::from_millis(self.last_active_ms.load(Ordering::Relaxed));
-        self.accepted.elapsed().saturating_sub(last)
-    }
-}
-
-/// Serves one request. Never fails: errors become responses.
+/// Serves one request on a connection accepted by `accepted_by` (used when a
+/// reload removed that listener). Never fails: errors become responses.
 pub async fn handle(
     state: Arc<ProxyState>,
     conn: Arc<ConnInfo>,
+    accepted_by: Arc<ListenerRuntime>,
     mut req: Request<Incoming>,
 ) -> Result<Response<ProxyBody>, Infallible> {
     let start = Instant::now();
@@ -72,11 +35,10 @@ pub async fn handle(
     let listener = snapshot
         .by_address
         .get(&conn.address)
-        .unwrap_or(&conn.fallback)
+        .unwrap_or(&accepted_by)
         .clone();
     listener.active_requests.inc();
-    conn.in_flight.fetch_add(1, Ordering::Relaxed);
-    conn.touch();
+    conn.request_started();
     let request_id = headers::ensure_request_id(req.headers_mut());
     let mut completion = Completion {
         metrics: Arc::clone(&state.metrics),
@@ -99,10 +61,8 @@ pub async fn handle(
         version: req.version(),
         request_id,
         conn: Arc::clone(&conn),
-        cluster_request: None,
-        endpoint_request: None,
-        retry: None,
     };
+    let mut upstream = RequestGuard::default();
 
     let host = headers::request_host(req.uri(), req.headers());
     let view = RequestView {
@@ -113,52 +73,60 @@ pub async fn handle(
         headers: req.headers(),
     };
     let response = match listener.routes.find(&view) {
-        None => local::no_route(host, req.uri().path()),
+        None => local::error(&ProxyError::NoRoute {
+            host: host.to_owned(),
+            path: req.uri().path().to_owned(),
+        }),
         Some(route) => {
             completion.route = Some(Arc::clone(&route.name));
-            match (&route.filter_chain, &route.action) {
-                (Some(chain), _) => {
-                    super::filtered::serve(chain, &conn, route, req, &mut completion).await
-                }
-                (None, RouteAction::Forward(forward)) => {
-                    let req = req.map(|body| body.map_err(BoxError::from).boxed_unsync());
-                    super::forward::forward(&conn, forward, req, &mut completion).await
-                }
-                (None, action) => action_response(action, &conn, req.uri(), req.headers())
-                    .unwrap_or_else(|| local::text(http::StatusCode::INTERNAL_SERVER_ERROR, "")),
-            }
+            serve(route, &conn, req, &mut completion, &mut upstream).await
         }
     };
     completion.status = response.status().as_u16();
-    Ok(response.map(|body| body.with_completion(completion)))
+    Ok(response.map(|body| body.with_upstream(upstream).with_completion(completion)))
 }
 
-/// The response of a route that answers itself (direct response, redirect);
-/// `None` for a forwarding route.
-pub fn action_response(
+/// A routed request: its chain's request phase, the route's action, the
+/// chain's response phase.
+async fn serve(
+    route: &Route,
+    conn: &ConnInfo,
+    req: Request<Incoming>,
+    completion: &mut Completion,
+    upstream: &mut RequestGuard,
+) -> Response<ProxyBody> {
+    let chain = ChainPass::start(route.filter_chain.as_ref(), conn, &req, completion);
+    let req = match chain.request(req, conn.scheme).await {
+        Ok(req) => req,
+        Err(reply) => return reply,
+    };
+    let response = act(&route.action, conn, req, completion, upstream).await;
+    chain.response(response).await
+}
+
+/// Runs the route's action on the request as the filters left it.
+async fn act(
     action: &RouteAction,
     conn: &ConnInfo,
-    uri: &http::Uri,
-    request_headers: &http::HeaderMap,
-) -> Option<Response<ProxyBody>> {
+    req: Request<UpstreamBody>,
+    completion: &mut Completion,
+    upstream: &mut RequestGuard,
+) -> Response<ProxyBody> {
     match action {
-        RouteAction::Direct { status, body } => {
-            let mut response = local::text(*status, body.clone());
-            if body.is_empty() {
-                response.headers_mut().remove(http::header::CONTENT_TYPE);
-            }
-            Some(response)
-        }
+        RouteAction::Forward(target) => forward::forward(conn, target, req, completion, upstream)
+            .await
+            .unwrap_or_else(|err| local::error(&err)),
+        RouteAction::Direct { status, body } => local::direct(*status, body.clone()),
         RouteAction::Redirect(redirect) => {
+            let (uri, request_headers) = (req.uri(), req.headers());
             let host = headers::request_host(uri, request_headers);
-            Some(local::redirect(
+            local::redirect(
                 redirect,
                 conn.scheme,
                 headers::request_authority(uri, request_headers).unwrap_or(host),
                 uri.path(),
                 uri.query(),
-            ))
+            )
         }
-        RouteAction::Forward(_) => None,
     }
 }

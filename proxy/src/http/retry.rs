@@ -11,8 +11,8 @@ use http_body_util::{BodyExt, Full};
 use tokio::sync::Notify;
 
 use super::body::{BoxError, UpstreamBody};
-use crate::config::{RetryOn, RetryPolicy};
-use crate::upstream::UpstreamError;
+use crate::upstream::{RetryClass, UpstreamError};
+use wasp_config::{RetryOn, RetryPolicy};
 
 /// True when the policy retries a response with this status.
 pub fn retries_status(policy: &RetryPolicy, status: http::StatusCode) -> bool {
@@ -28,22 +28,30 @@ pub fn retries_status(policy: &RetryPolicy, status: http::StatusCode) -> bool {
 
 /// True when the policy retries an attempt that failed without a response.
 pub fn retries_error(policy: &RetryPolicy, err: &UpstreamError) -> bool {
-    let connect = matches!(
-        err,
-        UpstreamError::Connect { .. }
-            | UpstreamError::ConnectTimeout { .. }
-            | UpstreamError::Handshake { .. }
-    );
-    let reset = matches!(
-        err,
-        UpstreamError::Reset { .. } | UpstreamError::PerTryTimeout(_)
-    );
-    policy.retry_on.iter().any(|on| match on {
-        RetryOn::FiveXx | RetryOn::GatewayError => connect || reset,
-        RetryOn::ConnectFailure => connect,
-        RetryOn::Reset => reset,
-        RetryOn::RetriableStatusCodes | RetryOn::Retriable4xx => false,
-    })
+    let class = err.retry_class();
+    match class {
+        RetryClass::Never => false,
+        RetryClass::Always => true,
+        RetryClass::ConnectFailure | RetryClass::Reset => {
+            policy.retry_on.iter().any(|on| match on {
+                RetryOn::FiveXx | RetryOn::GatewayError => true,
+                RetryOn::ConnectFailure => class == RetryClass::ConnectFailure,
+                RetryOn::Reset => class == RetryClass::Reset,
+                RetryOn::RetriableStatusCodes | RetryOn::Retriable4xx => false,
+            })
+        }
+    }
+}
+
+/// True when the policy retries the result of an attempt.
+pub fn retries(
+    policy: &RetryPolicy,
+    result: &Result<http::Response<hyper::body::Incoming>, UpstreamError>,
+) -> bool {
+    match result {
+        Ok(response) => retries_status(policy, response.status()),
+        Err(err) => retries_error(policy, err),
+    }
 }
 
 /// The pause before retry number `retry` (1 for the first retry): uniformly
@@ -215,6 +223,14 @@ mod tests {
         assert!(!retries_error(&policy("{retry_on: [retriable-4xx]}"), &err));
         let timeout = UpstreamError::PerTryTimeout(Duration::from_secs(1));
         assert!(retries_error(&policy("{retry_on: [reset]}"), &timeout));
+    }
+
+    #[test]
+    fn route_timeouts_and_missing_endpoints_are_never_retried() {
+        let p = policy("{retry_on: [5xx, reset, connect-failure]}");
+        let route = UpstreamError::RouteTimeout(Duration::from_secs(1));
+        assert!(!retries_error(&p, &route));
+        assert!(!retries_error(&p, &UpstreamError::NoEndpoint("app".into())));
     }
 
     #[test]

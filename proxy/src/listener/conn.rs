@@ -12,8 +12,10 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 
-use crate::http::{ConnInfo, handle};
-use crate::server::ProxyState;
+use crate::conn::ConnInfo;
+use crate::http::body::ProxyBody;
+use crate::http::handle;
+use crate::state::ProxyState;
 
 /// Time a client gets to complete the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -64,7 +66,6 @@ pub async fn serve(
     let tls = runtime.tls.clone();
     let info = Arc::new(ConnInfo {
         address,
-        fallback: runtime,
         client,
         client_ip,
         client_ip_header,
@@ -77,16 +78,23 @@ pub async fn serve(
     });
     let idle = Idle {
         info: Arc::clone(&info),
-        timeout: info.fallback.idle_timeout,
+        timeout: runtime.idle_timeout,
         closed: state
             .metrics
             .downstream_cx_idle_timeout
-            .with_label_values(&[&*info.fallback.name]),
+            .with_label_values(&[&*runtime.name]),
     };
     let conn_info = Arc::clone(&info);
     let service = {
         let state = Arc::clone(&state);
-        service_fn(move |req| handle(Arc::clone(&state), Arc::clone(&info), req))
+        service_fn(move |req| {
+            handle(
+                Arc::clone(&state),
+                Arc::clone(&info),
+                Arc::clone(&runtime),
+                req,
+            )
+        })
     };
     match tls {
         None => drive(&builder, TokioIo::new(stream), service, &mut shutdown, idle).await,
@@ -162,7 +170,7 @@ async fn drive<I, S>(
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     S: hyper::service::Service<
             http::Request<hyper::body::Incoming>,
-            Response = http::Response<crate::http::body::ProxyBody>,
+            Response = http::Response<ProxyBody>,
             Error = std::convert::Infallible,
         > + Clone
         + Send

@@ -3,7 +3,6 @@
 //! bound fails the reload instead of losing a listener.
 
 mod conn;
-pub mod tls;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -17,8 +16,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::server::ProxyState;
 use crate::snapshot::Snapshot;
+use crate::state::ProxyState;
 
 /// Pending connections the kernel queues per listener.
 const BACKLOG: i32 = 1024;

@@ -4,7 +4,7 @@
 use http::{HeaderMap, HeaderName, Method};
 use regex::Regex;
 
-use crate::config::{RouteMatch, ValueMatch};
+use wasp_config::{RouteMatch, ValueMatch};
 
 /// The parts of a request that routes match on.
 pub struct RequestView<'a> {

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::HeaderValue;
 
-use crate::config::{ErrorSink, ListenerConfig, Redirect, RouteConfig};
 use crate::upstream::Cluster;
+use wasp_config::{ErrorSink, ListenerConfig, Redirect, RouteConfig};
 
 /// The compiled routes of one listener, in order.
 #[derive(Debug)]
@@ -61,9 +61,9 @@ pub struct Forward {
     /// Time to response headers after the request ended; zero disables it.
     pub timeout: std::time::Duration,
     /// Retries of failed attempts.
-    pub retry_policy: Option<crate::config::RetryPolicy>,
+    pub retry_policy: Option<wasp_config::RetryPolicy>,
     /// Sources of the ring-hash key.
-    pub hash_policy: Vec<crate::config::HashPolicy>,
+    pub hash_policy: Vec<wasp_config::HashPolicy>,
 }
 
 /// One cluster, or several split by weight.
@@ -104,7 +104,7 @@ impl RouteTable {
         listener: &ListenerConfig,
         at: &str,
         clusters: &HashMap<String, Arc<Cluster>>,
-        chains: &crate::filters::Chains,
+        chains: &crate::wasm::Chains,
         sink: &mut ErrorSink,
     ) -> Self {
         let routes = listener

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use prometheus::IntCounter;
 use tokio::sync::Notify;
 
-use crate::config::{CircuitBreakers, RetryBudget};
+use wasp_config::{CircuitBreakers, RetryBudget};
 
 /// Which limit a request ran into.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 
 use super::UpstreamError;
 use super::breaker::Permit;
-use crate::http::body::UpstreamBody;
+use crate::body::UpstreamBody;
 
 /// Per-cluster connection metrics.
 #[derive(Clone, Debug)]

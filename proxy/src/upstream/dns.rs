@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Weak;
 
 use super::Cluster;
-use crate::config::EndpointConfig;
+use wasp_config::EndpointConfig;
 
 /// Resolves every endpoint to `(address, weight)`; names that fail to
 /// resolve are logged and skipped. Order follows the configuration.

@@ -1,4 +1,5 @@
-//! Why an upstream request failed, in terms the response mapping can use.
+//! Why an upstream request failed, in terms the response mapping
+//! (`http::local`), the retry decision and outlier detection can use.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -39,6 +40,9 @@ pub enum UpstreamError {
     /// An attempt did not get response headers within the per-try timeout.
     #[error("upstream per-try timeout after {0:?}")]
     PerTryTimeout(Duration),
+    /// The route timeout passed before response headers (across retries).
+    #[error("upstream request timeout")]
+    RouteTimeout(Duration),
     /// The connection was reset or the exchange failed before response headers.
     #[error("upstream {addr} reset before response headers: {source}")]
     Reset {
@@ -47,4 +51,46 @@ pub enum UpstreamError {
         /// The HTTP error.
         source: hyper::Error,
     },
+}
+
+/// Which retry conditions may retry a failure (pingora's `Error::retry`):
+/// the retry policy's `retry_on` decides among these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryClass {
+    /// Never retried (no endpoint left, the route timeout passed).
+    Never,
+    /// The connection could not be made: `connect-failure`, `5xx`, `gateway-error`.
+    ConnectFailure,
+    /// The exchange failed before response headers: `reset`, `5xx`, `gateway-error`.
+    Reset,
+    /// Retried under any retry policy (a circuit breaker's overflow).
+    Always,
+}
+
+impl UpstreamError {
+    /// How retry policies may treat this failure.
+    pub fn retry_class(&self) -> RetryClass {
+        match self {
+            Self::NoEndpoint(_) | Self::RouteTimeout(_) => RetryClass::Never,
+            Self::Connect { .. } | Self::ConnectTimeout { .. } | Self::Handshake { .. } => {
+                RetryClass::ConnectFailure
+            }
+            Self::Reset { .. } | Self::PerTryTimeout(_) => RetryClass::Reset,
+            Self::Overflow(_) => RetryClass::Always,
+        }
+    }
+
+    /// What the failure says about the endpoint, for outlier detection: a
+    /// circuit breaker's overflow is not the endpoint's fault.
+    pub fn outcome(&self) -> super::Outcome {
+        match self {
+            Self::Overflow(_) => super::Outcome::Success,
+            _ => super::Outcome::Failure,
+        }
+    }
+
+    /// True for the timeouts that answer 504 (per-try and route).
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Self::PerTryTimeout(_) | Self::RouteTimeout(_))
+    }
 }

@@ -15,7 +15,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use super::Cluster;
 use super::endpoint::Endpoint;
-use crate::config::{HealthCheck, UpstreamProtocol};
+use wasp_config::{HealthCheck, UpstreamProtocol};
 
 /// Probes the cluster's endpoints until the cluster is dropped.
 pub fn spawn(cluster: Weak<Cluster>) {

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::endpoint::Endpoint;
 use super::ring::Ring;
-use crate::config::LbPolicy;
+use wasp_config::LbPolicy;
 
 /// A policy with the state it needs, built for one endpoint set.
 #[derive(Debug)]

@@ -7,16 +7,19 @@ mod connect;
 mod dns;
 mod endpoint;
 mod error;
+mod guard;
 mod health;
 mod lb;
 mod outlier;
 mod pool;
+pub mod request;
 mod ring;
 
 pub use breaker::{Breaker, Breakers, Permit};
 pub use connect::ConnMetrics;
 pub use endpoint::{ActiveRequest, Endpoint};
-pub use error::UpstreamError;
+pub use error::{RetryClass, UpstreamError};
+pub use guard::RequestGuard;
 pub use outlier::Outcome;
 pub use pool::Connection;
 pub use ring::hash_key;
@@ -30,13 +33,13 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use prometheus::IntCounter;
 
-use crate::config::{ClusterConfig, UpstreamProtocol};
-use crate::http::body::UpstreamBody;
+use crate::body::UpstreamBody;
 use crate::telemetry::Metrics;
 use breaker::BreakerMetrics;
 use endpoint::EndpointMetrics;
 use lb::{Balancer, PickContext};
 use pool::{Http1Pool, Http2Pool, Pool, PoolSettings};
+use wasp_config::{ClusterConfig, UpstreamProtocol};
 
 /// How often idle pooled connections are pruned and ejection gauges refreshed.
 const MAINTENANCE_INTERVAL: Duration = Duration::from_secs(1);
@@ -334,7 +337,7 @@ fn spawn_maintenance(cluster: std::sync::Weak<Cluster>) {
 pub(crate) fn test_endpoints(n: u16) -> Vec<Arc<Endpoint>> {
     let metrics = Metrics::new();
     let breakers = Breakers::new(
-        crate::config::CircuitBreakers::default(),
+        wasp_config::CircuitBreakers::default(),
         None,
         BreakerMetrics {
             requests: IntCounter::new("a", "a").unwrap(),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::endpoint::Endpoint;
-use crate::config::OutlierDetection;
+use wasp_config::OutlierDetection;
 
 /// What an attempt on an endpoint ended with, for outlier detection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -18,7 +18,7 @@ use hyper::client::conn::{http1, http2};
 use super::UpstreamError;
 use super::breaker::Breakers;
 use super::connect::{self, ConnMetrics};
-use crate::http::body::UpstreamBody;
+use crate::body::UpstreamBody;
 
 /// Connections to one endpoint.
 pub enum Pool {

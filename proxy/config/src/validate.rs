@@ -4,16 +4,40 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 
-use super::error::{ConfigError, ErrorSink};
-use super::model::*;
+use crate::error::{ConfigError, ErrorSink};
+use crate::filters::{MAX_PLUGIN_MEMORY_BYTES, PluginConfig, PluginValidator};
+use crate::model::*;
 
 /// Checks a configuration, returning every problem found.
 pub fn validate(config: &Config) -> Result<(), ConfigError> {
     let mut sink = ErrorSink::default();
-    let cluster_names = validate_clusters(&config.clusters, &mut sink);
+    check(config, &mut sink);
+    sink.finish()
+}
+
+/// Checks a configuration and then every plugin with `plugins` (whether its
+/// module exists and loads), returning every problem found. Plugins are
+/// checked only when the document itself is valid.
+pub fn validate_with(config: &Config, plugins: &dyn PluginValidator) -> Result<(), ConfigError> {
+    validate(config)?;
+    let mut sink = ErrorSink::default();
+    for (i, chain) in config.filter_chains.iter().enumerate() {
+        for (j, plugin) in chain.plugins.iter().enumerate() {
+            plugins.validate_plugin(
+                plugin,
+                &format!("filter_chains[{i}].plugins[{j}]"),
+                &mut sink,
+            );
+        }
+    }
+    sink.finish()
+}
+
+fn check(config: &Config, sink: &mut ErrorSink) {
+    let cluster_names = validate_clusters(&config.clusters, sink);
 
     if let Some(admin) = &config.admin {
-        check_socket_addr(&admin.address, "admin.address", &mut sink);
+        check_socket_addr(&admin.address, "admin.address", sink);
     }
     if config.listeners.is_empty() {
         sink.push("listeners", "at least one listener is required");
@@ -30,9 +54,7 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
                 format!("duplicate listener name '{}'", listener.name),
             );
         }
-        if let Some(addr) =
-            check_socket_addr(&listener.address, &format!("{at}.address"), &mut sink)
-        {
+        if let Some(addr) = check_socket_addr(&listener.address, &format!("{at}.address"), sink) {
             if !addresses.insert(addr) {
                 sink.push(
                     format!("{at}.address"),
@@ -70,11 +92,10 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
                     format!("duplicate route name '{name}'"),
                 );
             }
-            validate_route(route, &at, &cluster_names, &mut sink);
+            validate_route(route, &at, &cluster_names, sink);
         }
     }
-    super::filters::validate_filter_chains(config, &mut sink);
-    sink.finish()
+    validate_filter_chains(config, sink);
 }
 
 fn validate_clusters<'a>(clusters: &'a [ClusterConfig], sink: &mut ErrorSink) -> HashSet<&'a str> {
@@ -500,5 +521,92 @@ pub(crate) fn check_host_port(endpoint: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("'{endpoint}' has an invalid host name"))
+    }
+}
+
+/// Checks chains, plugins and every `filter_chain` reference.
+fn validate_filter_chains(config: &Config, sink: &mut ErrorSink) {
+    let mut names = HashSet::new();
+    for (i, chain) in config.filter_chains.iter().enumerate() {
+        let at = format!("filter_chains[{i}]");
+        if chain.name.is_empty() {
+            sink.push(format!("{at}.name"), "must not be empty");
+        } else if !names.insert(chain.name.as_str()) {
+            sink.push(
+                format!("{at}.name"),
+                format!("duplicate filter chain name '{}'", chain.name),
+            );
+        }
+        if chain.plugins.is_empty() {
+            sink.push(format!("{at}.plugins"), "at least one plugin is required");
+        }
+        let mut plugin_names = HashSet::new();
+        for (j, plugin) in chain.plugins.iter().enumerate() {
+            validate_plugin(
+                plugin,
+                &format!("{at}.plugins[{j}]"),
+                &mut plugin_names,
+                sink,
+            );
+        }
+    }
+    let mut check_ref = |name: &Option<String>, at: String| {
+        if let Some(name) = name
+            && !names.contains(name.as_str())
+        {
+            sink.push(at, format!("unknown filter chain '{name}'"));
+        }
+    };
+    for (i, listener) in config.listeners.iter().enumerate() {
+        check_ref(
+            &listener.filter_chain,
+            format!("listeners[{i}].filter_chain"),
+        );
+        for (j, route) in listener.routes.iter().enumerate() {
+            check_ref(
+                &route.filter_chain,
+                format!("listeners[{i}].routes[{j}].filter_chain"),
+            );
+        }
+    }
+}
+
+fn validate_plugin<'a>(
+    plugin: &'a PluginConfig,
+    at: &str,
+    names: &mut HashSet<&'a str>,
+    sink: &mut ErrorSink,
+) {
+    if plugin.name.is_empty() {
+        sink.push(format!("{at}.name"), "must not be empty");
+    } else if !names.insert(plugin.name.as_str()) {
+        sink.push(
+            format!("{at}.name"),
+            format!("duplicate plugin name '{}' in this chain", plugin.name),
+        );
+    }
+    if plugin.module.is_empty() {
+        sink.push(format!("{at}.module"), "must not be empty");
+    }
+    if let Some(sha) = &plugin.sha256
+        && (sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        sink.push(format!("{at}.sha256"), "must be 64 hexadecimal digits");
+    }
+    let limits = &plugin.limits;
+    if limits.memory_bytes < 65536 || limits.memory_bytes > MAX_PLUGIN_MEMORY_BYTES {
+        sink.push(
+            format!("{at}.limits.memory_bytes"),
+            format!("must be between 65536 (one Wasm page) and {MAX_PLUGIN_MEMORY_BYTES}"),
+        );
+    }
+    if limits.cpu_deadline.is_zero() {
+        sink.push(
+            format!("{at}.limits.cpu_deadline"),
+            "must be greater than zero",
+        );
+    }
+    if limits.max_vms == 0 {
+        sink.push(format!("{at}.limits.max_vms"), "must be at least 1");
     }
 }

@@ -9,11 +9,9 @@ pub mod convert;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use wasp_filter_host::{
-    FailurePolicy, FilterChain, FilterEngine, Plugin, PluginLimits, PluginSpec,
-};
+use wasp_filter_host::{FilterChain, FilterEngine, Plugin, PluginLimits, PluginSpec};
 
-use crate::config::{Config, ErrorSink, FailurePolicyConfig, PluginConfig, configuration_bytes};
+use wasp_config::{Config, ErrorSink, PluginConfig, configuration_bytes};
 
 /// Filter chains of a snapshot, by name.
 pub type Chains = HashMap<String, Arc<FilterChain>>;
@@ -33,10 +31,7 @@ fn plugin_spec(plugin: &PluginConfig, wasm: Vec<u8>) -> PluginSpec {
             .collect(),
         vm_configuration: configuration_bytes(plugin.vm_config.configuration.as_ref()).into(),
         configuration: configuration_bytes(plugin.configuration.as_ref()).into(),
-        failure_policy: match plugin.failure_policy {
-            FailurePolicyConfig::FailClosed => FailurePolicy::FailClosed,
-            FailurePolicyConfig::FailOpen => FailurePolicy::FailOpen,
-        },
+        failure_policy: plugin.failure_policy,
         limits: PluginLimits {
             memory_bytes: plugin.limits.memory_bytes,
             cpu_deadline: plugin.limits.cpu_deadline,
@@ -123,10 +118,7 @@ pub fn dump(chains: &Chains, engine: &FilterEngine) -> serde_json::Value {
                         "name": s.name,
                         "root_id": s.root_id,
                         "sha256": s.sha256,
-                        "failure_policy": match s.failure_policy {
-                            FailurePolicy::FailClosed => "fail_closed",
-                            FailurePolicy::FailOpen => "fail_open",
-                        },
+                        "failure_policy": s.failure_policy.as_str(),
                         "vms": s.vms,
                         "memory_bytes": s.memory_bytes,
                         "traps": s.traps,

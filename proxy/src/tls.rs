@@ -8,7 +8,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::ListenerTls;
+use wasp_config::ListenerTls;
 
 /// Why a listener's TLS settings could not be loaded.
 #[derive(Debug, thiserror::Error)]

@@ -155,8 +155,8 @@ filter_chains:
         b"raw"
     );
     assert_eq!(configuration_bytes(p2.configuration.as_ref()), b"text");
-    assert_eq!(p1.failure_policy, FailurePolicyConfig::FailClosed);
-    assert_eq!(p2.failure_policy, FailurePolicyConfig::FailOpen);
+    assert_eq!(p1.failure_policy, FailurePolicy::FailClosed);
+    assert_eq!(p2.failure_policy, FailurePolicy::FailOpen);
     assert_eq!(p2.limits.cpu_deadline, std::time::Duration::from_millis(20));
     assert_eq!(p1.limits, PluginLimitsConfig::default());
 }
@@ -187,4 +187,49 @@ filter_chains:
         );
     }
     assert_eq!(errs.len(), 10, "{errs:?}");
+}
+
+/// A plugin check that rejects modules whose path contains "missing".
+struct RejectMissing;
+
+impl PluginValidator for RejectMissing {
+    fn validate_plugin(&self, plugin: &PluginConfig, at: &str, sink: &mut ErrorSink) {
+        if plugin.module.contains("missing") {
+            sink.push(
+                format!("{at}.module"),
+                format!("no module {}", plugin.module),
+            );
+        }
+    }
+}
+
+#[test]
+fn plugin_validator_errors_carry_the_plugin_path() {
+    let yaml = "
+listeners: [{name: a, address: '127.0.0.1:1', routes: [{direct_response: {status: 200}}]}]
+filter_chains:
+  - name: edge
+    plugins:
+      - {name: ok, module: here.wasm}
+      - {name: gone, module: missing.wasm}
+";
+    let config = parse(yaml).unwrap();
+    let err = validate_with(&config, &RejectMissing).unwrap_err();
+    let errs: Vec<String> = err.field_errors().iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        errs,
+        ["filter_chains[0].plugins[1].module: no module missing.wasm"]
+    );
+}
+
+#[test]
+fn plugin_validator_is_not_asked_about_an_invalid_document() {
+    let yaml = "
+listeners: []
+filter_chains: [{name: edge, plugins: [{name: gone, module: missing.wasm}]}]
+";
+    let config: Config = serde_yaml_ng::from_str(yaml).unwrap();
+    let err = validate_with(&config, &RejectMissing).unwrap_err();
+    let errs: Vec<String> = err.field_errors().iter().map(|e| e.to_string()).collect();
+    assert_eq!(errs, ["listeners: at least one listener is required"]);
 }

@@ -1,9 +1,12 @@
-//! The declarative configuration: model, parsing and validation.
+//! The declarative configuration of wasp: model, parsing and validation,
+//! shared by the proxy and the control plane so both accept and reject
+//! exactly the same documents with the same path-precise errors.
 //!
 //! A file is parsed as YAML (JSON is valid YAML), unknown fields rejected, then
 //! validated as a whole so the operator sees every problem at once, each with
 //! its path.
 
+pub mod defaults;
 mod error;
 mod filters;
 mod model;
@@ -11,11 +14,11 @@ mod validate;
 
 pub use error::{ConfigError, ErrorSink, FieldError};
 pub use filters::{
-    FailurePolicyConfig, FilterChainConfig, MAX_PLUGIN_MEMORY_BYTES, PluginConfig,
-    PluginLimitsConfig, VmConfig, configuration_bytes,
+    FailurePolicy, FilterChainConfig, MAX_PLUGIN_MEMORY_BYTES, PluginConfig, PluginLimitsConfig,
+    PluginValidator, VmConfig, configuration_bytes,
 };
 pub use model::*;
-pub use validate::validate;
+pub use validate::{validate, validate_with};
 
 use std::path::Path;
 

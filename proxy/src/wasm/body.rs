@@ -18,7 +18,7 @@ use http_body::{Body, Frame};
 use wasp_filter_host::{ChainStream, LocalReply};
 
 use super::convert;
-use crate::http::body::{BoxError, UpstreamBody};
+use crate::body::{BoxError, UpstreamBody};
 
 /// Where a local reply sent during a body phase is left for the request path.
 pub type ReplySlot = Arc<Mutex<Option<LocalReply>>>;

@@ -17,19 +17,25 @@ use wasp_filter_host::{
 };
 
 use super::convert;
-use crate::http::body::{BoxError, UpstreamBody};
-use crate::server::ProxyState;
-use crate::upstream::Outcome;
+use crate::body::{BoxError, UpstreamBody};
+use crate::upstream::{Cluster, Outcome, request};
 
-/// Sends callouts to clusters of the current snapshot.
+/// Where callouts find their clusters: the running snapshot's.
+pub trait ClusterLookup: Send + Sync {
+    /// The cluster named `name`, if the running configuration has one.
+    fn cluster(&self, name: &str) -> Option<Arc<Cluster>>;
+}
+
+/// Sends callouts to the clusters `lookup` finds.
 pub struct ClusterCallouts {
-    state: Weak<ProxyState>,
+    lookup: Weak<dyn ClusterLookup>,
 }
 
 impl ClusterCallouts {
-    /// Callouts through `state`'s current snapshot.
-    pub fn new(state: Weak<ProxyState>) -> Self {
-        Self { state }
+    /// Callouts to the clusters of `lookup` (weak: callouts fail once the
+    /// proxy stops).
+    pub fn new(lookup: Weak<dyn ClusterLookup>) -> Self {
+        Self { lookup }
     }
 }
 
@@ -43,20 +49,16 @@ fn pseudo<'a>(request: &'a CalloutRequest, name: &str) -> Option<&'a [u8]> {
 
 /// Sends `request` (head) with `body` to a healthy endpoint of its cluster.
 async fn exchange(
-    state: &Weak<ProxyState>,
+    lookup: &Weak<dyn ClusterLookup>,
     request: &CalloutRequest,
     body: UpstreamBody,
 ) -> Result<Response<Incoming>, CalloutError> {
     let failed = |e: &dyn std::fmt::Display| CalloutError::Failed(e.to_string());
-    let state = state
+    let lookup = lookup
         .upgrade()
         .ok_or_else(|| CalloutError::Failed("proxy is stopping".into()))?;
-    let cluster = state
-        .snapshot
-        .load()
-        .clusters
-        .get(&request.cluster)
-        .cloned()
+    let cluster = lookup
+        .cluster(&request.cluster)
         .ok_or_else(|| CalloutError::UnknownCluster(request.cluster.clone()))?;
     let endpoint = cluster.pick(None, &[]).map_err(|e| failed(&e))?;
     let connection = cluster.acquire(&endpoint).await.map_err(|e| failed(&e))?;
@@ -68,7 +70,7 @@ async fn exchange(
         .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
     let authority =
         pseudo(request, ":authority").and_then(|a| http::HeaderValue::from_bytes(a).ok());
-    let upstream = crate::http::forward::build_request(
+    let upstream = request::build(
         &method,
         convert::header_map(&request.headers),
         &path,
@@ -90,7 +92,7 @@ async fn exchange(
 
 /// A unary callout: the whole response.
 async fn send(
-    state: Weak<ProxyState>,
+    lookup: Weak<dyn ClusterLookup>,
     request: CalloutRequest,
 ) -> Result<CalloutResponse, CalloutError> {
     let mut trailers =
@@ -99,7 +101,7 @@ async fn send(
         .with_trailers(async move { trailers.take().map(Ok) })
         .map_err(|never| match never {})
         .boxed_unsync();
-    let response = exchange(&state, &request, body).await?;
+    let response = exchange(&lookup, &request, body).await?;
     let (parts, body) = response.into_parts();
     let collected = body
         .collect()
@@ -138,13 +140,13 @@ impl Body for ChannelBody {
 /// A streaming callout: reports the response head, each data frame and the
 /// trailers on `events` as they arrive.
 async fn stream(
-    state: Weak<ProxyState>,
+    lookup: Weak<dyn ClusterLookup>,
     request: CalloutRequest,
     outgoing: mpsc::UnboundedReceiver<Bytes>,
     events: mpsc::UnboundedSender<StreamEvent>,
 ) {
     let body = ChannelBody { chunks: outgoing }.boxed_unsync();
-    let response = match exchange(&state, &request, body).await {
+    let response = match exchange(&lookup, &request, body).await {
         Ok(response) => response,
         Err(err) => {
             let _ = events.send(StreamEvent::Failed(err));
@@ -172,19 +174,19 @@ async fn stream(
 
 impl Callouts for ClusterCallouts {
     fn has_cluster(&self, cluster: &str) -> bool {
-        self.state
+        self.lookup
             .upgrade()
-            .is_some_and(|state| state.snapshot.load().clusters.contains_key(cluster))
+            .is_some_and(|lookup| lookup.cluster(cluster).is_some())
     }
 
     fn call(&self, request: CalloutRequest) -> CalloutFuture {
-        let state = self.state.clone();
+        let lookup = self.lookup.clone();
         Box::pin(async move {
             let timeout = request.timeout;
             if timeout.is_zero() {
-                return send(state, request).await;
+                return send(lookup, request).await;
             }
-            tokio::time::timeout(timeout, send(state, request))
+            tokio::time::timeout(timeout, send(lookup, request))
                 .await
                 .unwrap_or(Err(CalloutError::Timeout))
         })
@@ -196,7 +198,7 @@ impl Callouts for ClusterCallouts {
         outgoing: mpsc::UnboundedReceiver<Bytes>,
     ) -> mpsc::UnboundedReceiver<StreamEvent> {
         let (events, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(stream(self.state.clone(), request, outgoing, events));
+        tokio::spawn(stream(self.lookup.clone(), request, outgoing, events));
         receiver
     }
 }

@@ -1,4 +1,5 @@
-//! Named defaults, in one place: every default the configuration model uses.
+//! Named defaults, in one place: every default the configuration model uses
+//! (and the filter host's plugin limits, which it takes from here).
 
 use std::time::Duration;
 
@@ -52,6 +53,14 @@ pub const UNHEALTHY_THRESHOLD: u32 = 3;
 pub const PANIC_THRESHOLD: u32 = 50;
 /// How often the configuration file is checked for changes.
 pub const CONFIG_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// Linear memory cap of one filter VM.
+pub const PLUGIN_MEMORY_BYTES: u64 = 64 << 20;
+/// Largest filter VM memory cap accepted (the engine's pool slots are this big).
+pub const MAX_PLUGIN_MEMORY_BYTES: u64 = 512 << 20;
+/// CPU time one filter callback may take.
+pub const PLUGIN_CPU_DEADLINE: Duration = Duration::from_millis(100);
+/// Most VMs of one plugin (one per worker thread up to this many).
+pub const PLUGIN_MAX_VMS: usize = 4;
 
 pub(crate) fn drain_timeout() -> Duration {
     DRAIN_TIMEOUT
@@ -76,9 +85,6 @@ pub(crate) fn route_timeout() -> Duration {
 }
 pub(crate) fn num_retries() -> u32 {
     NUM_RETRIES
-}
-pub(crate) fn retry_on() -> Vec<crate::config::RetryOn> {
-    vec![crate::config::RetryOn::FiveXx]
 }
 pub(crate) fn retry_base_interval() -> Duration {
     RETRY_BASE_INTERVAL
@@ -127,4 +133,13 @@ pub(crate) fn unhealthy_threshold() -> u32 {
 }
 pub(crate) fn panic_threshold() -> u32 {
     PANIC_THRESHOLD
+}
+pub(crate) fn plugin_memory_bytes() -> u64 {
+    PLUGIN_MEMORY_BYTES
+}
+pub(crate) fn plugin_cpu_deadline() -> Duration {
+    PLUGIN_CPU_DEADLINE
+}
+pub(crate) fn plugin_max_vms() -> usize {
+    PLUGIN_MAX_VMS
 }

@@ -1,14 +1,10 @@
 //! Conversions between hyper's request/response heads and the header lists
 //! filters see (with pseudo headers `:method`, `:path`, `:authority`,
-//! `:scheme` and `:status`), and local replies to responses.
+//! `:scheme` and `:status`).
 
-use http::header::{CONTENT_TYPE, HOST};
-use http::{
-    HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, Uri, request, response,
-};
-use wasp_filter_host::{HeaderList, LocalReply};
-
-use crate::http::body::ProxyBody;
+use http::header::HOST;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, request, response};
+use wasp_filter_host::HeaderList;
 
 /// The request head as filters see it. `Host` becomes `:authority`.
 pub fn request_list(parts: &request::Parts, scheme: &str) -> HeaderList {
@@ -156,22 +152,6 @@ pub fn trailer_list(trailers: &HeaderMap) -> HeaderList {
     let mut list = Vec::with_capacity(trailers.len());
     push_headers(&mut list, trailers, None);
     list
-}
-
-/// The response for a filter's local reply.
-pub fn local_response(reply: LocalReply) -> Response<ProxyBody> {
-    let mut headers = header_map(&reply.headers);
-    if !reply.body.is_empty() && !headers.contains_key(CONTENT_TYPE) {
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-    }
-    if let Some(grpc) = reply.grpc_status {
-        headers.insert("grpc-status", HeaderValue::from(grpc));
-    }
-    let mut response = Response::new(ProxyBody::full(reply.body));
-    *response.status_mut() =
-        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    *response.headers_mut() = headers;
-    response
 }
 
 #[cfg(test)]

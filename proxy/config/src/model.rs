@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::defaults;
+use crate::filters::FilterChainConfig;
 
 /// The whole configuration of one wasp process.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -24,7 +25,7 @@ pub struct Config {
     pub clusters: Vec<ClusterConfig>,
     /// Named chains of Wasm filters routes and listeners refer to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub filter_chains: Vec<super::FilterChainConfig>,
+    pub filter_chains: Vec<FilterChainConfig>,
     /// Shutdown behaviour.
     #[serde(default)]
     pub shutdown: ShutdownConfig,
@@ -205,7 +206,7 @@ pub struct RetryPolicy {
     #[serde(default = "defaults::num_retries")]
     pub num_retries: u32,
     /// Conditions that allow a retry.
-    #[serde(default = "defaults::retry_on")]
+    #[serde(default = "default_retry_on")]
     pub retry_on: Vec<RetryOn>,
     /// Status codes retried under `retriable-status-codes`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -232,6 +233,11 @@ pub struct RetryPolicy {
     /// retried when they were not sent yet (connect failures).
     #[serde(default = "defaults::retry_buffer_limit")]
     pub buffer_limit: u64,
+}
+
+/// `retry_on` when a retry policy does not say: `[5xx]` (Envoy's default).
+fn default_retry_on() -> Vec<RetryOn> {
+    vec![RetryOn::FiveXx]
 }
 
 /// A retry condition (Envoy's `retry_on` names).

@@ -1,0 +1,85 @@
+//! One attempt of a forwarded request: a pooled connection (or a dedicated
+//! one for an upgrade) to the chosen endpoint, the request in the cluster's
+//! protocol, the response headers within the per-try timeout; and what the
+//! result says about the endpoint.
+
+use std::time::Duration;
+
+use http::uri::PathAndQuery;
+use http::{HeaderMap, HeaderValue, Method, Response};
+use hyper::body::Incoming;
+
+use crate::body::UpstreamBody;
+use crate::upstream::{Cluster, Endpoint, Outcome, UpstreamError, request};
+
+/// Where every attempt of a request goes: method, rewritten path and
+/// authority; the headers are per attempt.
+pub struct Target {
+    /// The request method.
+    pub method: Method,
+    /// The upstream path (prefix rewrite applied, query kept).
+    pub path: PathAndQuery,
+    /// `Host` / `:authority` (host rewrite applied).
+    pub authority: Option<HeaderValue>,
+    /// Whether the request asks for a protocol upgrade (dedicated connection).
+    pub upgrading: bool,
+}
+
+/// Sends one attempt to `endpoint` and waits for its response headers, at
+/// most `per_try` when set.
+pub async fn send(
+    cluster: &Cluster,
+    endpoint: &Endpoint,
+    target: &Target,
+    headers: HeaderMap,
+    body: UpstreamBody,
+    per_try: Option<Duration>,
+) -> Result<Response<Incoming>, UpstreamError> {
+    let exchange = async {
+        // An upgrade gets a dedicated connection; everything else a pooled one.
+        let connection = if target.upgrading {
+            None
+        } else {
+            Some(cluster.acquire(endpoint).await?)
+        };
+        let request = request::build(
+            &target.method,
+            headers,
+            &target.path,
+            target.authority.as_ref(),
+            endpoint.addr,
+            cluster.protocol(),
+            body,
+        );
+        match connection {
+            Some(connection) => connection.send(request).await,
+            None => cluster.send_upgrade(endpoint, request).await,
+        }
+    };
+    match per_try {
+        Some(limit) => tokio::time::timeout(limit, exchange)
+            .await
+            .unwrap_or(Err(UpstreamError::PerTryTimeout(limit))),
+        None => exchange.await,
+    }
+}
+
+/// Reports an attempt's result to outlier detection (a 5xx or a failure of
+/// the endpoint counts against it) and counts per-try timeouts.
+pub fn report(
+    cluster: &Cluster,
+    endpoint: &Endpoint,
+    result: &Result<Response<Incoming>, UpstreamError>,
+) {
+    let outcome = match result {
+        Ok(response) if response.status().is_server_error() => Outcome::Failure,
+        Ok(_) => Outcome::Success,
+        Err(err) => {
+            if matches!(err, UpstreamError::PerTryTimeout(_)) {
+                cluster.metrics.per_try_timeouts.inc();
+            }
+            err.outcome()
+        }
+    };
+    cluster.report(endpoint, outcome);
+}

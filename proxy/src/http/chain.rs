@@ -1,0 +1,163 @@
+//! A request's pass through its route's filter chain: the request headers
+//! pass the chain before the route's action, the request body streams
+//! through it on the way up, and the response (headers, body, trailers)
+//! passes it in reverse on the way back. A filter's local reply replaces the
+//! exchange. A route without a chain gets a pass that changes nothing and
+//! costs nothing.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
+
+use http::{Request, Response};
+use http_body::Body;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
+use wasp_filter_host::{ChainStream, FilterChain, LocalReply, StreamInfo};
+
+use super::body::ProxyBody;
+use super::local;
+use crate::body::{BoxError, UpstreamBody};
+use crate::conn::ConnInfo;
+use crate::telemetry::{Completion, protocol_name};
+use crate::wasm::body::{FilteredBody, Phase, ReplySlot};
+use crate::wasm::convert;
+
+/// One request's pass through a filter chain (or through none).
+pub struct ChainPass {
+    active: Option<Active>,
+}
+
+struct Active {
+    chain: Arc<FilterChain>,
+    stream: Arc<ChainStream>,
+    /// A reply a filter sent while the request body streamed.
+    reply: ReplySlot,
+}
+
+/// The request as the route's action gets it, or the local reply that
+/// answers it instead.
+pub type Passed = Result<Request<UpstreamBody>, Response<ProxyBody>>;
+
+impl ChainPass {
+    /// Starts a pass of the request `req` through `chain`; `None` passes
+    /// everything through unchanged.
+    pub fn start(
+        chain: Option<&Arc<FilterChain>>,
+        conn: &ConnInfo,
+        req: &Request<Incoming>,
+        completion: &Completion,
+    ) -> Self {
+        let active = chain.map(|chain| {
+            let info = StreamInfo {
+                source: conn.client,
+                destination: conn.address,
+                connection_id: conn.id,
+                tls: conn.tls.get().cloned(),
+                protocol: protocol_name(req.version()).to_owned(),
+                request_id: completion
+                    .request_id
+                    .to_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                start: SystemTime::now(),
+            };
+            Active {
+                chain: Arc::clone(chain),
+                stream: Arc::new(chain.start(info)),
+                reply: Arc::new(Mutex::new(None)),
+            }
+        });
+        Self { active }
+    }
+
+    /// The request phase: headers now, the body as it streams upstream.
+    pub async fn request(&self, req: Request<Incoming>, scheme: &str) -> Passed {
+        let Some(active) = &self.active else {
+            return Ok(req.map(|body| body.map_err(BoxError::from).boxed_unsync()));
+        };
+        let (mut parts, body) = req.into_parts();
+        let request_ends = body.is_end_stream();
+        match active
+            .stream
+            .request_headers(convert::request_list(&parts, scheme), request_ends)
+            .await
+        {
+            Ok(list) if convert::request_unchanged(&list, &parts, scheme) => {}
+            Ok(list) => convert::apply_request(&list, &mut parts),
+            Err(reply) => return Err(self.reply_locally(reply).await),
+        }
+        let body: UpstreamBody = if request_ends {
+            Empty::new().map_err(|never| match never {}).boxed_unsync()
+        } else if !active.chain.handles_request_body() {
+            body.map_err(BoxError::from).boxed_unsync()
+        } else {
+            let inner = body.map_err(BoxError::from).boxed_unsync();
+            FilteredBody::new(
+                inner,
+                Arc::clone(&active.stream),
+                Phase::Request,
+                Arc::clone(&active.reply),
+            )
+            .boxed_unsync()
+        };
+        Ok(Request::from_parts(parts, body))
+    }
+
+    /// The response phase, in reverse: headers now, the body as it streams
+    /// to the client. A reply a filter sent during the request body wins
+    /// over `response`.
+    pub async fn response(self, response: Response<ProxyBody>) -> Response<ProxyBody> {
+        let Some(active) = &self.active else {
+            return response;
+        };
+        let replied = active
+            .reply
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(reply) = replied {
+            return self.reply_locally(reply).await;
+        }
+        let (mut parts, body) = response.into_parts();
+        let response_ends = body.is_end_stream();
+        match active
+            .stream
+            .response_headers(convert::response_list(&parts), response_ends)
+            .await
+        {
+            Ok(list) if convert::response_unchanged(&list, &parts) => {}
+            Ok(list) => convert::apply_response(&list, &mut parts),
+            Err(reply) => return local::filter_reply(reply),
+        }
+        let Active {
+            chain,
+            stream,
+            reply,
+        } = self.active.expect("checked above");
+        // The chain stream lives as long as the response body (on_done and
+        // on_log run when it is dropped).
+        if !chain.handles_response_body() {
+            return Response::from_parts(parts, body.with_guard(stream));
+        }
+        // The headers keep the framing the filters left: a filter that
+        // changes the body's length drops `content-length` and the body is
+        // re-framed.
+        let mut body = FilteredBody::new(body.boxed(), stream, Phase::Response, reply);
+        if response_ends {
+            body = body.ended();
+        }
+        Response::from_parts(parts, ProxyBody::filtered(body))
+    }
+
+    /// The response for a local reply sent in a request phase, after the
+    /// response phase of the filters that saw the request.
+    async fn reply_locally(&self, reply: LocalReply) -> Response<ProxyBody> {
+        let stream = &self
+            .active
+            .as_ref()
+            .expect("a reply comes from a chain")
+            .stream;
+        let reply = stream.respond_locally(reply).await;
+        local::filter_reply(reply).map(|body| body.with_guard(Arc::clone(stream) as _))
+    }
+}

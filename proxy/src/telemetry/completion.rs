@@ -1,0 +1,97 @@
+//! The record of one request, completed when its response has been sent or
+//! abandoned: the standard metrics, the active-request gauges and the access
+//! log line.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prometheus::IntGauge;
+
+use super::Metrics;
+use super::access_log::{self, AccessRecord};
+use crate::conn::ConnInfo;
+
+/// Everything recorded about a request once its response is done: metrics,
+/// the active-request gauge and the access log line.
+pub struct Completion {
+    /// Shared metrics.
+    pub metrics: Arc<Metrics>,
+    /// The listener's active-request gauge (decremented on drop).
+    pub active: IntGauge,
+    /// Whether to write an access log line.
+    pub access_log: bool,
+    /// When the request arrived.
+    pub start: Instant,
+    /// Listener name.
+    pub listener: Arc<str>,
+    /// Route name; `None` when no route matched.
+    pub route: Option<Arc<str>>,
+    /// Cluster name; `None` when not forwarded.
+    pub cluster: Option<Arc<str>>,
+    /// Response status.
+    pub status: u16,
+    /// Upstream endpoint used.
+    pub upstream: Option<std::net::SocketAddr>,
+    /// Time to upstream response headers.
+    pub upstream_duration: Option<Duration>,
+    /// Response body bytes sent.
+    pub bytes_sent: u64,
+    /// Method, for the access log.
+    pub method: http::Method,
+    /// Path and query, for the access log.
+    pub path: String,
+    /// Protocol version, for the access log.
+    pub version: http::Version,
+    /// `x-request-id`, for the access log.
+    pub request_id: http::HeaderValue,
+    /// The downstream connection (in-flight count, client address).
+    pub conn: Arc<ConnInfo>,
+}
+
+impl Drop for Completion {
+    fn drop(&mut self) {
+        let duration = self.start.elapsed();
+        self.active.dec();
+        self.conn.request_finished();
+        let route = self.route.as_deref().unwrap_or("-");
+        let cluster = self.cluster.as_deref().unwrap_or("-");
+        let code = http::StatusCode::from_u16(self.status)
+            .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+        self.metrics
+            .requests_total
+            .with_label_values(&[&*self.listener, route, cluster, code.as_str()])
+            .inc();
+        self.metrics
+            .request_duration
+            .with_label_values(&[&*self.listener, route])
+            .observe(duration.as_secs_f64());
+        if self.access_log {
+            access_log::log(&AccessRecord {
+                listener: &self.listener,
+                route,
+                method: self.method.as_str(),
+                path: &self.path,
+                protocol: protocol_name(self.version),
+                status: self.status,
+                upstream: self.upstream,
+                duration,
+                upstream_duration: self.upstream_duration,
+                bytes_sent: self.bytes_sent,
+                request_id: self.request_id.to_str().unwrap_or("-"),
+                client: &self.conn.client_ip,
+            });
+        }
+    }
+}
+
+/// The protocol version as the access log writes it.
+pub fn protocol_name(version: http::Version) -> &'static str {
+    match version {
+        http::Version::HTTP_09 => "HTTP/0.9",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_11 => "HTTP/1.1",
+        http::Version::HTTP_2 => "HTTP/2",
+        http::Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/?",
+    }
+}
