@@ -14,6 +14,7 @@ pub mod reload;
 pub mod router;
 pub mod server;
 pub mod snapshot;
+pub mod source;
 pub mod state;
 pub mod telemetry;
 pub mod tls;

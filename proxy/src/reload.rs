@@ -1,114 +1,124 @@
-//! Hot reload: on SIGHUP or when the configuration file changes, build a new
-//! snapshot off the request path and swap it in only if everything (parse,
-//! validation, TLS, listener sockets) succeeded; otherwise keep serving the
-//! old one and report why.
+//! Hot reload: each configuration a [`ConfigSource`] yields is built into a
+//! complete new snapshot off the request path (routes, TLS, clusters,
+//! filter chains, newly needed sockets) and swapped in only if everything
+//! succeeded; otherwise the running snapshot keeps serving. Either way the
+//! update ends in a [`ReloadOutcome`], recorded for `/config_dump`, counted,
+//! and reported back to the source.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use tokio::signal::unix::{SignalKind, signal};
+use wasp_config::{Config, ConfigError, FieldError};
 
-use crate::listener::ListenerManager;
+use crate::listener::{BindError, ListenerManager};
 use crate::snapshot::Snapshot;
-use crate::state::ProxyState;
-use wasp_config as config;
-use wasp_config::defaults::CONFIG_POLL_INTERVAL;
+use crate::source::{ConfigSource, ReloadOutcome, Update, outcome::config_errors};
+use crate::state::Control;
 
 /// Why a reload was rejected.
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
     /// The new configuration is invalid.
     #[error(transparent)]
-    Config(#[from] config::ConfigError),
+    Config(#[from] ConfigError),
     /// A new listener could not be bound.
     #[error(transparent)]
-    Bind(#[from] crate::listener::BindError),
+    Bind(#[from] BindError),
 }
 
-/// Watches the file and SIGHUP in a background task.
-pub fn spawn(
-    path: PathBuf,
-    state: Arc<ProxyState>,
+impl ReloadError {
+    /// Every problem with its path.
+    fn errors(&self, config: Option<&Config>) -> Vec<FieldError> {
+        match self {
+            Self::Config(err) => config_errors(err),
+            Self::Bind(err) => {
+                let index = config
+                    .and_then(|c| c.listeners.iter().position(|l| l.name == err.name))
+                    .map_or_else(|| "listeners".to_owned(), |i| format!("listeners[{i}]"));
+                vec![FieldError {
+                    path: format!("{index}.address"),
+                    message: format!("cannot bind {}: {}", err.address, err.source),
+                }]
+            }
+        }
+    }
+}
+
+/// Applies every later update of `source` in a background task.
+pub fn spawn<S: ConfigSource>(
+    mut source: S,
+    control: Arc<Control>,
     listeners: Arc<tokio::sync::Mutex<ListenerManager>>,
 ) {
     tokio::spawn(async move {
-        let mut hangup = match signal(SignalKind::hangup()) {
-            Ok(hangup) => hangup,
-            Err(err) => {
-                tracing::error!(error = %err, "cannot watch SIGHUP; reload on file change only");
-                return;
-            }
-        };
-        let mut last = tokio::fs::read(&path).await.ok();
-        let mut tick = tokio::time::interval(CONFIG_POLL_INTERVAL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let forced = tokio::select! {
-                _ = hangup.recv() => true,
-                _ = tick.tick() => false,
-            };
-            let contents = match tokio::fs::read(&path).await {
-                Ok(contents) => contents,
-                Err(err) => {
-                    if forced {
-                        tracing::warn!(config = %path.display(), error = %err, "cannot read configuration");
-                    }
-                    continue;
-                }
-            };
-            if !forced && last.as_ref() == Some(&contents) {
-                continue;
-            }
-            last = Some(contents.clone());
-            let text = String::from_utf8_lossy(&contents);
-            match apply(&state, &listeners, &text).await {
-                Ok(version) => tracing::info!(
-                    version,
-                    trigger = if forced { "SIGHUP" } else { "file change" },
-                    "configuration reloaded"
-                ),
-                Err(err) => {
-                    tracing::error!(config = %path.display(), "configuration rejected, keeping the running one: {err}")
-                }
-            }
+            let update = source.next().await;
+            let outcome = apply(&control, &listeners, update).await;
+            source.report(&outcome);
         }
     });
 }
 
-/// Builds and swaps in a snapshot from configuration text. Returns the new version.
+/// Builds and swaps in a snapshot from `update`; returns how it ended (also
+/// recorded in `control` and counted in `wasp_config_reloads_total`).
 pub async fn apply(
-    state: &ProxyState,
+    control: &Control,
     listeners: &tokio::sync::Mutex<ListenerManager>,
-    text: &str,
-) -> Result<u64, ReloadError> {
-    let result = build_and_swap(state, listeners, text).await;
-    let outcome = if result.is_ok() { "ok" } else { "failed" };
-    state
-        .metrics
-        .config_reloads
-        .with_label_values(&[outcome])
-        .inc();
-    *state.last_reload_error.lock().expect("lock") = result.as_ref().err().map(|e| e.to_string());
-    result
+    update: Update,
+) -> ReloadOutcome {
+    let Update {
+        version,
+        trigger,
+        config,
+    } = update;
+    let (result, config) = match config {
+        Ok(config) => {
+            let kept = config.clone();
+            (
+                build_and_swap(control, listeners, config, &version).await,
+                Some(kept),
+            )
+        }
+        Err(err) => (Err(ReloadError::Config(err)), None),
+    };
+    let metrics = &control.proxy.metrics;
+    let outcome = match &result {
+        Ok(generation) => {
+            tracing::info!(version, generation, trigger, "configuration reloaded");
+            ReloadOutcome::accepted(version, trigger, *generation)
+        }
+        Err(err) => {
+            tracing::error!(
+                version,
+                trigger,
+                "configuration rejected, keeping the running one: {err}"
+            );
+            ReloadOutcome::rejected(version, trigger, err.errors(config.as_ref()))
+        }
+    };
+    let label = if result.is_ok() { "ok" } else { "failed" };
+    metrics.config_reloads.with_label_values(&[label]).inc();
+    *control.last_reload.lock().expect("lock") = Some(outcome.clone());
+    outcome
 }
 
 async fn build_and_swap(
-    state: &ProxyState,
+    control: &Control,
     listeners: &tokio::sync::Mutex<ListenerManager>,
-    text: &str,
+    config: Config,
+    version: &str,
 ) -> Result<u64, ReloadError> {
-    let config = config::parse(text)?;
+    let state = &control.proxy;
     let current = state.snapshot.load_full();
-    let next = Arc::new(
-        Snapshot::build(
-            config,
-            current.version + 1,
-            Some(&current),
-            &state.metrics,
-            &state.filters,
-        )
-        .await?,
-    );
+    let mut next = Snapshot::build(
+        config,
+        current.version + 1,
+        Some(&current),
+        &state.metrics,
+        &control.plugins,
+    )
+    .await?;
+    next.source_version = version.to_owned();
+    let next = Arc::new(next);
     let mut manager = listeners.lock().await;
     let prepared = manager.prepare(&next)?;
     state.snapshot.store(Arc::clone(&next));

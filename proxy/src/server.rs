@@ -1,10 +1,10 @@
-//! Process lifecycle: load the configuration, build the first snapshot, bind
-//! listeners, start the admin server and the reloader, then wait for a
-//! shutdown signal and drain.
+//! Process lifecycle: take the first configuration from the source, build
+//! the first snapshot, bind listeners, start the admin server and the
+//! reloader, then wait for a shutdown signal and drain.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
 
 use anyhow::Context as _;
 
@@ -12,9 +12,12 @@ use wasp_filter_host::{EngineOptions, FilterEngine};
 
 use crate::listener::ListenerManager;
 use crate::snapshot::Snapshot;
-use crate::state::ProxyState;
+use crate::source::{ConfigSource, FileSource, ReloadOutcome};
+use crate::state::{Control, ProxyState};
 use crate::telemetry::Metrics;
-use crate::wasm::callouts::ClusterCallouts;
+use crate::wasm::PluginLoader;
+use crate::wasm::callouts::{ClusterCallouts, ClusterLookup};
+use crate::wasm::modules::FileModules;
 use crate::{admin, reload};
 use wasp_config as config;
 
@@ -49,34 +52,50 @@ pub fn run(options: RunOptions) -> anyhow::Result<()> {
 }
 
 async fn serve(options: RunOptions) -> anyhow::Result<()> {
-    let path = options.config_path;
-    let config = config::load_file(&path)?;
+    let mut source = FileSource::new(options.config_path);
+    let first = source.next().await;
+    let config = first.config?;
     let admin_address = config.admin.as_ref().map(|a| a.address.clone());
     let metrics = Arc::new(Metrics::new());
-    let engine = filter_engine(&metrics)?;
-    let snapshot = Snapshot::build(config, 1, None, &metrics, &engine).await?;
-    let state = ProxyState::new(snapshot, metrics, engine);
-    let lookup: std::sync::Weak<dyn crate::wasm::callouts::ClusterLookup> =
-        Arc::downgrade(&state) as _;
-    state
-        .filters
+    let plugins = PluginLoader {
+        engine: filter_engine(&metrics)?,
+        modules: Arc::new(FileModules),
+    };
+    let mut snapshot = Snapshot::build(config, 1, None, &metrics, &plugins).await?;
+    snapshot.source_version = first.version.clone();
+    let state = ProxyState::new(snapshot, metrics);
+    let lookup: Weak<dyn ClusterLookup> = Arc::downgrade(&state) as _;
+    plugins
+        .engine
         .set_callouts(Arc::new(ClusterCallouts::new(lookup)));
+    let control = Control::new(Arc::clone(&state), plugins);
+    let generation = state.snapshot.load().version;
+    *control.last_reload.lock().expect("lock") = Some(ReloadOutcome::accepted(
+        first.version.clone(),
+        first.trigger,
+        generation,
+    ));
 
     let mut listeners = ListenerManager::new(Arc::clone(&state));
-    let first = state.snapshot.load_full();
-    let prepared = listeners.prepare(&first)?;
-    listeners.commit(prepared, &first);
+    let running = state.snapshot.load_full();
+    let prepared = listeners.prepare(&running)?;
+    listeners.commit(prepared, &running);
     let listeners = Arc::new(tokio::sync::Mutex::new(listeners));
 
     if let Some(address) = admin_address {
         let address = address.parse().context("admin.address")?;
-        admin::start(address, Arc::clone(&state)).await?;
+        admin::start(address, Arc::clone(&control)).await?;
     }
-    reload::spawn(path.clone(), Arc::clone(&state), Arc::clone(&listeners));
-    tracing::info!(config = %path.display(), version = first.version, "wasp started");
+    tracing::info!(
+        config = %source.path().display(),
+        version = first.version,
+        generation,
+        "wasp started"
+    );
+    reload::spawn(source, Arc::clone(&control), Arc::clone(&listeners));
 
     let signal = shutdown_signal().await;
-    state.draining.store(true, Ordering::SeqCst);
+    control.draining.store(true, Ordering::SeqCst);
     let deadline = state.snapshot.load().config.shutdown.drain_timeout;
     tracing::info!(signal, ?deadline, "draining");
     if listeners.lock().await.drain(deadline).await {
@@ -115,8 +134,11 @@ pub fn validate_file(path: &Path) -> anyhow::Result<String> {
         .enable_all()
         .build()?;
     let metrics = Metrics::new();
-    let engine = filter_engine(&metrics)?;
-    runtime.block_on(Snapshot::build(config, 1, None, &metrics, &engine))?;
+    let plugins = PluginLoader {
+        engine: filter_engine(&metrics)?,
+        modules: Arc::new(FileModules),
+    };
+    runtime.block_on(Snapshot::build(config, 1, None, &metrics, &plugins))?;
     Ok(summary)
 }
 

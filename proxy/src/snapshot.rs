@@ -13,6 +13,7 @@ use crate::router::RouteTable;
 use crate::telemetry::Metrics;
 use crate::tls;
 use crate::upstream::Cluster;
+use crate::wasm::PluginLoader;
 use wasp_config::{Config, ConfigError, ErrorSink};
 
 /// Everything the request path needs, built from one configuration.
@@ -20,6 +21,9 @@ use wasp_config::{Config, ConfigError, ErrorSink};
 pub struct Snapshot {
     /// Increments with each successful reload, starting at 1.
     pub version: u64,
+    /// The configuration source's version of `config` (e.g. the file's
+    /// content hash).
+    pub source_version: String,
     /// The configuration this snapshot was built from.
     pub config: Arc<Config>,
     /// Listeners by name.
@@ -70,13 +74,13 @@ impl Snapshot {
         version: u64,
         previous: Option<&Snapshot>,
         metrics: &Metrics,
-        engine: &wasp_filter_host::FilterEngine,
+        plugins: &PluginLoader,
     ) -> Result<Self, ConfigError> {
         let mut sink = ErrorSink::default();
         let filter_chains = crate::wasm::build_chains(
             &config,
             previous.map(|p| &p.filter_chains),
-            engine,
+            plugins,
             &mut sink,
         )
         .await;
@@ -127,6 +131,7 @@ impl Snapshot {
             .collect();
         Ok(Self {
             version,
+            source_version: String::new(),
             config: Arc::new(config),
             listeners,
             by_address,
@@ -139,6 +144,7 @@ impl Snapshot {
     pub fn dump(&self) -> serde_json::Value {
         serde_json::json!({
             "version": self.version,
+            "source_version": self.source_version,
             "config": &*self.config,
             "clusters": self.clusters.values().map(|c| c.dump()).collect::<Vec<_>>(),
         })

@@ -4,7 +4,7 @@ use std::fmt;
 
 /// One problem in a configuration, at a path such as
 /// `listeners[0].routes[2].match.prefix`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct FieldError {
     /// Where the problem is.
     pub path: String,

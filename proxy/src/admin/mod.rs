@@ -13,10 +13,10 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-use crate::state::ProxyState;
+use crate::state::Control;
 
 /// Binds the admin address and serves it in the background.
-pub async fn start(address: SocketAddr, state: Arc<ProxyState>) -> std::io::Result<()> {
+pub async fn start(address: SocketAddr, state: Arc<Control>) -> std::io::Result<()> {
     let socket = TcpListener::bind(address).await?;
     tracing::info!(%address, "admin listening");
     tokio::spawn(async move {
@@ -39,7 +39,7 @@ pub async fn start(address: SocketAddr, state: Arc<ProxyState>) -> std::io::Resu
     Ok(())
 }
 
-fn route(state: &ProxyState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn route(state: &Control, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return reply(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -62,21 +62,24 @@ fn route(state: &ProxyState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         "/metrics" => reply(
             StatusCode::OK,
             "text/plain; version=0.0.4",
-            state.metrics.render().into(),
+            state.proxy.metrics.render().into(),
         ),
         "/config_dump" => {
-            let mut dump = state.snapshot.load().dump();
-            dump["last_reload_error"] = state
-                .last_reload_error
-                .lock()
-                .expect("lock")
-                .clone()
+            let mut dump = state.proxy.snapshot.load().dump();
+            let last = state.last_reload.lock().expect("lock").clone();
+            dump["last_reload_error"] = last
+                .as_ref()
+                .and_then(|outcome| outcome.error_text())
                 .map_or(serde_json::Value::Null, serde_json::Value::String);
+            dump["last_reload"] = serde_json::to_value(&last).expect("JSON encoding never fails");
             let body = serde_json::to_vec_pretty(&dump).expect("JSON encoding never fails");
             reply(StatusCode::OK, "application/json", body.into())
         }
         "/filters" => {
-            let dump = crate::wasm::dump(&state.snapshot.load().filter_chains, &state.filters);
+            let dump = crate::wasm::dump(
+                &state.proxy.snapshot.load().filter_chains,
+                &state.plugins.engine,
+            );
             let body = serde_json::to_vec_pretty(&dump).expect("JSON encoding never fails");
             reply(StatusCode::OK, "application/json", body.into())
         }

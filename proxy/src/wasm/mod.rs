@@ -1,28 +1,32 @@
 //! The proxy side of the Wasm host: filter chains built for a snapshot from
-//! the configuration (reusing unchanged plugins of the previous snapshot),
-//! callouts to clusters, header conversion and filtered bodies.
+//! the configuration with modules from a [`ModuleStore`] (reusing unchanged
+//! plugins of the previous snapshot), callouts to clusters, header
+//! conversion and filtered bodies.
 
 pub mod body;
 pub mod callouts;
 pub mod convert;
+pub mod modules;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use wasp_filter_host::{FilterChain, FilterEngine, Plugin, PluginLimits, PluginSpec};
 
-use wasp_config::{Config, ErrorSink, PluginConfig, configuration_bytes};
+use wasp_config::{Config, ErrorSink, PluginConfig, PluginValidator, configuration_bytes};
+
+use modules::{Module, ModuleStore};
 
 /// Filter chains of a snapshot, by name.
 pub type Chains = HashMap<String, Arc<FilterChain>>;
 
 /// The host's view of one configured plugin.
-fn plugin_spec(plugin: &PluginConfig, wasm: Vec<u8>) -> PluginSpec {
+fn plugin_spec(plugin: &PluginConfig, wasm: bytes::Bytes) -> PluginSpec {
     PluginSpec {
         name: plugin.name.clone(),
         root_id: plugin.root_id.clone(),
         vm_id: plugin.vm_config.vm_id.clone(),
-        wasm: wasm.into(),
+        wasm,
         environment: plugin
             .vm_config
             .environment
@@ -40,14 +44,63 @@ fn plugin_spec(plugin: &PluginConfig, wasm: Vec<u8>) -> PluginSpec {
     }
 }
 
-/// Loads every chain of `config`: reads the modules, checks their sha256,
-/// compiles (through the engine's cache), starts one VM per plugin. Plugins
-/// identical to one of `previous` are taken over with their VMs. Errors go to
-/// `sink` with their configuration path.
+/// Loads plugins: their modules from a [`ModuleStore`] (checked against
+/// the configured sha256), compiled through the engine's cache, one VM
+/// started and configured. Also the proxy's [`PluginValidator`].
+#[derive(Clone)]
+pub struct PluginLoader {
+    /// The engine plugins are loaded in.
+    pub engine: FilterEngine,
+    /// Where module bytes come from.
+    pub modules: Arc<dyn ModuleStore>,
+}
+
+/// Why a plugin could not be loaded: `(path under the plugin, message)`.
+type LoadError = (&'static str, String);
+
+impl PluginLoader {
+    /// The module of `plugin`, checked against its `sha256`. Blocking.
+    fn module(&self, plugin: &PluginConfig) -> Result<Module, LoadError> {
+        let module = self
+            .modules
+            .fetch(&plugin.module)
+            .map_err(|err| ("module", err.to_string()))?;
+        match &plugin.sha256 {
+            Some(expected) if !module.sha256.eq_ignore_ascii_case(expected) => Err((
+                "sha256",
+                format!("module {} has sha256 {}", plugin.module, module.sha256),
+            )),
+            _ => Ok(module),
+        }
+    }
+
+    /// Loads `spec` for `plugin`. Blocking.
+    fn start(&self, plugin: &PluginConfig, spec: PluginSpec) -> Result<Arc<Plugin>, LoadError> {
+        self.engine
+            .load(spec)
+            .map_err(|err| ("module", format!("{}: {err}", plugin.module)))
+    }
+}
+
+impl PluginValidator for PluginLoader {
+    fn validate_plugin(&self, plugin: &PluginConfig, at: &str, sink: &mut ErrorSink) {
+        let loaded = self
+            .module(plugin)
+            .and_then(|module| self.start(plugin, plugin_spec(plugin, module.bytes)));
+        if let Err((field, message)) = loaded {
+            sink.push(format!("{at}.{field}"), message);
+        }
+    }
+}
+
+/// Loads every chain of `config` with `loader`, off the async workers.
+/// Plugins identical to one of `previous` (same module bytes and settings)
+/// are taken over with their VMs. Errors go to `sink` with their
+/// configuration path.
 pub async fn build_chains(
     config: &Config,
     previous: Option<&Chains>,
-    engine: &FilterEngine,
+    loader: &PluginLoader,
     sink: &mut ErrorSink,
 ) -> Chains {
     let old: Vec<Arc<Plugin>> = previous
@@ -60,37 +113,22 @@ pub async fn build_chains(
         let mut plugins = Vec::new();
         for (j, plugin) in chain.plugins.iter().enumerate() {
             let at = format!("filter_chains[{i}].plugins[{j}]");
-            let wasm = match tokio::fs::read(&plugin.module).await {
-                Ok(wasm) => wasm,
-                Err(err) => {
-                    sink.push(
-                        format!("{at}.module"),
-                        format!("cannot read {}: {err}", plugin.module),
-                    );
-                    continue;
-                }
+            let loaded = {
+                let (loader, plugin) = (loader.clone(), plugin.clone());
+                let old = old.clone();
+                tokio::task::spawn_blocking(move || {
+                    let module = loader.module(&plugin)?;
+                    let spec = plugin_spec(&plugin, module.bytes);
+                    match old.iter().find(|p| *p.spec() == spec) {
+                        Some(reused) => Ok(Arc::clone(reused)),
+                        None => loader.start(&plugin, spec),
+                    }
+                })
+                .await
             };
-            if let Some(expected) = &plugin.sha256 {
-                let actual = FilterEngine::sha256(&wasm);
-                if !actual.eq_ignore_ascii_case(expected) {
-                    sink.push(
-                        format!("{at}.sha256"),
-                        format!("module {} has sha256 {actual}", plugin.module),
-                    );
-                    continue;
-                }
-            }
-            let spec = plugin_spec(plugin, wasm);
-            if let Some(reused) = old.iter().find(|p| *p.spec() == spec) {
-                plugins.push(Arc::clone(reused));
-                continue;
-            }
-            let engine = engine.clone();
-            match tokio::task::spawn_blocking(move || engine.load(spec)).await {
-                Ok(Ok(loaded)) => plugins.push(loaded),
-                Ok(Err(err)) => {
-                    sink.push(format!("{at}.module"), format!("{}: {err}", plugin.module))
-                }
+            match loaded {
+                Ok(Ok(plugin)) => plugins.push(plugin),
+                Ok(Err((field, message))) => sink.push(format!("{at}.{field}"), message),
                 Err(err) => sink.push(format!("{at}.module"), format!("plugin load failed: {err}")),
             }
         }
@@ -135,4 +173,66 @@ pub fn dump(chains: &Chains, engine: &FilterEngine) -> serde_json::Value {
         "compiled_modules": engine.compiled_modules(),
         "filter_chains": chains,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::Metrics;
+    use modules::MemoryModules;
+
+    /// The smallest module the host accepts as a proxy-wasm filter.
+    const MINIMAL: &str = r#"(module
+  (memory (export "memory") 1)
+  (func (export "proxy_on_memory_allocate") (param i32) (result i32) i32.const 1024)
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_context_create") (param i32 i32)))"#;
+
+    fn loader(modules: MemoryModules) -> PluginLoader {
+        PluginLoader {
+            engine: crate::server::filter_engine(&Metrics::new()).unwrap(),
+            modules: Arc::new(modules),
+        }
+    }
+
+    fn errors(loader: &PluginLoader, yaml: &str) -> Vec<String> {
+        let config: PluginConfig = serde_yaml_ng::from_str(yaml).unwrap();
+        let mut sink = ErrorSink::default();
+        loader.validate_plugin(&config, "filter_chains[0].plugins[0]", &mut sink);
+        match sink.finish() {
+            Ok(()) => Vec::new(),
+            Err(err) => err.field_errors().iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn the_loader_validates_plugins_from_its_module_store() {
+        let modules = MemoryModules::default();
+        modules.insert("good", MINIMAL);
+        modules.insert("garbage", &b"\0asm\x01\0\0\0garbage"[..]);
+        let loader = loader(modules);
+        assert_eq!(
+            errors(&loader, "{name: p, module: good}"),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            errors(&loader, "{name: p, module: absent}"),
+            ["filter_chains[0].plugins[0].module: no module absent"]
+        );
+        let garbage = errors(&loader, "{name: p, module: garbage}");
+        assert_eq!(garbage.len(), 1);
+        assert!(
+            garbage[0].starts_with("filter_chains[0].plugins[0].module: garbage: "),
+            "{garbage:?}"
+        );
+        let mismatch = errors(
+            &loader,
+            &format!("{{name: p, module: good, sha256: {}}}", "0".repeat(64)),
+        );
+        assert_eq!(mismatch.len(), 1);
+        assert!(
+            mismatch[0].starts_with("filter_chains[0].plugins[0].sha256: module good has sha256 "),
+            "{mismatch:?}"
+        );
+    }
 }

@@ -1,0 +1,38 @@
+//! Where configurations come from: a [`ConfigSource`] yields versioned
+//! configurations (the file watcher today, a control-plane subscription
+//! next); every update ends in a [`ReloadOutcome`] — accepted, or rejected
+//! with each error and its path — that `/config_dump` shows and a control
+//! plane receives as its ACK or NACK.
+
+mod file;
+pub mod outcome;
+
+pub use file::FileSource;
+pub use outcome::{Outcome, ReloadOutcome};
+
+use wasp_config::{Config, ConfigError};
+
+/// One configuration a source yields.
+#[derive(Debug)]
+pub struct Update {
+    /// The source's version of it (a file's content hash, a control
+    /// plane's version number).
+    pub version: String,
+    /// What made the source yield it (`start`, `SIGHUP`, `file change`, ...).
+    pub trigger: &'static str,
+    /// The parsed and validated configuration, or why it is not one.
+    pub config: Result<Config, ConfigError>,
+}
+
+/// A stream of configurations, each to be built into a snapshot and swapped
+/// in when it is good.
+pub trait ConfigSource: Send + 'static {
+    /// Waits for the next configuration; the first call yields the initial one.
+    fn next(&mut self) -> impl std::future::Future<Output = Update> + Send;
+
+    /// Told how the last update ended (a control plane sends it on as ACK
+    /// or NACK); the default does nothing.
+    fn report(&mut self, outcome: &ReloadOutcome) {
+        let _ = outcome;
+    }
+}
