@@ -8,6 +8,7 @@
 //! deliver response events as they arrive
 //! ([`VmSlot::deliver_stream_event`](crate::pool::VmSlot::deliver_stream_event)).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::Caller;
@@ -15,7 +16,7 @@ use wasp_abi::Status;
 
 use super::http::read_map;
 use super::{ENV, HostImports};
-use crate::callout::CalloutRequest;
+use crate::callout::{CalloutRequest, Callouts};
 use crate::memory::{CallResult, answer, misuse, read, read_str, write_u32};
 use crate::state::{CalloutKind, GrpcStream, PendingCallout, VmState};
 use crate::stream::{HeaderList, header_get};
@@ -45,6 +46,44 @@ pub(crate) fn parse_grpc_messages(body: &[u8]) -> Option<Vec<Vec<u8>>> {
     Some(messages)
 }
 
+/// The status for a callout to a cluster the proxy does not know, as Envoy
+/// answers it (`source/extensions/common/wasm/context.cc`):
+///
+/// - `Context::httpCall` returns `WasmResult::BadArgument` when
+///   `getThreadLocalCluster` finds no cluster;
+/// - `Context::grpcCall` and `Context::grpcStream` take an argument that is
+///   not a serialized `GrpcService` as a cluster name and return
+///   `WasmResult::ParseFailure` when that cluster is not found (kept, says
+///   the comment there, so that ABI 0.1.x callers need not change).
+///
+/// wasp always takes the argument as a cluster name, so gRPC gets
+/// `ParseFailure`.
+fn unknown_cluster_status(kind: CalloutKind) -> Status {
+    match kind {
+        CalloutKind::Http => Status::BadArgument,
+        CalloutKind::GrpcCall | CalloutKind::GrpcStream => Status::ParseFailure,
+    }
+}
+
+/// The proxy's callout service, once `cluster` is known to it: the one
+/// cluster lookup of HTTP and gRPC callouts.
+fn callouts_to(
+    caller: &C<'_>,
+    call: &str,
+    cluster: &str,
+    kind: CalloutKind,
+) -> Result<Arc<dyn Callouts>, Status> {
+    let Some(callouts) = caller.data().core.services.callouts() else {
+        let argument = "upstream (no callout service)";
+        return Err(misuse(caller, call, argument, Status::InternalFailure));
+    };
+    if !callouts.has_cluster(cluster) {
+        let status = unknown_cluster_status(kind);
+        return Err(misuse(caller, call, "upstream (unknown cluster)", status));
+    }
+    Ok(callouts)
+}
+
 /// Starts a callout and returns its token.
 fn start(
     caller: &mut C<'_>,
@@ -52,23 +91,7 @@ fn start(
     request: CalloutRequest,
     kind: CalloutKind,
 ) -> Result<u32, Status> {
-    let state = caller.data();
-    let Some(callouts) = state.core.services.callouts() else {
-        return Err(misuse(
-            caller,
-            call,
-            "upstream (no callout service)",
-            Status::InternalFailure,
-        ));
-    };
-    if !callouts.has_cluster(&request.cluster) {
-        return Err(misuse(
-            caller,
-            call,
-            "upstream (unknown cluster)",
-            Status::BadArgument,
-        ));
-    }
+    let callouts = callouts_to(caller, call, &request.cluster, kind)?;
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return Err(misuse(caller, call, "runtime", Status::InternalFailure));
     };
@@ -178,22 +201,7 @@ fn grpc_request(
 
 /// Opens a gRPC stream and returns its token.
 fn open_stream(caller: &mut C<'_>, call: &str, request: CalloutRequest) -> Result<u32, Status> {
-    let Some(callouts) = caller.data().core.services.callouts() else {
-        return Err(misuse(
-            caller,
-            call,
-            "upstream (no callout service)",
-            Status::InternalFailure,
-        ));
-    };
-    if !callouts.has_cluster(&request.cluster) {
-        return Err(misuse(
-            caller,
-            call,
-            "upstream (unknown cluster)",
-            Status::ParseFailure,
-        ));
-    }
+    let callouts = callouts_to(caller, call, &request.cluster, CalloutKind::GrpcStream)?;
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return Err(misuse(caller, call, "runtime", Status::InternalFailure));
     };
@@ -255,28 +263,27 @@ pub(super) fn register(imports: &mut HostImports) -> wasmtime::Result<()> {
             let args = [
                 up_ptr, up_len, svc_ptr, svc_len, m_ptr, m_len, md_ptr, md_len,
             ];
-            let token = (|| {
-                let mut request = grpc_request(&c, CALL, args, timeout)?;
+            answer(|| {
+                // A name that is not UTF-8 is a `ParseFailure` here, as for an
+                // unknown cluster.
+                let mut request = grpc_request(&c, CALL, args, timeout).map_err(|s| {
+                    if s == Status::BadArgument {
+                        Status::ParseFailure
+                    } else {
+                        s
+                    }
+                })?;
                 let message = read(&c, CALL, "message", msg_ptr, msg_len)?;
                 let mut body = Vec::with_capacity(message.len() + 5);
                 frame(&mut body, &message);
                 request.body = body.into();
-                start(&mut c, CALL, request, CalloutKind::GrpcCall)
-            })()
-            .map_err(|s| {
-                if s == Status::BadArgument {
-                    Status::ParseFailure
-                } else {
-                    s
-                }
-            });
-            answer(|| {
+                let token = start(&mut c, CALL, request, CalloutKind::GrpcCall)?;
                 Ok(write_u32(
                     &mut c,
                     CALL,
                     "return_callout_id",
                     token_ptr,
-                    token?,
+                    token,
                 )?)
             })
         },
