@@ -3,6 +3,7 @@
 //!
 //! Every failure is an ABI status (`InvalidMemoryAccess`, `BadArgument`), never
 //! a host panic; a trap in the guest's allocator propagates as a trap.
+//! [`answer`] runs the body of a hostcall, where `?` on either ends the call.
 
 use wasmtime::{Caller, Memory};
 use wasp_abi::Status;
@@ -11,6 +12,42 @@ use crate::state::VmState;
 
 /// A hostcall's outcome: an ABI status for the guest, or a trap.
 pub(crate) type CallResult = wasmtime::Result<u32>;
+
+/// Why a hostcall ends before it succeeds: a status for the guest, or a trap.
+///
+/// Both convert with `?`: a `Result<_, Status>` ends the call with its status,
+/// a `wasmtime::Result` traps.
+pub(crate) enum Stop {
+    /// The call ends with this status (`NotFound`, `BadArgument`, ...).
+    Status(Status),
+    /// The guest trapped (in its allocator).
+    Trap(wasmtime::Error),
+}
+
+impl From<Status> for Stop {
+    fn from(status: Status) -> Self {
+        Self::Status(status)
+    }
+}
+
+impl From<wasmtime::Error> for Stop {
+    fn from(trap: wasmtime::Error) -> Self {
+        Self::Trap(trap)
+    }
+}
+
+/// The body of a hostcall: `Ok` when it succeeds, or why it stopped.
+pub(crate) type Hostcall<T = ()> = Result<T, Stop>;
+
+/// Runs the body of a hostcall and answers the guest: `Ok` when it succeeds,
+/// the status it stopped with, or its trap.
+pub(crate) fn answer(body: impl FnOnce() -> Hostcall) -> CallResult {
+    match body() {
+        Ok(()) => Ok(Status::Ok as u32),
+        Err(Stop::Status(status)) => Ok(status as u32),
+        Err(Stop::Trap(trap)) => Err(trap),
+    }
+}
 
 /// Logs a misuse of the ABI by the module and returns `status` as the result.
 pub(crate) fn misuse(
@@ -110,42 +147,31 @@ pub(crate) fn write_u64(
 /// at `ptr_ptr` and the size at `size_ptr`. Empty data is reported as a null
 /// pointer and size 0 without allocating.
 ///
-/// The outer error is a trap of the guest's allocator; the inner one a status.
+/// Stops with a status, or with a trap of the guest's allocator.
 pub(crate) fn copy_out(
     caller: &mut Caller<'_, VmState>,
     call: &str,
     bytes: &[u8],
     ptr_ptr: u32,
     size_ptr: u32,
-) -> wasmtime::Result<Result<(), Status>> {
+) -> Hostcall {
     if bytes.is_empty() {
-        let written = write_u32(caller, call, "return_data", ptr_ptr, 0)
-            .and_then(|()| write_u32(caller, call, "return_size", size_ptr, 0));
-        return Ok(written);
+        write_u32(caller, call, "return_data", ptr_ptr, 0)?;
+        return Ok(write_u32(caller, call, "return_size", size_ptr, 0)?);
     }
     let Ok(len) = u32::try_from(bytes.len()) else {
-        return Ok(Err(misuse(caller, call, "value size", Status::BadArgument)));
+        return Err(misuse(caller, call, "value size", Status::BadArgument).into());
     };
     let Some(malloc) = caller.data().malloc.clone() else {
-        return Ok(Err(misuse(
-            caller,
-            call,
-            "allocator",
-            Status::InternalFailure,
-        )));
+        return Err(misuse(caller, call, "allocator", Status::InternalFailure).into());
     };
     let addr = malloc.call(&mut *caller, len)?;
     if addr == 0 {
-        return Ok(Err(misuse(
-            caller,
-            call,
-            "guest allocation",
-            Status::InternalFailure,
-        )));
+        return Err(misuse(caller, call, "guest allocation", Status::InternalFailure).into());
     }
-    Ok(write(caller, call, "allocated buffer", addr, bytes)
-        .and_then(|()| write_u32(caller, call, "return_data", ptr_ptr, addr))
-        .and_then(|()| write_u32(caller, call, "return_size", size_ptr, len)))
+    write(caller, call, "allocated buffer", addr, bytes)?;
+    write_u32(caller, call, "return_data", ptr_ptr, addr)?;
+    Ok(write_u32(caller, call, "return_size", size_ptr, len)?)
 }
 
 /// Turns a status result into the code returned to the guest.

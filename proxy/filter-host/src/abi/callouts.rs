@@ -8,6 +8,7 @@
 //! deliver response events as they arrive
 //! ([`VmSlot::deliver_stream_event`](crate::pool::VmSlot::deliver_stream_event)).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use wasmtime::Caller;
@@ -15,8 +16,8 @@ use wasp_abi::Status;
 
 use super::http::read_map;
 use super::{ENV, HostImports};
-use crate::callout::CalloutRequest;
-use crate::memory::{CallResult, misuse, read, read_str, status, write_u32};
+use crate::callout::{CalloutRequest, Callouts};
+use crate::memory::{CallResult, answer, misuse, read, read_str, write_u32};
 use crate::state::{CalloutKind, GrpcStream, PendingCallout, VmState};
 use crate::stream::{HeaderList, header_get};
 
@@ -45,6 +46,44 @@ pub(crate) fn parse_grpc_messages(body: &[u8]) -> Option<Vec<Vec<u8>>> {
     Some(messages)
 }
 
+/// The status for a callout to a cluster the proxy does not know, as Envoy
+/// answers it (`source/extensions/common/wasm/context.cc`):
+///
+/// - `Context::httpCall` returns `WasmResult::BadArgument` when
+///   `getThreadLocalCluster` finds no cluster;
+/// - `Context::grpcCall` and `Context::grpcStream` take an argument that is
+///   not a serialized `GrpcService` as a cluster name and return
+///   `WasmResult::ParseFailure` when that cluster is not found (kept, says
+///   the comment there, so that ABI 0.1.x callers need not change).
+///
+/// wasp always takes the argument as a cluster name, so gRPC gets
+/// `ParseFailure`.
+fn unknown_cluster_status(kind: CalloutKind) -> Status {
+    match kind {
+        CalloutKind::Http => Status::BadArgument,
+        CalloutKind::GrpcCall | CalloutKind::GrpcStream => Status::ParseFailure,
+    }
+}
+
+/// The proxy's callout service, once `cluster` is known to it: the one
+/// cluster lookup of HTTP and gRPC callouts.
+fn callouts_to(
+    caller: &C<'_>,
+    call: &str,
+    cluster: &str,
+    kind: CalloutKind,
+) -> Result<Arc<dyn Callouts>, Status> {
+    let Some(callouts) = caller.data().core.services.callouts() else {
+        let argument = "upstream (no callout service)";
+        return Err(misuse(caller, call, argument, Status::InternalFailure));
+    };
+    if !callouts.has_cluster(cluster) {
+        let status = unknown_cluster_status(kind);
+        return Err(misuse(caller, call, "upstream (unknown cluster)", status));
+    }
+    Ok(callouts)
+}
+
 /// Starts a callout and returns its token.
 fn start(
     caller: &mut C<'_>,
@@ -52,23 +91,7 @@ fn start(
     request: CalloutRequest,
     kind: CalloutKind,
 ) -> Result<u32, Status> {
-    let state = caller.data();
-    let Some(callouts) = state.core.services.callouts() else {
-        return Err(misuse(
-            caller,
-            call,
-            "upstream (no callout service)",
-            Status::InternalFailure,
-        ));
-    };
-    if !callouts.has_cluster(&request.cluster) {
-        return Err(misuse(
-            caller,
-            call,
-            "upstream (unknown cluster)",
-            Status::BadArgument,
-        ));
-    }
+    let callouts = callouts_to(caller, call, &request.cluster, kind)?;
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return Err(misuse(caller, call, "runtime", Status::InternalFailure));
     };
@@ -108,38 +131,31 @@ fn http_call(
     token_ptr: u32,
 ) -> CallResult {
     const CALL: &str = "proxy_http_call";
-    let request = (|| {
+    answer(|| {
         let headers = read_map(&caller, CALL, "headers", headers_ptr, headers_len)?;
         for required in [":method", ":path", ":authority"] {
             if header_get(&headers, required).is_none() {
-                return Err(misuse(
-                    &caller,
-                    CALL,
-                    "headers (missing :method, :path or :authority)",
-                    Status::BadArgument,
-                ));
+                let argument = "headers (missing :method, :path or :authority)";
+                return Err(misuse(&caller, CALL, argument, Status::BadArgument).into());
             }
         }
-        Ok(CalloutRequest {
+        let request = CalloutRequest {
             cluster: read_str(&caller, CALL, "upstream", up_ptr, up_len)?,
             headers,
             body: read(&caller, CALL, "body", body_ptr, body_len)?.into(),
             trailers: read_map(&caller, CALL, "trailers", trailers_ptr, trailers_len)?,
             timeout: Duration::from_millis(u64::from(timeout_ms)),
             http2: false,
-        })
-    })();
-    let token = match request.and_then(|r| start(&mut caller, CALL, r, CalloutKind::Http)) {
-        Ok(token) => token,
-        Err(status) => return Ok(status as u32),
-    };
-    Ok(status(write_u32(
-        &mut caller,
-        CALL,
-        "return_token",
-        token_ptr,
-        token,
-    )))
+        };
+        let token = start(&mut caller, CALL, request, CalloutKind::Http)?;
+        Ok(write_u32(
+            &mut caller,
+            CALL,
+            "return_token",
+            token_ptr,
+            token,
+        )?)
+    })
 }
 
 /// The request of a gRPC call or stream, without its messages.
@@ -183,42 +199,9 @@ fn grpc_request(
     })
 }
 
-fn sent_token(
-    caller: &mut C<'_>,
-    call: &str,
-    token: Result<u32, Status>,
-    token_ptr: u32,
-) -> CallResult {
-    match token {
-        Ok(token) => Ok(status(write_u32(
-            caller,
-            call,
-            "return_callout_id",
-            token_ptr,
-            token,
-        ))),
-        Err(status) => Ok(status as u32),
-    }
-}
-
 /// Opens a gRPC stream and returns its token.
 fn open_stream(caller: &mut C<'_>, call: &str, request: CalloutRequest) -> Result<u32, Status> {
-    let Some(callouts) = caller.data().core.services.callouts() else {
-        return Err(misuse(
-            caller,
-            call,
-            "upstream (no callout service)",
-            Status::InternalFailure,
-        ));
-    };
-    if !callouts.has_cluster(&request.cluster) {
-        return Err(misuse(
-            caller,
-            call,
-            "upstream (unknown cluster)",
-            Status::ParseFailure,
-        ));
-    }
+    let callouts = callouts_to(caller, call, &request.cluster, CalloutKind::GrpcStream)?;
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return Err(misuse(caller, call, "runtime", Status::InternalFailure));
     };
@@ -277,30 +260,32 @@ pub(super) fn register(imports: &mut HostImports) -> wasmtime::Result<()> {
          -> CallResult {
             const CALL: &str = "proxy_grpc_call";
             let timeout = Duration::from_millis(u64::from(timeout_ms));
-            let token = grpc_request(
-                &c,
-                CALL,
-                [
-                    up_ptr, up_len, svc_ptr, svc_len, m_ptr, m_len, md_ptr, md_len,
-                ],
-                timeout,
-            )
-            .and_then(|mut request| {
+            let args = [
+                up_ptr, up_len, svc_ptr, svc_len, m_ptr, m_len, md_ptr, md_len,
+            ];
+            answer(|| {
+                // A name that is not UTF-8 is a `ParseFailure` here, as for an
+                // unknown cluster.
+                let mut request = grpc_request(&c, CALL, args, timeout).map_err(|s| {
+                    if s == Status::BadArgument {
+                        Status::ParseFailure
+                    } else {
+                        s
+                    }
+                })?;
                 let message = read(&c, CALL, "message", msg_ptr, msg_len)?;
                 let mut body = Vec::with_capacity(message.len() + 5);
                 frame(&mut body, &message);
                 request.body = body.into();
-                Ok(request)
+                let token = start(&mut c, CALL, request, CalloutKind::GrpcCall)?;
+                Ok(write_u32(
+                    &mut c,
+                    CALL,
+                    "return_callout_id",
+                    token_ptr,
+                    token,
+                )?)
             })
-            .and_then(|request| start(&mut c, CALL, request, CalloutKind::GrpcCall))
-            .map_err(|s| {
-                if s == Status::BadArgument {
-                    Status::ParseFailure
-                } else {
-                    s
-                }
-            });
-            sent_token(&mut c, CALL, token, token_ptr)
         },
     )?;
     imports.func(
@@ -321,9 +306,17 @@ pub(super) fn register(imports: &mut HostImports) -> wasmtime::Result<()> {
             let args = [
                 up_ptr, up_len, svc_ptr, svc_len, m_ptr, m_len, md_ptr, md_len,
             ];
-            let token = grpc_request(&c, CALL, args, Duration::ZERO)
-                .and_then(|request| open_stream(&mut c, CALL, request));
-            sent_token(&mut c, CALL, token, token_ptr)
+            answer(|| {
+                let request = grpc_request(&c, CALL, args, Duration::ZERO)?;
+                let token = open_stream(&mut c, CALL, request)?;
+                Ok(write_u32(
+                    &mut c,
+                    CALL,
+                    "return_callout_id",
+                    token_ptr,
+                    token,
+                )?)
+            })
         },
     )?;
     imports.func(
@@ -331,28 +324,25 @@ pub(super) fn register(imports: &mut HostImports) -> wasmtime::Result<()> {
         "proxy_grpc_send",
         |mut c: C<'_>, token: u32, ptr: u32, len: u32, end_stream: u32| -> CallResult {
             const CALL: &str = "proxy_grpc_send";
-            let message = match read(&c, CALL, "message", ptr, len) {
-                Ok(message) => message,
-                Err(status) => return Ok(status as u32),
-            };
-            let Some(stream) = c.data_mut().grpc_streams.get_mut(&token) else {
-                return Ok(Status::NotFound as u32);
-            };
-            let Some(outgoing) = stream.outgoing.as_ref() else {
-                return Ok(misuse(
-                    &c,
-                    CALL,
-                    "token (stream already ended)",
-                    Status::BadArgument,
-                ) as u32);
-            };
-            let mut framed = Vec::with_capacity(message.len() + 5);
-            frame(&mut framed, &message);
-            let _ = outgoing.send(framed.into());
-            if end_stream != 0 {
-                stream.outgoing = None;
-            }
-            Ok(Status::Ok as u32)
+            answer(|| {
+                let message = read(&c, CALL, "message", ptr, len)?;
+                let stream = c
+                    .data_mut()
+                    .grpc_streams
+                    .get_mut(&token)
+                    .ok_or(Status::NotFound)?;
+                let Some(outgoing) = stream.outgoing.as_ref() else {
+                    let argument = "token (stream already ended)";
+                    return Err(misuse(&c, CALL, argument, Status::BadArgument).into());
+                };
+                let mut framed = Vec::with_capacity(message.len() + 5);
+                frame(&mut framed, &message);
+                let _ = outgoing.send(framed.into());
+                if end_stream != 0 {
+                    stream.outgoing = None;
+                }
+                Ok(())
+            })
         },
     )?;
     imports.func(

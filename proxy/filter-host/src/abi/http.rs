@@ -7,7 +7,7 @@ use wasmtime::Caller;
 use wasp_abi::{BufferType, MapType, Status, StreamType, decode_map, encode_map, encoded_map_len};
 
 use super::{ENV, HostImports};
-use crate::memory::{CallResult, copy_out, misuse, read, read_str, status, write_u32};
+use crate::memory::{CallResult, answer, copy_out, misuse, read, read_str, write_u32};
 use crate::state::VmState;
 use crate::stream::{HeaderList, LocalReply, header_get, header_remove, header_replace};
 
@@ -127,28 +127,18 @@ pub(crate) fn read_map(
 
 fn get_map_pairs(mut caller: C<'_>, map_type: u32, ptr_ptr: u32, size_ptr: u32) -> CallResult {
     const CALL: &str = "proxy_get_header_map_pairs";
-    let encoded = match map_op(&mut caller, CALL, map_type, |list| encode_map(list)) {
-        Ok(encoded) => encoded,
-        Err(status) => return Ok(status as u32),
-    };
-    Ok(status(copy_out(
-        &mut caller,
-        CALL,
-        &encoded,
-        ptr_ptr,
-        size_ptr,
-    )?))
+    answer(|| {
+        let encoded = map_op(&mut caller, CALL, map_type, |list| encode_map(list))?;
+        copy_out(&mut caller, CALL, &encoded, ptr_ptr, size_ptr)
+    })
 }
 
 fn set_map_pairs(mut caller: C<'_>, map_type: u32, ptr: u32, len: u32) -> CallResult {
     const CALL: &str = "proxy_set_header_map_pairs";
-    let pairs = match read_map(&caller, CALL, "map_data", ptr, len) {
-        Ok(pairs) => pairs,
-        Err(status) => return Ok(status as u32),
-    };
-    Ok(status(map_op(&mut caller, CALL, map_type, |list| {
-        *list = pairs
-    })))
+    answer(|| {
+        let pairs = read_map(&caller, CALL, "map_data", ptr, len)?;
+        Ok(map_op(&mut caller, CALL, map_type, |list| *list = pairs)?)
+    })
 }
 
 fn get_map_value(
@@ -160,26 +150,16 @@ fn get_map_value(
     size_ptr: u32,
 ) -> CallResult {
     const CALL: &str = "proxy_get_header_map_value";
-    let key = match read_str(&caller, CALL, "key", key_ptr, key_len) {
-        Ok(key) => key,
-        Err(status) => return Ok(status as u32),
-    };
-    // A missing header is `NotFound` (what current SDKs expect); an empty one
-    // is `Ok` with no data.
-    let value = match map_op(&mut caller, CALL, map_type, |list| {
-        header_get(list, &key).map(<[u8]>::to_vec)
-    }) {
-        Ok(Some(value)) => value,
-        Ok(None) => return Ok(Status::NotFound as u32),
-        Err(status) => return Ok(status as u32),
-    };
-    Ok(status(copy_out(
-        &mut caller,
-        CALL,
-        &value,
-        ptr_ptr,
-        size_ptr,
-    )?))
+    answer(|| {
+        let key = read_str(&caller, CALL, "key", key_ptr, key_len)?;
+        // A missing header is `NotFound` (what current SDKs expect); an empty
+        // one is `Ok` with no data.
+        let value = map_op(&mut caller, CALL, map_type, |list| {
+            header_get(list, &key).map(<[u8]>::to_vec)
+        })?
+        .ok_or(Status::NotFound)?;
+        copy_out(&mut caller, CALL, &value, ptr_ptr, size_ptr)
+    })
 }
 
 /// How `proxy_add/replace/remove_header_map_value` change a map.
@@ -196,48 +176,38 @@ fn edit_map_value(
     args: (u32, u32, u32, u32, u32),
 ) -> CallResult {
     let (map_type, key_ptr, key_len, value_ptr, value_len) = args;
-    let key = match read_str(&caller, call, "key", key_ptr, key_len) {
-        Ok(key) => key,
-        Err(status) => return Ok(status as u32),
-    };
-    let value = match read(&caller, call, "value", value_ptr, value_len) {
-        Ok(value) => value,
-        Err(status) => return Ok(status as u32),
-    };
-    Ok(status(map_op(
-        &mut caller,
-        call,
-        map_type,
-        |list| match edit {
+    answer(|| {
+        let key = read_str(&caller, call, "key", key_ptr, key_len)?;
+        let value = read(&caller, call, "value", value_ptr, value_len)?;
+        Ok(map_op(&mut caller, call, map_type, |list| match edit {
             Edit::Add => list.push((key.to_ascii_lowercase(), value)),
             Edit::Replace => header_replace(list, &key, value),
-        },
-    )))
+        })?)
+    })
 }
 
 fn remove_map_value(mut caller: C<'_>, map_type: u32, key_ptr: u32, key_len: u32) -> CallResult {
     const CALL: &str = "proxy_remove_header_map_value";
-    let key = match read_str(&caller, CALL, "key", key_ptr, key_len) {
-        Ok(key) => key,
-        Err(status) => return Ok(status as u32),
-    };
-    Ok(status(map_op(&mut caller, CALL, map_type, |list| {
-        header_remove(list, &key)
-    })))
+    answer(|| {
+        let key = read_str(&caller, CALL, "key", key_ptr, key_len)?;
+        Ok(map_op(&mut caller, CALL, map_type, |list| {
+            header_remove(list, &key)
+        })?)
+    })
 }
 
 fn get_map_size(mut caller: C<'_>, map_type: u32, size_ptr: u32) -> CallResult {
     const CALL: &str = "proxy_get_header_map_size";
-    match map_op(&mut caller, CALL, map_type, |list| encoded_map_len(list)) {
-        Ok(size) => Ok(status(write_u32(
+    answer(|| {
+        let size = map_op(&mut caller, CALL, map_type, |list| encoded_map_len(list))?;
+        Ok(write_u32(
             &mut caller,
             CALL,
             "return_size",
             size_ptr,
             size as u32,
-        ))),
-        Err(status) => Ok(status as u32),
-    }
+        )?)
+    })
 }
 
 fn get_buffer_bytes(
@@ -249,22 +219,15 @@ fn get_buffer_bytes(
     size_ptr: u32,
 ) -> CallResult {
     const CALL: &str = "proxy_get_buffer_bytes";
-    // Sizes are clamped to the buffer: SDKs ask for `usize::MAX` bytes.
-    let bytes = match buffer_op(&mut caller, CALL, buffer_type, false, |buf| {
-        let start = (start as usize).min(buf.len());
-        let end = start.saturating_add(max_size as usize).min(buf.len());
-        buf[start..end].to_vec()
-    }) {
-        Ok(bytes) => bytes,
-        Err(status) => return Ok(status as u32),
-    };
-    Ok(status(copy_out(
-        &mut caller,
-        CALL,
-        &bytes,
-        ptr_ptr,
-        size_ptr,
-    )?))
+    answer(|| {
+        // Sizes are clamped to the buffer: SDKs ask for `usize::MAX` bytes.
+        let bytes = buffer_op(&mut caller, CALL, buffer_type, false, |buf| {
+            let start = (start as usize).min(buf.len());
+            let end = start.saturating_add(max_size as usize).min(buf.len());
+            buf[start..end].to_vec()
+        })?;
+        copy_out(&mut caller, CALL, &bytes, ptr_ptr, size_ptr)
+    })
 }
 
 fn get_buffer_status(
@@ -274,19 +237,17 @@ fn get_buffer_status(
     flags_ptr: u32,
 ) -> CallResult {
     const CALL: &str = "proxy_get_buffer_status";
-    match buffer_op(&mut caller, CALL, buffer_type, false, |buf| buf.len()) {
-        Ok(len) => Ok(status(
-            write_u32(
-                &mut caller,
-                CALL,
-                "return_buffer_size",
-                size_ptr,
-                len as u32,
-            )
-            .and_then(|()| write_u32(&mut caller, CALL, "return_flags", flags_ptr, 0)),
-        )),
-        Err(status) => Ok(status as u32),
-    }
+    answer(|| {
+        let len = buffer_op(&mut caller, CALL, buffer_type, false, |buf| buf.len())?;
+        write_u32(
+            &mut caller,
+            CALL,
+            "return_buffer_size",
+            size_ptr,
+            len as u32,
+        )?;
+        Ok(write_u32(&mut caller, CALL, "return_flags", flags_ptr, 0)?)
+    })
 }
 
 fn set_buffer_bytes(
@@ -298,23 +259,16 @@ fn set_buffer_bytes(
     data_len: u32,
 ) -> CallResult {
     const CALL: &str = "proxy_set_buffer_bytes";
-    let data = match read(&caller, CALL, "buffer_data", data_ptr, data_len) {
-        Ok(data) => data,
-        Err(status) => return Ok(status as u32),
-    };
-    // Replaces bytes [start, start + size) (clamped): (0, len) replaces all,
-    // (0, 0) prepends, (len, 0) appends.
-    Ok(status(buffer_op(
-        &mut caller,
-        CALL,
-        buffer_type,
-        true,
-        |buf| {
+    answer(|| {
+        let data = read(&caller, CALL, "buffer_data", data_ptr, data_len)?;
+        // Replaces bytes [start, start + size) (clamped): (0, len) replaces
+        // all, (0, 0) prepends, (len, 0) appends.
+        Ok(buffer_op(&mut caller, CALL, buffer_type, true, |buf| {
             let start = (start as usize).min(buf.len());
             let end = start.saturating_add(size as usize).min(buf.len());
             buf.splice(start..end, data);
-        },
-    )))
+        })?)
+    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -330,42 +284,34 @@ fn send_local_response(
     grpc_status: i32,
 ) -> CallResult {
     const CALL: &str = "proxy_send_local_response";
-    if !(200..=599).contains(&status_code) {
-        return Ok(misuse(&caller, CALL, "status_code", Status::BadArgument) as u32);
-    }
-    let reply = (|| {
-        Ok::<_, Status>(LocalReply {
+    answer(|| {
+        if !(200..=599).contains(&status_code) {
+            return Err(misuse(&caller, CALL, "status_code", Status::BadArgument).into());
+        }
+        let details = read(
+            &caller,
+            CALL,
+            "status_code_details",
+            details_ptr,
+            details_len,
+        )?;
+        let reply = LocalReply {
             status: status_code as u16,
-            details: String::from_utf8_lossy(&read(
-                &caller,
-                CALL,
-                "status_code_details",
-                details_ptr,
-                details_len,
-            )?)
-            .into_owned(),
+            details: String::from_utf8_lossy(&details).into_owned(),
             body: read(&caller, CALL, "body", body_ptr, body_len)?.into(),
             headers: read_map(&caller, CALL, "headers", headers_ptr, headers_len)?,
             grpc_status: u32::try_from(grpc_status).ok(),
-        })
-    })();
-    let reply = match reply {
-        Ok(reply) => reply,
-        Err(status) => return Ok(status as u32),
-    };
-    let Some(binding) = caller.data().stream() else {
-        return Ok(misuse(
-            &caller,
-            CALL,
-            "context (not an HTTP stream)",
-            Status::BadArgument,
-        ) as u32);
-    };
-    let mut data = binding.data.lock().unwrap_or_else(PoisonError::into_inner);
-    data.local_reply.get_or_insert(reply);
-    drop(data);
-    binding.signal.notify.notify_one();
-    Ok(Status::Ok as u32)
+        };
+        let Some(binding) = caller.data().stream() else {
+            let argument = "context (not an HTTP stream)";
+            return Err(misuse(&caller, CALL, argument, Status::BadArgument).into());
+        };
+        let mut data = binding.data.lock().unwrap_or_else(PoisonError::into_inner);
+        data.local_reply.get_or_insert(reply);
+        drop(data);
+        binding.signal.notify.notify_one();
+        Ok(())
+    })
 }
 
 /// What `proxy_continue_stream` / `proxy_close_stream` do.

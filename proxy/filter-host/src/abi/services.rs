@@ -7,7 +7,9 @@ use wasmtime::Caller;
 use wasp_abi::{LogLevel, MetricType, Status, decode_property_path};
 
 use super::{ENV, HostImports};
-use crate::memory::{CallResult, copy_out, misuse, read, read_str, status, write_u32, write_u64};
+use crate::memory::{
+    CallResult, answer, copy_out, misuse, read, read_str, status, write_u32, write_u64,
+};
 use crate::properties;
 use crate::state::VmState;
 
@@ -15,24 +17,24 @@ type C<'a> = Caller<'a, VmState>;
 
 fn log(caller: C<'_>, level: u32, ptr: u32, len: u32) -> CallResult {
     const CALL: &str = "proxy_log";
-    let Ok(level) = LogLevel::try_from(level) else {
-        return Ok(misuse(&caller, CALL, "log_level", Status::BadArgument) as u32);
-    };
-    let message = match read(&caller, CALL, "message", ptr, len) {
-        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-        Err(status) => return Ok(status as u32),
-    };
-    let plugin = &*caller.data().core.spec.name;
-    match level {
-        LogLevel::Trace => tracing::trace!(target: "wasp::filter", plugin, "{message}"),
-        LogLevel::Debug => tracing::debug!(target: "wasp::filter", plugin, "{message}"),
-        LogLevel::Info => tracing::info!(target: "wasp::filter", plugin, "{message}"),
-        LogLevel::Warn => tracing::warn!(target: "wasp::filter", plugin, "{message}"),
-        LogLevel::Error | LogLevel::Critical => {
-            tracing::error!(target: "wasp::filter", plugin, "{message}")
+    answer(|| {
+        let Ok(level) = LogLevel::try_from(level) else {
+            return Err(misuse(&caller, CALL, "log_level", Status::BadArgument).into());
+        };
+        let message = read(&caller, CALL, "message", ptr, len)?;
+        let message = String::from_utf8_lossy(&message);
+        let plugin = &*caller.data().core.spec.name;
+        match level {
+            LogLevel::Trace => tracing::trace!(target: "wasp::filter", plugin, "{message}"),
+            LogLevel::Debug => tracing::debug!(target: "wasp::filter", plugin, "{message}"),
+            LogLevel::Info => tracing::info!(target: "wasp::filter", plugin, "{message}"),
+            LogLevel::Warn => tracing::warn!(target: "wasp::filter", plugin, "{message}"),
+            LogLevel::Error | LogLevel::Critical => {
+                tracing::error!(target: "wasp::filter", plugin, "{message}")
+            }
         }
-    }
-    Ok(Status::Ok as u32)
+        Ok(())
+    })
 }
 
 /// The most verbose level `tracing` currently lets through.
@@ -54,6 +56,17 @@ fn now_nanos() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
+/// The UTF-8 segments of a serialized property path.
+fn path_segments<'p>(caller: &C<'_>, call: &str, path: &'p [u8]) -> Result<Vec<&'p str>, Status> {
+    decode_property_path(path)
+        .into_iter()
+        .map(|segment| {
+            std::str::from_utf8(segment)
+                .map_err(|_| misuse(caller, call, "path", Status::BadArgument))
+        })
+        .collect()
+}
+
 fn get_property(
     mut caller: C<'_>,
     path_ptr: u32,
@@ -62,27 +75,15 @@ fn get_property(
     size_ptr: u32,
 ) -> CallResult {
     const CALL: &str = "proxy_get_property";
-    let path = match read(&caller, CALL, "path", path_ptr, path_len) {
-        Ok(path) => path,
-        Err(status) => return Ok(status as u32),
-    };
-    let mut segments = Vec::new();
-    for segment in decode_property_path(&path) {
-        match std::str::from_utf8(segment) {
-            Ok(s) => segments.push(s.to_owned()),
-            Err(_) => return Ok(misuse(&caller, CALL, "path", Status::BadArgument) as u32),
-        }
-    }
-    match properties::get(caller.data(), &segments) {
-        Some(value) => Ok(status(copy_out(
-            &mut caller,
-            CALL,
-            &value,
-            ptr_ptr,
-            size_ptr,
-        )?)),
-        None => Ok(Status::NotFound as u32),
-    }
+    answer(|| {
+        let path = read(&caller, CALL, "path", path_ptr, path_len)?;
+        let segments: Vec<String> = path_segments(&caller, CALL, &path)?
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let value = properties::get(caller.data(), &segments).ok_or(Status::NotFound)?;
+        copy_out(&mut caller, CALL, &value, ptr_ptr, size_ptr)
+    })
 }
 
 fn set_property(
@@ -93,24 +94,16 @@ fn set_property(
     value_len: u32,
 ) -> CallResult {
     const CALL: &str = "proxy_set_property";
-    let (path, value) = match read(&caller, CALL, "path", path_ptr, path_len)
-        .and_then(|p| read(&caller, CALL, "value", value_ptr, value_len).map(|v| (p, v)))
-    {
-        Ok(pair) => pair,
-        Err(status) => return Ok(status as u32),
-    };
-    let mut segments = Vec::new();
-    for segment in decode_property_path(&path) {
-        match std::str::from_utf8(segment) {
-            Ok(s) => segments.push(s),
-            Err(_) => return Ok(misuse(&caller, CALL, "path", Status::BadArgument) as u32),
+    answer(|| {
+        let path = read(&caller, CALL, "path", path_ptr, path_len)?;
+        let value = read(&caller, CALL, "value", value_ptr, value_len)?;
+        let segments = path_segments(&caller, CALL, &path)?;
+        if segments.is_empty() {
+            return Err(misuse(&caller, CALL, "path (empty)", Status::BadArgument).into());
         }
-    }
-    if segments.is_empty() {
-        return Ok(misuse(&caller, CALL, "path (empty)", Status::BadArgument) as u32);
-    }
-    properties::set(caller.data_mut(), &segments.join("."), value);
-    Ok(Status::Ok as u32)
+        properties::set(caller.data_mut(), &segments.join("."), value);
+        Ok(())
+    })
 }
 
 fn get_shared_data(
@@ -122,24 +115,17 @@ fn get_shared_data(
     cas_ptr: u32,
 ) -> CallResult {
     const CALL: &str = "proxy_get_shared_data";
-    let key = match read_str(&caller, CALL, "key", key_ptr, key_len) {
-        Ok(key) => key,
-        Err(status) => return Ok(status as u32),
-    };
-    let core = caller.data().core.clone();
-    let Some((value, cas)) = core.services.shared_data.get(&core.spec.vm_id, &key) else {
-        return Ok(Status::NotFound as u32);
-    };
-    if let Err(status) = copy_out(&mut caller, CALL, &value, ptr_ptr, size_ptr)? {
-        return Ok(status as u32);
-    }
-    Ok(status(write_u32(
-        &mut caller,
-        CALL,
-        "return_cas",
-        cas_ptr,
-        cas,
-    )))
+    answer(|| {
+        let key = read_str(&caller, CALL, "key", key_ptr, key_len)?;
+        let core = caller.data().core.clone();
+        let (value, cas) = core
+            .services
+            .shared_data
+            .get(&core.spec.vm_id, &key)
+            .ok_or(Status::NotFound)?;
+        copy_out(&mut caller, CALL, &value, ptr_ptr, size_ptr)?;
+        Ok(write_u32(&mut caller, CALL, "return_cas", cas_ptr, cas)?)
+    })
 }
 
 fn set_shared_data(
@@ -151,44 +137,28 @@ fn set_shared_data(
     cas: u32,
 ) -> CallResult {
     const CALL: &str = "proxy_set_shared_data";
-    let (key, value) = match read_str(&caller, CALL, "key", key_ptr, key_len)
-        .and_then(|k| read(&caller, CALL, "value", value_ptr, value_len).map(|v| (k, v)))
-    {
-        Ok(pair) => pair,
-        Err(status) => return Ok(status as u32),
-    };
-    let core = &caller.data().core;
-    Ok(status(core.services.shared_data.set(
-        &core.spec.vm_id,
-        &key,
-        value,
-        cas,
-    )))
+    answer(|| {
+        let key = read_str(&caller, CALL, "key", key_ptr, key_len)?;
+        let value = read(&caller, CALL, "value", value_ptr, value_len)?;
+        let core = &caller.data().core;
+        let shared = &core.services.shared_data;
+        Ok(shared.set(&core.spec.vm_id, &key, value, cas)?)
+    })
 }
 
 fn register_queue(mut caller: C<'_>, name_ptr: u32, name_len: u32, id_ptr: u32) -> CallResult {
     const CALL: &str = "proxy_register_shared_queue";
-    let name = match read_str(&caller, CALL, "queue_name", name_ptr, name_len) {
-        Ok(name) => name,
-        Err(status) => return Ok(status as u32),
-    };
-    let state = caller.data();
-    let owner = crate::shared::QueueOwner {
-        slot: state.slot.clone(),
-        generation: state.generation,
-    };
-    let id = state
-        .core
-        .services
-        .queues
-        .register(&state.core.spec.vm_id, &name, owner);
-    Ok(status(write_u32(
-        &mut caller,
-        CALL,
-        "return_queue_id",
-        id_ptr,
-        id,
-    )))
+    answer(|| {
+        let name = read_str(&caller, CALL, "queue_name", name_ptr, name_len)?;
+        let state = caller.data();
+        let owner = crate::shared::QueueOwner {
+            slot: state.slot.clone(),
+            generation: state.generation,
+        };
+        let queues = &state.core.services.queues;
+        let id = queues.register(&state.core.spec.vm_id, &name, owner);
+        Ok(write_u32(&mut caller, CALL, "return_queue_id", id_ptr, id)?)
+    })
 }
 
 fn resolve_queue(
@@ -200,48 +170,30 @@ fn resolve_queue(
     id_ptr: u32,
 ) -> CallResult {
     const CALL: &str = "proxy_resolve_shared_queue";
-    let (vm_id, name) = match read_str(&caller, CALL, "vm_id", vm_ptr, vm_len)
-        .and_then(|v| read_str(&caller, CALL, "queue_name", name_ptr, name_len).map(|n| (v, n)))
-    {
-        Ok(pair) => pair,
-        Err(status) => return Ok(status as u32),
-    };
-    match caller.data().core.services.queues.resolve(&vm_id, &name) {
-        Some(id) => Ok(status(write_u32(
-            &mut caller,
-            CALL,
-            "return_queue_id",
-            id_ptr,
-            id,
-        ))),
-        None => Ok(Status::NotFound as u32),
-    }
+    answer(|| {
+        let vm_id = read_str(&caller, CALL, "vm_id", vm_ptr, vm_len)?;
+        let name = read_str(&caller, CALL, "queue_name", name_ptr, name_len)?;
+        let queues = &caller.data().core.services.queues;
+        let id = queues.resolve(&vm_id, &name).ok_or(Status::NotFound)?;
+        Ok(write_u32(&mut caller, CALL, "return_queue_id", id_ptr, id)?)
+    })
 }
 
 fn enqueue(caller: C<'_>, id: u32, ptr: u32, len: u32) -> CallResult {
     const CALL: &str = "proxy_enqueue_shared_queue";
-    let value = match read(&caller, CALL, "value", ptr, len) {
-        Ok(value) => value,
-        Err(status) => return Ok(status as u32),
-    };
-    Ok(status(
-        caller.data().core.services.queues.enqueue(id, value),
-    ))
+    answer(|| {
+        let value = read(&caller, CALL, "value", ptr, len)?;
+        Ok(caller.data().core.services.queues.enqueue(id, value)?)
+    })
 }
 
 fn dequeue(mut caller: C<'_>, id: u32, ptr_ptr: u32, size_ptr: u32) -> CallResult {
     const CALL: &str = "proxy_dequeue_shared_queue";
-    match caller.data().core.services.queues.dequeue(id) {
-        Ok(Some(value)) => Ok(status(copy_out(
-            &mut caller,
-            CALL,
-            &value,
-            ptr_ptr,
-            size_ptr,
-        )?)),
-        Ok(None) => Ok(Status::Empty as u32),
-        Err(status) => Ok(status as u32),
-    }
+    answer(|| {
+        let queues = &caller.data().core.services.queues;
+        let value = queues.dequeue(id)?.ok_or(Status::Empty)?;
+        copy_out(&mut caller, CALL, &value, ptr_ptr, size_ptr)
+    })
 }
 
 fn define_metric(
@@ -252,59 +204,58 @@ fn define_metric(
     id_ptr: u32,
 ) -> CallResult {
     const CALL: &str = "proxy_define_metric";
-    let Ok(kind) = MetricType::try_from(kind) else {
-        return Ok(misuse(&caller, CALL, "metric_type", Status::BadArgument) as u32);
-    };
-    let name = match read_str(&caller, CALL, "name", name_ptr, name_len) {
-        Ok(name) => name,
-        Err(status) => return Ok(status as u32),
-    };
-    match caller.data().core.services.metrics.define(kind, &name) {
-        Ok(id) => Ok(status(write_u32(
+    answer(|| {
+        let Ok(kind) = MetricType::try_from(kind) else {
+            return Err(misuse(&caller, CALL, "metric_type", Status::BadArgument).into());
+        };
+        let name = read_str(&caller, CALL, "name", name_ptr, name_len)?;
+        let id = caller
+            .data()
+            .core
+            .services
+            .metrics
+            .define(kind, &name)
+            .map_err(|status| misuse(&caller, CALL, "name (defined with another type)", status))?;
+        Ok(write_u32(
             &mut caller,
             CALL,
             "return_metric_id",
             id_ptr,
             id,
-        ))),
-        Err(status) => Ok(misuse(&caller, CALL, "name (defined with another type)", status) as u32),
-    }
+        )?)
+    })
 }
 
 fn get_metric(mut caller: C<'_>, id: u32, value_ptr: u32) -> CallResult {
     const CALL: &str = "proxy_get_metric";
-    match caller.data().core.services.metrics.get(id) {
-        Ok(value) => Ok(status(write_u64(
+    answer(|| {
+        let value = caller.data().core.services.metrics.get(id)?;
+        Ok(write_u64(
             &mut caller,
             CALL,
             "return_value",
             value_ptr,
             value,
-        ))),
-        Err(status) => Ok(status as u32),
-    }
+        )?)
+    })
 }
 
 fn get_status(mut caller: C<'_>, code_ptr: u32, msg_ptr_ptr: u32, msg_size_ptr: u32) -> CallResult {
     const CALL: &str = "proxy_get_status";
-    let Some((code, message)) = caller
-        .data()
-        .callout
-        .as_ref()
-        .and_then(|v| v.status.clone())
-    else {
-        return Ok(Status::NotFound as u32);
-    };
-    if let Err(status) = write_u32(&mut caller, CALL, "return_status_code", code_ptr, code) {
-        return Ok(status as u32);
-    }
-    Ok(status(copy_out(
-        &mut caller,
-        CALL,
-        message.as_bytes(),
-        msg_ptr_ptr,
-        msg_size_ptr,
-    )?))
+    answer(|| {
+        let callout = caller.data().callout.as_ref();
+        let (code, message) = callout
+            .and_then(|v| v.status.clone())
+            .ok_or(Status::NotFound)?;
+        write_u32(&mut caller, CALL, "return_status_code", code_ptr, code)?;
+        copy_out(
+            &mut caller,
+            CALL,
+            message.as_bytes(),
+            msg_ptr_ptr,
+            msg_size_ptr,
+        )
+    })
 }
 
 pub(super) fn register(imports: &mut HostImports) -> wasmtime::Result<()> {
@@ -348,13 +299,15 @@ pub(super) fn register(imports: &mut HostImports) -> wasmtime::Result<()> {
         "proxy_get_configuration",
         |mut c: C<'_>, ptr_ptr: u32, size_ptr: u32| -> CallResult {
             let config = c.data().core.spec.configuration.clone();
-            Ok(status(copy_out(
-                &mut c,
-                "proxy_get_configuration",
-                &config,
-                ptr_ptr,
-                size_ptr,
-            )?))
+            answer(|| {
+                copy_out(
+                    &mut c,
+                    "proxy_get_configuration",
+                    &config,
+                    ptr_ptr,
+                    size_ptr,
+                )
+            })
         },
     )?;
     imports.func(ENV, "proxy_get_property", get_property)?;

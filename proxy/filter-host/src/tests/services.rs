@@ -166,6 +166,79 @@ async fn grpc_streams_are_full_duplex() {
     );
 }
 
+/// The statuses `calls` leave at 300.. (one digit each), as the body of the
+/// local reply a filter sends after making them on the request headers.
+async fn statuses_of(name: &str, imports: &str, data: &str, calls: &str, count: usize) -> Vec<u8> {
+    let module = wat(
+        &format!(
+            r#"{imports}
+  (import "env" "proxy_send_local_response" (func $reply (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))"#
+        ),
+        &format!(
+            r#"{data}
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    {calls}
+    (drop (call $reply (i32.const 200) (i32.const 0) (i32.const 0) (i32.const 300) (i32.const {count}) (i32.const 0) (i32.const 0) (i32.const -1)))
+    i32.const 1)"#
+        ),
+    );
+    let reply = chain(vec![load(spec(name, module))])
+        .start(StreamInfo::default())
+        .request_headers(request(), true)
+        .await
+        .unwrap_err();
+    reply.body.to_vec()
+}
+
+#[tokio::test]
+async fn an_http_callout_to_an_unknown_cluster_is_a_bad_argument() {
+    // Envoy's httpCall answers BadArgument (2) for an unknown cluster.
+    let map = encode_map(&[(":method", "GET"), (":path", "/"), (":authority", "absent")]);
+    let body = statuses_of(
+        "http-unknown-cluster",
+        r#"(import "env" "proxy_http_call" (func $call (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))"#,
+        &format!(
+            r#"(data (i32.const 100) "absent")
+  (data (i32.const 200) "{}")"#,
+            wat_bytes(&map)
+        ),
+        &format!(
+            r#"(i32.store8 (i32.const 300) (i32.add (i32.const 48) (call $call (i32.const 100) (i32.const 6) (i32.const 200) (i32.const {})
+      (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 1000) (i32.const 32))))"#,
+            map.len()
+        ),
+        1,
+    )
+    .await;
+    assert_eq!(&body[..], b"2");
+    let sent = callouts().requests.lock().unwrap();
+    assert!(!sent.iter().any(|r| r.cluster == "absent"));
+}
+
+#[tokio::test]
+async fn grpc_callouts_to_an_unknown_cluster_are_a_parse_failure() {
+    // Envoy's grpcCall and grpcStream answer ParseFailure (4) for a cluster
+    // name they do not know.
+    let body = statuses_of(
+        "grpc-unknown-cluster",
+        r#"(import "env" "proxy_grpc_call" (func $grpc (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_grpc_stream" (func $open (param i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))"#,
+        r#"(data (i32.const 100) "missing")
+  (data (i32.const 110) "pkg.Svc")
+  (data (i32.const 120) "Do")
+  (data (i32.const 130) "req")"#,
+        r#"(i32.store8 (i32.const 300) (i32.add (i32.const 48) (call $grpc (i32.const 100) (i32.const 7) (i32.const 110) (i32.const 7) (i32.const 120) (i32.const 2)
+      (i32.const 0) (i32.const 0) (i32.const 130) (i32.const 3) (i32.const 1000) (i32.const 32))))
+    (i32.store8 (i32.const 301) (i32.add (i32.const 48) (call $open (i32.const 100) (i32.const 7) (i32.const 110) (i32.const 7) (i32.const 120) (i32.const 2)
+      (i32.const 0) (i32.const 0) (i32.const 32))))"#,
+        2,
+    )
+    .await;
+    assert_eq!(&body[..], b"44");
+    let sent = callouts().requests.lock().unwrap();
+    assert!(!sent.iter().any(|r| r.cluster == "missing"));
+}
+
 #[tokio::test]
 async fn ticks_run_at_the_period_the_root_context_sets() {
     let module = wat(
