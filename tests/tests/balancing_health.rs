@@ -257,7 +257,7 @@ async fn ring_hash_keeps_keys_and_moves_few_when_an_endpoint_leaves() {
         Upstream::start("r3").await,
     ];
     let all: Vec<&Upstream> = ups.iter().collect();
-    let wasp = Wasp::start(&ring_config(listen, &all)).await;
+    let wasp = Wasp::start(ring_config(listen, &all)).await;
     let client = Client::h2c();
     let url = format!("http://{listen}/ring");
 
@@ -285,7 +285,7 @@ async fn ring_hash_keeps_keys_and_moves_few_when_an_endpoint_leaves() {
     assert_eq!(per_endpoint.len(), 4, "keys spread: {per_endpoint:?}");
 
     // Remove r3 by reload: only its keys (about 1/4) move.
-    wasp.write_config(&ring_config(listen, &all[..3]));
+    wasp.write_config(ring_config(listen, &all[..3]));
     wasp.sighup();
     wasp.wait_version(2, Duration::from_secs(10)).await;
     let mut moved = 0;

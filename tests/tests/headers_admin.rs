@@ -21,7 +21,7 @@ fn config(listen: std::net::SocketAddr, up: &Upstream) -> Config {
 async fn forwarded_request_id_and_hop_by_hop_headers() {
     let listen = free_addr();
     let up = Upstream::start("up").await;
-    let _wasp = Wasp::start(&config(listen, &up)).await;
+    let _wasp = Wasp::start(config(listen, &up)).await;
     let client = Client::http1();
     let url = format!("http://{listen}/api/h");
 
@@ -107,7 +107,7 @@ async fn forwarded_request_id_and_hop_by_hop_headers() {
 async fn metrics_and_config_dump_describe_the_running_proxy() {
     let listen = free_addr();
     let up = Upstream::start("up").await;
-    let wasp = Wasp::start(&config(listen, &up)).await;
+    let wasp = Wasp::start(config(listen, &up)).await;
     let ready = client::get(&wasp.admin_url("/ready")).await.unwrap();
     assert_eq!((ready.status, ready.text().as_str()), (200, "ready\n"));
 

@@ -28,7 +28,7 @@ async fn hot_reload_under_load_fails_no_request() {
     let a = Upstream::start("a").await;
     let b = Upstream::start("b").await;
     let c = Upstream::start("c").await;
-    let wasp = Wasp::start(&to_cluster(listen, "a", &[&a])).await;
+    let wasp = Wasp::start(to_cluster(listen, "a", &[&a])).await;
     assert_eq!(wasp.version().await, 1);
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -100,7 +100,7 @@ async fn hot_reload_under_load_fails_no_request() {
     wasp.sighup();
     wasp.wait_version(2, Duration::from_secs(10)).await;
     // A changed file is picked up without a signal.
-    wasp.write_config(&to_cluster(listen, "b", &[&b]));
+    wasp.write_config(to_cluster(listen, "b", &[&b]));
     wasp.wait_version(3, Duration::from_secs(10)).await;
     wait_for("b").await;
     let slow = slow.await.unwrap();
@@ -112,7 +112,7 @@ async fn hot_reload_under_load_fails_no_request() {
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     // A change plus SIGHUP.
-    wasp.write_config(&to_cluster(listen, "c", &[&b, &c]));
+    wasp.write_config(to_cluster(listen, "c", &[&b, &c]));
     wasp.sighup();
     wasp.wait_version(4, Duration::from_secs(10)).await;
     wait_for("c").await;
@@ -461,7 +461,7 @@ async fn command_line_help_validate_and_sigint() {
     // SIGINT drains like SIGTERM.
     let listen = free_addr();
     let a = Upstream::start("a").await;
-    let mut wasp = Wasp::start(&to_cluster(listen, "a", &[&a])).await;
+    let mut wasp = Wasp::start(to_cluster(listen, "a", &[&a])).await;
     wasp.signal("INT");
     let status = wasp
         .wait_exit(Duration::from_secs(10))
@@ -526,7 +526,7 @@ async fn one_worker_serves_concurrently_reloads_and_drains() {
             )
             .cluster(Cluster::new("a").endpoint(a.addr))
     };
-    let mut wasp = Wasp::start_with_args(&config("one"), &["--workers", "1"]).await;
+    let mut wasp = Wasp::start_with_args(config("one"), &["--workers", "1"]).await;
     let client = Client::http1();
     let url = format!("http://{listen}/slow");
 
@@ -550,7 +550,7 @@ async fn one_worker_serves_concurrently_reloads_and_drains() {
     );
 
     let version = wasp.version().await;
-    wasp.write_config(&config("two"));
+    wasp.write_config(config("two"));
     wasp.sighup();
     wasp.wait_version(version + 1, Duration::from_secs(20))
         .await;

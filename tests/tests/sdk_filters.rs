@@ -37,7 +37,7 @@ fn template_config(listen: SocketAddr, upstream: SocketAddr, header: &str, value
 async fn template_filter_adds_its_configured_header_and_follows_a_reload() {
     let listen = free_addr();
     let upstream = Upstream::start("app").await;
-    let wasp = Wasp::start(&template_config(
+    let wasp = Wasp::start(template_config(
         listen,
         upstream.addr,
         "x-served-by",
@@ -53,7 +53,7 @@ async fn template_filter_adds_its_configured_header_and_follows_a_reload() {
     assert_eq!(resp.header("x-upstream"), Some("app"));
 
     let version = wasp.version().await;
-    wasp.write_config(&template_config(
+    wasp.write_config(template_config(
         listen,
         upstream.addr,
         "x-served-by",
@@ -70,7 +70,7 @@ async fn template_filter_adds_its_configured_header_and_follows_a_reload() {
 async fn template_filter_rejects_a_bad_header_name_and_keeps_the_running_config() {
     let listen = free_addr();
     let upstream = Upstream::start("app").await;
-    let wasp = Wasp::start(&template_config(
+    let wasp = Wasp::start(template_config(
         listen,
         upstream.addr,
         "x-served-by",
