@@ -3,28 +3,37 @@
 //! [`Wasp`] builds and runs the `wasp` executable on a temporary configuration
 //! with an admin server; [`Upstream`] is a controllable HTTP/1.1 + h2c server,
 //! [`GrpcHealth`] a tonic gRPC server, [`WsEcho`] a WebSocket echo server and
-//! [`ChunkedEcho`] an upstream for filter tests; [`client`] has HTTP/1.1, h2c
-//! and TLS clients; [`filter_module`] finds the built `.wasm` filters.
+//! [`ChunkedEcho`] an upstream for filter tests, [`GrpcEcho`] raw gRPC
+//! upstreams for filter callouts; [`client`] has HTTP/1.1, h2c and TLS
+//! clients; [`Config`] builds the configuration a test runs on;
+//! [`filter_module`] finds the built `.wasm` filters and [`wat`] holds
+//! filters written as WAT.
 
 pub mod chunked;
 pub mod client;
+pub mod config;
 pub mod envoy;
 pub mod grpc;
+pub mod grpc_echo;
 pub mod metrics;
 pub mod modules;
 pub mod ports;
 pub mod tls;
 pub mod upstream;
 pub mod wasp;
+pub mod wat;
 pub mod ws;
 
 pub use chunked::ChunkedEcho;
 pub use client::{Client, Resp};
+pub use config::{Cluster, Config, FilterChain, HealthCheck, Listener, Plugin, Retry, Route};
 pub use grpc::GrpcHealth;
+pub use grpc_echo::GrpcEcho;
 pub use metrics::Metrics;
 pub use modules::filter_module;
 pub use ports::free_addr;
 pub use tls::TestCert;
 pub use upstream::{Mode, Options, Upstream};
 pub use wasp::Wasp;
+pub use wat::WatDir;
 pub use ws::WsEcho;

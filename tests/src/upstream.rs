@@ -22,10 +22,16 @@ use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+/// Request bodies up to this size are echoed as text (`body`); larger ones
+/// only by length (`body_len`).
+pub const ECHOED_BODY_LIMIT: u64 = 64 * 1024;
+
 /// How the upstream answers requests (other than `/healthz`).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Mode {
-    /// 200 with the request echoed as JSON.
+    /// 200 with the request echoed as JSON: `name`, `method`, `path`,
+    /// `query`, `uri`, `host`, `version`, `headers`, `body_len` and `body`
+    /// (up to [`ECHOED_BODY_LIMIT`] bytes, else null).
     Echo,
     /// This status, with the echo body.
     Status(u16),
@@ -313,6 +319,7 @@ async fn handle(
             .or_insert(value);
     }
     let mut body_len = 0u64;
+    let mut body_text = Vec::new();
     let mut body = body;
     while let Some(frame) = body.frame().await {
         let Ok(frame) = frame else {
@@ -320,6 +327,9 @@ async fn handle(
         };
         if let Some(data) = frame.data_ref() {
             body_len += data.len() as u64;
+            if body_len <= ECHOED_BODY_LIMIT {
+                body_text.extend_from_slice(data);
+            }
             state
                 .body_bytes
                 .fetch_add(data.len() as u64, Ordering::SeqCst);
@@ -368,6 +378,7 @@ async fn handle(
         "version": format!("{:?}", parts.version),
         "headers": headers,
         "body_len": body_len,
+        "body": (body_len <= ECHOED_BODY_LIMIT).then(|| String::from_utf8_lossy(&body_text)),
     });
     let body = match response_bytes {
         Some(total) => generated(total, chunk_delay, truncate_at),

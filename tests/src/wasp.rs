@@ -2,6 +2,7 @@
 //! configuration file with its output captured, wait until it is ready, send
 //! it signals, read its admin endpoints, and kill it when the test ends.
 
+use std::fmt::Display;
 use std::io::{Read, Seek, SeekFrom};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -103,34 +104,35 @@ pub struct Wasp {
 }
 
 impl Wasp {
-    /// Starts wasp on `config` (YAML without `admin`) and waits for `/ready`.
-    pub async fn start(config: &str) -> Wasp {
+    /// Starts wasp on `config` (YAML text or a [`crate::config::Config`],
+    /// without `admin`) and waits for `/ready`.
+    pub async fn start(config: impl Display) -> Wasp {
         let wasp = Self::spawn(config);
         wasp.wait_ready().await;
         wasp
     }
 
     /// Starts wasp on `config` without waiting (for configurations expected to fail).
-    pub fn spawn(config: &str) -> Wasp {
+    pub fn spawn(config: impl Display) -> Wasp {
         Self::spawn_with_env(config, &[])
     }
 
     /// Starts wasp with extra `wasp run` arguments (e.g. `--workers 1`) and
     /// waits for `/ready`.
-    pub async fn start_with_args(config: &str, args: &[&str]) -> Wasp {
+    pub async fn start_with_args(config: impl Display, args: &[&str]) -> Wasp {
         let wasp = Self::spawn_with(config, args, &[]);
         wasp.wait_ready().await;
         wasp
     }
 
     /// Starts wasp with extra environment variables, without waiting.
-    pub fn spawn_with_env(config: &str, env: &[(&str, &str)]) -> Wasp {
+    pub fn spawn_with_env(config: impl Display, env: &[(&str, &str)]) -> Wasp {
         Self::spawn_with(config, &[], env)
     }
 
     /// Starts wasp with extra `wasp run` arguments and environment
     /// variables, without waiting.
-    pub fn spawn_with(config: &str, args: &[&str], env: &[(&str, &str)]) -> Wasp {
+    pub fn spawn_with(config: impl Display, args: &[&str], env: &[(&str, &str)]) -> Wasp {
         let dir = tempfile::tempdir().expect("temporary directory");
         let admin = free_addr();
         let config_path = dir.path().join("wasp.yaml");
@@ -219,7 +221,7 @@ impl Wasp {
     }
 
     /// Rewrites the configuration file (the admin section is kept).
-    pub fn write_config(&self, config: &str) {
+    pub fn write_config(&self, config: impl Display) {
         let tmp = self.dir.path().join("wasp.yaml.new");
         std::fs::write(&tmp, with_admin(config, self.admin)).expect("writing the config");
         std::fs::rename(&tmp, &self.config_path).expect("replacing the config");
@@ -346,7 +348,8 @@ impl Drop for Wasp {
 }
 
 /// Appends an admin section on `admin` to a configuration.
-fn with_admin(config: &str, admin: SocketAddr) -> String {
+fn with_admin(config: impl Display, admin: SocketAddr) -> String {
+    let config = config.to_string();
     format!("{}\nadmin:\n  address: \"{admin}\"\n", config.trim_end())
 }
 

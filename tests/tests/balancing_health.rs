@@ -4,29 +4,24 @@
 //! robin with a slow endpoint, and endpoint weights.
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use wasp_e2e::{Client, Mode, Upstream, Wasp, free_addr};
+use serde_json::json;
+use wasp_e2e::{
+    Client, Cluster, Config, HealthCheck, Listener, Mode, Route, Upstream, Wasp, free_addr,
+};
 
-fn endpoints(ups: &[&Upstream]) -> String {
-    let list: Vec<String> = ups.iter().map(|u| format!("\"{}\"", u.addr)).collect();
-    format!("[{}]", list.join(", "))
+/// The addresses of `ups`.
+fn endpoints(ups: &[&Upstream]) -> Vec<SocketAddr> {
+    ups.iter().map(|u| u.addr).collect()
 }
 
-fn one_route(listen: std::net::SocketAddr, route_extra: &str, cluster: &str) -> String {
-    format!(
-        r#"
-listeners:
-  - name: main
-    address: "{listen}"
-    routes:
-      - match: {{ prefix: / }}
-        route:
-          cluster: c
-{route_extra}clusters:
-  - name: c
-{cluster}"#
-    )
+/// Listener `main` sending every request through `route` to `cluster` (named `c`).
+fn one_route(listen: SocketAddr, route: Route, cluster: Cluster) -> Config {
+    Config::new()
+        .listener(Listener::new("main", listen).route(route.cluster("c")))
+        .cluster(cluster)
 }
 
 /// GETs `path` `n` times; returns how many answers each upstream gave.
@@ -55,11 +50,10 @@ async fn failing_endpoint_is_ejected_then_returns() {
     let bad = Upstream::start_with("bad", Mode::Status(500)).await;
     let ok1 = Upstream::start("ok1").await;
     let ok2 = Upstream::start("ok2").await;
-    let cluster = format!(
-        "    endpoints: {}\n    outlier_detection: {{ consecutive_5xx: 3, base_ejection_time: 2s, max_ejection_percent: 50 }}\n",
-        endpoints(&[&bad, &ok1, &ok2])
-    );
-    let wasp = Wasp::start(&one_route(listen, "", &cluster)).await;
+    let cluster = Cluster::new("c")
+        .endpoints(endpoints(&[&bad, &ok1, &ok2]))
+        .outlier_detection(3, "2s", 50);
+    let wasp = Wasp::start(one_route(listen, Route::prefix("/"), cluster)).await;
     let client = Client::http1();
     let url = format!("http://{listen}/o");
 
@@ -128,11 +122,14 @@ async fn active_health_checks_take_endpoints_out_and_back() {
     let listen = free_addr();
     let a = Upstream::start("a").await;
     let b = Upstream::start("b").await;
-    let cluster = format!(
-        "    endpoints: {}\n    panic_threshold: 0\n    health_check: {{ path: /healthz, interval: 100ms, timeout: 500ms, healthy_threshold: 2, unhealthy_threshold: 2 }}\n",
-        endpoints(&[&a, &b])
-    );
-    let wasp = Wasp::start(&one_route(listen, "", &cluster)).await;
+    let check = HealthCheck::new("/healthz", "100ms", "500ms")
+        .healthy_threshold(2)
+        .unhealthy_threshold(2);
+    let cluster = Cluster::new("c")
+        .endpoints(endpoints(&[&a, &b]))
+        .set("panic_threshold", 0)
+        .health_check(check);
+    let wasp = Wasp::start(one_route(listen, Route::prefix("/"), cluster)).await;
     let client = Client::http1();
     let url = format!("http://{listen}/h");
     let b_label = b.addr.to_string();
@@ -199,28 +196,25 @@ async fn panic_threshold_uses_every_endpoint_when_too_few_are_healthy() {
         up.set_healthy(false);
     }
     let eps = endpoints(&ups.iter().collect::<Vec<_>>());
-    let check = "{ path: /healthz, interval: 100ms, timeout: 500ms, unhealthy_threshold: 1 }";
-    let config = format!(
-        r#"
-listeners:
-  - name: main
-    address: "{listen}"
-    routes:
-      - match: {{ prefix: /panic }}
-        route: {{ cluster: panicky }}
-      - match: {{ prefix: /strict }}
-        route: {{ cluster: strict }}
-clusters:
-  - name: panicky
-    endpoints: {eps}
-    health_check: {check}
-    panic_threshold: 50
-  - name: strict
-    endpoints: {eps}
-    health_check: {check}
-    panic_threshold: 20
-"#
-    );
+    let check = HealthCheck::new("/healthz", "100ms", "500ms").unhealthy_threshold(1);
+    let config = Config::new()
+        .listener(
+            Listener::new("main", listen)
+                .route(Route::prefix("/panic").cluster("panicky"))
+                .route(Route::prefix("/strict").cluster("strict")),
+        )
+        .cluster(
+            Cluster::new("panicky")
+                .endpoints(eps.clone())
+                .health_check(check.clone())
+                .set("panic_threshold", 50),
+        )
+        .cluster(
+            Cluster::new("strict")
+                .endpoints(eps)
+                .health_check(check)
+                .set("panic_threshold", 20),
+        );
     let wasp = Wasp::start(&config).await;
     // Wait until both clusters see three unhealthy endpoints.
     let started = Instant::now();
@@ -245,15 +239,12 @@ clusters:
     assert_eq!(counts.get("u0"), Some(&40), "{counts:?}");
 }
 
-fn ring_config(listen: std::net::SocketAddr, ups: &[&Upstream]) -> String {
-    one_route(
-        listen,
-        "          hash_policy: [{ header: x-user }]\n",
-        &format!(
-            "    lb_policy: ring_hash\n    endpoints: {}\n",
-            endpoints(ups)
-        ),
-    )
+fn ring_config(listen: SocketAddr, ups: &[&Upstream]) -> Config {
+    let route = Route::prefix("/").forward("hash_policy", json!([{ "header": "x-user" }]));
+    let cluster = Cluster::new("c")
+        .lb_policy("ring_hash")
+        .endpoints(endpoints(ups));
+    one_route(listen, route, cluster)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -266,7 +257,7 @@ async fn ring_hash_keeps_keys_and_moves_few_when_an_endpoint_leaves() {
         Upstream::start("r3").await,
     ];
     let all: Vec<&Upstream> = ups.iter().collect();
-    let wasp = Wasp::start(&ring_config(listen, &all)).await;
+    let wasp = Wasp::start(ring_config(listen, &all)).await;
     let client = Client::h2c();
     let url = format!("http://{listen}/ring");
 
@@ -294,7 +285,7 @@ async fn ring_hash_keeps_keys_and_moves_few_when_an_endpoint_leaves() {
     assert_eq!(per_endpoint.len(), 4, "keys spread: {per_endpoint:?}");
 
     // Remove r3 by reload: only its keys (about 1/4) move.
-    wasp.write_config(&ring_config(listen, &all[..3]));
+    wasp.write_config(ring_config(listen, &all[..3]));
     wasp.sighup();
     wasp.wait_version(2, Duration::from_secs(10)).await;
     let mut moved = 0;
@@ -322,25 +313,18 @@ async fn least_request_avoids_a_slow_endpoint_more_than_round_robin() {
     let fast = Upstream::start("fast").await;
     let slow = Upstream::start_with("slow", Mode::Delay(Duration::from_millis(150))).await;
     let eps = endpoints(&[&fast, &slow]);
-    let config = format!(
-        r#"
-listeners:
-  - name: main
-    address: "{listen}"
-    routes:
-      - match: {{ prefix: /rr }}
-        route: {{ cluster: rr }}
-      - match: {{ prefix: /lr }}
-        route: {{ cluster: lr }}
-clusters:
-  - name: rr
-    lb_policy: round_robin
-    endpoints: {eps}
-  - name: lr
-    lb_policy: least_request
-    endpoints: {eps}
-"#
-    );
+    let config = Config::new()
+        .listener(
+            Listener::new("main", listen)
+                .route(Route::prefix("/rr").cluster("rr"))
+                .route(Route::prefix("/lr").cluster("lr")),
+        )
+        .cluster(
+            Cluster::new("rr")
+                .lb_policy("round_robin")
+                .endpoints(eps.clone()),
+        )
+        .cluster(Cluster::new("lr").lb_policy("least_request").endpoints(eps));
     let _wasp = Wasp::start(&config).await;
 
     let mut shares = Vec::new();
@@ -388,28 +372,19 @@ async fn endpoint_weights_are_respected() {
     let listen = free_addr();
     let light = Upstream::start("light").await;
     let heavy = Upstream::start("heavy").await;
-    let eps = format!(
-        "[{{ address: \"{}\", weight: 1 }}, {{ address: \"{}\", weight: 3 }}]",
-        light.addr, heavy.addr
-    );
-    let config = format!(
-        r#"
-listeners:
-  - name: main
-    address: "{listen}"
-    routes:
-      - match: {{ prefix: /rr }}
-        route: {{ cluster: rr }}
-      - match: {{ prefix: /random }}
-        route: {{ cluster: random }}
-clusters:
-  - name: rr
-    endpoints: {eps}
-  - name: random
-    lb_policy: random
-    endpoints: {eps}
-"#
-    );
+    let weighted = |cluster: Cluster| {
+        cluster
+            .weighted_endpoint(light.addr, 1)
+            .weighted_endpoint(heavy.addr, 3)
+    };
+    let config = Config::new()
+        .listener(
+            Listener::new("main", listen)
+                .route(Route::prefix("/rr").cluster("rr"))
+                .route(Route::prefix("/random").cluster("random")),
+        )
+        .cluster(weighted(Cluster::new("rr")))
+        .cluster(weighted(Cluster::new("random").lb_policy("random")));
     let _wasp = Wasp::start(&config).await;
     let client = Client::http1();
     let counts = spread(&client, &format!("http://{listen}/rr"), 400).await;
@@ -435,26 +410,20 @@ async fn ring_hash_on_cookie_and_source_ip() {
         Upstream::start("h2").await,
     ];
     let eps = endpoints(&ups.iter().collect::<Vec<_>>());
-    let config = format!(
-        r#"
-listeners:
-  - name: main
-    address: "{listen}"
-    routes:
-      - match: {{ prefix: /cookie }}
-        route:
-          cluster: ring
-          hash_policy: [{{ cookie: session }}]
-      - match: {{ prefix: /ip }}
-        route:
-          cluster: ring
-          hash_policy: [{{ header: x-missing }}, {{ source_ip: true }}]
-clusters:
-  - name: ring
-    lb_policy: ring_hash
-    endpoints: {eps}
-"#
-    );
+    let config = Config::new()
+        .listener(
+            Listener::new("main", listen)
+                .route(
+                    Route::prefix("/cookie")
+                        .cluster("ring")
+                        .forward("hash_policy", json!([{ "cookie": "session" }])),
+                )
+                .route(Route::prefix("/ip").cluster("ring").forward(
+                    "hash_policy",
+                    json!([{ "header": "x-missing" }, { "source_ip": true }]),
+                )),
+        )
+        .cluster(Cluster::new("ring").lb_policy("ring_hash").endpoints(eps));
     let _wasp = Wasp::start(&config).await;
     let client = Client::http1();
     let mut by_session = HashMap::new();
@@ -492,11 +461,10 @@ async fn ejections_respect_the_cap_count_connect_failures_and_grow() {
     let ok1 = Upstream::start("ok1").await;
     let ok2 = Upstream::start("ok2").await;
     let closed = free_addr(); // nothing listens: connect failures
-    let cluster = format!(
-        "    endpoints: [\"{closed}\", \"{}\", \"{}\", \"{}\"]\n    outlier_detection: {{ consecutive_5xx: 2, base_ejection_time: 1s, max_ejection_percent: 25 }}\n",
-        bad.addr, ok1.addr, ok2.addr
-    );
-    let wasp = Wasp::start(&one_route(listen, "", &cluster)).await;
+    let cluster = Cluster::new("c")
+        .endpoints([closed, bad.addr, ok1.addr, ok2.addr])
+        .outlier_detection(2, "1s", 25);
+    let wasp = Wasp::start(one_route(listen, Route::prefix("/"), cluster)).await;
     let client = Client::http1();
     let url = format!("http://{listen}/e");
     // Two rounds of round robin: both failing endpoints fail twice, but
@@ -561,14 +529,12 @@ async fn ring_hash_keys_move_off_an_ejected_endpoint_and_come_back() {
         Upstream::start("k2").await,
     ];
     let all: Vec<&Upstream> = ups.iter().collect();
-    let config = one_route(
-        listen,
-        "          hash_policy: [{ header: x-user }]\n",
-        &format!(
-            "    lb_policy: ring_hash\n    endpoints: {}\n    outlier_detection: {{ consecutive_5xx: 1, base_ejection_time: 1s, max_ejection_percent: 50 }}\n",
-            endpoints(&all)
-        ),
-    );
+    let route = Route::prefix("/").forward("hash_policy", json!([{ "header": "x-user" }]));
+    let cluster = Cluster::new("c")
+        .lb_policy("ring_hash")
+        .endpoints(endpoints(&all))
+        .outlier_detection(1, "1s", 50);
+    let config = one_route(listen, route, cluster);
     let _wasp = Wasp::start(&config).await;
     let client = Client::http1();
     let url = format!("http://{listen}/k");

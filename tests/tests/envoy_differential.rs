@@ -159,7 +159,7 @@ async fn template_filter_rejects_a_bad_configuration() {
     };
     assert!(error.contains("not a valid header name"), "{error}");
 
-    let mut wasp = Wasp::spawn(&config.to_wasp_yaml(free_addr()));
+    let mut wasp = Wasp::spawn(config.to_wasp_yaml(free_addr()));
     let status = wasp
         .wait_exit(std::time::Duration::from_secs(30))
         .await

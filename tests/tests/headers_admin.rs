@@ -4,34 +4,24 @@
 
 use http::Request;
 use wasp_e2e::client::{self, Client};
-use wasp_e2e::{Upstream, Wasp, free_addr};
+use wasp_e2e::{Cluster, Config, Listener, Route, Upstream, Wasp, free_addr};
 
-fn config(listen: std::net::SocketAddr, up: &Upstream) -> String {
-    format!(
-        r#"
-listeners:
-  - name: edge
-    address: "{listen}"
-    routes:
-      - name: api
-        match: {{ prefix: /api }}
-        route: {{ cluster: backend }}
-      - name: hello
-        match: {{ path: /hello }}
-        direct_response: {{ status: 200, body: "hi" }}
-clusters:
-  - name: backend
-    endpoints: ["{}"]
-"#,
-        up.addr
-    )
+/// Listener `edge`: route `api` to cluster `backend`, route `hello` answered by wasp.
+fn config(listen: std::net::SocketAddr, up: &Upstream) -> Config {
+    Config::new()
+        .listener(
+            Listener::new("edge", listen)
+                .route(Route::prefix("/api").name("api").cluster("backend"))
+                .route(Route::path("/hello").name("hello").direct(200, "hi")),
+        )
+        .cluster(Cluster::new("backend").endpoint(up.addr))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarded_request_id_and_hop_by_hop_headers() {
     let listen = free_addr();
     let up = Upstream::start("up").await;
-    let _wasp = Wasp::start(&config(listen, &up)).await;
+    let _wasp = Wasp::start(config(listen, &up)).await;
     let client = Client::http1();
     let url = format!("http://{listen}/api/h");
 
@@ -117,7 +107,7 @@ async fn forwarded_request_id_and_hop_by_hop_headers() {
 async fn metrics_and_config_dump_describe_the_running_proxy() {
     let listen = free_addr();
     let up = Upstream::start("up").await;
-    let wasp = Wasp::start(&config(listen, &up)).await;
+    let wasp = Wasp::start(config(listen, &up)).await;
     let ready = client::get(&wasp.admin_url("/ready")).await.unwrap();
     assert_eq!((ready.status, ready.text().as_str()), (200, "ready\n"));
 
@@ -243,24 +233,14 @@ async fn access_log_lines_only_on_listeners_that_ask() {
     let logged = free_addr();
     let quiet = free_addr();
     let up = Upstream::start("up").await;
-    let config = format!(
-        r#"
-listeners:
-  - name: logged
-    address: "{logged}"
-    access_log: true
-    routes:
-      - route: {{ cluster: backend }}
-  - name: quiet
-    address: "{quiet}"
-    routes:
-      - route: {{ cluster: backend }}
-clusters:
-  - name: backend
-    endpoints: ["{}"]
-"#,
-        up.addr
-    );
+    let config = Config::new()
+        .listener(
+            Listener::new("logged", logged)
+                .access_log()
+                .route(Route::any().cluster("backend")),
+        )
+        .listener(Listener::new("quiet", quiet).route(Route::any().cluster("backend")))
+        .cluster(Cluster::new("backend").endpoint(up.addr));
     let wasp = Wasp::start(&config).await;
     let client = Client::http1();
     let resp = client

@@ -2,32 +2,24 @@
 //! traffic, invalid configurations at start and at reload, and graceful
 //! drain on SIGTERM.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use wasp_e2e::{Client, Upstream, Wasp, free_addr};
+use serde_json::json;
+use wasp_e2e::{
+    Client, Cluster, Config, FilterChain, Listener, Plugin, Route, Upstream, Wasp, free_addr,
+};
 
-fn to_cluster(listen: std::net::SocketAddr, target: &str, ups: &[&Upstream]) -> String {
-    let mut clusters = String::new();
-    for up in ups {
-        clusters += &format!(
-            "  - name: {}\n    endpoints: [\"{}\"]\n",
-            up.name(),
-            up.addr
-        );
-    }
-    format!(
-        r#"
-listeners:
-  - name: main
-    address: "{listen}"
-    routes:
-      - match: {{ prefix: / }}
-        route: {{ cluster: {target} }}
-clusters:
-{clusters}"#
-    )
+/// Listener `main` sending everything to cluster `target`; one cluster
+/// per upstream, named after it.
+fn to_cluster(listen: SocketAddr, target: &str, ups: &[&Upstream]) -> Config {
+    let listener = Listener::new("main", listen).route(Route::prefix("/").cluster(target));
+    ups.iter()
+        .fold(Config::new().listener(listener), |config, up| {
+            config.cluster(Cluster::new(up.name()).endpoint(up.addr))
+        })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -36,7 +28,7 @@ async fn hot_reload_under_load_fails_no_request() {
     let a = Upstream::start("a").await;
     let b = Upstream::start("b").await;
     let c = Upstream::start("c").await;
-    let wasp = Wasp::start(&to_cluster(listen, "a", &[&a])).await;
+    let wasp = Wasp::start(to_cluster(listen, "a", &[&a])).await;
     assert_eq!(wasp.version().await, 1);
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -108,7 +100,7 @@ async fn hot_reload_under_load_fails_no_request() {
     wasp.sighup();
     wasp.wait_version(2, Duration::from_secs(10)).await;
     // A changed file is picked up without a signal.
-    wasp.write_config(&to_cluster(listen, "b", &[&b]));
+    wasp.write_config(to_cluster(listen, "b", &[&b]));
     wasp.wait_version(3, Duration::from_secs(10)).await;
     wait_for("b").await;
     let slow = slow.await.unwrap();
@@ -120,7 +112,7 @@ async fn hot_reload_under_load_fails_no_request() {
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     // A change plus SIGHUP.
-    wasp.write_config(&to_cluster(listen, "c", &[&b, &c]));
+    wasp.write_config(to_cluster(listen, "c", &[&b, &c]));
     wasp.sighup();
     wasp.wait_version(4, Duration::from_secs(10)).await;
     wait_for("c").await;
@@ -206,7 +198,12 @@ async fn invalid_config_at_start_exits_non_zero_listing_every_error() {
 async fn invalid_config_at_reload_keeps_the_old_one_serving() {
     let listen = free_addr();
     let a = Upstream::start("a").await;
-    let good = to_cluster(listen, "a", &[&a]);
+    let with_prefix = |prefix: &str| {
+        Config::new()
+            .listener(Listener::new("main", listen).route(Route::prefix(prefix).cluster("a")))
+            .cluster(Cluster::new("a").endpoint(a.addr))
+    };
+    let good = with_prefix("/");
     let wasp = Wasp::start(&good).await;
     let client = Client::http1();
     let url = format!("http://{listen}/x");
@@ -215,7 +212,7 @@ async fn invalid_config_at_reload_keeps_the_old_one_serving() {
         Some("a")
     );
 
-    let bad = good.replace("prefix: /", "prefix: nope");
+    let bad = with_prefix("nope");
     wasp.write_config(&bad);
     wasp.sighup();
     let mut failed = 0.0;
@@ -247,7 +244,7 @@ async fn invalid_config_at_reload_keeps_the_old_one_serving() {
     assert!(wasp.log().contains("listeners[0].routes[0].match.prefix"));
 
     // Fixing the file recovers.
-    wasp.write_config(&good.replace("prefix: /", "prefix: /x"));
+    wasp.write_config(with_prefix("/x"));
     wasp.sighup();
     wasp.wait_version(2, Duration::from_secs(10)).await;
     assert!(wasp.config_dump().await["last_reload_error"].is_null());
@@ -258,7 +255,7 @@ async fn invalid_config_at_reload_keeps_the_old_one_serving() {
 async fn sigterm_drains_in_flight_requests_and_exits_zero() {
     let listen = free_addr();
     let a = Upstream::start("a").await;
-    let config = to_cluster(listen, "a", &[&a]) + "shutdown:\n  drain_timeout: 20s\n";
+    let config = to_cluster(listen, "a", &[&a]).raw("shutdown:\n  drain_timeout: 20s");
     let mut wasp = Wasp::start(&config).await;
     let slow = {
         let url = format!("http://{listen}/slow");
@@ -309,12 +306,10 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
 async fn reload_adds_and_removes_listeners() {
     let first = free_addr();
     let second = free_addr();
-    let listener = |name: &str, addr: std::net::SocketAddr, body: &str| {
-        format!(
-            "  - name: {name}\n    address: \"{addr}\"\n    routes:\n      - direct_response: {{ status: 200, body: \"{body}\" }}\n"
-        )
+    let listener = |name: &str, addr: SocketAddr, body: &str| {
+        Listener::new(name, addr).route(Route::any().direct(200, body))
     };
-    let wasp = Wasp::start(&format!("listeners:\n{}", listener("one", first, "one"))).await;
+    let wasp = Wasp::start(Config::new().listener(listener("one", first, "one"))).await;
     let client = Client::http1();
     assert_eq!(
         client
@@ -327,11 +322,11 @@ async fn reload_adds_and_removes_listeners() {
     assert!(tokio::net::TcpStream::connect(second).await.is_err());
 
     // Add a second listener: both serve, each with its own routes.
-    wasp.write_config(&format!(
-        "listeners:\n{}{}",
-        listener("one", first, "one again"),
-        listener("two", second, "two")
-    ));
+    wasp.write_config(
+        Config::new()
+            .listener(listener("one", first, "one again"))
+            .listener(listener("two", second, "two")),
+    );
     wasp.sighup();
     wasp.wait_version(2, Duration::from_secs(10)).await;
     assert_eq!(
@@ -352,7 +347,7 @@ async fn reload_adds_and_removes_listeners() {
     );
 
     // Remove the first: its port closes, the second keeps serving.
-    wasp.write_config(&format!("listeners:\n{}", listener("two", second, "two")));
+    wasp.write_config(Config::new().listener(listener("two", second, "two")));
     wasp.sighup();
     wasp.wait_version(3, Duration::from_secs(10)).await;
     let mut closed = false;
@@ -376,11 +371,11 @@ async fn reload_adds_and_removes_listeners() {
     // A listener whose port is taken fails the reload; the rest keeps serving.
     let blocker = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let taken = blocker.local_addr().unwrap();
-    wasp.write_config(&format!(
-        "listeners:\n{}{}",
-        listener("two", second, "two"),
-        listener("three", taken, "three")
-    ));
+    wasp.write_config(
+        Config::new()
+            .listener(listener("two", second, "two"))
+            .listener(listener("three", taken, "three")),
+    );
     wasp.sighup();
     let mut error = None;
     for _ in 0..100 {
@@ -410,7 +405,7 @@ async fn reload_adds_and_removes_listeners() {
 async fn sigterm_with_only_idle_connections_exits_at_once() {
     let listen = free_addr();
     let a = Upstream::start("a").await;
-    let config = to_cluster(listen, "a", &[&a]) + "shutdown:\n  drain_timeout: 30s\n";
+    let config = to_cluster(listen, "a", &[&a]).raw("shutdown:\n  drain_timeout: 30s");
     let mut wasp = Wasp::start(&config).await;
     // Idle keep-alive connections, HTTP/1.1 and HTTP/2.
     let h1 = Client::http1();
@@ -466,7 +461,7 @@ async fn command_line_help_validate_and_sigint() {
     // SIGINT drains like SIGTERM.
     let listen = free_addr();
     let a = Upstream::start("a").await;
-    let mut wasp = Wasp::start(&to_cluster(listen, "a", &[&a])).await;
+    let mut wasp = Wasp::start(to_cluster(listen, "a", &[&a])).await;
     wasp.signal("INT");
     let status = wasp
         .wait_exit(Duration::from_secs(10))
@@ -501,7 +496,10 @@ async fn unchanged_clusters_keep_their_pools_across_reloads() {
     );
 
     // A changed cluster gets a new pool.
-    wasp.write_config(&config.replace("    endpoints:", "    connect_timeout: 2s\n    endpoints:"));
+    let changed = Config::new()
+        .listener(Listener::new("main", listen).route(Route::prefix("/").cluster("a")))
+        .cluster(Cluster::new("a").connect_timeout("2s").endpoint(a.addr));
+    wasp.write_config(changed);
     wasp.sighup();
     wasp.wait_version(4, Duration::from_secs(10)).await;
     for _ in 0..5 {
@@ -518,15 +516,17 @@ async fn one_worker_serves_concurrently_reloads_and_drains() {
     let a = Upstream::start("a").await;
     let module = wasp_e2e::filter_module("wasp_filter_template");
     let config = |value: &str| {
-        format!(
-            "filter_chains:\n  - name: edge\n    plugins:\n      - name: add-header\n        module: \"{}\"\n        configuration: {{ header: x-served-by, value: {value} }}\n",
-            module.display()
-        ) + &to_cluster(listen, "a", &[&a]).replace(
-            "        route: { cluster: a }",
-            "        filter_chain: edge\n        route: { cluster: a }",
-        )
+        let plugin = Plugin::new("add-header", &module)
+            .configuration(json!({ "header": "x-served-by", "value": value }));
+        Config::new()
+            .filter_chain(FilterChain::new("edge").plugin(plugin))
+            .listener(
+                Listener::new("main", listen)
+                    .route(Route::prefix("/").filter_chain("edge").cluster("a")),
+            )
+            .cluster(Cluster::new("a").endpoint(a.addr))
     };
-    let mut wasp = Wasp::start_with_args(&config("one"), &["--workers", "1"]).await;
+    let mut wasp = Wasp::start_with_args(config("one"), &["--workers", "1"]).await;
     let client = Client::http1();
     let url = format!("http://{listen}/slow");
 
@@ -550,7 +550,7 @@ async fn one_worker_serves_concurrently_reloads_and_drains() {
     );
 
     let version = wasp.version().await;
-    wasp.write_config(&config("two"));
+    wasp.write_config(config("two"));
     wasp.sighup();
     wasp.wait_version(version + 1, Duration::from_secs(20))
         .await;

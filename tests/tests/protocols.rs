@@ -390,7 +390,7 @@ async fn reload_switches_the_tls_certificate() {
             &format!("    endpoints: [\"{}\"]\n", upstream.addr),
         )
     };
-    let wasp = Wasp::start(&config(&cert_a)).await;
+    let wasp = Wasp::start(config(&cert_a)).await;
     let get = |roots| async move {
         let request = Request::get("https://localhost/cert")
             .body(client::empty())
@@ -400,7 +400,7 @@ async fn reload_switches_the_tls_certificate() {
     assert_eq!(get(cert_a.roots()).await.unwrap().1.status, 200);
     assert!(get(cert_b.roots()).await.is_err(), "B is not served yet");
 
-    wasp.write_config(&config(&cert_b));
+    wasp.write_config(config(&cert_b));
     wasp.sighup();
     wasp.wait_version(2, Duration::from_secs(10)).await;
     assert_eq!(get(cert_b.roots()).await.unwrap().1.status, 200);

@@ -4,11 +4,12 @@
 
 use std::time::Duration;
 
-use wasp_e2e::{Client, Mode, Upstream, Wasp, free_addr};
+use serde_json::json;
+use wasp_e2e::{Client, Cluster, Config, Listener, Mode, Retry, Route, Upstream, Wasp, free_addr};
 
-fn endpoints(ups: &[&Upstream]) -> String {
-    let list: Vec<String> = ups.iter().map(|u| format!("\"{}\"", u.addr)).collect();
-    format!("[{}]", list.join(", "))
+/// The addresses of `ups`.
+fn endpoints<'a>(ups: &'a [&Upstream]) -> impl Iterator<Item = std::net::SocketAddr> + 'a {
+    ups.iter().map(|u| u.addr)
 }
 
 /// Sends `total` GETs to `url` with `concurrency` workers; returns the responses.
@@ -53,29 +54,31 @@ async fn flaky_cluster_with_three_retries_succeeds_99_percent() {
     )
     .await;
     let good = Upstream::start("good").await;
-    let eps = endpoints(&[&broken, &flaky, &good]);
-    let config = format!(
-        r#"
-listeners:
-  - name: main
-    address: "{listen}"
-    routes:
-      - match: {{ prefix: /retry }}
-        route:
-          cluster: with-retries
-          retry_policy: {{ num_retries: 3, retry_on: [5xx], base_interval: 1ms, max_interval: 5ms }}
-      - match: {{ prefix: /plain }}
-        route: {{ cluster: without-retries }}
-clusters:
-  - name: with-retries
-    lb_policy: random
-    endpoints: {eps}
-    retry_budget: {{ budget_percent: 25, min_retry_concurrency: 4 }}
-  - name: without-retries
-    lb_policy: random
-    endpoints: {eps}
-"#
-    );
+    let eps: Vec<_> = endpoints(&[&broken, &flaky, &good]).collect();
+    let config = Config::new()
+        .listener(
+            Listener::new("main", listen)
+                .route(
+                    Route::prefix("/retry").cluster("with-retries").retry(
+                        Retry::new(3)
+                            .on(&["5xx"])
+                            .base_interval("1ms")
+                            .max_interval("5ms"),
+                    ),
+                )
+                .route(Route::prefix("/plain").cluster("without-retries")),
+        )
+        .cluster(
+            Cluster::new("with-retries")
+                .lb_policy("random")
+                .endpoints(eps.clone())
+                .retry_budget(25, 4),
+        )
+        .cluster(
+            Cluster::new("without-retries")
+                .lb_policy("random")
+                .endpoints(eps),
+        );
     let wasp = Wasp::start(&config).await;
 
     let plain = load(format!("http://{listen}/plain"), 300, 4, &[]).await;
@@ -141,30 +144,23 @@ clusters:
 async fn retry_budget_and_max_retries_bound_retries() {
     let listen = free_addr();
     let down = Upstream::start_with("down", Mode::Status(503)).await;
-    let config = format!(
-        r#"
-listeners:
-  - name: main
-    address: "{listen}"
-    routes:
-      - match: {{ prefix: /budget }}
-        route:
-          cluster: budgeted
-          retry_policy: {{ num_retries: 3, base_interval: 1ms }}
-      - match: {{ prefix: /capped }}
-        route:
-          cluster: capped
-          retry_policy: {{ num_retries: 3, base_interval: 1ms }}
-clusters:
-  - name: budgeted
-    endpoints: ["{0}"]
-    retry_budget: {{ budget_percent: 20, min_retry_concurrency: 2 }}
-  - name: capped
-    endpoints: ["{0}"]
-    circuit_breakers: {{ max_retries: 2 }}
-"#,
-        down.addr
-    );
+    let retry = || Retry::new(3).base_interval("1ms");
+    let config = Config::new()
+        .listener(
+            Listener::new("main", listen)
+                .route(Route::prefix("/budget").cluster("budgeted").retry(retry()))
+                .route(Route::prefix("/capped").cluster("capped").retry(retry())),
+        )
+        .cluster(
+            Cluster::new("budgeted")
+                .endpoint(down.addr)
+                .retry_budget(20, 2),
+        )
+        .cluster(
+            Cluster::new("capped")
+                .endpoint(down.addr)
+                .circuit_breakers(json!({ "max_retries": 2 })),
+        );
     let wasp = Wasp::start(&config).await;
     // 40 concurrent requests to an upstream that answers 503 after 300 ms:
     // unbounded, each would be retried 3 times (120 retries).
@@ -209,32 +205,27 @@ async fn attempt_count_header_and_retries_go_to_another_endpoint() {
     let listen = free_addr();
     let bad = Upstream::start_with("bad", Mode::Status(503)).await;
     let good = Upstream::start("good").await;
-    let config = format!(
-        r#"
-listeners:
-  - name: main
-    address: "{listen}"
-    routes:
-      - match: {{ prefix: /two }}
-        route:
-          cluster: pair
-          retry_policy: {{ num_retries: 1, base_interval: 1ms }}
-      - match: {{ prefix: /one }}
-        route:
-          cluster: single
-          retry_policy: {{ num_retries: 2, base_interval: 1ms }}
-      - match: {{ prefix: /none }}
-        route: {{ cluster: pair }}
-clusters:
-  - name: pair
-    lb_policy: random
-    endpoints: {}
-  - name: single
-    endpoints: ["{}"]
-"#,
-        endpoints(&[&bad, &good]),
-        bad.addr
-    );
+    let config = Config::new()
+        .listener(
+            Listener::new("main", listen)
+                .route(
+                    Route::prefix("/two")
+                        .cluster("pair")
+                        .retry(Retry::new(1).base_interval("1ms")),
+                )
+                .route(
+                    Route::prefix("/one")
+                        .cluster("single")
+                        .retry(Retry::new(2).base_interval("1ms")),
+                )
+                .route(Route::prefix("/none").cluster("pair")),
+        )
+        .cluster(
+            Cluster::new("pair")
+                .lb_policy("random")
+                .endpoints(endpoints(&[&bad, &good])),
+        )
+        .cluster(Cluster::new("single").endpoint(bad.addr));
     let _wasp = Wasp::start(&config).await;
     let client = Client::http1();
 
@@ -289,50 +280,42 @@ async fn retry_conditions_follow_retry_on() {
     let target = Upstream::start("target").await;
     let resetter = Upstream::start_with("resetter", Mode::Reset).await;
     let closed = wasp_e2e::free_addr(); // nothing listens here
-    let config = format!(
-        r#"
-listeners:
-  - name: main
-    address: "{listen}"
-    routes:
-      - match: {{ prefix: /gateway }}
-        route:
-          cluster: target
-          retry_policy: {{ num_retries: 1, retry_on: [gateway-error], base_interval: 1ms }}
-      - match: {{ prefix: /codes }}
-        route:
-          cluster: target
-          retry_policy:
-            num_retries: 1
-            retry_on: [retriable-status-codes, retriable-4xx]
-            retriable_status_codes: [418]
-            base_interval: 1ms
-      - match: {{ prefix: /connect }}
-        route:
-          cluster: dead-first
-          retry_policy: {{ num_retries: 1, retry_on: [connect-failure], base_interval: 1ms }}
-      - match: {{ prefix: /reset }}
-        route:
-          cluster: reset-first
-          retry_policy: {{ num_retries: 1, retry_on: [reset], base_interval: 1ms }}
-      - match: {{ prefix: /noreset }}
-        route:
-          cluster: reset-only
-          retry_policy: {{ num_retries: 1, retry_on: [connect-failure], base_interval: 1ms }}
-clusters:
-  - name: target
-    endpoints: ["{t}"]
-  - name: dead-first
-    endpoints: ["{closed}", "{t}"]
-    connect_timeout: 1s
-  - name: reset-first
-    endpoints: ["{r}", "{t}"]
-  - name: reset-only
-    endpoints: ["{r}"]
-"#,
-        t = target.addr,
-        r = resetter.addr,
-    );
+    let retry = |on: &[&str]| Retry::new(1).on(on).base_interval("1ms");
+    let config = Config::new()
+        .listener(
+            Listener::new("main", listen)
+                .route(
+                    Route::prefix("/gateway")
+                        .cluster("target")
+                        .retry(retry(&["gateway-error"])),
+                )
+                .route(Route::prefix("/codes").cluster("target").retry(
+                    retry(&["retriable-status-codes", "retriable-4xx"]).status_codes(&[418]),
+                ))
+                .route(
+                    Route::prefix("/connect")
+                        .cluster("dead-first")
+                        .retry(retry(&["connect-failure"])),
+                )
+                .route(
+                    Route::prefix("/reset")
+                        .cluster("reset-first")
+                        .retry(retry(&["reset"])),
+                )
+                .route(
+                    Route::prefix("/noreset")
+                        .cluster("reset-only")
+                        .retry(retry(&["connect-failure"])),
+                ),
+        )
+        .cluster(Cluster::new("target").endpoint(target.addr))
+        .cluster(
+            Cluster::new("dead-first")
+                .endpoints([closed, target.addr])
+                .connect_timeout("1s"),
+        )
+        .cluster(Cluster::new("reset-first").endpoints([resetter.addr, target.addr]))
+        .cluster(Cluster::new("reset-only").endpoint(resetter.addr));
     let _wasp = Wasp::start(&config).await;
     let client = Client::http1();
     let attempts = |resp: &wasp_e2e::Resp| resp.header("x-wasp-attempt-count").unwrap().to_owned();
@@ -391,22 +374,15 @@ async fn request_bodies_up_to_the_buffer_limit_are_replayed() {
     let listen = free_addr();
     let bad = Upstream::start_with("bad", Mode::Status(503)).await;
     let good = Upstream::start("good").await;
-    let config = format!(
-        r#"
-listeners:
-  - name: main
-    address: "{listen}"
-    routes:
-      - match: {{ prefix: / }}
-        route:
-          cluster: pair
-          retry_policy: {{ num_retries: 1, base_interval: 1ms, buffer_limit: 1024 }}
-clusters:
-  - name: pair
-    endpoints: {}
-"#,
-        endpoints(&[&bad, &good])
-    );
+    let config = Config::new()
+        .listener(
+            Listener::new("main", listen).route(
+                Route::prefix("/")
+                    .cluster("pair")
+                    .retry(Retry::new(1).base_interval("1ms").buffer_limit(1024)),
+            ),
+        )
+        .cluster(Cluster::new("pair").endpoints(endpoints(&[&bad, &good])));
     let _wasp = Wasp::start(&config).await;
     let client = Client::http1();
     let post = |size: usize| {
@@ -448,30 +424,31 @@ async fn http2_upstream_resets_and_per_try_timeouts_are_retried_on_one_connectio
     let resetter = Upstream::start_with("resetter", Mode::Reset).await;
     let hung = Upstream::start_with("hung", Mode::Hang).await;
     let good = Upstream::start("good").await;
-    let config = format!(
-        r#"
-listeners:
-  - name: main
-    address: "{listen}"
-    routes:
-      - match: {{ prefix: /reset }}
-        route:
-          cluster: reset-first
-          retry_policy: {{ num_retries: 1, retry_on: [reset], base_interval: 1ms }}
-      - match: {{ prefix: /slow }}
-        route:
-          cluster: hung-first
-          retry_policy: {{ num_retries: 1, retry_on: [reset], per_try_timeout: 200ms, base_interval: 1ms }}
-clusters:
-  - name: reset-first
-    protocol: http2
-    endpoints: ["{}", "{}"]
-  - name: hung-first
-    protocol: http2
-    endpoints: ["{}", "{}"]
-"#,
-        resetter.addr, good.addr, hung.addr, good.addr
-    );
+    let retry = Retry::new(1).on(&["reset"]).base_interval("1ms");
+    let config = Config::new()
+        .listener(
+            Listener::new("main", listen)
+                .route(
+                    Route::prefix("/reset")
+                        .cluster("reset-first")
+                        .retry(retry.clone()),
+                )
+                .route(
+                    Route::prefix("/slow")
+                        .cluster("hung-first")
+                        .retry(retry.per_try_timeout("200ms")),
+                ),
+        )
+        .cluster(
+            Cluster::new("reset-first")
+                .http2()
+                .endpoints([resetter.addr, good.addr]),
+        )
+        .cluster(
+            Cluster::new("hung-first")
+                .http2()
+                .endpoints([hung.addr, good.addr]),
+        );
     let _wasp = Wasp::start(&config).await;
     let client = Client::http1();
     for path in ["reset", "slow"] {

@@ -1,52 +1,64 @@
 //! Routing end to end: every match kind, first match wins, 404 on no match,
 //! weighted splits, prefix and host rewrites, direct responses and redirects.
 
-use wasp_e2e::{Client, Upstream, Wasp, free_addr};
+use serde_json::json;
+use wasp_e2e::{Client, Cluster, Config, Listener, Route, Upstream, Wasp, free_addr};
 
-fn direct(name: &str, matcher: &str) -> String {
-    format!(
-        "      - name: {name}\n        match: {matcher}\n        direct_response: {{ status: 200, body: \"{name}\" }}\n"
-    )
+/// A route `name` answering its own name.
+fn direct(name: &str, route: Route) -> Route {
+    route.name(name).direct(200, name)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_match_kind_selects_its_route_and_the_first_match_wins() {
     let listen = free_addr();
     let upstream = Upstream::start("up").await;
-    let mut routes = String::new();
-    routes += &direct("host-exact", "{ authority: [api.example.com] }");
-    routes += &direct("host-suffix", "{ authority: [\"*.suffix.test\"] }");
-    routes += &direct("path-exact", "{ path: /exact }");
-    routes += &direct("path-regex", "{ regex: \"/items/[0-9]+\" }");
-    routes += &direct("method", "{ prefix: /method, method: [POST, PUT] }");
-    routes += &direct(
-        "header-exact",
-        "{ prefix: /hdr, headers: [{ name: x-exact, exact: \"yes\" }] }",
-    );
-    routes += &direct(
-        "header-regex",
-        "{ prefix: /hdr, headers: [{ name: x-regex, regex: \"v[0-9]+\" }] }",
-    );
-    routes += &direct(
-        "header-present",
-        "{ prefix: /hdr, headers: [{ name: x-present, present: true }] }",
-    );
-    routes += &direct(
-        "header-absent",
-        "{ prefix: /hdr, headers: [{ name: x-blocker, present: false }] }",
-    );
-    routes += &direct(
-        "query",
-        "{ prefix: /query, query: [{ name: debug, regex: \"true|1\" }] }",
-    );
-    routes += &direct("first", "{ prefix: /first }");
-    routes += &direct("first-shadowed", "{ prefix: /first }");
-    routes += "      - name: forward\n        match: { prefix: /forward }\n        route: { cluster: up }\n";
-    let config = format!(
-        "listeners:\n  - name: main\n    address: \"{listen}\"\n    routes:\n{routes}\
-         clusters:\n  - name: up\n    endpoints: [\"{}\"]\n",
-        upstream.addr
-    );
+    let header = |name: &str, condition: &str, value: serde_json::Value| {
+        Route::prefix("/hdr").matching("headers", json!([{ "name": name, condition: value }]))
+    };
+    let config = Config::new()
+        .listener(
+            Listener::new("main", listen)
+                .route(direct(
+                    "host-exact",
+                    Route::any().matching("authority", ["api.example.com"]),
+                ))
+                .route(direct(
+                    "host-suffix",
+                    Route::any().matching("authority", ["*.suffix.test"]),
+                ))
+                .route(direct("path-exact", Route::path("/exact")))
+                .route(direct("path-regex", Route::regex("/items/[0-9]+")))
+                .route(direct(
+                    "method",
+                    Route::prefix("/method").matching("method", ["POST", "PUT"]),
+                ))
+                .route(direct(
+                    "header-exact",
+                    header("x-exact", "exact", json!("yes")),
+                ))
+                .route(direct(
+                    "header-regex",
+                    header("x-regex", "regex", json!("v[0-9]+")),
+                ))
+                .route(direct(
+                    "header-present",
+                    header("x-present", "present", json!(true)),
+                ))
+                .route(direct(
+                    "header-absent",
+                    header("x-blocker", "present", json!(false)),
+                ))
+                .route(direct(
+                    "query",
+                    Route::prefix("/query")
+                        .matching("query", json!([{ "name": "debug", "regex": "true|1" }])),
+                ))
+                .route(direct("first", Route::prefix("/first")))
+                .route(direct("first-shadowed", Route::prefix("/first")))
+                .route(Route::prefix("/forward").name("forward").cluster("up")),
+        )
+        .cluster(Cluster::new("up").endpoint(upstream.addr));
     let wasp = Wasp::start(&config).await;
     let client = Client::http1();
     let url = |path: &str| format!("http://{listen}{path}");
@@ -162,25 +174,13 @@ async fn weighted_clusters_split_within_five_percent() {
     let listen = free_addr();
     let stable = Upstream::start("stable").await;
     let canary = Upstream::start("canary").await;
-    let config = format!(
-        r#"
-listeners:
-  - name: main
-    address: "{listen}"
-    routes:
-      - match: {{ prefix: / }}
-        route:
-          weighted_clusters:
-            - {{ cluster: stable, weight: 80 }}
-            - {{ cluster: canary, weight: 20 }}
-clusters:
-  - name: stable
-    endpoints: ["{}"]
-  - name: canary
-    endpoints: ["{}"]
-"#,
-        stable.addr, canary.addr
-    );
+    let config = Config::new()
+        .listener(
+            Listener::new("main", listen)
+                .route(Route::prefix("/").weighted(&[("stable", 80), ("canary", 20)])),
+        )
+        .cluster(Cluster::new("stable").endpoint(stable.addr))
+        .cluster(Cluster::new("canary").endpoint(canary.addr));
     let _wasp = Wasp::start(&config).await;
     let client = Client::http1();
     let total = 2000;
@@ -217,32 +217,29 @@ clusters:
 async fn prefix_and_host_rewrite_direct_response_and_redirect() {
     let listen = free_addr();
     let upstream = Upstream::start("up").await;
-    let config = format!(
-        r#"
-listeners:
-  - name: main
-    address: "{listen}"
-    routes:
-      - match: {{ prefix: /api/ }}
-        route: {{ cluster: up, prefix_rewrite: /v2/, host_rewrite: backend.internal }}
-      - match: {{ prefix: /strip }}
-        route: {{ cluster: up, prefix_rewrite: / }}
-      - match: {{ prefix: /keep }}
-        route: {{ cluster: up }}
-      - match: {{ path: /teapot }}
-        direct_response: {{ status: 418, body: "short and stout\n" }}
-      - match: {{ path: /empty }}
-        direct_response: {{ status: 204 }}
-      - match: {{ prefix: /old }}
-        redirect: {{ scheme: https, host: new.example.com, path: /new, status: 308 }}
-      - match: {{ prefix: /moved }}
-        redirect: {{ path: /elsewhere, strip_query: true }}
-clusters:
-  - name: up
-    endpoints: ["{}"]
-"#,
-        upstream.addr
-    );
+    let config = Config::new()
+        .listener(
+            Listener::new("main", listen)
+                .route(
+                    Route::prefix("/api/")
+                        .cluster("up")
+                        .forward("prefix_rewrite", "/v2/")
+                        .forward("host_rewrite", "backend.internal"),
+                )
+                .route(Route::prefix("/strip").cluster("up").forward("prefix_rewrite", "/"))
+                .route(Route::prefix("/keep").cluster("up"))
+                .route(Route::path("/teapot").direct(418, "short and stout\n"))
+                .route(Route::path("/empty").set("direct_response", json!({ "status": 204 })))
+                .route(Route::prefix("/old").set(
+                    "redirect",
+                    json!({ "scheme": "https", "host": "new.example.com", "path": "/new", "status": 308 }),
+                ))
+                .route(
+                    Route::prefix("/moved")
+                        .set("redirect", json!({ "path": "/elsewhere", "strip_query": true })),
+                ),
+        )
+        .cluster(Cluster::new("up").endpoint(upstream.addr));
     let _wasp = Wasp::start(&config).await;
     let client = Client::http1();
     let url = |path: &str| format!("http://{listen}{path}");

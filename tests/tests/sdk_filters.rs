@@ -9,27 +9,41 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use http::Request;
+use serde_json::json;
 use wasp_e2e::chunked::{CHUNKS, ECHO_BODY};
 use wasp_e2e::client::full;
-use wasp_e2e::{ChunkedEcho, Client, GrpcHealth, Resp, Upstream, Wasp, filter_module, free_addr};
+use wasp_e2e::{
+    ChunkedEcho, Client, Cluster, Config, FilterChain, GrpcHealth, Listener, Plugin, Resp, Route,
+    Upstream, Wasp, filter_module, free_addr,
+};
 
 /// How long a request through the filter may take before the test fails.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
-fn template_config(listen: SocketAddr, upstream: SocketAddr, value: &str) -> String {
-    format!(
-        "filter_chains:\n  - name: template\n    plugins:\n      - name: add-header\n        module: \"{}\"\n        configuration: {{ header: x-served-by, value: \"{value}\" }}\n\
-         listeners:\n  - name: main\n    address: \"{listen}\"\n    routes:\n      - match: {{ prefix: / }}\n        filter_chain: template\n        route: {{ cluster: app }}\n\
-         clusters:\n  - name: app\n    endpoints: [\"{upstream}\"]\n",
-        filter_module("wasp_filter_template").display()
-    )
+/// The filter template adding `header: value` to responses on every route.
+fn template_config(listen: SocketAddr, upstream: SocketAddr, header: &str, value: &str) -> Config {
+    let plugin = Plugin::new("add-header", filter_module("wasp_filter_template"))
+        .configuration(json!({ "header": header, "value": value }));
+    Config::new()
+        .filter_chain(FilterChain::new("template").plugin(plugin))
+        .listener(
+            Listener::new("main", listen)
+                .route(Route::prefix("/").filter_chain("template").cluster("app")),
+        )
+        .cluster(Cluster::new("app").endpoint(upstream))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn template_filter_adds_its_configured_header_and_follows_a_reload() {
     let listen = free_addr();
     let upstream = Upstream::start("app").await;
-    let wasp = Wasp::start(&template_config(listen, upstream.addr, "wasp")).await;
+    let wasp = Wasp::start(template_config(
+        listen,
+        upstream.addr,
+        "x-served-by",
+        "wasp",
+    ))
+    .await;
     let client = Client::http1();
     let url = format!("http://{listen}/hello");
 
@@ -39,7 +53,12 @@ async fn template_filter_adds_its_configured_header_and_follows_a_reload() {
     assert_eq!(resp.header("x-upstream"), Some("app"));
 
     let version = wasp.version().await;
-    wasp.write_config(&template_config(listen, upstream.addr, "reloaded"));
+    wasp.write_config(template_config(
+        listen,
+        upstream.addr,
+        "x-served-by",
+        "reloaded",
+    ));
     wasp.sighup();
     wasp.wait_version(version + 1, Duration::from_secs(20))
         .await;
@@ -51,10 +70,16 @@ async fn template_filter_adds_its_configured_header_and_follows_a_reload() {
 async fn template_filter_rejects_a_bad_header_name_and_keeps_the_running_config() {
     let listen = free_addr();
     let upstream = Upstream::start("app").await;
-    let wasp = Wasp::start(&template_config(listen, upstream.addr, "good")).await;
+    let wasp = Wasp::start(template_config(
+        listen,
+        upstream.addr,
+        "x-served-by",
+        "good",
+    ))
+    .await;
     let version = wasp.version().await;
 
-    let bad = template_config(listen, upstream.addr, "x").replace("x-served-by", "\"bad name\"");
+    let bad = template_config(listen, upstream.addr, "bad name", "x");
     wasp.write_config(&bad);
     wasp.sighup();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -96,15 +121,23 @@ impl Features {
         let callout = Upstream::start("callout").await;
         let grpc = GrpcHealth::start().await;
         let nowhere = free_addr();
-        let config = format!(
-            "filter_chains:\n  - name: features\n    plugins:\n      - name: features\n        module: \"{module}\"\n        configuration: {{ callout_cluster: {callout_cluster}, grpc_cluster: grpc, tick_ms: 20 }}\n        failure_policy: fail_closed\n\
-             listeners:\n  - name: main\n    address: \"{listen}\"\n    routes:\n      - match: {{ prefix: / }}\n        filter_chain: features\n        route: {{ cluster: app }}\n\
-             clusters:\n  - name: app\n    endpoints: [\"{app}\"]\n  - name: callout\n    endpoints: [\"{callout}\"]\n  - name: nowhere\n    endpoints: [\"{nowhere}\"]\n    connect_timeout: 1s\n  - name: grpc\n    endpoints: [\"{grpc}\"]\n    protocol: http2\n",
-            module = filter_module("sdk_features").display(),
-            app = app.unwrap_or(echo.addr),
-            callout = callout.addr,
-            grpc = grpc.addr,
+        let plugin = Plugin::new("features", filter_module("sdk_features")).configuration(
+            json!({ "callout_cluster": callout_cluster, "grpc_cluster": "grpc", "tick_ms": 20 }),
         );
+        let config = Config::new()
+            .filter_chain(FilterChain::new("features").plugin(plugin))
+            .listener(
+                Listener::new("main", listen)
+                    .route(Route::prefix("/").filter_chain("features").cluster("app")),
+            )
+            .cluster(Cluster::new("app").endpoint(app.unwrap_or(echo.addr)))
+            .cluster(Cluster::new("callout").endpoint(callout.addr))
+            .cluster(
+                Cluster::new("nowhere")
+                    .endpoint(nowhere)
+                    .connect_timeout("1s"),
+            )
+            .cluster(Cluster::new("grpc").endpoint(grpc.addr).http2());
         let wasp = Wasp::start(&config).await;
         Features {
             wasp,

@@ -2,6 +2,7 @@
 //! being buffered — the proxy's peak RSS stays under 100 MiB, also when the
 //! client reads slowly.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -11,30 +12,36 @@ use http::Request;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use wasp_e2e::client::{BoxError, Client};
-use wasp_e2e::{Upstream, Wasp, free_addr};
+use wasp_e2e::{Cluster, Config, Listener, Route, Upstream, Wasp, free_addr};
 
 const GIB: u64 = 1 << 30;
 const CHUNK: usize = 64 * 1024;
 const RSS_LIMIT_KIB: u64 = 100 * 1024;
 
+/// Routes `/h1` to cluster `<name>-h1` (HTTP/1.1) and `/h2` to cluster
+/// `<name>-h2` (HTTP/2), both on `upstream`, with the route `timeout`.
+fn two_protocols(listen: SocketAddr, name: &str, upstream: SocketAddr, timeout: &str) -> Config {
+    let (h1, h2) = (format!("{name}-h1"), format!("{name}-h2"));
+    Config::new()
+        .listener(
+            Listener::new("main", listen)
+                .route(Route::prefix("/h1").cluster(&h1).timeout(timeout))
+                .route(Route::prefix("/h2").cluster(&h2).timeout(timeout)),
+        )
+        .cluster(Cluster::new(&h1).endpoint(upstream))
+        .cluster(Cluster::new(&h2).http2().endpoint(upstream))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_gib_upload_streams_with_flat_memory() {
     let listen = free_addr();
     let sink = Upstream::start("sink").await;
-    let config = format!(
-        r#"
-listeners:
-  - name: main
-    address: "{listen}"
-    routes:
-      - match: {{ prefix: /upload }}
-        route: {{ cluster: sink, timeout: 0s }}
-clusters:
-  - name: sink
-    endpoints: ["{}"]
-"#,
-        sink.addr
-    );
+    let config = Config::new()
+        .listener(
+            Listener::new("main", listen)
+                .route(Route::prefix("/upload").cluster("sink").timeout("0s")),
+        )
+        .cluster(Cluster::new("sink").endpoint(sink.addr));
     let wasp = Wasp::start(&config).await;
     let baseline_kib = wasp.rss_kib();
 
@@ -101,25 +108,7 @@ clusters:
 async fn one_gib_downloads_stream_with_flat_memory_and_backpressure() {
     let listen = free_addr();
     let source = Upstream::start("source").await;
-    let config = format!(
-        r#"
-listeners:
-  - name: main
-    address: "{listen}"
-    routes:
-      - match: {{ prefix: /h1 }}
-        route: {{ cluster: source-h1, timeout: 0s }}
-      - match: {{ prefix: /h2 }}
-        route: {{ cluster: source-h2, timeout: 0s }}
-clusters:
-  - name: source-h1
-    endpoints: ["{0}"]
-  - name: source-h2
-    protocol: http2
-    endpoints: ["{0}"]
-"#,
-        source.addr
-    );
+    let config = two_protocols(listen, "source", source.addr, "0s");
     let wasp = Wasp::start(&config).await;
     // HTTP/1.1 to the client (the path where a server can buffer), from
     // HTTP/1.1 and HTTP/2 upstreams.
@@ -161,25 +150,7 @@ clusters:
 async fn response_bodies_outlive_the_route_timeout_and_truncation_reaches_the_client() {
     let listen = free_addr();
     let source = Upstream::start("source").await;
-    let config = format!(
-        r#"
-listeners:
-  - name: main
-    address: "{listen}"
-    routes:
-      - match: {{ prefix: /h1 }}
-        route: {{ cluster: source-h1, timeout: 300ms }}
-      - match: {{ prefix: /h2 }}
-        route: {{ cluster: source-h2, timeout: 300ms }}
-clusters:
-  - name: source-h1
-    endpoints: ["{0}"]
-  - name: source-h2
-    protocol: http2
-    endpoints: ["{0}"]
-"#,
-        source.addr
-    );
+    let config = two_protocols(listen, "source", source.addr, "300ms");
     let _wasp = Wasp::start(&config).await;
     for (client, kind, upstream) in [
         (Client::http1(), "HTTP/1.1", "h1"),
@@ -237,25 +208,7 @@ clusters:
 async fn one_gib_h2c_uploads_stream_with_flat_memory() {
     let listen = free_addr();
     let sink = Upstream::start("sink").await;
-    let config = format!(
-        r#"
-listeners:
-  - name: main
-    address: "{listen}"
-    routes:
-      - match: {{ prefix: /h1 }}
-        route: {{ cluster: sink-h1, timeout: 0s }}
-      - match: {{ prefix: /h2 }}
-        route: {{ cluster: sink-h2, timeout: 0s }}
-clusters:
-  - name: sink-h1
-    endpoints: ["{0}"]
-  - name: sink-h2
-    protocol: http2
-    endpoints: ["{0}"]
-"#,
-        sink.addr
-    );
+    let config = two_protocols(listen, "sink", sink.addr, "0s");
     let wasp = Wasp::start(&config).await;
     // An HTTP/2 client to HTTP/1.1 and HTTP/2 upstreams.
     for upstream in ["h1", "h2"] {

@@ -5,27 +5,20 @@
 
 use std::time::{Duration, Instant};
 
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use wasp_e2e::{Client, Mode, Upstream, Wasp, free_addr};
+use wasp_e2e::{Client, Cluster, Config, Listener, Mode, Retry, Route, Upstream, Wasp, free_addr};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hung_upstream_gets_504_at_the_route_timeout() {
     let listen = free_addr();
     let hung = Upstream::start_with("hung", Mode::Hang).await;
-    let config = format!(
-        r#"
-listeners:
-  - name: main
-    address: "{listen}"
-    routes:
-      - match: {{ prefix: / }}
-        route: {{ cluster: hung, timeout: 500ms }}
-clusters:
-  - name: hung
-    endpoints: ["{}"]
-"#,
-        hung.addr
-    );
+    let config = Config::new()
+        .listener(
+            Listener::new("main", listen)
+                .route(Route::prefix("/").cluster("hung").timeout("500ms")),
+        )
+        .cluster(Cluster::new("hung").endpoint(hung.addr));
     let wasp = Wasp::start(&config).await;
     let client = Client::http1();
     // Warm the client connection so only the proxy's timer is measured.
@@ -76,31 +69,32 @@ async fn per_try_timeout_ends_each_attempt() {
     let listen = free_addr();
     let hung = Upstream::start_with("hung", Mode::Hang).await;
     let good = Upstream::start("good").await;
-    let config = format!(
-        r#"
-listeners:
-  - name: main
-    address: "{listen}"
-    routes:
-      - match: {{ prefix: /pair }}
-        route:
-          cluster: pair
-          timeout: 10s
-          retry_policy: {{ num_retries: 1, retry_on: [reset], per_try_timeout: 200ms, base_interval: 1ms }}
-      - match: {{ prefix: /alone }}
-        route:
-          cluster: alone
-          timeout: 10s
-          retry_policy: {{ num_retries: 2, retry_on: [5xx], per_try_timeout: 200ms, base_interval: 1ms, max_interval: 2ms }}
-clusters:
-  - name: pair
-    endpoints: ["{h}", "{g}"]
-  - name: alone
-    endpoints: ["{h}"]
-"#,
-        h = hung.addr,
-        g = good.addr
-    );
+    let config = Config::new()
+        .listener(
+            Listener::new("main", listen)
+                .route(
+                    Route::prefix("/pair").cluster("pair").timeout("10s").retry(
+                        Retry::new(1)
+                            .on(&["reset"])
+                            .per_try_timeout("200ms")
+                            .base_interval("1ms"),
+                    ),
+                )
+                .route(
+                    Route::prefix("/alone")
+                        .cluster("alone")
+                        .timeout("10s")
+                        .retry(
+                            Retry::new(2)
+                                .on(&["5xx"])
+                                .per_try_timeout("200ms")
+                                .base_interval("1ms")
+                                .max_interval("2ms"),
+                        ),
+                ),
+        )
+        .cluster(Cluster::new("pair").endpoints([hung.addr, good.addr]))
+        .cluster(Cluster::new("alone").endpoint(hung.addr));
     let wasp = Wasp::start(&config).await;
     let client = Client::http1();
     // Requests that first go to `hung` wait 200 ms, then succeed on `good`.
@@ -151,26 +145,22 @@ clusters:
 async fn pending_and_active_request_limits_overflow_with_503_at_once() {
     let listen = free_addr();
     let slow = Upstream::start_with("slow", Mode::Delay(Duration::from_millis(1500))).await;
-    let config = format!(
-        r#"
-listeners:
-  - name: main
-    address: "{listen}"
-    routes:
-      - match: {{ prefix: /pending }}
-        route: {{ cluster: pending }}
-      - match: {{ prefix: /active }}
-        route: {{ cluster: active }}
-clusters:
-  - name: pending
-    endpoints: ["{0}"]
-    circuit_breakers: {{ max_connections: 5, max_pending_requests: 10 }}
-  - name: active
-    endpoints: ["{0}"]
-    circuit_breakers: {{ max_requests: 20 }}
-"#,
-        slow.addr
-    );
+    let config = Config::new()
+        .listener(
+            Listener::new("main", listen)
+                .route(Route::prefix("/pending").cluster("pending"))
+                .route(Route::prefix("/active").cluster("active")),
+        )
+        .cluster(
+            Cluster::new("pending")
+                .endpoint(slow.addr)
+                .circuit_breakers(json!({ "max_connections": 5, "max_pending_requests": 10 })),
+        )
+        .cluster(
+            Cluster::new("active")
+                .endpoint(slow.addr)
+                .circuit_breakers(json!({ "max_requests": 20 })),
+        );
     let wasp = Wasp::start(&config).await;
 
     for (path, cluster, breaker, admitted) in [
@@ -228,22 +218,13 @@ clusters:
 async fn idle_client_and_upstream_connections_are_closed() {
     let listen = free_addr();
     let up = Upstream::start("up").await;
-    let config = format!(
-        r#"
-listeners:
-  - name: main
-    address: "{listen}"
-    idle_timeout: 500ms
-    routes:
-      - match: {{ prefix: / }}
-        route: {{ cluster: up }}
-clusters:
-  - name: up
-    endpoints: ["{}"]
-    idle_timeout: 500ms
-"#,
-        up.addr
-    );
+    let config = Config::new()
+        .listener(
+            Listener::new("main", listen)
+                .idle_timeout("500ms")
+                .route(Route::prefix("/").cluster("up")),
+        )
+        .cluster(Cluster::new("up").endpoint(up.addr).idle_timeout("500ms"));
     let wasp = Wasp::start(&config).await;
 
     let request = format!("GET /idle HTTP/1.1\r\nhost: {listen}\r\n\r\n");
@@ -328,20 +309,11 @@ async fn route_timeout_starts_when_the_request_body_has_arrived() {
     use hyper::body::Frame;
     let listen = free_addr();
     let up = Upstream::start("up").await;
-    let config = format!(
-        r#"
-listeners:
-  - name: main
-    address: "{listen}"
-    routes:
-      - match: {{ prefix: / }}
-        route: {{ cluster: up, timeout: 400ms }}
-clusters:
-  - name: up
-    endpoints: ["{}"]
-"#,
-        up.addr
-    );
+    let config = Config::new()
+        .listener(
+            Listener::new("main", listen).route(Route::prefix("/").cluster("up").timeout("400ms")),
+        )
+        .cluster(Cluster::new("up").endpoint(up.addr));
     let _wasp = Wasp::start(&config).await;
     // A body trickling in over ~1 s: longer than the timeout, yet fine.
     let stream = futures_util::stream::unfold(0u32, |i| async move {
@@ -368,20 +340,11 @@ clusters:
 async fn a_client_going_away_cancels_the_upstream_request() {
     let listen = free_addr();
     let hung = Upstream::start_with("hung", Mode::Hang).await;
-    let config = format!(
-        r#"
-listeners:
-  - name: main
-    address: "{listen}"
-    routes:
-      - match: {{ prefix: / }}
-        route: {{ cluster: hung, timeout: 0s }}
-clusters:
-  - name: hung
-    endpoints: ["{}"]
-"#,
-        hung.addr
-    );
+    let config = Config::new()
+        .listener(
+            Listener::new("main", listen).route(Route::prefix("/").cluster("hung").timeout("0s")),
+        )
+        .cluster(Cluster::new("hung").endpoint(hung.addr));
     let wasp = Wasp::start(&config).await;
     let mut conn = tokio::net::TcpStream::connect(listen).await.unwrap();
     conn.write_all(format!("GET /wait HTTP/1.1\r\nhost: {listen}\r\n\r\n").as_bytes())
@@ -454,28 +417,26 @@ async fn connect_timeout_answers_503_and_retries_elsewhere() {
 
     let listen = free_addr();
     let good = Upstream::start("good").await;
-    let config = format!(
-        r#"
-listeners:
-  - name: main
-    address: "{listen}"
-    routes:
-      - match: {{ prefix: /alone }}
-        route: {{ cluster: hole }}
-      - match: {{ prefix: /retry }}
-        route:
-          cluster: hole-first
-          retry_policy: {{ num_retries: 1, retry_on: [connect-failure], base_interval: 1ms }}
-clusters:
-  - name: hole
-    connect_timeout: 300ms
-    endpoints: ["{black_hole}"]
-  - name: hole-first
-    connect_timeout: 300ms
-    endpoints: ["{black_hole}", "{}"]
-"#,
-        good.addr
-    );
+    let config = Config::new()
+        .listener(
+            Listener::new("main", listen)
+                .route(Route::prefix("/alone").cluster("hole"))
+                .route(
+                    Route::prefix("/retry")
+                        .cluster("hole-first")
+                        .retry(Retry::new(1).on(&["connect-failure"]).base_interval("1ms")),
+                ),
+        )
+        .cluster(
+            Cluster::new("hole")
+                .connect_timeout("300ms")
+                .endpoint(black_hole),
+        )
+        .cluster(
+            Cluster::new("hole-first")
+                .connect_timeout("300ms")
+                .endpoints([black_hole, good.addr]),
+        );
     let wasp = Wasp::start(&config).await;
     let client = Client::http1();
     let started = Instant::now();
@@ -509,20 +470,13 @@ clusters:
 async fn idle_http2_client_connections_are_closed() {
     let listen = free_addr();
     let up = Upstream::start("up").await;
-    let config = format!(
-        r#"
-listeners:
-  - name: main
-    address: "{listen}"
-    idle_timeout: 400ms
-    routes:
-      - route: {{ cluster: up }}
-clusters:
-  - name: up
-    endpoints: ["{}"]
-"#,
-        up.addr
-    );
+    let config = Config::new()
+        .listener(
+            Listener::new("main", listen)
+                .idle_timeout("400ms")
+                .route(Route::any().cluster("up")),
+        )
+        .cluster(Cluster::new("up").endpoint(up.addr));
     let wasp = Wasp::start(&config).await;
     let client = Client::h2c();
     assert_eq!(
@@ -565,22 +519,13 @@ clusters:
 async fn expect_100_continue_is_answered_before_the_body() {
     let listen = free_addr();
     let up = Upstream::start("up").await;
-    let config = format!(
-        r#"
-listeners:
-  - name: main
-    address: "{listen}"
-    routes:
-      - match: {{ prefix: /plain }}
-        route: {{ cluster: up }}
-      - match: {{ prefix: /retry }}
-        route: {{ cluster: up, retry_policy: {{ num_retries: 1 }} }}
-clusters:
-  - name: up
-    endpoints: ["{}"]
-"#,
-        up.addr
-    );
+    let config = Config::new()
+        .listener(
+            Listener::new("main", listen)
+                .route(Route::prefix("/plain").cluster("up"))
+                .route(Route::prefix("/retry").cluster("up").retry(Retry::new(1))),
+        )
+        .cluster(Cluster::new("up").endpoint(up.addr));
     let _wasp = Wasp::start(&config).await;
     for path in ["/plain", "/retry"] {
         let mut conn = tokio::net::TcpStream::connect(listen).await.unwrap();
