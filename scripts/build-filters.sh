@@ -66,7 +66,7 @@ if [[ $toolchain == rustup ]] || { [[ $toolchain == auto ]] && {
 }; }; then
     log "toolchain: rustup target $target"
 elif $clippy; then
-    log "--clippy needs the rustup target: 'rustup target add $target' failed"
+    log "--clippy needs the rustup target $target (WASP_WASM_TOOLCHAIN=$toolchain; 'rustup target add $target')"
     exit 1
 else
     missing=()
