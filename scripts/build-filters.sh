@@ -7,6 +7,12 @@
 #   scripts/build-filters.sh                      # the workspace's filters
 #   scripts/build-filters.sh ../my-filter         # plus your own crate
 #   WASP_WASM_TOOLCHAIN=debian scripts/build-filters.sh   # force the -Zbuild-std way
+#   scripts/build-filters.sh --clippy             # lint instead of build (see below)
+#
+# --clippy runs `cargo clippy -D warnings` for wasm32-wasip1 over the SDK
+# (wasp-filter-sdk, wasp-abi) and the same filter crates instead of building
+# them; it lints the code that only exists on wasm32 (the ABI imports, the
+# exports). It needs the rustup target (the Debian toolchain has no clippy).
 #
 # Toolchain: `rustup target add wasm32-wasip1` when that works; otherwise
 # Debian's rustc-web with its std sources (-Zbuild-std), installing the
@@ -22,6 +28,12 @@ out_dir="$root/target/filters"
 debian_packages=(rustc-web rust-web-src rust-web-llvm lld-22 wasi-libc)
 
 log() { echo "build-filters: $*" >&2; }
+
+clippy=false
+if [[ ${1:-} == --clippy ]]; then
+    clippy=true
+    shift
+fi
 
 # Filter crates: directories whose Cargo.toml declares a cdylib.
 crates=()
@@ -53,6 +65,9 @@ if [[ $toolchain == rustup ]] || { [[ $toolchain == auto ]] && {
         || timeout 120 rustup target add "$target" >/dev/null 2>&1
 }; }; then
     log "toolchain: rustup target $target"
+elif $clippy; then
+    log "--clippy needs the rustup target $target (WASP_WASM_TOOLCHAIN=$toolchain; 'rustup target add $target')"
+    exit 1
 else
     missing=()
     for pkg in "${debian_packages[@]}"; do
@@ -73,6 +88,18 @@ else
     export RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1
     export CARGO_TARGET_WASM32_WASIP1_RUSTFLAGS="-L/usr/lib/wasm32-wasi -C link-self-contained=no"
     cargo_args+=(-Zbuild-std=std,panic_abort)
+fi
+
+if $clippy; then
+    # The SDK first (it has the wasm32-only code), then each filter crate. The
+    # dev profile and its own target dir: checks never touch the modules' builds.
+    lint_dirs=("$root/filter-sdk/abi" "$root/filter-sdk" "${crates[@]}")
+    for dir in "${lint_dirs[@]}"; do
+        log "clippy ${dir#"$root"/}"
+        cargo clippy --quiet --target "$target" --target-dir "$wasm_dir" \
+            --manifest-path "$dir/Cargo.toml" --lib -- -D warnings
+    done
+    exit 0
 fi
 
 # wasm-opt (Debian's binaryen) shrinks modules by another ~15%; optional.

@@ -11,6 +11,12 @@
 ///
 /// `export!(MyRoot)` builds the root with `Default`; `export!(MyRoot, make)`
 /// uses `make: fn() -> MyRoot`. Use it once per filter crate, at the crate root.
+///
+/// The exports carry `#[unsafe(no_mangle)]` (on `wasm32`), the only unsafe
+/// construct the macro emits; the functions themselves are safe forwards.
+/// rustc does not apply `unsafe_code` to code expanded from another crate's
+/// macro, so filter crates can `forbid(unsafe_code)`; the macro must not
+/// `#[allow(unsafe_code)]`, which is an error under `forbid`.
 #[macro_export]
 macro_rules! export {
     ($root:ty) => {
@@ -18,7 +24,7 @@ macro_rules! export {
     };
     ($root:ty, $make:expr) => {
         #[doc(hidden)]
-        #[allow(unsafe_code, missing_docs)]
+        #[allow(missing_docs)]
         pub mod __wasp_filter_exports {
             use super::*;
             use $crate::__private as sdk;

@@ -5,6 +5,9 @@
 //! A filter implements [`RootFilter`] (per plugin) and [`HttpFilter`] (per
 //! stream) and registers them with [`export!`]. See `filter-sdk/README.md`.
 
+// Only the ABI module (src/abi/) allows unsafe code; see filter-sdk/Cargo.toml.
+#![deny(unsafe_code)]
+
 mod abi;
 mod callout;
 mod context;

@@ -3,7 +3,7 @@
 //! admin server.
 //!
 //! The binary (`src/main.rs`) is a thin command-line edge over [`server`].
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod body;

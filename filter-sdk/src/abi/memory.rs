@@ -2,7 +2,7 @@
 //! ownership of the buffers the host filled through it.
 
 /// Allocates `size` bytes the host will fill and the SDK will later reclaim
-/// with [`take`]. Backs the `proxy_on_memory_allocate` export.
+/// with `take`. Backs the `proxy_on_memory_allocate` export.
 pub fn allocate(size: usize) -> *mut u8 {
     let buffer = vec![0u8; size].into_boxed_slice();
     Box::into_raw(buffer).cast::<u8>()

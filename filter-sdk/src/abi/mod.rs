@@ -3,8 +3,12 @@
 //!
 //! On `wasm32` the raw functions are the host's imports (module `env`); on
 //! every other target the very same signatures are served by the in-process
-//! mock host (`crate::testing`), so native tests exercise this layer too.
-//! This module is the only place in the SDK with `unsafe` code.
+//! mock host (`mock`, whose state lives in `crate::testing`), so native tests
+//! exercise this layer too.
+//!
+//! This module is the only place in the SDK with `unsafe` code: the crate
+//! denies `unsafe_code` and only this module allows it (every other crate of
+//! the workspace forbids it).
 #![allow(unsafe_code)]
 
 pub(crate) mod hostcalls;
@@ -17,4 +21,7 @@ pub(crate) mod imports;
 pub(crate) use imports as raw;
 
 #[cfg(not(target_arch = "wasm32"))]
-pub(crate) use crate::testing::raw;
+pub(crate) mod mock;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) use mock as raw;

@@ -30,8 +30,7 @@
 //! The mock host is per thread (each `#[test]` runs on its own thread);
 //! creating a [`Harness`] resets it.
 
-pub(crate) mod raw;
-mod state;
+pub(crate) mod state;
 mod stream;
 
 pub use state::{GrpcCallRecord, HttpCallRecord, LocalReply, MetricRecord};

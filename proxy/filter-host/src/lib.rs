@@ -7,7 +7,7 @@
 //! one [`ChainStream`] per HTTP request, which the proxy drives phase by phase.
 //! Services that need the proxy (HTTP and gRPC callouts to clusters) go through
 //! the [`Callouts`] trait.
-#![deny(unsafe_code)]
+#![forbid(unsafe_code)]
 
 mod abi;
 mod callout;

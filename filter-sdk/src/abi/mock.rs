@@ -1,12 +1,15 @@
-//! The mock host's side of the ABI: the `proxy_*` host functions with the
-//! exact signatures of the wasm imports, served from this thread's
-//! [`MockState`](super::state::MockState). Data flows back the way a real
-//! host returns it: into buffers obtained from the SDK's own allocator.
-//! Buffer writes follow Envoy's rules (replace from 0, prepend, append only).
-#![allow(unsafe_code, clippy::missing_safety_doc, clippy::too_many_arguments)]
+//! The mock host's side of the ABI (native targets): the `proxy_*` host
+//! functions with the exact signatures of the wasm imports, served from this
+//! thread's [`MockState`](crate::testing::state::MockState) (see
+//! [`crate::testing`]). Data flows back the way a real host returns it: into
+//! buffers obtained from the SDK's own allocator. Buffer writes follow
+//! Envoy's rules (replace from 0, prepend, append only).
+#![allow(clippy::missing_safety_doc, clippy::too_many_arguments)]
 
-use super::state::{GrpcCallRecord, HttpCallRecord, LocalReply, MetricRecord, Queue, with};
-use crate::abi::memory::allocate;
+use super::memory::allocate;
+use crate::testing::state::{
+    GrpcCallRecord, HttpCallRecord, LocalReply, MetricRecord, Queue, with,
+};
 use std::time::Duration;
 use wasp_abi::{LogLevel, MetricType, Status, StreamType};
 
