@@ -10,7 +10,7 @@ use http::header::HOST;
 use http_body::{Body, Frame, SizeHint};
 
 use super::fixture::{Proxy, Reply, get};
-use super::upstream::{Upstream, refusing_endpoint};
+use super::upstream::{Refusing, Upstream};
 
 /// A listener sending everything to cluster `app` at `endpoint`; `route`
 /// and `cluster` add fields (flow-style YAML) to the route and the cluster.
@@ -61,7 +61,8 @@ async fn requests_over_max_requests_get_503_marked_overloaded() {
 
 #[tokio::test]
 async fn a_refused_connection_answers_503_naming_the_endpoint() {
-    let endpoint = refusing_endpoint();
+    let refusing = Refusing::new();
+    let endpoint = refusing.endpoint();
     let proxy = Proxy::start(&forward_to(&endpoint, "", "")).await;
     let reply = proxy.get("/").await;
     assert_eq!(reply.status, 503);

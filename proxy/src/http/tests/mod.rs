@@ -10,6 +10,7 @@
 mod fixture;
 mod upstream;
 
+mod endpoint_health;
 mod failures;
 mod forwarding;
 mod local_replies;

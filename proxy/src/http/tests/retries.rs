@@ -2,7 +2,7 @@
 //! attempts it makes, and `x-wasp-attempt-count` both ways.
 
 use super::fixture::Proxy;
-use super::upstream::{Upstream, refusing_endpoint};
+use super::upstream::{Refusing, Upstream};
 
 /// A listener sending everything to cluster `app` (`endpoints`, a YAML
 /// list) with `policy` as the route's retry policy.
@@ -82,7 +82,8 @@ async fn statuses_outside_retry_on_are_not_retried() {
 #[tokio::test]
 async fn a_connect_failure_is_retried_on_another_endpoint() {
     let app = Upstream::ok("second endpoint").await;
-    let endpoints = format!(r#"["{}", "{}"]"#, refusing_endpoint(), app.endpoint());
+    let refusing = Refusing::new();
+    let endpoints = format!(r#"["{}", "{}"]"#, refusing.endpoint(), app.endpoint());
     let policy = "{ num_retries: 1, retry_on: [connect-failure], base_interval: 1ms }";
     let proxy = Proxy::start(&with_retries(&endpoints, policy)).await;
 

@@ -140,8 +140,25 @@ async fn serve(
     }
 }
 
-/// A loopback address where nothing listens: connecting is refused.
-pub fn refusing_endpoint() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
+/// A loopback port where nothing listens, so connecting is refused. The
+/// port stays bound (without listening) while this lives, so no other test
+/// can take it meanwhile.
+pub struct Refusing {
+    socket: socket2::Socket,
+}
+
+impl Refusing {
+    pub fn new() -> Self {
+        let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+            .expect("socket");
+        let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+        socket.bind(&any_port.into()).expect("bind");
+        Self { socket }
+    }
+
+    /// The address as a configuration endpoint.
+    pub fn endpoint(&self) -> String {
+        let addr = self.socket.local_addr().expect("bound address");
+        addr.as_socket().expect("an IP address").to_string()
+    }
 }
