@@ -36,7 +36,7 @@ impl ReloadError {
                     .map_or_else(|| "listeners".to_owned(), |i| format!("listeners[{i}]"));
                 vec![FieldError {
                     path: format!("{index}.address"),
-                    message: format!("cannot bind {}: {}", err.address, err.source),
+                    message: err.to_string(),
                 }]
             }
         }

@@ -8,10 +8,10 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
+use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body;
 use http_body_util::{BodyExt, Empty};
-use hyper::body::Incoming;
 use wasp_filter_host::{ChainStream, FilterChain, LocalReply, StreamInfo};
 
 use super::body::ProxyBody;
@@ -41,10 +41,10 @@ pub type Passed = Result<Request<UpstreamBody>, Response<ProxyBody>>;
 impl ChainPass {
     /// Starts a pass of the request `req` through `chain`; `None` passes
     /// everything through unchanged.
-    pub fn start(
+    pub fn start<B>(
         chain: Option<&Arc<FilterChain>>,
         conn: &ConnInfo,
-        req: &Request<Incoming>,
+        req: &Request<B>,
         completion: &Completion,
     ) -> Self {
         let active = chain.map(|chain| {
@@ -71,9 +71,13 @@ impl ChainPass {
     }
 
     /// The request phase: headers now, the body as it streams upstream.
-    pub async fn request(&self, req: Request<Incoming>, scheme: &str) -> Passed {
+    pub async fn request<B>(&self, req: Request<B>, scheme: &str) -> Passed
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
         let Some(active) = &self.active else {
-            return Ok(req.map(|body| body.map_err(BoxError::from).boxed_unsync()));
+            return Ok(req.map(|body| body.map_err(Into::into).boxed_unsync()));
         };
         let (mut parts, body) = req.into_parts();
         let request_ends = body.is_end_stream();
@@ -89,9 +93,9 @@ impl ChainPass {
         let body: UpstreamBody = if request_ends {
             Empty::new().map_err(|never| match never {}).boxed_unsync()
         } else if !active.chain.handles_request_body() {
-            body.map_err(BoxError::from).boxed_unsync()
+            body.map_err(Into::into).boxed_unsync()
         } else {
-            let inner = body.map_err(BoxError::from).boxed_unsync();
+            let inner = body.map_err(Into::into).boxed_unsync();
             FilteredBody::new(
                 inner,
                 Arc::clone(&active.stream),

@@ -7,14 +7,14 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use http::{Request, Response};
-use hyper::body::Incoming;
 
 use super::body::ProxyBody;
 use super::chain::ChainPass;
 use super::error::ProxyError;
 use super::{forward, headers, local};
-use crate::body::UpstreamBody;
+use crate::body::{BoxError, UpstreamBody};
 use crate::conn::ConnInfo;
 use crate::router::{RequestView, Route, RouteAction};
 use crate::snapshot::ListenerRuntime;
@@ -24,12 +24,19 @@ use crate::upstream::RequestGuard;
 
 /// Serves one request on a connection accepted by `accepted_by` (used when a
 /// reload removed that listener). Never fails: errors become responses.
-pub async fn handle(
+///
+/// The listener passes hyper's `Incoming`; any body of `Bytes` will do (the
+/// in-process tests pass `Full` and `Empty`).
+pub async fn handle<B>(
     state: Arc<ProxyState>,
     conn: Arc<ConnInfo>,
     accepted_by: Arc<ListenerRuntime>,
-    mut req: Request<Incoming>,
-) -> Result<Response<ProxyBody>, Infallible> {
+    mut req: Request<B>,
+) -> Result<Response<ProxyBody>, Infallible>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
     let start = Instant::now();
     let snapshot = state.snapshot.load_full();
     let listener = snapshot
@@ -88,13 +95,17 @@ pub async fn handle(
 
 /// A routed request: its chain's request phase, the route's action, the
 /// chain's response phase.
-async fn serve(
+async fn serve<B>(
     route: &Route,
     conn: &ConnInfo,
-    req: Request<Incoming>,
+    req: Request<B>,
     completion: &mut Completion,
     upstream: &mut RequestGuard,
-) -> Response<ProxyBody> {
+) -> Response<ProxyBody>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
     let chain = ChainPass::start(route.filter_chain.as_ref(), conn, &req, completion);
     let req = match chain.request(req, conn.scheme).await {
         Ok(req) => req,

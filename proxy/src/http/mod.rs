@@ -19,3 +19,6 @@ pub mod upgrade;
 
 pub use error::ProxyError;
 pub use handler::handle;
+
+#[cfg(test)]
+mod tests;
