@@ -11,28 +11,8 @@ use http::{Response, StatusCode};
 use http_body_util::Full;
 
 use super::fixture::Proxy;
+use super::fixture::forward_all;
 use super::upstream::Upstream;
-
-/// A listener sending everything to cluster `app` at `a` and `b`; `cluster`
-/// adds fields (block-style YAML, indented four spaces) to the cluster.
-fn two_endpoints(a: &Upstream, b: &Upstream, cluster: &str) -> String {
-    format!(
-        r#"
-listeners:
-  - name: ingress
-    address: 127.0.0.1:8080
-    routes:
-      - match: {{ prefix: / }}
-        route: {{ cluster: app }}
-clusters:
-  - name: app
-    endpoints: ["{}", "{}"]
-{cluster}
-"#,
-        a.endpoint(),
-        b.endpoint()
-    )
-}
 
 /// An upstream answering `/healthz` 200 while `healthy` holds (503 when
 /// not), and every other path 200 with `name`.
@@ -64,9 +44,9 @@ async fn failing_health_checks_take_an_endpoint_out_until_it_passes_again() {
     let a_healthy = Arc::new(AtomicBool::new(false));
     let a = checked("a", Arc::clone(&a_healthy)).await;
     let b = checked("b", Arc::new(AtomicBool::new(true))).await;
-    let health = "    health_check: \
+    let health = "health_check: \
         { path: /healthz, interval: 5s, timeout: 1s, unhealthy_threshold: 2, healthy_threshold: 1 }";
-    let proxy = Proxy::start(&two_endpoints(&a, &b, health)).await;
+    let proxy = Proxy::start(&forward_all(&[a.endpoint(), b.endpoint()], "", health)).await;
 
     // The first check (at once) fails once: still in rotation.
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -84,9 +64,9 @@ async fn failing_health_checks_take_an_endpoint_out_until_it_passes_again() {
 async fn consecutive_5xx_eject_an_endpoint_from_rotation() {
     let a = Upstream::statuses(&[503]).await;
     let b = Upstream::ok("b").await;
-    let outlier = "    outlier_detection: \
+    let outlier = "outlier_detection: \
         { consecutive_5xx: 2, base_ejection_time: 30s, max_ejection_percent: 50 }";
-    let proxy = Proxy::start(&two_endpoints(&a, &b, outlier)).await;
+    let proxy = Proxy::start(&forward_all(&[a.endpoint(), b.endpoint()], "", outlier)).await;
 
     let mut statuses = Vec::new();
     for _ in 0..8 {

@@ -9,30 +9,18 @@ use http::Request;
 use http::header::HOST;
 use http_body::{Body, Frame, SizeHint};
 
+use super::fixture::forward_all;
 use super::fixture::{Proxy, Reply, get};
 use super::upstream::{Refusing, Upstream};
-
-/// A listener sending everything to cluster `app` at `endpoint`; `route`
-/// and `cluster` add fields (flow-style YAML) to the route and the cluster.
-fn forward_to(endpoint: &str, route: &str, cluster: &str) -> String {
-    format!(
-        r#"
-listeners:
-  - name: ingress
-    address: 127.0.0.1:8080
-    routes:
-      - match: {{ prefix: / }}
-        route: {{ cluster: app, {route} }}
-clusters:
-  - {{ name: app, endpoints: ["{endpoint}"], {cluster} }}
-"#
-    )
-}
 
 #[tokio::test]
 async fn requests_over_max_requests_get_503_marked_overloaded() {
     let app = Upstream::ok("fine").await;
-    let config = forward_to(&app.endpoint(), "", "circuit_breakers: { max_requests: 1 }");
+    let config = forward_all(
+        &[app.endpoint()],
+        "",
+        "circuit_breakers: { max_requests: 1 }",
+    );
     let proxy = Proxy::start(&config).await;
 
     // A response whose body is not sent yet holds its request's slot.
@@ -63,7 +51,7 @@ async fn requests_over_max_requests_get_503_marked_overloaded() {
 async fn a_refused_connection_answers_503_naming_the_endpoint() {
     let refusing = Refusing::new();
     let endpoint = refusing.endpoint();
-    let proxy = Proxy::start(&forward_to(&endpoint, "", "")).await;
+    let proxy = Proxy::start(&forward_all(std::slice::from_ref(&endpoint), "", "")).await;
     let reply = proxy.get("/").await;
     assert_eq!(reply.status, 503);
     assert!(
@@ -106,7 +94,7 @@ impl Body for FailingBody {
 #[tokio::test]
 async fn a_request_body_failing_while_buffered_for_retries_answers_400() {
     let app = Upstream::ok("").await;
-    let config = forward_to(&app.endpoint(), "retry_policy: { num_retries: 1 }", "");
+    let config = forward_all(&[app.endpoint()], "retry_policy: { num_retries: 1 }", "");
     let proxy = Proxy::start(&config).await;
     let req = Request::post("/")
         .header(HOST, "app.test")

@@ -150,3 +150,32 @@ impl Reply {
         value.to_str().unwrap()
     }
 }
+
+/// A listener sending everything to cluster `app` at `endpoints`, with
+/// extra flow-style YAML fields on the route (`route`, e.g. `timeout: 3s`)
+/// and on the cluster (`cluster`, e.g. `circuit_breakers: {...}`).
+pub fn forward_all(endpoints: &[String], route: &str, cluster: &str) -> String {
+    let endpoints: Vec<String> = endpoints.iter().map(|e| format!("\"{e}\"")).collect();
+    let extra = |fields: &str| {
+        if fields.is_empty() {
+            String::new()
+        } else {
+            format!(", {fields}")
+        }
+    };
+    format!(
+        r#"
+listeners:
+  - name: ingress
+    address: 127.0.0.1:8080
+    routes:
+      - match: {{ prefix: / }}
+        route: {{ cluster: app{} }}
+clusters:
+  - {{ name: app, endpoints: [{}]{} }}
+"#,
+        extra(route),
+        endpoints.join(", "),
+        extra(cluster)
+    )
+}

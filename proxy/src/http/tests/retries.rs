@@ -1,35 +1,20 @@
 //! Retries: which results a route's retry policy retries, how many
 //! attempts it makes, and `x-wasp-attempt-count` both ways.
 
-use super::fixture::Proxy;
+use super::fixture::{Proxy, forward_all};
 use super::upstream::{Refusing, Upstream};
-
-/// A listener sending everything to cluster `app` (`endpoints`, a YAML
-/// list) with `policy` as the route's retry policy.
-fn with_retries(endpoints: &str, policy: &str) -> String {
-    format!(
-        r#"
-listeners:
-  - name: ingress
-    address: 127.0.0.1:8080
-    routes:
-      - match: {{ prefix: / }}
-        route:
-          cluster: app
-          retry_policy: {policy}
-clusters:
-  - name: app
-    endpoints: {endpoints}
-"#
-    )
-}
 
 #[tokio::test]
 async fn a_503_is_retried_until_an_attempt_succeeds() {
     let app = Upstream::statuses(&[503, 503, 200]).await;
-    let endpoints = format!(r#"["{}"]"#, app.endpoint());
+    let endpoints = [app.endpoint()];
     let policy = "{ num_retries: 2, retry_on: [5xx], base_interval: 1ms }";
-    let proxy = Proxy::start(&with_retries(&endpoints, policy)).await;
+    let proxy = Proxy::start(&forward_all(
+        &endpoints,
+        &format!("retry_policy: {policy}"),
+        "",
+    ))
+    .await;
 
     let reply = proxy.get("/").await;
     assert_eq!(reply.status, 200);
@@ -55,9 +40,14 @@ async fn a_503_is_retried_until_an_attempt_succeeds() {
 #[tokio::test]
 async fn the_last_503_is_relayed_when_retries_run_out() {
     let app = Upstream::statuses(&[503]).await;
-    let endpoints = format!(r#"["{}"]"#, app.endpoint());
+    let endpoints = [app.endpoint()];
     let policy = "{ num_retries: 1, retry_on: [5xx], base_interval: 1ms }";
-    let proxy = Proxy::start(&with_retries(&endpoints, policy)).await;
+    let proxy = Proxy::start(&forward_all(
+        &endpoints,
+        &format!("retry_policy: {policy}"),
+        "",
+    ))
+    .await;
 
     let reply = proxy.get("/").await;
     assert_eq!(reply.status, 503);
@@ -69,9 +59,14 @@ async fn the_last_503_is_relayed_when_retries_run_out() {
 #[tokio::test]
 async fn statuses_outside_retry_on_are_not_retried() {
     let app = Upstream::statuses(&[503, 200]).await;
-    let endpoints = format!(r#"["{}"]"#, app.endpoint());
+    let endpoints = [app.endpoint()];
     let policy = "{ num_retries: 2, retry_on: [retriable-4xx], base_interval: 1ms }";
-    let proxy = Proxy::start(&with_retries(&endpoints, policy)).await;
+    let proxy = Proxy::start(&forward_all(
+        &endpoints,
+        &format!("retry_policy: {policy}"),
+        "",
+    ))
+    .await;
 
     let reply = proxy.get("/").await;
     assert_eq!(reply.status, 503);
@@ -83,9 +78,14 @@ async fn statuses_outside_retry_on_are_not_retried() {
 async fn a_connect_failure_is_retried_on_another_endpoint() {
     let app = Upstream::ok("second endpoint").await;
     let refusing = Refusing::new();
-    let endpoints = format!(r#"["{}", "{}"]"#, refusing.endpoint(), app.endpoint());
+    let endpoints = [refusing.endpoint(), app.endpoint()];
     let policy = "{ num_retries: 1, retry_on: [connect-failure], base_interval: 1ms }";
-    let proxy = Proxy::start(&with_retries(&endpoints, policy)).await;
+    let proxy = Proxy::start(&forward_all(
+        &endpoints,
+        &format!("retry_policy: {policy}"),
+        "",
+    ))
+    .await;
 
     // Round robin may start on either endpoint; whichever it is, no request
     // fails and each refused connection costs one retry.
@@ -106,21 +106,7 @@ async fn a_connect_failure_is_retried_on_another_endpoint() {
 #[tokio::test]
 async fn routes_without_retry_policy_send_no_attempt_count() {
     let app = Upstream::statuses(&[503, 200]).await;
-    let proxy = Proxy::start(&format!(
-        r#"
-listeners:
-  - name: ingress
-    address: 127.0.0.1:8080
-    routes:
-      - match: {{ prefix: / }}
-        route: {{ cluster: app }}
-clusters:
-  - name: app
-    endpoints: ["{}"]
-"#,
-        app.endpoint()
-    ))
-    .await;
+    let proxy = Proxy::start(&forward_all(&[app.endpoint()], "", "")).await;
 
     let reply = proxy.get("/").await;
     assert_eq!(reply.status, 503);

@@ -7,30 +7,13 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::fixture::forward_all;
 use super::fixture::{Proxy, Reply};
 use super::upstream::Upstream;
 
 /// Far beyond every timeout configured here: a request still unanswered
 /// then was not timed out by the proxy.
 const GIVE_UP: Duration = Duration::from_secs(600);
-
-/// A listener sending everything to cluster `app` at `endpoint`; `route`
-/// adds fields (flow-style YAML) to the route.
-fn forward_to(endpoint: &str, route: &str) -> String {
-    format!(
-        r#"
-listeners:
-  - name: ingress
-    address: 127.0.0.1:8080
-    routes:
-      - match: {{ prefix: / }}
-        route: {{ cluster: app, {route} }}
-clusters:
-  - name: app
-    endpoints: ["{endpoint}"]
-"#
-    )
-}
 
 /// `GET /` through `proxy`, and the (virtual) time its response took.
 async fn timed_get(proxy: &Proxy) -> (Reply, Duration) {
@@ -44,7 +27,7 @@ async fn timed_get(proxy: &Proxy) -> (Reply, Duration) {
 #[tokio::test(start_paused = true)]
 async fn route_timeout_answers_504_at_the_deadline() {
     let app = Upstream::silent().await;
-    let proxy = Proxy::start(&forward_to(&app.endpoint(), "timeout: 3s")).await;
+    let proxy = Proxy::start(&forward_all(&[app.endpoint()], "timeout: 3s", "")).await;
 
     let (reply, took) = timed_get(&proxy).await;
     assert_eq!(reply.status, 504);
@@ -62,7 +45,7 @@ async fn route_timeout_answers_504_at_the_deadline() {
 #[tokio::test(start_paused = true)]
 async fn route_timeout_of_zero_waits_for_the_upstream() {
     let app = Upstream::silent().await;
-    let proxy = Proxy::start(&forward_to(&app.endpoint(), "timeout: 0s")).await;
+    let proxy = Proxy::start(&forward_all(&[app.endpoint()], "timeout: 0s", "")).await;
     let waited = tokio::time::timeout(GIVE_UP, proxy.get("/")).await;
     assert!(
         waited.is_err(),
@@ -74,7 +57,7 @@ async fn route_timeout_of_zero_waits_for_the_upstream() {
 async fn per_try_timeout_answers_504_before_the_route_timeout() {
     let app = Upstream::silent().await;
     let route = "timeout: 30s, retry_policy: { num_retries: 0, per_try_timeout: 2s }";
-    let proxy = Proxy::start(&forward_to(&app.endpoint(), route)).await;
+    let proxy = Proxy::start(&forward_all(&[app.endpoint()], route, "")).await;
 
     let (reply, took) = timed_get(&proxy).await;
     assert_eq!(reply.status, 504);
@@ -94,7 +77,7 @@ async fn per_try_timeouts_are_retried_until_retries_run_out() {
     let app = Upstream::silent().await;
     let route = "timeout: 30s, retry_policy: \
         { num_retries: 2, retry_on: [reset], per_try_timeout: 1s, base_interval: 100ms }";
-    let proxy = Proxy::start(&forward_to(&app.endpoint(), route)).await;
+    let proxy = Proxy::start(&forward_all(&[app.endpoint()], route, "")).await;
 
     let (reply, took) = timed_get(&proxy).await;
     assert_eq!(reply.status, 504);
@@ -113,7 +96,7 @@ async fn route_timeout_spans_retries_and_cuts_the_last_try_short() {
     let app = Upstream::silent().await;
     let route = "timeout: 2500ms, retry_policy: \
         { num_retries: 5, retry_on: [reset], per_try_timeout: 1s, base_interval: 1ms }";
-    let proxy = Proxy::start(&forward_to(&app.endpoint(), route)).await;
+    let proxy = Proxy::start(&forward_all(&[app.endpoint()], route, "")).await;
 
     let (reply, took) = timed_get(&proxy).await;
     assert_eq!(reply.status, 504);
