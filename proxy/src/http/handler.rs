@@ -1,7 +1,7 @@
 //! The per-request service: take the current snapshot, route, pass the
 //! route's filter chain, run the route's action (forward upstream, answer
 //! directly, redirect) and stream the response back. Errors become
-//! responses in [`local`](super::local).
+//! responses in `http::local`.
 
 use std::convert::Infallible;
 use std::sync::Arc;
