@@ -1,8 +1,10 @@
 //! The host side of the proxy-wasm ABI 0.2.1: every function a module may
-//! import, registered in one wasmtime `Linker`, plus the names of all of them
-//! for load-time validation.
+//! import (plus WASI and the few Emscripten names C++ filters import),
+//! registered in one wasmtime `Linker`, plus the names of all of them for
+//! load-time validation.
 
 mod callouts;
+mod emscripten;
 mod http;
 mod services;
 mod wasi;
@@ -34,6 +36,7 @@ impl HostImports {
         http::register(&mut imports)?;
         services::register(&mut imports)?;
         callouts::register(&mut imports)?;
+        emscripten::register(&mut imports)?;
         wasi::register(&mut imports, "wasi_snapshot_preview1")?;
         wasi::register(&mut imports, "wasi_unstable")?;
         Ok(imports)

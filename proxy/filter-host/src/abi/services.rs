@@ -29,8 +29,11 @@ fn log(caller: C<'_>, level: u32, ptr: u32, len: u32) -> CallResult {
             LogLevel::Debug => tracing::debug!(target: "wasp::filter", plugin, "{message}"),
             LogLevel::Info => tracing::info!(target: "wasp::filter", plugin, "{message}"),
             LogLevel::Warn => tracing::warn!(target: "wasp::filter", plugin, "{message}"),
-            LogLevel::Error | LogLevel::Critical => {
-                tracing::error!(target: "wasp::filter", plugin, "{message}")
+            LogLevel::Error => tracing::error!(target: "wasp::filter", plugin, "{message}"),
+            // `tracing` has no level above error: a field keeps critical
+            // apart (`severity`, since JSON logs already have a `level` key).
+            LogLevel::Critical => {
+                tracing::error!(target: "wasp::filter", plugin, severity = "critical", "{message}")
             }
         }
         Ok(())
@@ -209,13 +212,17 @@ fn define_metric(
             return Err(misuse(&caller, CALL, "metric_type", Status::BadArgument).into());
         };
         let name = read_str(&caller, CALL, "name", name_ptr, name_len)?;
-        let id = caller
-            .data()
-            .core
-            .services
-            .metrics
-            .define(kind, &name)
-            .map_err(|status| misuse(&caller, CALL, "name (defined with another type)", status))?;
+        let core = &caller.data().core;
+        let id = core.services.metrics.define(kind, &name).map_err(|error| {
+            tracing::warn!(
+                plugin = %core.spec.name,
+                call = CALL,
+                metric = %name,
+                %error,
+                "filter metric not defined"
+            );
+            error.status()
+        })?;
         Ok(write_u32(
             &mut caller,
             CALL,

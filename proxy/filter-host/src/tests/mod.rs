@@ -1,5 +1,6 @@
 //! Behaviour tests of the host, each with small WAT modules.
 
+mod compat;
 mod overhead;
 mod services;
 mod stream;

@@ -441,11 +441,11 @@ async fn wasi_environment_is_the_plugins_and_proc_exit_kills_the_vm() {
 fn plugin_metrics_are_defined_once_and_typed() {
     let metrics = &engine().inner_services().metrics;
     let id = metrics.define(MetricType::Counter, "unit_counter").unwrap();
-    assert_eq!(metrics.define(MetricType::Counter, "unit_counter"), Ok(id));
-    assert_eq!(
+    assert_eq!(metrics.define(MetricType::Counter, "unit_counter").ok(), Some(id));
+    assert!(matches!(
         metrics.define(MetricType::Gauge, "unit_counter"),
-        Err(wasp_abi::Status::BadArgument)
-    );
+        Err(crate::metrics::DefineError::TypeMismatch { .. })
+    ));
     metrics.increment(id, 2).unwrap();
     assert_eq!(
         metrics.increment(id, -1),
