@@ -6,12 +6,13 @@
 //! [`ChunkedEcho`] an upstream for filter tests, [`GrpcEcho`] raw gRPC
 //! upstreams for filter callouts; [`client`] has HTTP/1.1, h2c and TLS
 //! clients; [`Config`] builds the configuration a test runs on;
-//! [`filter_module`] finds the built `.wasm` filters and [`wat`] holds
-//! filters written as WAT.
+//! [`filter_module`] finds the built `.wasm` filters, [`wat`] holds
+//! filters written as WAT and [`emscripten`] builds filters written in C.
 
 pub mod chunked;
 pub mod client;
 pub mod config;
+pub mod emscripten;
 pub mod envoy;
 pub mod grpc;
 pub mod grpc_echo;

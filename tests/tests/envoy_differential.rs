@@ -14,7 +14,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use wasp_e2e::chunked::{CHUNKS, ECHO_BODY, ECHO_HEADER};
 use wasp_e2e::envoy::{Envoy, EnvoyConfig, WasmPlugin};
-use wasp_e2e::{ChunkedEcho, Wasp, filter_module, free_addr};
+use wasp_e2e::{ChunkedEcho, Metrics, Wasp, filter_module, free_addr};
 
 /// What a client observes.
 #[derive(Debug)]
@@ -67,7 +67,7 @@ async fn send_with(
 /// Both proxies running the same topology.
 struct Pair {
     envoy: Envoy,
-    _wasp: Wasp,
+    wasp: Wasp,
     wasp_addr: SocketAddr,
 }
 
@@ -81,7 +81,7 @@ impl Pair {
         let wasp = Wasp::start(&config.to_wasp_yaml(wasp_addr)).await;
         Pair {
             envoy,
-            _wasp: wasp,
+            wasp,
             wasp_addr,
         }
     }
@@ -273,4 +273,18 @@ async fn sdk_features_filter_behaves_the_same() {
             .await;
         assert_same(&envoy, &wasp, &["x-shared-hits", "x-metric-requests"]);
     }
+
+    // Both export the filter's counter under the name the filter gave it.
+    let name = "sdk_features_requests_total";
+    let (status, text) = pair.envoy.admin_get("/stats/prometheus").await.unwrap();
+    assert_eq!(status, 200);
+    let envoy_metrics = Metrics::parse(&text);
+    let wasp_metrics = pair.wasp.metrics().await;
+    assert_eq!(envoy_metrics.sum(name, &[]), 3.0, "{text}");
+    assert_eq!(
+        wasp_metrics.sum(name, &[]),
+        envoy_metrics.sum(name, &[]),
+        "{}",
+        wasp_metrics.text
+    );
 }

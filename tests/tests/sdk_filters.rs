@@ -327,14 +327,18 @@ async fn sdk_filter_metrics_are_exported_on_the_admin_server() {
     }
     let metrics = features.wasp.metrics().await;
     assert_eq!(
-        metrics.sum("wasp_filter_metric_sdk_features_requests_total", &[]),
+        metrics.sum("sdk_features_requests_total", &[]),
         3.0,
         "{}",
         metrics.text
     );
-    assert_eq!(
-        metrics.sum("wasp_filter_metric_sdk_features_active", &[]),
-        0.0
+    assert_eq!(metrics.sum("sdk_features_active", &[]), 0.0);
+    // Exported under the filter's own names, as Envoy does.
+    assert!(metrics.has("sdk_features_active"), "{}", metrics.text);
+    assert!(
+        !metrics.text.contains("wasp_filter_metric_"),
+        "{}",
+        metrics.text
     );
 }
 
