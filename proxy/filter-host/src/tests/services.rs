@@ -441,7 +441,10 @@ async fn wasi_environment_is_the_plugins_and_proc_exit_kills_the_vm() {
 fn plugin_metrics_are_defined_once_and_typed() {
     let metrics = &engine().inner_services().metrics;
     let id = metrics.define(MetricType::Counter, "unit_counter").unwrap();
-    assert_eq!(metrics.define(MetricType::Counter, "unit_counter").ok(), Some(id));
+    assert_eq!(
+        metrics.define(MetricType::Counter, "unit_counter").ok(),
+        Some(id)
+    );
     assert!(matches!(
         metrics.define(MetricType::Gauge, "unit_counter"),
         Err(crate::metrics::DefineError::TypeMismatch { .. })
