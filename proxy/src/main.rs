@@ -27,6 +27,12 @@ enum Command {
         /// Log format; the level comes from RUST_LOG (default `info`).
         #[arg(long, value_enum, default_value_t = Format::Text)]
         log_format: Format,
+        /// The node id filters see (`node.id`); wins over the file's `node.id`.
+        #[arg(long, value_name = "ID")]
+        node_id: Option<String>,
+        /// The node cluster filters see (`node.cluster`); wins over the file's.
+        #[arg(long, value_name = "CLUSTER")]
+        node_cluster: Option<String>,
     },
     /// Check a configuration file and print every error found.
     Validate {
@@ -49,6 +55,8 @@ fn main() -> ExitCode {
             config,
             workers,
             log_format,
+            node_id,
+            node_cluster,
         } => {
             logging::init(match log_format {
                 Format::Text => LogFormat::Text,
@@ -57,6 +65,10 @@ fn main() -> ExitCode {
             let options = wasp_proxy::RunOptions {
                 config_path: config,
                 workers,
+                node: wasp_proxy::wasm::node::NodeOverrides {
+                    id: node_id,
+                    cluster: node_cluster,
+                },
             };
             match wasp_proxy::run(options) {
                 Ok(()) => ExitCode::SUCCESS,

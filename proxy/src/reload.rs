@@ -107,6 +107,21 @@ async fn build_and_swap(
     config: Config,
     version: &str,
 ) -> Result<u64, ReloadError> {
+    // VMs the new snapshot creates see its node; a rejected one restores it.
+    let previous_node = control.plugins.apply_node(&config.node);
+    let swapped = build_and_swap_with_node(control, listeners, config, version).await;
+    if swapped.is_err() {
+        control.plugins.engine.set_node(previous_node);
+    }
+    swapped
+}
+
+async fn build_and_swap_with_node(
+    control: &Control,
+    listeners: &tokio::sync::Mutex<ListenerManager>,
+    config: Config,
+    version: &str,
+) -> Result<u64, ReloadError> {
     let state = &control.proxy;
     let current = state.snapshot.load_full();
     let mut next = Snapshot::build(

@@ -18,6 +18,7 @@ use crate::telemetry::Metrics;
 use crate::wasm::PluginLoader;
 use crate::wasm::callouts::{ClusterCallouts, ClusterLookup};
 use crate::wasm::modules::FileModules;
+use crate::wasm::node::NodeOverrides;
 use crate::{admin, reload};
 use wasp_config as config;
 
@@ -28,6 +29,8 @@ pub struct RunOptions {
     pub config_path: PathBuf,
     /// Worker threads; the number of CPUs when `None`.
     pub workers: Option<usize>,
+    /// Node settings that win over the configuration's `node`.
+    pub node: NodeOverrides,
 }
 
 /// Runs the proxy until SIGTERM or SIGINT, then drains and returns.
@@ -60,7 +63,9 @@ async fn serve(options: RunOptions) -> anyhow::Result<()> {
     let plugins = PluginLoader {
         engine: filter_engine(&metrics)?,
         modules: Arc::new(FileModules),
+        node: options.node,
     };
+    plugins.apply_node(&config.node);
     let mut snapshot = Snapshot::build(config, 1, None, &metrics, &plugins).await?;
     snapshot.source_version = first.version.clone();
     let state = ProxyState::new(snapshot, metrics);
@@ -137,7 +142,9 @@ pub fn validate_file(path: &Path) -> anyhow::Result<String> {
     let plugins = PluginLoader {
         engine: filter_engine(&metrics)?,
         modules: Arc::new(FileModules),
+        node: NodeOverrides::default(),
     };
+    plugins.apply_node(&config.node);
     runtime.block_on(Snapshot::build(config, 1, None, &metrics, &plugins))?;
     Ok(summary)
 }

@@ -19,7 +19,7 @@ mod as_wasp;
 mod config;
 mod install;
 
-pub use config::{EnvoyConfig, Runtime, VmConfig, WasmPlugin};
+pub use config::{EnvoyConfig, Node, Runtime, VmConfig, WasmPlugin};
 pub use install::binary;
 
 use std::io::{Read, Seek, SeekFrom};

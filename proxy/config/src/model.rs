@@ -29,6 +29,32 @@ pub struct Config {
     /// Shutdown behaviour.
     #[serde(default)]
     pub shutdown: ShutdownConfig,
+    /// Who this proxy is (Envoy's bootstrap `node`): filters read it as
+    /// `node.*` and `xds.node`.
+    #[serde(default, skip_serializing_if = "NodeConfig::is_empty")]
+    pub node: NodeConfig,
+}
+
+/// The proxy's node identity.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// `node.id`, e.g. `sidecar~10.0.0.5~web-1.prod~prod.svc.cluster.local`.
+    #[serde(default)]
+    pub id: String,
+    /// `node.cluster`, e.g. the service the proxy runs beside.
+    #[serde(default)]
+    pub cluster: String,
+    /// `node.metadata.<key>`: string values.
+    #[serde(default)]
+    pub metadata: std::collections::BTreeMap<String, String>,
+}
+
+impl NodeConfig {
+    /// True when nothing is set.
+    pub fn is_empty(&self) -> bool {
+        self.id.is_empty() && self.cluster.is_empty() && self.metadata.is_empty()
+    }
 }
 
 /// The admin server.

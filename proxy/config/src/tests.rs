@@ -233,3 +233,34 @@ filter_chains: [{name: edge, plugins: [{name: gone, module: missing.wasm}]}]
     let errs: Vec<String> = err.field_errors().iter().map(|e| e.to_string()).collect();
     assert_eq!(errs, ["listeners: at least one listener is required"]);
 }
+
+#[test]
+fn node_identity_is_parsed_with_its_metadata() {
+    let config = parse(
+        "node: {id: sidecar-1, cluster: web, metadata: {ns: prod, app: shop}}\nlisteners: [{name: a, address: '127.0.0.1:1', routes: []}]",
+    )
+    .unwrap();
+    assert_eq!(config.node.id, "sidecar-1");
+    assert_eq!(config.node.cluster, "web");
+    assert_eq!(config.node.metadata["ns"], "prod");
+    assert_eq!(config.node.metadata.len(), 2);
+    let absent = parse("listeners: [{name: a, address: '127.0.0.1:1', routes: []}]").unwrap();
+    assert!(absent.node.is_empty());
+}
+
+#[test]
+fn node_errors_are_reported_with_their_paths() {
+    let errs = errors(
+        "node: {id: \"a\\nb\", metadata: {\"x.y\": v}}\nlisteners: [{name: a, address: '127.0.0.1:1', routes: []}]",
+    );
+    assert_eq!(
+        errs,
+        [
+            "node.id: must not contain control characters",
+            "node.metadata.x.y: keys must be non-empty, without '.' or control characters",
+        ],
+        "{errs:?}"
+    );
+    let errs = errors("node: {idd: x}\nlisteners: [{name: a, address: '127.0.0.1:1', routes: []}]");
+    assert!(errs[0].starts_with("node.idd: unknown field"), "{errs:?}");
+}

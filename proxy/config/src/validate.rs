@@ -96,6 +96,33 @@ fn check(config: &Config, sink: &mut ErrorSink) {
         }
     }
     validate_filter_chains(config, sink);
+    validate_node(&config.node, sink);
+}
+
+/// Node facts reach filters as property values: no control characters, and
+/// metadata keys that a property path can name.
+fn validate_node(node: &NodeConfig, sink: &mut ErrorSink) {
+    let control = |s: &str| s.chars().any(char::is_control);
+    if control(&node.id) {
+        sink.push("node.id", "must not contain control characters");
+    }
+    if control(&node.cluster) {
+        sink.push("node.cluster", "must not contain control characters");
+    }
+    for (key, value) in &node.metadata {
+        if key.is_empty() || key.contains('.') || control(key) {
+            sink.push(
+                format!("node.metadata.{key}"),
+                "keys must be non-empty, without '.' or control characters",
+            );
+        }
+        if control(value) {
+            sink.push(
+                format!("node.metadata.{key}"),
+                "must not contain control characters",
+            );
+        }
+    }
 }
 
 fn validate_clusters<'a>(clusters: &'a [ClusterConfig], sink: &mut ErrorSink) -> HashSet<&'a str> {

@@ -470,6 +470,10 @@ impl ChainStream {
 
 impl Drop for ChainStream {
     fn drop(&mut self) {
+        {
+            let mut data = self.lock();
+            data.ended = Some(data.info.start.elapsed().unwrap_or_default());
+        }
         for filter in &self.filters {
             if let Some((generation, ctx)) = filter.bound {
                 let _ = filter

@@ -3,7 +3,7 @@
 //! module cache keyed by sha256, and the services shared by all plugins.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use moka::sync::Cache;
@@ -14,21 +14,11 @@ use crate::abi::HostImports;
 use crate::callout::Callouts;
 use crate::error::HostError;
 use crate::metrics::FilterMetrics;
+use crate::node::NodeInfo;
 use crate::plugin::Plugin;
 use crate::shared::{SharedData, SharedQueues};
 use crate::spec::PluginSpec;
 use crate::validate::validate;
-
-/// Node facts exposed as `node.*` properties.
-#[derive(Clone, Debug, Default)]
-pub struct NodeInfo {
-    /// `node.id`.
-    pub id: String,
-    /// `node.cluster`.
-    pub cluster: String,
-    /// `node.metadata.<key>`.
-    pub metadata: Vec<(String, String)>,
-}
 
 /// Engine-wide settings.
 #[derive(Clone, Debug)]
@@ -41,7 +31,7 @@ pub struct EngineOptions {
     pub max_wasm_stack: usize,
     /// Epoch tick: the granularity of CPU deadlines. Default 10 ms.
     pub epoch_tick: Duration,
-    /// Node facts for `node.*` properties.
+    /// Node facts for `node.*` properties (see [`FilterEngine::set_node`]).
     pub node: NodeInfo,
     /// Where filter metrics and the host's per-plugin metrics are registered.
     pub registry: prometheus::Registry,
@@ -65,11 +55,16 @@ pub(crate) struct Services {
     pub shared_data: SharedData,
     pub queues: SharedQueues,
     pub metrics: FilterMetrics,
-    pub node: NodeInfo,
+    node: RwLock<Arc<NodeInfo>>,
     callouts: RwLock<Option<Arc<dyn Callouts>>>,
 }
 
 impl Services {
+    /// The node facts VMs created now get.
+    pub fn node(&self) -> Arc<NodeInfo> {
+        Arc::clone(&self.node.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
     /// The proxy's callout service, once set.
     pub fn callouts(&self) -> Option<Arc<dyn Callouts>> {
         self.callouts.read().ok().and_then(|c| c.clone())
@@ -122,7 +117,7 @@ impl FilterEngine {
             shared_data: SharedData::default(),
             queues: SharedQueues::default(),
             metrics,
-            node: options.node.clone(),
+            node: RwLock::new(Arc::new(options.node.clone())),
             callouts: RwLock::new(None),
         });
         spawn_ticker(&engine, options.epoch_tick);
@@ -143,6 +138,26 @@ impl FilterEngine {
         if let Ok(mut slot) = self.inner.services.callouts.write() {
             *slot = Some(callouts);
         }
+    }
+
+    /// Replaces the node facts (`node.*`, `xds.node`); returns the previous
+    /// ones. Each VM keeps the facts it was created with: VMs created from
+    /// now on (new plugins, VMs for more threads, VMs replacing failed ones)
+    /// see the new node.
+    pub fn set_node(&self, node: NodeInfo) -> NodeInfo {
+        let mut slot = self
+            .inner
+            .services
+            .node
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        let previous = std::mem::replace(&mut *slot, Arc::new(node));
+        Arc::unwrap_or_clone(previous)
+    }
+
+    /// The node facts new VMs get.
+    pub fn node(&self) -> NodeInfo {
+        NodeInfo::clone(&self.inner.services.node())
     }
 
     /// The sha256 (hex) of module bytes.

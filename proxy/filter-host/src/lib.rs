@@ -14,8 +14,10 @@ mod callout;
 mod chain;
 mod engine;
 mod error;
+mod facts;
 mod memory;
 mod metrics;
+mod node;
 mod plugin;
 mod pool;
 mod properties;
@@ -33,8 +35,10 @@ pub use callout::{
     CalloutError, CalloutFuture, CalloutRequest, CalloutResponse, Callouts, StreamEvent,
 };
 pub use chain::{ChainStream, FilterChain};
-pub use engine::{EngineOptions, FilterEngine, NodeInfo};
+pub use engine::{EngineOptions, FilterEngine};
 pub use error::HostError;
+pub use facts::{StreamFacts, UpstreamFacts, response_flags};
+pub use node::NodeInfo;
 pub use plugin::{Plugin, PluginStatus};
 pub use spec::{FailurePolicy, PluginLimits, PluginSpec};
 pub use stream::{HeaderList, LocalReply, StreamInfo, TlsInfo};

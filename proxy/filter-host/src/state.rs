@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use wasmtime::{Memory, StoreLimits, TypedFunc};
 
+use crate::node::NodeInfo;
 use crate::plugin::PluginCore;
 use crate::pool::VmSlot;
 use crate::stream::{HeaderList, ResumeSignal, StreamData};
@@ -74,6 +75,8 @@ pub(crate) struct VmState {
     pub grpc_streams: HashMap<u32, GrpcStream>,
     /// Properties set outside any stream (root context).
     pub root_state: HashMap<String, Vec<u8>>,
+    /// Node facts as they were when this VM was created.
+    pub node: Arc<NodeInfo>,
 }
 
 impl VmState {
@@ -83,7 +86,9 @@ impl VmState {
         slot: Weak<VmSlot>,
         generation: u64,
     ) -> Self {
+        let node = core.services.node();
         Self {
+            node,
             core,
             limits,
             memory: None,

@@ -4,11 +4,14 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use tokio::sync::Notify;
+
+use crate::facts::StreamFacts;
 
 /// Header (or trailer) pairs in order; names lower-case, request pseudo
 /// headers (`:method`, `:path`, `:authority`, `:scheme`) and `:status` included.
@@ -40,7 +43,8 @@ pub struct TlsInfo {
     pub peer_uri_sans: Vec<String>,
 }
 
-/// What the host knows about the request's connection (for properties).
+/// What the host knows about the request when its chain starts (for
+/// properties); what is learnt later arrives through `facts`.
 #[derive(Clone, Debug)]
 pub struct StreamInfo {
     /// Client address.
@@ -57,6 +61,9 @@ pub struct StreamInfo {
     pub request_id: String,
     /// When the request started.
     pub start: SystemTime,
+    /// Facts the proxy adds while serving the request (route, cluster,
+    /// upstream, response details, body sizes).
+    pub facts: Arc<StreamFacts>,
 }
 
 impl Default for StreamInfo {
@@ -70,6 +77,7 @@ impl Default for StreamInfo {
             protocol: "HTTP/1.1".into(),
             request_id: String::new(),
             start: SystemTime::now(),
+            facts: Arc::default(),
         }
     }
 }
@@ -90,6 +98,8 @@ pub(crate) struct StreamData {
     /// Values set with `proxy_set_property`, by dotted path.
     pub filter_state: HashMap<String, Vec<u8>>,
     pub info: StreamInfo,
+    /// How long the stream took, once it ended (`request.duration`).
+    pub ended: Option<Duration>,
 }
 
 /// Resumption signals of one filter on one stream.

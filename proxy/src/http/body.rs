@@ -113,7 +113,7 @@ impl Body for ProxyBody {
         if let (Poll::Ready(Some(Ok(frame))), Some(completion)) = (&polled, &mut this.completion)
             && let Some(data) = frame.data_ref()
         {
-            completion.bytes_sent += data.len() as u64;
+            completion.count_sent(data.len() as u64);
         }
         polled
     }

@@ -12,12 +12,13 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body;
 use http_body_util::{BodyExt, Empty};
-use wasp_filter_host::{ChainStream, FilterChain, LocalReply, StreamInfo};
+use wasp_filter_host::{ChainStream, FilterChain, LocalReply, StreamFacts, StreamInfo};
 
 use super::body::ProxyBody;
 use super::local;
 use crate::body::{BoxError, UpstreamBody};
 use crate::conn::ConnInfo;
+use crate::router::{Route, RouteAction, Target};
 use crate::telemetry::{Completion, protocol_name};
 use crate::wasm::body::{FilteredBody, Phase, ReplySlot};
 use crate::wasm::convert;
@@ -32,6 +33,8 @@ struct Active {
     stream: Arc<ChainStream>,
     /// A reply a filter sent while the request body streamed.
     reply: ReplySlot,
+    /// What the request path learns, for the filters' properties.
+    facts: Arc<StreamFacts>,
 }
 
 /// The request as the route's action gets it, or the local reply that
@@ -39,15 +42,27 @@ struct Active {
 pub type Passed = Result<Request<UpstreamBody>, Response<ProxyBody>>;
 
 impl ChainPass {
-    /// Starts a pass of the request `req` through `chain`; `None` passes
-    /// everything through unchanged.
+    /// Starts a pass of the request `req` through the route's chain (none
+    /// passes everything through unchanged). With a chain, `completion`
+    /// shares the request's facts with it (route, cluster, endpoint, bytes).
     pub fn start<B>(
-        chain: Option<&Arc<FilterChain>>,
+        route: &Route,
         conn: &ConnInfo,
         req: &Request<B>,
-        completion: &Completion,
+        completion: &mut Completion,
     ) -> Self {
-        let active = chain.map(|chain| {
+        let active = route.filter_chain.as_ref().map(|chain| {
+            let facts = Arc::new(StreamFacts::default());
+            facts.set_route(&route.name);
+            // A single cluster is known now (Envoy resolves the route, and
+            // a weighted choice, before its filters run); a weighted choice
+            // is made when forwarding and replaces nothing known yet.
+            if let RouteAction::Forward(forward) = &route.action
+                && let Target::Cluster(cluster) = &forward.target
+            {
+                facts.set_cluster(&cluster.name);
+            }
+            completion.facts = Some(Arc::clone(&facts));
             let info = StreamInfo {
                 source: conn.client,
                 destination: conn.address,
@@ -60,11 +75,13 @@ impl ChainPass {
                     .unwrap_or_default()
                     .to_owned(),
                 start: SystemTime::now(),
+                facts,
             };
             Active {
                 chain: Arc::clone(chain),
                 stream: Arc::new(chain.start(info)),
                 reply: Arc::new(Mutex::new(None)),
+                facts: completion.facts.clone().expect("set above"),
             }
         });
         Self { active }
@@ -90,12 +107,22 @@ impl ChainPass {
             Ok(list) => convert::apply_request(&list, &mut parts),
             Err(reply) => return Err(self.reply_locally(reply).await),
         }
+        // The body bytes received, for `request.size` and `request.total_size`.
+        let facts = Arc::clone(&active.facts);
+        let body = body
+            .map_err(Into::<BoxError>::into)
+            .map_frame(move |frame| {
+                if let Some(data) = frame.data_ref() {
+                    facts.add_request_bytes(data.len() as u64);
+                }
+                frame
+            });
         let body: UpstreamBody = if request_ends {
             Empty::new().map_err(|never| match never {}).boxed_unsync()
         } else if !active.chain.handles_request_body() {
-            body.map_err(Into::into).boxed_unsync()
+            body.boxed_unsync()
         } else {
-            let inner = body.map_err(Into::into).boxed_unsync();
+            let inner = body.boxed_unsync();
             FilteredBody::new(
                 inner,
                 Arc::clone(&active.stream),
@@ -131,12 +158,16 @@ impl ChainPass {
         {
             Ok(list) if convert::response_unchanged(&list, &parts) => {}
             Ok(list) => convert::apply_response(&list, &mut parts),
-            Err(reply) => return local::filter_reply(reply),
+            Err(reply) => {
+                active.facts.set_response(&reply.details, 0);
+                return local::filter_reply(reply);
+            }
         }
         let Active {
             chain,
             stream,
             reply,
+            ..
         } = self.active.expect("checked above");
         // The chain stream lives as long as the response body (on_done and
         // on_log run when it is dropped).
@@ -156,11 +187,9 @@ impl ChainPass {
     /// The response for a local reply sent in a request phase, after the
     /// response phase of the filters that saw the request.
     async fn reply_locally(&self, reply: LocalReply) -> Response<ProxyBody> {
-        let stream = &self
-            .active
-            .as_ref()
-            .expect("a reply comes from a chain")
-            .stream;
+        let active = self.active.as_ref().expect("a reply comes from a chain");
+        let stream = &active.stream;
+        active.facts.set_response(&reply.details, 0);
         let reply = stream.respond_locally(reply).await;
         local::filter_reply(reply).map(|body| body.with_guard(Arc::clone(stream) as _))
     }

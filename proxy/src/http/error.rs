@@ -2,8 +2,15 @@
 //! upstream response. Each variant carries what its response needs;
 //! [`local::error`](super::local::error) turns it into that response.
 
+use wasp_filter_host::response_flags as flags;
+
 use crate::body::BoxError;
 use crate::upstream::UpstreamError;
+
+/// Response code details of a response relayed from the upstream.
+pub const VIA_UPSTREAM: &str = "via_upstream";
+/// Response code details of a route's direct response or redirect.
+pub const DIRECT_RESPONSE: &str = "direct_response";
 
 /// A request the proxy answers with an error response.
 #[derive(Debug, thiserror::Error)]
@@ -36,5 +43,85 @@ impl From<UpstreamError> for ProxyError {
             error,
             attempts: None,
         }
+    }
+}
+
+impl ProxyError {
+    /// Envoy's response code details for this error (the
+    /// `response.code_details` property).
+    pub fn code_details(&self) -> &'static str {
+        match self {
+            Self::NoRoute { .. } => "route_not_found",
+            Self::RequestBody(_) => "downstream_remote_disconnect",
+            Self::Upstream { error, .. } => match error {
+                UpstreamError::NoEndpoint(_) => "no_healthy_upstream",
+                UpstreamError::Connect { .. }
+                | UpstreamError::ConnectTimeout { .. }
+                | UpstreamError::Handshake { .. } => {
+                    "upstream_reset_before_response_started{connection_failure}"
+                }
+                UpstreamError::Overflow(_) => "upstream_reset_before_response_started{overflow}",
+                UpstreamError::PerTryTimeout(_) => "upstream_per_try_timeout",
+                UpstreamError::RouteTimeout(_) => "upstream_response_timeout",
+                UpstreamError::Reset { .. } => {
+                    "upstream_reset_before_response_started{remote_reset}"
+                }
+            },
+        }
+    }
+
+    /// Envoy's response flags for this error (the `response.flags` property).
+    pub fn response_flags(&self) -> u64 {
+        match self {
+            Self::NoRoute { .. } => flags::NO_ROUTE_FOUND,
+            Self::RequestBody(_) => 0,
+            Self::Upstream { error, .. } => match error {
+                UpstreamError::NoEndpoint(_) => flags::NO_HEALTHY_UPSTREAM,
+                UpstreamError::Connect { .. }
+                | UpstreamError::ConnectTimeout { .. }
+                | UpstreamError::Handshake { .. } => flags::UPSTREAM_CONNECTION_FAILURE,
+                UpstreamError::Overflow(_) => flags::UPSTREAM_OVERFLOW,
+                UpstreamError::PerTryTimeout(_) | UpstreamError::RouteTimeout(_) => {
+                    flags::UPSTREAM_REQUEST_TIMEOUT
+                }
+                UpstreamError::Reset { .. } => flags::UPSTREAM_REMOTE_RESET,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn errors_map_to_envoys_details_and_flags() {
+        let timeout = ProxyError::from(UpstreamError::RouteTimeout(Duration::from_secs(1)));
+        assert_eq!(timeout.code_details(), "upstream_response_timeout");
+        assert_eq!(timeout.response_flags(), 0x4);
+        let refused = ProxyError::from(UpstreamError::Connect {
+            addr: "127.0.0.1:1".parse().unwrap(),
+            source: std::io::ErrorKind::ConnectionRefused.into(),
+        });
+        assert_eq!(
+            refused.code_details(),
+            "upstream_reset_before_response_started{connection_failure}"
+        );
+        assert_eq!(refused.response_flags(), 0x20);
+        let none = ProxyError::from(UpstreamError::NoEndpoint("c".into()));
+        assert_eq!(
+            (none.code_details(), none.response_flags()),
+            ("no_healthy_upstream", 0x2)
+        );
+        let no_route = ProxyError::NoRoute {
+            host: "h".into(),
+            path: "/".into(),
+        };
+        assert_eq!(
+            (no_route.code_details(), no_route.response_flags()),
+            ("route_not_found", 0x100)
+        );
     }
 }

@@ -11,6 +11,7 @@ use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
 use wasp_config::HashPolicy;
+use wasp_filter_host::response_flags;
 
 use super::attempt::{self, Target};
 use super::body::ProxyBody;
@@ -38,7 +39,7 @@ pub async fn forward(
     guard: &mut RequestGuard,
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let cluster = Arc::clone(forward.target.pick());
-    completion.cluster = Some(Arc::clone(&cluster.name));
+    completion.set_cluster(&cluster.name);
     guard.cluster_request = Some(
         cluster
             .breakers()
@@ -84,7 +85,7 @@ pub async fn forward(
         attempt += 1;
         let endpoint = cluster.pick(hash, &tried)?;
         let in_flight = endpoint.begin();
-        completion.upstream = Some(endpoint.addr);
+        completion.set_upstream(endpoint.addr);
         if policy.is_some() {
             head.insert(X_WASP_ATTEMPT_COUNT.clone(), HeaderValue::from(attempt));
         }
@@ -116,6 +117,9 @@ pub async fn forward(
             None
         };
         let Some(retry_permit) = retry_permit else {
+            if retriable {
+                completion.add_flags(response_flags::UPSTREAM_RETRY_LIMIT_EXCEEDED);
+            }
             guard.endpoint_request = Some(in_flight);
             return respond(result, downstream_upgrade, policy.map(|_| attempt));
         };

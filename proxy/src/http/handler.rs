@@ -12,7 +12,7 @@ use http::{Request, Response};
 
 use super::body::ProxyBody;
 use super::chain::ChainPass;
-use super::error::ProxyError;
+use super::error::{DIRECT_RESPONSE, ProxyError, VIA_UPSTREAM};
 use super::{forward, headers, local};
 use crate::body::{BoxError, UpstreamBody};
 use crate::conn::ConnInfo;
@@ -68,6 +68,7 @@ where
         version: req.version(),
         request_id,
         conn: Arc::clone(&conn),
+        facts: None,
     };
     let mut upstream = RequestGuard::default();
 
@@ -106,7 +107,7 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
-    let chain = ChainPass::start(route.filter_chain.as_ref(), conn, &req, completion);
+    let chain = ChainPass::start(route, conn, &req, completion);
     let req = match chain.request(req, conn.scheme).await {
         Ok(req) => req,
         Err(reply) => return reply,
@@ -124,11 +125,24 @@ async fn act(
     upstream: &mut RequestGuard,
 ) -> Response<ProxyBody> {
     match action {
-        RouteAction::Forward(target) => forward::forward(conn, target, req, completion, upstream)
-            .await
-            .unwrap_or_else(|err| local::error(&err)),
-        RouteAction::Direct { status, body } => local::direct(*status, body.clone()),
+        RouteAction::Forward(target) => {
+            match forward::forward(conn, target, req, completion, upstream).await {
+                Ok(response) => {
+                    completion.set_response(VIA_UPSTREAM, 0);
+                    response
+                }
+                Err(err) => {
+                    completion.set_response(err.code_details(), err.response_flags());
+                    local::error(&err)
+                }
+            }
+        }
+        RouteAction::Direct { status, body } => {
+            completion.set_response(DIRECT_RESPONSE, 0);
+            local::direct(*status, body.clone())
+        }
         RouteAction::Redirect(redirect) => {
+            completion.set_response(DIRECT_RESPONSE, 0);
             let (uri, request_headers) = (req.uri(), req.headers());
             let host = headers::request_host(uri, request_headers);
             local::redirect(

@@ -1,11 +1,14 @@
 //! The record of one request, completed when its response has been sent or
 //! abandoned: the standard metrics, the active-request gauges and the access
-//! log line.
+//! log line. For a request that runs a filter chain it also passes what it
+//! learns (cluster, endpoint, response details, bytes sent) to the chain's
+//! [`StreamFacts`], which filters read as properties.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prometheus::IntGauge;
+use wasp_filter_host::{StreamFacts, UpstreamFacts};
 
 use super::Metrics;
 use super::access_log::{self, AccessRecord};
@@ -46,6 +49,53 @@ pub struct Completion {
     pub request_id: http::HeaderValue,
     /// The downstream connection (in-flight count, client address).
     pub conn: Arc<ConnInfo>,
+    /// The filter chain's view of the request, when a chain runs.
+    pub facts: Option<Arc<StreamFacts>>,
+}
+
+impl Completion {
+    /// The cluster the request goes to.
+    pub fn set_cluster(&mut self, name: &Arc<str>) {
+        if let Some(facts) = &self.facts {
+            facts.set_cluster(name);
+        }
+        self.cluster = Some(Arc::clone(name));
+    }
+
+    /// The endpoint of the current attempt.
+    pub fn set_upstream(&mut self, address: std::net::SocketAddr) {
+        if let Some(facts) = &self.facts {
+            facts.set_upstream(UpstreamFacts {
+                address,
+                local_address: None,
+                transport_failure_reason: String::new(),
+            });
+        }
+        self.upstream = Some(address);
+    }
+
+    /// Why the response is what it is (Envoy's response code details) and
+    /// its response flags (`wasp_filter_host::response_flags`).
+    pub fn set_response(&self, details: &str, flags: u64) {
+        if let Some(facts) = &self.facts {
+            facts.set_response(details, flags);
+        }
+    }
+
+    /// Adds response flags.
+    pub fn add_flags(&self, flags: u64) {
+        if let Some(facts) = &self.facts {
+            facts.add_flags(flags);
+        }
+    }
+
+    /// Counts response body bytes sent.
+    pub fn count_sent(&mut self, bytes: u64) {
+        self.bytes_sent += bytes;
+        if let Some(facts) = &self.facts {
+            facts.add_response_bytes(bytes);
+        }
+    }
 }
 
 impl Drop for Completion {

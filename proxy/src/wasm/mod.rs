@@ -7,6 +7,7 @@ pub mod body;
 pub mod callouts;
 pub mod convert;
 pub mod modules;
+pub mod node;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -53,12 +54,20 @@ pub struct PluginLoader {
     pub engine: FilterEngine,
     /// Where module bytes come from.
     pub modules: Arc<dyn ModuleStore>,
+    /// Command-line node settings, applied over each configuration's `node`.
+    pub node: node::NodeOverrides,
 }
 
 /// Why a plugin could not be loaded: `(path under the plugin, message)`.
 type LoadError = (&'static str, String);
 
 impl PluginLoader {
+    /// Makes `config`'s node (with the command line's settings) the one VMs
+    /// created from now on see; returns the node it replaces.
+    pub fn apply_node(&self, config: &wasp_config::NodeConfig) -> wasp_filter_host::NodeInfo {
+        self.engine.set_node(self.node.node_info(config))
+    }
+
     /// The module of `plugin`, checked against its `sha256`. Blocking.
     fn module(&self, plugin: &PluginConfig) -> Result<Module, LoadError> {
         let module = self
@@ -192,6 +201,7 @@ mod tests {
         PluginLoader {
             engine: crate::server::filter_engine(&Metrics::new()).unwrap(),
             modules: Arc::new(modules),
+            node: node::NodeOverrides::default(),
         }
     }
 

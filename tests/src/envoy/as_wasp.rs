@@ -61,6 +61,10 @@ impl EnvoyConfig {
             ),
         );
         let mut yaml = String::new();
+        if let Some(node) = &self.node {
+            let node = json!({ "id": node.id, "cluster": node.cluster, "metadata": node.metadata });
+            yaml += &format!("node: {node}\n");
+        }
         if !plugins.is_empty() {
             let chains = json!([{ "name": "chain", "plugins": plugins }]);
             yaml += &format!("filter_chains: {chains}\n");

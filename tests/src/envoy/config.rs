@@ -108,8 +108,20 @@ impl WasmPlugin {
     }
 }
 
-/// An Envoy to start: one listener on loopback whose single route (prefix
-/// `/`) goes through `plugins` in order to the cluster `upstream`.
+/// The proxy's node identity: Envoy's bootstrap `node`, wasp's `node`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Node {
+    /// `node.id`.
+    pub id: String,
+    /// `node.cluster`.
+    pub cluster: String,
+    /// `node.metadata` (string values).
+    pub metadata: BTreeMap<String, String>,
+}
+
+/// An Envoy to start: one listener on loopback whose single route (named
+/// `all`, prefix `/`) goes through `plugins` in order to the cluster
+/// `upstream`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EnvoyConfig {
     /// Address of the `upstream` cluster's only endpoint.
@@ -122,6 +134,8 @@ pub struct EnvoyConfig {
     pub concurrency: usize,
     /// Envoy's log level (`-l`): trace, debug, info, warning, error.
     pub log_level: String,
+    /// The node identity, when set.
+    pub node: Option<Node>,
 }
 
 impl EnvoyConfig {
@@ -133,7 +147,21 @@ impl EnvoyConfig {
             clusters: Vec::new(),
             concurrency: 1,
             log_level: "info".to_owned(),
+            node: None,
         }
+    }
+
+    /// Sets the node identity.
+    pub fn node(mut self, id: &str, cluster: &str, metadata: &[(&str, &str)]) -> EnvoyConfig {
+        self.node = Some(Node {
+            id: id.to_owned(),
+            cluster: cluster.to_owned(),
+            metadata: metadata
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        });
+        self
     }
 
     /// Appends a plugin to the chain.
@@ -180,7 +208,7 @@ impl EnvoyConfig {
                 .iter()
                 .map(|(name, endpoint)| cluster(name, endpoint)),
         );
-        json!({
+        let mut bootstrap = json!({
             "admin": { "address": loopback(admin_port) },
             "static_resources": {
                 "listeners": [{
@@ -194,7 +222,7 @@ impl EnvoyConfig {
                             "route_config": { "virtual_hosts": [{
                                 "name": "all",
                                 "domains": ["*"],
-                                "routes": [{ "match": { "prefix": "/" }, "route": { "cluster": "upstream" } }],
+                                "routes": [{ "name": "all", "match": { "prefix": "/" }, "route": { "cluster": "upstream" } }],
                             }] },
                             "http_filters": http_filters,
                         },
@@ -202,7 +230,12 @@ impl EnvoyConfig {
                 }],
                 "clusters": clusters,
             },
-        })
+        });
+        if let Some(node) = &self.node {
+            bootstrap["node"] =
+                json!({ "id": node.id, "cluster": node.cluster, "metadata": node.metadata });
+        }
+        bootstrap
     }
 }
 
@@ -255,5 +288,28 @@ mod tests {
             boot["admin"]["address"]["socket_address"]["port_value"],
             9901
         );
+        assert!(boot.get("node").is_none());
+    }
+
+    #[test]
+    fn renders_the_node_in_both_proxies() {
+        let upstream: SocketAddr = "127.0.0.1:8081".parse().unwrap();
+        let config = EnvoyConfig::new(upstream).node("n-1", "web", &[("ns", "prod")]);
+        let boot = config.bootstrap(0, 0);
+        assert_eq!(boot["node"]["id"], "n-1");
+        assert_eq!(boot["node"]["cluster"], "web");
+        assert_eq!(boot["node"]["metadata"]["ns"], "prod");
+        let yaml = config.to_wasp_yaml("127.0.0.1:8080".parse().unwrap());
+        let line = yaml
+            .lines()
+            .find(|l| l.starts_with("node: "))
+            .expect("node");
+        for part in [
+            r#""id":"n-1""#,
+            r#""cluster":"web""#,
+            r#""metadata":{"ns":"prod"}"#,
+        ] {
+            assert!(line.contains(part), "{yaml}");
+        }
     }
 }

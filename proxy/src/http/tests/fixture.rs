@@ -52,6 +52,7 @@ impl Proxy {
         let plugins = PluginLoader {
             engine: engine(),
             modules: Arc::new(FileModules),
+            node: crate::wasm::node::NodeOverrides::default(),
         };
         let snapshot = Snapshot::build(config, 1, None, &metrics, &plugins)
             .await

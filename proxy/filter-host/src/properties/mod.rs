@@ -1,0 +1,70 @@
+//! Properties (`proxy_get_property` / `proxy_set_property`): Envoy's
+//! attributes — request, response, source, destination, connection (with TLS
+//! peer identity), upstream, xds, plugin and node facts — and filter state
+//! set by filters of the same stream.
+//!
+//! Names, presence and encodings follow Envoy's Wasm host: strings as bytes,
+//! integers, durations (nanoseconds) and timestamps (nanoseconds since the
+//! epoch) as 8-byte little-endian, booleans as one byte, messages as
+//! serialized protobuf. What Envoy answers with an empty value, wasp does
+//! too (`request.query` without a query string); what Envoy does not know
+//! yet in a phase is missing (`upstream.*` before the request is forwarded).
+//! Stream attributes live in `stream.rs` of this folder.
+
+mod stream;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::PoisonError;
+
+use crate::state::VmState;
+
+/// `xds.listener_direction`: Envoy's `UNSPECIFIED` (wasp's listeners have
+/// no direction yet).
+const LISTENER_DIRECTION: i64 = 0;
+
+fn int(value: i64) -> Vec<u8> {
+    value.to_le_bytes().to_vec()
+}
+
+/// Looks a property up for the effective context of `state`.
+pub(crate) fn get(state: &VmState, path: &[String]) -> Option<Vec<u8>> {
+    let joined = path.join(".");
+    let segs: Vec<&str> = path.iter().map(String::as_str).collect();
+    let spec = &state.core.spec;
+    let node = &state.node;
+    match segs.as_slice() {
+        ["plugin_name"] => return Some(spec.name.as_bytes().to_vec()),
+        ["plugin_root_id"] => return Some(spec.root_id.as_bytes().to_vec()),
+        ["plugin_vm_id"] => return Some(spec.vm_id.as_bytes().to_vec()),
+        ["node", "id"] => return Some(node.id.as_bytes().to_vec()),
+        ["node", "cluster"] => return Some(node.cluster.as_bytes().to_vec()),
+        ["node", "metadata", key] => return node.metadata_value(key).map(|v| v.into()),
+        ["xds", "node"] => return Some(node.to_protobuf()),
+        ["xds", "node", "id"] => return Some(node.id.as_bytes().to_vec()),
+        ["xds", "node", "cluster"] => return Some(node.cluster.as_bytes().to_vec()),
+        ["xds", "node", "metadata", key] => return node.metadata_value(key).map(|v| v.into()),
+        ["xds", "listener_direction"] => return Some(int(LISTENER_DIRECTION)),
+        _ => {}
+    }
+    let Some(binding) = state.stream() else {
+        return state.root_state.get(&joined).cloned();
+    };
+    let data = binding.data.lock().unwrap_or_else(PoisonError::into_inner);
+    stream::property(&data, &segs).or_else(|| data.filter_state.get(&joined).cloned())
+}
+
+/// Stores a property set by the filter: in the stream's filter state (seen by
+/// later filters of the same stream) or, outside a stream, in the VM.
+pub(crate) fn set(state: &mut VmState, path: &str, value: Vec<u8>) {
+    match state.stream() {
+        Some(binding) => {
+            let mut data = binding.data.lock().unwrap_or_else(PoisonError::into_inner);
+            data.filter_state.insert(path.to_owned(), value);
+        }
+        None => {
+            state.root_state.insert(path.to_owned(), value);
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! The attributes of one HTTP stream: what the request and response headers
+//! say, what the connection and the proxy's [`StreamFacts`] know, encoded as
+//! Envoy's Wasm host encodes them.
+//!
+//! [`StreamFacts`]: crate::facts::StreamFacts
+
+use std::time::UNIX_EPOCH;
+
+use super::int;
+use crate::stream::{HeaderList, StreamData, header_get};
+
+/// Envoy's `HeaderMap::byteSize`: names and values of every entry.
+fn byte_size(list: &HeaderList) -> u64 {
+    list.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum()
+}
+
+/// The response status, once the response headers are known.
+fn status(data: &StreamData) -> Option<u16> {
+    let status = header_get(&data.response_headers, ":status")?;
+    std::str::from_utf8(status).ok()?.parse().ok()
+}
+
+/// Envoy's mapping of an HTTP status to a gRPC status, for responses that
+/// carry no `grpc-status`.
+fn http_to_grpc(status: u16) -> i64 {
+    match status {
+        400 => 13,
+        401 => 16,
+        403 => 7,
+        404 => 12,
+        429 | 502 | 503 | 504 => 14,
+        _ => 2,
+    }
+}
+
+fn grpc_status(list: &HeaderList) -> Option<i64> {
+    std::str::from_utf8(header_get(list, "grpc-status")?)
+        .ok()?
+        .parse()
+        .ok()
+}
+
+/// A stream attribute, or `None` when it is unknown (in this phase).
+pub(super) fn property(data: &StreamData, segs: &[&str]) -> Option<Vec<u8>> {
+    let req = |name: &str| header_get(&data.request_headers, name).map(<[u8]>::to_vec);
+    let info = &data.info;
+    let facts = &info.facts;
+    let tls = info.tls.as_ref();
+    Some(match segs {
+        ["request", "path"] => req(":path")?,
+        ["request", "url_path"] => {
+            let path = req(":path")?;
+            let end = path.iter().position(|b| *b == b'?').unwrap_or(path.len());
+            path[..end].to_vec()
+        }
+        ["request", "host"] => req(":authority").or_else(|| req("host"))?,
+        ["request", "scheme"] => req(":scheme")?,
+        ["request", "method"] => req(":method")?,
+        ["request", "id"] => info.request_id.as_bytes().to_vec(),
+        ["request", "protocol"] => info.protocol.as_bytes().to_vec(),
+        ["request", "referer"] => req("referer")?,
+        ["request", "useragent"] => req("user-agent")?,
+        ["request", "query"] => {
+            let path = req(":path")?;
+            let Some(start) = path.iter().position(|b| *b == b'?') else {
+                return Some(Vec::new());
+            };
+            let query = &path[start + 1..];
+            let end = query.iter().position(|b| *b == b'#').unwrap_or(query.len());
+            query[..end].to_vec()
+        }
+        ["request", "time"] => {
+            let since = info.start.duration_since(UNIX_EPOCH).ok()?;
+            int(since.as_nanos() as i64)
+        }
+        ["request", "duration"] => int(data.ended?.as_nanos() as i64),
+        ["request", "size"] => match header_get(&data.request_headers, "content-length") {
+            Some(length) => int(std::str::from_utf8(length).ok()?.trim().parse().ok()?),
+            None => int(facts.request_bytes() as i64),
+        },
+        ["request", "total_size"] => {
+            int((facts.request_bytes() + byte_size(&data.request_headers)) as i64)
+        }
+        ["request", "headers", name] => req(name)?,
+        ["response", "code"] => int(i64::from(status(data)?)),
+        ["response", "code_details"] => facts.known().code_details.clone()?.into_bytes(),
+        ["response", "flags"] => int(facts.flags() as i64),
+        ["response", "grpc_status"] => int(grpc_status(&data.response_trailers)
+            .or_else(|| grpc_status(&data.response_headers))
+            .or_else(|| status(data).map(http_to_grpc))?),
+        ["response", "size"] => int(facts.response_bytes() as i64),
+        ["response", "total_size"] => int((facts.response_bytes()
+            + byte_size(&data.response_headers)
+            + byte_size(&data.response_trailers)) as i64),
+        ["response", "headers", name] => header_get(&data.response_headers, name)?.to_vec(),
+        ["response", "trailers", name] => header_get(&data.response_trailers, name)?.to_vec(),
+        ["source", "address"] => info.source.to_string().into_bytes(),
+        ["source", "port"] => int(i64::from(info.source.port())),
+        ["source", "principal"] => tls?.peer_uri_sans.first()?.as_bytes().to_vec(),
+        ["destination", "address"] => info.destination.to_string().into_bytes(),
+        ["destination", "port"] => int(i64::from(info.destination.port())),
+        ["connection", "id"] => int(info.connection_id as i64),
+        ["connection", "mtls"] => vec![u8::from(tls.is_some_and(|t| !t.peer_uri_sans.is_empty()))],
+        ["connection", "requested_server_name"] => tls
+            .and_then(|t| t.server_name.clone())
+            .unwrap_or_default()
+            .into_bytes(),
+        ["connection", "tls_version"] => tls?.version.clone()?.into_bytes(),
+        ["connection", "uri_san_peer_certificate"] => {
+            tls?.peer_uri_sans.first()?.as_bytes().to_vec()
+        }
+        ["upstream", field] => upstream(data, field)?,
+        ["xds", "cluster_name"] => facts.known().cluster_name.clone()?.into_bytes(),
+        ["xds", "route_name"] => facts.known().route_name.clone()?.into_bytes(),
+        // `xds.upstream_host_metadata`: endpoints carry no metadata, and
+        // Envoy answers `NotFound` for a host without metadata.
+        _ => return None,
+    })
+}
+
+/// `upstream.<field>`: known once the request was sent to an endpoint.
+/// Upstream connections are plain text, so the TLS fields are missing.
+fn upstream(data: &StreamData, field: &str) -> Option<Vec<u8>> {
+    let known = data.info.facts.known();
+    let upstream = known.upstream.as_ref()?;
+    Some(match field {
+        "address" => upstream.address.to_string().into_bytes(),
+        "port" => int(i64::from(upstream.address.port())),
+        "local_address" => upstream.local_address?.to_string().into_bytes(),
+        "transport_failure_reason" => upstream.transport_failure_reason.clone().into_bytes(),
+        _ => return None,
+    })
+}
