@@ -4,6 +4,12 @@
 # arguments, to wasm32-wasip1 with the size-optimised `wasm` profile, and puts
 # each module at target/filters/<lib name>.wasm.
 #
+# AssemblyScript filters (tests/filters/*/ with a package.json and
+# assembly/index.ts, e.g. tests/filters/as-features) are built with their
+# pinned `asc` to target/filters/<directory name, - as _>.wasm; `npm ci`
+# installs their packages (package-lock.json) when node_modules is missing.
+# Without node and npm they are skipped with a message.
+#
 #   scripts/build-filters.sh                      # the workspace's filters
 #   scripts/build-filters.sh ../my-filter         # plus your own crate
 #   WASP_WASM_TOOLCHAIN=debian scripts/build-filters.sh   # force the -Zbuild-std way
@@ -46,8 +52,45 @@ for arg in "$@"; do
     grep -q cdylib "$dir/Cargo.toml" || { log "$arg/Cargo.toml does not declare crate-type cdylib"; exit 2; }
     crates+=("$dir")
 done
+# AssemblyScript filters: directories with a package.json and assembly/index.ts.
+as_filters=()
+if ! $clippy; then
+    for manifest in tests/filters/*/package.json; do
+        [[ -f $manifest && -f $(dirname "$manifest")/assembly/index.ts ]] && as_filters+=("$root/$(dirname "$manifest")")
+    done
+fi
+
+# Builds each AssemblyScript filter with its pinned compiler (see its package.json).
+build_assemblyscript() {
+    [[ ${#as_filters[@]} -gt 0 ]] || return 0
+    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+        log "node and npm not found: skipping the AssemblyScript filters (${as_filters[*]#"$root"/})"
+        return 0
+    fi
+    mkdir -p "$out_dir" "$wasm_dir/as"
+    for dir in "${as_filters[@]}"; do
+        local lib
+        lib="$(basename "$dir")"
+        lib="${lib//-/_}"
+        if [[ ! -d $dir/node_modules ]]; then
+            log "installing the packages of ${dir#"$root"/} (npm ci)"
+            (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >&2)
+        fi
+        log "building ${dir#"$root"/} (AssemblyScript)"
+        # --use abort=abort_proc_exit: an abort logs and calls proc_exit, as
+        # @solo-io/proxy-runtime asks; the module has no other host imports.
+        (cd "$dir" && npx --no-install asc assembly/index.ts -b "$wasm_dir/as/$lib.wasm" \
+            --use abort=abort_proc_exit --optimize >&2)
+        if ! cmp -s "$wasm_dir/as/$lib.wasm" "$out_dir/$lib.wasm"; then
+            cp "$wasm_dir/as/$lib.wasm" "$out_dir/$lib.wasm"
+        fi
+        log "$out_dir/$lib.wasm ($(wc -c <"$out_dir/$lib.wasm") bytes)"
+    done
+}
+
 if [[ ${#crates[@]} -eq 0 ]]; then
     log "no filter crates found"
+    build_assemblyscript
     exit 0
 fi
 
@@ -134,3 +177,5 @@ for dir in "${crates[@]}"; do
     fi
     log "$out_dir/$lib.wasm ($(wc -c <"$out_dir/$lib.wasm") bytes)"
 done
+
+build_assemblyscript

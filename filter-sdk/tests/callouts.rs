@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 use wasp_filter_sdk::prelude::*;
-use wasp_filter_sdk::testing::{Harness, HostAction, StreamType};
+use wasp_filter_sdk::testing::{Harness, HostAction, ROOT_ID, StreamType};
 
 #[derive(Default)]
 struct Root;
@@ -96,6 +96,9 @@ fn http_callout_is_recorded_and_its_response_resumes_the_stream() {
     assert!(stream.resumed().is_empty());
 
     host.respond_http_call(calls[0].token, 200, &[("x-verdict", "allow")], b"");
+    // Delivered with the root context's id, as Envoy and wasp do; the SDK
+    // finds the stream from the token and switches to it.
+    assert_eq!(host.callout_deliveries(calls[0].token), [ROOT_ID]);
     assert_eq!(stream.request_header("x-verdict").as_deref(), Some("allow"));
     assert_eq!(stream.resumed(), [StreamType::HttpRequest]);
 }
@@ -135,6 +138,8 @@ fn grpc_callout_delivers_message_and_status() {
     assert_eq!(calls[0].message, b"ping");
     host.respond_grpc_call(calls[0].token, b"pong");
     host.fail_grpc_call(calls[1].token, 14, "no healthy upstream");
+    assert_eq!(host.callout_deliveries(calls[0].token), [ROOT_ID]);
+    assert_eq!(host.callout_deliveries(calls[1].token), [ROOT_ID]);
     assert_eq!(ok.request_header("x-grpc-reply").as_deref(), Some("pong"));
     assert_eq!(ok.resumed(), [StreamType::HttpRequest]);
     let reply = bad.local_reply().unwrap();

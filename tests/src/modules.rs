@@ -6,7 +6,7 @@ use std::path::PathBuf;
 /// `target/filters/<lib_name>.wasm`; panics with the command to run when it
 /// has not been built.
 pub fn filter_module(lib_name: &str) -> PathBuf {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    let path = crate::wasp::tests_dir()
         .join("../target/filters")
         .join(format!("{lib_name}.wasm"));
     assert!(

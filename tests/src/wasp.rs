@@ -31,9 +31,20 @@ pub fn binary() -> &'static Path {
     })
 }
 
+/// This crate's directory in the workspace the tests run from: cargo's
+/// `CARGO_MANIFEST_DIR` of the running test, else (outside cargo) the one
+/// this library was compiled in. Worktrees sharing a target directory share
+/// this library's build, so the compiled-in path may be another worktree's.
+pub fn tests_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
 fn build_binary() -> anyhow::Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+    let tests = tests_dir();
+    let workspace = tests
         .parent()
         .context("the tests crate lives in the workspace")?;
     let mut command = Command::new(cargo);

@@ -73,17 +73,21 @@ pub fn callout_filter(cluster: &str) -> String {
         r#"(import "env" "proxy_http_call" (func $call (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
   (import "env" "proxy_get_buffer_bytes" (func $get (param i32 i32 i32 i32 i32) (result i32)))
   (import "env" "proxy_add_header_map_value" (func $add (param i32 i32 i32 i32 i32) (result i32)))
-  (import "env" "proxy_continue_stream" (func $continue (param i32) (result i32)))"#,
+  (import "env" "proxy_continue_stream" (func $continue (param i32) (result i32)))
+  (import "env" "proxy_set_effective_context" (func $effective (param i32) (result i32)))"#,
         &format!(
             r#"(data (i32.const 100) "{cluster}")
   (data (i32.const 120) "x-filter")
   (data (i32.const 200) "{escaped}")
-  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+  (func (export "proxy_on_request_headers") (param $ctx i32) (param i32 i32) (result i32)
+    (i32.store (i32.const 48) (local.get $ctx))
     (if (i32.ne (call $call (i32.const 100) (i32.const {cluster_len}) (i32.const 200) (i32.const {len})
       (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 2000) (i32.const 32)) (i32.const 0))
       (then unreachable))
     i32.const 1)
   (func (export "proxy_on_http_call_response") (param i32 i32 i32) (param $size i32) (param i32)
+    ;; delivered to the root context: switch to the stream that made the call
+    (drop (call $effective (i32.load (i32.const 48))))
     (drop (call $get (i32.const 4) (i32.const 0) (local.get $size) (i32.const 16) (i32.const 20)))
     (drop (call $add (i32.const 0) (i32.const 120) (i32.const 8) (i32.load (i32.const 16)) (i32.load (i32.const 20))))
     (drop (call $continue (i32.const 0))))"#,

@@ -105,6 +105,34 @@ impl Pair {
     }
 }
 
+/// Repeats `headers` requests through Envoy, then through wasp, until
+/// `done` holds of each proxy's answer (10 s); the answers.
+async fn eventually_both(
+    pair: &Pair,
+    headers: &[(&str, &str)],
+    done: impl Fn(&Observed) -> bool,
+) -> (Observed, Observed) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut answers = Vec::new();
+    for addr in [pair.envoy.addr(), pair.wasp_addr] {
+        loop {
+            let seen = send_with(addr, "GET", "/eventually", headers, "").await;
+            if done(&seen) {
+                answers.push(seen);
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{addr}: last answer {seen:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    let wasp = answers.pop().expect("two answers");
+    let envoy = answers.pop().expect("two answers");
+    (envoy, wasp)
+}
+
 /// Asserts that Envoy and wasp agree on the status, the body and `headers`.
 fn assert_same(envoy: &Observed, wasp: &Observed, headers: &[&str]) {
     assert_eq!(
@@ -227,7 +255,7 @@ async fn sdk_features_filter_behaves_the_same() {
     let features = WasmPlugin::new(
         "features",
         filter_module("sdk_features"),
-        r#"{"callout_cluster": "callout"}"#,
+        r#"{"callout_cluster": "callout", "tick_ms": 20, "tick_callout_path": "/tick"}"#,
     );
     let config = EnvoyConfig::new(upstream.addr)
         .cluster("callout", upstream.addr)
@@ -287,6 +315,13 @@ async fn sdk_features_filter_behaves_the_same() {
         "{}",
         wasp_metrics.text
     );
+
+    // The root context calls out on a tick; the answer reaches it.
+    let (envoy, wasp) = eventually_both(&pair, &[("x-test", "tick-callout")], |seen| {
+        seen.header("x-tick-callout") == Some("200")
+    })
+    .await;
+    assert_same(&envoy, &wasp, &["x-tick-callout"]);
 }
 
 /// How the attribute table compares a value: exactly, or only by its shape
@@ -486,4 +521,71 @@ async fn attribute_table_matches_envoy() {
     expected.sort();
     differences.sort();
     assert_eq!(differences, expected, "{phases:#?}");
+}
+
+/// as-features, built with the AssemblyScript SDK (`@solo-io/proxy-runtime`):
+/// headers, a local reply, an HTTP callout from a stream (its response
+/// delivered to the root context, which switches to the stream and resumes
+/// it), property reads, shared data and a metric give the same answers in
+/// both proxies, and so does a callout the root context makes on a tick.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assemblyscript_filter_behaves_the_same() {
+    let upstream = ChunkedEcho::start().await;
+    let mut features = WasmPlugin::new(
+        "as-features",
+        filter_module("as_features"),
+        "callout_cluster=callout tick_ms=20 tick_callout_path=/tick",
+    );
+    features.root_id = "as_features".into();
+    let config = EnvoyConfig::new(upstream.addr)
+        .cluster("callout", upstream.addr)
+        .plugin(features);
+    let pair = Pair::start(&config).await;
+
+    let (envoy, wasp) = pair
+        .send_with(
+            "GET",
+            "/headers",
+            &[("x-test", "headers"), ("x-as-in", "echoed")],
+            "",
+        )
+        .await;
+    assert_eq!(envoy.status, 200, "{envoy:?}");
+    assert_eq!(envoy.header("x-as-echo"), Some("echoed"), "{envoy:?}");
+    assert_same(&envoy, &wasp, &["x-as-filter", "x-as-echo"]);
+
+    let (envoy, wasp) = pair
+        .send_with("GET", "/teapot", &[("x-test", "local-reply")], "")
+        .await;
+    assert_eq!(envoy.status, 418, "{envoy:?}");
+    assert_same(&envoy, &wasp, &["x-local-reply", "content-length"]);
+
+    let (envoy, wasp) = pair
+        .send_with("GET", "/callout", &[("x-test", "callout")], "")
+        .await;
+    assert_eq!(envoy.header("x-callout-status"), Some("200"), "{envoy:?}");
+    assert_same(&envoy, &wasp, &["x-callout-status", "x-callout-body-bytes"]);
+
+    let (envoy, wasp) = pair
+        .send_with("GET", "/props?q=1", &[("x-test", "properties")], "")
+        .await;
+    assert_eq!(envoy.header("x-prop-path"), Some("/props?q=1"), "{envoy:?}");
+    assert_same(
+        &envoy,
+        &wasp,
+        &["x-prop-path", "x-prop-method", "x-prop-root-id"],
+    );
+
+    for _ in 0..3 {
+        let (envoy, wasp) = pair
+            .send_with("GET", "/count", &[("x-test", "shared-data,metrics")], "")
+            .await;
+        assert_same(&envoy, &wasp, &["x-shared-hits", "x-metric-requests"]);
+    }
+
+    let (envoy, wasp) = eventually_both(&pair, &[("x-test", "tick-callout")], |seen| {
+        seen.header("x-tick-callout") == Some("200")
+    })
+    .await;
+    assert_same(&envoy, &wasp, &["x-tick-callout"]);
 }

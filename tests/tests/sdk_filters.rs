@@ -1,7 +1,8 @@
 //! Filters built with the SDK, through the real proxy: the filter template
 //! (a configured response header, its configuration errors, a reload that
 //! changes it) and `tests/filters/sdk-features`, which exercises every SDK
-//! feature (HTTP and gRPC callouts, timers, ticks, shared data with CAS,
+//! feature (HTTP and gRPC callouts, from a stream and from the root context
+//! on a tick, timers, ticks, shared data with CAS,
 //! shared queues, metrics, properties, local replies, body rewrites, logs,
 //! panics). The modules come from `scripts/build-filters.sh`.
 
@@ -116,14 +117,27 @@ impl Features {
     /// `app` (the route's cluster) is `upstream` when given, else an echo
     /// [`Upstream`]; `callout_cluster` names the cluster for HTTP callouts.
     async fn start(callout_cluster: &str, app: Option<SocketAddr>) -> Features {
+        Features::start_with(callout_cluster, app, json!({})).await
+    }
+
+    /// [`Features::start`] with more settings in the plugin configuration.
+    async fn start_with(
+        callout_cluster: &str,
+        app: Option<SocketAddr>,
+        settings: serde_json::Value,
+    ) -> Features {
         let listen = free_addr();
         let echo = Upstream::start("app").await;
         let callout = Upstream::start("callout").await;
         let grpc = GrpcHealth::start().await;
         let nowhere = free_addr();
-        let plugin = Plugin::new("features", filter_module("sdk_features")).configuration(
-            json!({ "callout_cluster": callout_cluster, "grpc_cluster": "grpc", "tick_ms": 20 }),
-        );
+        let mut configuration =
+            json!({ "callout_cluster": callout_cluster, "grpc_cluster": "grpc", "tick_ms": 20 });
+        for (key, value) in settings.as_object().into_iter().flatten() {
+            configuration[key] = value.clone();
+        }
+        let plugin =
+            Plugin::new("features", filter_module("sdk_features")).configuration(configuration);
         let config = Config::new()
             .filter_chain(FilterChain::new("features").plugin(plugin))
             .listener(
@@ -221,6 +235,22 @@ async fn sdk_filter_http_callout_pauses_the_request_until_the_answer() {
     assert_eq!(resp.header("x-upstream"), Some("app"));
     assert_eq!(features.callout.hits(), 1);
     assert_eq!(features.app.hits(), 1);
+}
+
+/// The root context calls out on its ticks; the answers reach it (the SDK
+/// maps the token to the root filter's callback).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_filter_root_context_calls_out_on_ticks() {
+    let settings = json!({ "tick_callout_path": "/from-a-tick" });
+    let features = Features::start_with("callout", None, settings).await;
+    features
+        .eventually(&[("x-test", "tick-callout")], "a tick callout", |resp| {
+            resp.header("x-tick-callout") == Some("200")
+        })
+        .await;
+    assert!(features.callout.hits() >= 1);
+    let log = features.wasp.log();
+    assert!(!log.contains("filter VM failed"), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -196,11 +196,36 @@ impl Harness {
         self.deliver_http(token, 0, 0);
     }
 
+    /// Delivers with the id of the caller's root context, as Envoy and wasp
+    /// do (callouts belong to the root context); the SDK finds the context
+    /// that made the call from the token.
     fn deliver_http(&mut self, token: u32, headers: usize, body: usize) {
-        let owner = self.owner(token, |m| &m.http_calls);
-        call(owner, || {
-            dispatch::on_http_call_response(owner, token, headers, body, 0)
+        let root = self.root_of_caller(token, self.owner(token, |m| &m.http_calls));
+        call(root, || {
+            dispatch::on_http_call_response(root, token, headers, body, 0)
         });
+    }
+
+    /// The root context of the context that made callout `token`, which
+    /// its outcome is delivered with.
+    fn root_of_caller(&self, token: u32, caller: u32) -> u32 {
+        with(|m| {
+            let root = m.root_of(caller);
+            m.deliveries.push((token, root));
+            root
+        })
+    }
+
+    /// The context ids the outcomes of callout `token` were delivered with,
+    /// in order: always the root context of the context that made it.
+    pub fn callout_deliveries(&self, token: u32) -> Vec<u32> {
+        with(|m| {
+            m.deliveries
+                .iter()
+                .filter(|(t, _)| *t == token)
+                .map(|(_, context)| *context)
+                .collect()
+        })
     }
 
     fn owner(&self, token: u32, calls: impl Fn(&state::MockState) -> &Vec<HttpCallRecord>) -> u32 {
@@ -220,7 +245,7 @@ impl Harness {
 
     /// Completes the gRPC callout `token` with status OK and `message`.
     pub fn respond_grpc_call(&mut self, token: u32, message: &[u8]) {
-        let owner = self.grpc_owner(token);
+        let root = self.root_of_caller(token, self.grpc_owner(token));
         with(|m| {
             m.buffers.insert(
                 (GLOBAL, BufferType::GrpcReceiveBuffer as u32),
@@ -230,16 +255,16 @@ impl Harness {
         });
         // A unary call's success is its one message and no close, as in
         // Envoy and wasp.
-        call(owner, || {
-            dispatch::on_grpc_message(owner, token, message.len())
+        call(root, || {
+            dispatch::on_grpc_message(root, token, message.len())
         });
     }
 
     /// Ends the gRPC callout `token` with an error status and message.
     pub fn fail_grpc_call(&mut self, token: u32, status: u32, message: &str) {
-        let owner = self.grpc_owner(token);
+        let root = self.root_of_caller(token, self.grpc_owner(token));
         with(|m| m.grpc_status = (status, message.to_string()));
-        call(owner, || dispatch::on_grpc_close(owner, token, status));
+        call(root, || dispatch::on_grpc_close(root, token, status));
     }
 
     fn grpc_owner(&self, token: u32) -> u32 {

@@ -131,6 +131,8 @@ pub(crate) struct MockState {
     pub http_calls: Vec<HttpCallRecord>,
     pub grpc_calls: Vec<GrpcCallRecord>,
     pub cancelled_grpc: Vec<u32>,
+    /// (callout token, context id its outcome was delivered with).
+    pub deliveries: Vec<(u32, u32)>,
     pub grpc_status: (u32, String),
     pub local_replies: HashMap<u32, LocalReply>,
     pub continued: Vec<(u32, StreamType)>,

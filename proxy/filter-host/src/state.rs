@@ -35,13 +35,6 @@ pub(crate) enum CalloutKind {
     GrpcStream,
 }
 
-/// An outstanding callout: which context made it and its kind.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct PendingCallout {
-    pub context: u32,
-    pub kind: CalloutKind,
-}
-
 /// A gRPC stream a filter opened.
 pub(crate) struct GrpcStream {
     /// Sends request bytes; `None` once the filter ended its side.
@@ -65,7 +58,10 @@ pub(crate) struct VmState {
     pub effective_context: u32,
     pub streams: HashMap<u32, StreamBinding>,
     pub callout: Option<CalloutView>,
-    pub pending: HashMap<u32, PendingCallout>,
+    /// Outstanding callouts by token. As in Envoy, every callout belongs to
+    /// the root context, whichever context made it: its outcome is delivered
+    /// with the root context's id and it outlives the HTTP context.
+    pub pending: HashMap<u32, CalloutKind>,
     pub tick_period_ms: u32,
     pub next_context: u32,
     pub next_token: u32,

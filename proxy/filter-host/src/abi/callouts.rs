@@ -2,6 +2,13 @@
 //! the proxy's [`Callouts`](crate::Callouts); the answer is delivered to the
 //! VM later by [`VmSlot::deliver`](crate::pool::VmSlot::deliver).
 //!
+//! As in Envoy (`proxy-wasm-cpp-host`'s `exports.cc` takes the root context
+//! of the calling context for every callout hostcall), a callout belongs to
+//! the plugin's root context whichever context made it: its outcome arrives
+//! with the root context's id, and a filter that wants to act on the HTTP
+//! stream that made the call first switches to it with
+//! `proxy_set_effective_context`, as the SDKs do.
+//!
 //! gRPC runs as HTTP/2 POST `/<service>/<method>` with `content-type:
 //! application/grpc` and length-prefixed messages. Streams opened with
 //! `proxy_grpc_stream` send each `proxy_grpc_send` message as it comes and
@@ -18,7 +25,7 @@ use super::http::read_map;
 use super::{ENV, HostImports};
 use crate::callout::{CalloutRequest, Callouts};
 use crate::memory::{CallResult, answer, misuse, read, read_str, write_u32};
-use crate::state::{CalloutKind, GrpcStream, PendingCallout, VmState};
+use crate::state::{CalloutKind, GrpcStream, VmState};
 use crate::stream::{HeaderList, header_get};
 
 type C<'a> = Caller<'a, VmState>;
@@ -98,13 +105,7 @@ fn start(
     let state = caller.data_mut();
     let token = state.next_token;
     state.next_token = state.next_token.wrapping_add(1).max(1);
-    state.pending.insert(
-        token,
-        PendingCallout {
-            context: state.effective_context,
-            kind,
-        },
-    );
+    state.pending.insert(token, kind);
     let (slot, generation) = (state.slot.clone(), state.generation);
     let future = callouts.call(request);
     runtime.spawn(async move {
@@ -220,13 +221,7 @@ fn open_stream(caller: &mut C<'_>, call: &str, request: CalloutRequest) -> Resul
             slot.deliver_stream_event(generation, token, None);
         }
     });
-    state.pending.insert(
-        token,
-        PendingCallout {
-            context: state.effective_context,
-            kind: CalloutKind::GrpcStream,
-        },
-    );
+    state.pending.insert(token, CalloutKind::GrpcStream);
     state.grpc_streams.insert(
         token,
         GrpcStream {

@@ -10,8 +10,8 @@ use crate::{PluginSpec, StreamInfo};
 
 const ADD: &str = r#"(import "env" "proxy_add_header_map_value" (func $add (param i32 i32 i32 i32 i32) (result i32)))"#;
 const GET_BUFFER: &str = r#"(import "env" "proxy_get_buffer_bytes" (func $get (param i32 i32 i32 i32 i32) (result i32)))"#;
-const CONTINUE: &str =
-    r#"(import "env" "proxy_continue_stream" (func $continue (param i32) (result i32)))"#;
+const CONTINUE: &str = r#"(import "env" "proxy_continue_stream" (func $continue (param i32) (result i32)))
+  (import "env" "proxy_set_effective_context" (func $effective (param i32) (result i32)))"#;
 
 fn header_value<'a>(headers: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a [u8]> {
     headers
@@ -21,7 +21,7 @@ fn header_value<'a>(headers: &'a [(String, Vec<u8>)], name: &str) -> Option<&'a 
 }
 
 #[tokio::test]
-async fn an_http_callout_pauses_the_stream_until_its_response_resumes_it() {
+async fn an_http_callout_response_reaches_the_root_context_which_resumes_the_stream() {
     let map = encode_map(&[(":method", "GET"), (":path", "/side"), (":authority", "up")]);
     let module = wat(
         &format!(
@@ -33,7 +33,8 @@ async fn an_http_callout_pauses_the_stream_until_its_response_resumes_it() {
   (data (i32.const 110) "nope")
   (data (i32.const 120) "x-callout")
   (data (i32.const 200) "{map}")
-  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+  (func (export "proxy_on_request_headers") (param $ctx i32) (param i32 i32) (result i32)
+    (i32.store (i32.const 48) (local.get $ctx))
     ;; an unknown cluster is a BadArgument (2), stored at 40
     (i32.store (i32.const 40) (call $call (i32.const 110) (i32.const 4) (i32.const 200) (i32.const {len})
       (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 1000) (i32.const 32)))
@@ -43,6 +44,12 @@ async fn an_http_callout_pauses_the_stream_until_its_response_resumes_it() {
   (func (export "proxy_on_http_call_response") (param $ctx i32) (param $token i32) (param $h i32) (param $size i32) (param $t i32)
     (if (i32.ne (local.get $token) (i32.load (i32.const 32))) (then unreachable))
     (if (i32.ne (i32.load (i32.const 40)) (i32.const 2)) (then unreachable))
+    ;; delivered to the root context (1), where there is no stream to continue
+    (if (i32.ne (local.get $ctx) (i32.const 1)) (then unreachable))
+    (if (i32.ne (call $continue (i32.const 0)) (i32.const 1)) (then unreachable))
+    ;; an unknown context is a BadArgument; the stream's own context is Ok
+    (if (i32.ne (call $effective (i32.const 999)) (i32.const 2)) (then unreachable))
+    (if (i32.ne (call $effective (i32.load (i32.const 48))) (i32.const 0)) (then unreachable))
     (drop (call $get (i32.const 4) (i32.const 0) (local.get $size) (i32.const 16) (i32.const 20)))
     (drop (call $add (i32.const 0) (i32.const 120) (i32.const 9) (i32.load (i32.const 16)) (i32.load (i32.const 20))))
     (drop (call $continue (i32.const 0))))"#,
@@ -69,7 +76,7 @@ async fn an_http_callout_pauses_the_stream_until_its_response_resumes_it() {
 }
 
 #[tokio::test]
-async fn a_grpc_call_delivers_its_message() {
+async fn a_grpc_call_delivers_its_message_to_the_root_context() {
     let module = wat(
         &format!(
             r#"(import "env" "proxy_grpc_call" (func $grpc (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
@@ -80,11 +87,14 @@ async fn a_grpc_call_delivers_its_message() {
   (data (i32.const 120) "Do")
   (data (i32.const 130) "req")
   (data (i32.const 140) "x-grpc")
-  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+  (func (export "proxy_on_request_headers") (param $ctx i32) (param i32 i32) (result i32)
+    (i32.store (i32.const 48) (local.get $ctx))
     (drop (call $grpc (i32.const 100) (i32.const 4) (i32.const 110) (i32.const 7) (i32.const 120) (i32.const 2)
       (i32.const 0) (i32.const 0) (i32.const 130) (i32.const 3) (i32.const 1000) (i32.const 32)))
     i32.const 1)
   (func (export "proxy_on_grpc_receive") (param $ctx i32) (param $token i32) (param $size i32)
+    (if (i32.ne (local.get $ctx) (i32.const 1)) (then unreachable))
+    (drop (call $effective (i32.load (i32.const 48))))
     (drop (call $get (i32.const 5) (i32.const 0) (local.get $size) (i32.const 16) (i32.const 20)))
     (drop (call $add (i32.const 0) (i32.const 140) (i32.const 6) (i32.load (i32.const 16)) (i32.load (i32.const 20))))
     (drop (call $continue (i32.const 0))))
@@ -111,7 +121,7 @@ async fn a_grpc_call_delivers_its_message() {
 }
 
 #[tokio::test]
-async fn grpc_streams_are_full_duplex() {
+async fn grpc_streams_are_full_duplex_and_deliver_to_the_root_context() {
     // Sends "a"; on its echo sends "b" and ends the stream; on close with
     // status 0 resumes the request. Each received message becomes x-msg.
     let module = wat(
@@ -126,17 +136,22 @@ async fn grpc_streams_are_full_duplex() {
   (data (i32.const 130) "ab")
   (data (i32.const 140) "x-msg")
   (data (i32.const 150) "x-done")
-  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+  (func (export "proxy_on_request_headers") (param $ctx i32) (param i32 i32) (result i32)
+    (i32.store (i32.const 48) (local.get $ctx))
     (if (i32.ne (call $open (i32.const 100) (i32.const 4) (i32.const 110) (i32.const 8) (i32.const 120) (i32.const 4)
       (i32.const 0) (i32.const 0) (i32.const 32)) (i32.const 0)) (then unreachable))
     (drop (call $send (i32.load (i32.const 32)) (i32.const 130) (i32.const 1) (i32.const 0)))
     i32.const 1)
   (func (export "proxy_on_grpc_receive") (param $ctx i32) (param $token i32) (param $size i32)
+    (if (i32.ne (local.get $ctx) (i32.const 1)) (then unreachable))
+    (drop (call $effective (i32.load (i32.const 48))))
     (drop (call $get (i32.const 5) (i32.const 0) (local.get $size) (i32.const 16) (i32.const 20)))
     (drop (call $add (i32.const 0) (i32.const 140) (i32.const 5) (i32.load (i32.const 16)) (i32.load (i32.const 20))))
     (if (i32.eq (i32.load8_u (i32.load (i32.const 16))) (i32.const 97))
       (then (drop (call $send (local.get $token) (i32.const 131) (i32.const 1) (i32.const 1))))))
   (func (export "proxy_on_grpc_close") (param $ctx i32) (param $token i32) (param $status i32)
+    (if (i32.ne (local.get $ctx) (i32.const 1)) (then unreachable))
+    (drop (call $effective (i32.load (i32.const 48))))
     (if (i32.eqz (local.get $status))
       (then
         (drop (call $add (i32.const 0) (i32.const 150) (i32.const 6) (i32.const 130) (i32.const 2)))
@@ -164,6 +179,67 @@ async fn grpc_streams_are_full_duplex() {
         header_value(&open.headers, ":path"),
         Some(&b"/pkg.Chat/Talk"[..])
     );
+}
+
+/// A callout belongs to the root context (as in Envoy): an HTTP context that
+/// makes one and finishes at once does not cancel it, and the root context
+/// receives the response.
+#[tokio::test]
+async fn a_callout_outlives_the_http_context_that_made_it() {
+    let map = encode_map(&[(":method", "GET"), (":path", "/late"), (":authority", "up")]);
+    let module = wat(
+        &format!(
+            r#"(import "env" "proxy_http_call" (func $call (param i32 i32 i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_get_shared_data" (func $get_shared (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_set_shared_data" (func $set_shared (param i32 i32 i32 i32 i32) (result i32)))
+  {ADD} {GET_BUFFER}"#
+        ),
+        &format!(
+            r#"(data (i32.const 100) "up")
+  (data (i32.const 120) "late")
+  (data (i32.const 140) "x-late")
+  (data (i32.const 200) "{map}")
+  ;; Shows the response a finished context's callout left, else calls out.
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (if (i32.eqz (call $get_shared (i32.const 120) (i32.const 4) (i32.const 16) (i32.const 20) (i32.const 24)))
+      (then (drop (call $add (i32.const 0) (i32.const 140) (i32.const 6) (i32.load (i32.const 16)) (i32.load (i32.const 20)))))
+      (else (drop (call $call (i32.const 100) (i32.const 2) (i32.const 200) (i32.const {len})
+        (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 1000) (i32.const 32)))))
+    i32.const 0)
+  (func (export "proxy_on_http_call_response") (param $ctx i32) (param i32 i32) (param $size i32) (param i32)
+    (if (i32.ne (local.get $ctx) (i32.const 1)) (then unreachable))
+    (drop (call $get (i32.const 4) (i32.const 0) (local.get $size) (i32.const 16) (i32.const 20)))
+    (drop (call $set_shared (i32.const 120) (i32.const 4) (i32.load (i32.const 16)) (i32.load (i32.const 20)) (i32.const 0))))"#,
+            map = wat_bytes(&map),
+            len = map.len()
+        ),
+    );
+    let mut spec = spec("late", module);
+    spec.vm_id = "late-callout".into();
+    let chain = chain(vec![load(spec)]);
+    {
+        let stream = chain.start(StreamInfo::default());
+        stream
+            .request_headers(request(), true)
+            .await
+            .expect("continues");
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let stream = chain.start(StreamInfo::default());
+        let headers = stream
+            .request_headers(request(), true)
+            .await
+            .expect("continues");
+        if header_value(&headers, "x-late") == Some(&b"pong"[..]) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the root context never got the response"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// The statuses `calls` leave at 300.. (one digit each), as the body of the

@@ -1,6 +1,16 @@
 //! Delivering callout outcomes to the VM: HTTP call responses, unary gRPC
-//! answers, and the events of gRPC streams, each to the context that made
-//! the call.
+//! answers, and the events of gRPC streams.
+//!
+//! Every outcome goes to the plugin's root context, as in Envoy, whose
+//! `proxy_on_http_call_response`, `proxy_on_grpc_receive*` and
+//! `proxy_on_grpc_close` carry the id of the root context the callout was
+//! registered on, whichever context made the call. The SDKs (C++, Go,
+//! AssemblyScript) look that id up as a root context; the Rust SDKs map the
+//! token to the context that made the call themselves. To act on an HTTP
+//! stream (continue it, reply, change its headers), a filter switches to it
+//! with `proxy_set_effective_context` during the callback. The response
+//! itself (buffer 4 or 5, maps 4 to 7, `proxy_get_status`) is readable from
+//! whichever context is effective, as Envoy reads it from the root context.
 
 use crate::callout::{CalloutError, CalloutResponse, StreamEvent};
 use crate::state::{CalloutKind, CalloutView};
@@ -9,24 +19,27 @@ use crate::stream::header_get;
 use super::{Vm, VmFailure, invoke};
 
 impl Vm {
-    /// Delivers a callout's outcome to the context that made it.
+    /// Makes the root context effective and returns its id: the context a
+    /// callout's outcome is delivered to.
+    fn enter_root(&mut self) -> u32 {
+        let state = self.store.data_mut();
+        state.effective_context = state.root_context;
+        state.root_context
+    }
+
+    /// Delivers a callout's outcome to the root context.
     pub fn deliver(
         &mut self,
         token: u32,
         result: Result<CalloutResponse, CalloutError>,
     ) -> Result<(), VmFailure> {
-        let state = self.store.data_mut();
-        let Some(pending) = state.pending.remove(&token) else {
+        let Some(kind) = self.store.data_mut().pending.remove(&token) else {
             return Ok(());
         };
-        let ctx = pending.context;
-        if ctx != state.root_context && !state.streams.contains_key(&ctx) {
-            return Ok(());
-        }
-        self.store.data_mut().effective_context = ctx;
-        let outcome = match pending.kind {
-            CalloutKind::Http => self.deliver_http(ctx, token, result),
-            CalloutKind::GrpcCall => self.deliver_grpc_call(ctx, token, result),
+        let root = self.enter_root();
+        let outcome = match kind {
+            CalloutKind::Http => self.deliver_http(root, token, result),
+            CalloutKind::GrpcCall => self.deliver_grpc_call(root, token, result),
             CalloutKind::GrpcStream => Ok(()),
         };
         self.store.data_mut().callout = None;
@@ -110,24 +123,18 @@ impl Vm {
         }
     }
 
-    /// Delivers one event of a gRPC stream (`None`: the stream ended).
+    /// Delivers one event of a gRPC stream (`None`: the stream ended) to the
+    /// root context.
     pub fn deliver_stream_event(
         &mut self,
         token: u32,
         event: Option<StreamEvent>,
     ) -> Result<(), VmFailure> {
-        let state = self.store.data_mut();
-        let Some(pending) = state.pending.get(&token).copied() else {
-            return Ok(());
-        };
-        let ctx = pending.context;
-        if ctx != state.root_context && !state.streams.contains_key(&ctx) {
-            state.pending.remove(&token);
-            state.grpc_streams.remove(&token);
+        if !self.store.data().pending.contains_key(&token) {
             return Ok(());
         }
-        self.store.data_mut().effective_context = ctx;
-        let outcome = self.stream_event(ctx, token, event);
+        let root = self.enter_root();
+        let outcome = self.stream_event(root, token, event);
         self.store.data_mut().callout = None;
         outcome
     }

@@ -314,7 +314,8 @@ impl Vm {
         invoke(&mut self.store, self.deadline_ticks, f, (ctx, count))
     }
 
-    /// `proxy_on_done`, `proxy_on_log`, `proxy_on_delete`, then forgets the context.
+    /// `proxy_on_done`, `proxy_on_log`, `proxy_on_delete`, then forgets the
+    /// context (not its callouts, which belong to the root context).
     pub fn finish_stream(&mut self, ctx: u32) -> Result<(), VmFailure> {
         self.store.data_mut().effective_context = ctx;
         let result = (|| {
@@ -329,20 +330,10 @@ impl Vm {
             }
             Ok(())
         })();
+        // Callouts the context made stay: they belong to the root context
+        // (as in Envoy), which still receives their outcome.
         let state = self.store.data_mut();
         state.streams.remove(&ctx);
-        let gone: Vec<u32> = state
-            .pending
-            .iter()
-            .filter(|(_, p)| p.context == ctx)
-            .map(|(token, _)| *token)
-            .collect();
-        for token in gone {
-            state.pending.remove(&token);
-            if let Some(stream) = state.grpc_streams.remove(&token) {
-                stream.task.abort();
-            }
-        }
         state.effective_context = state.root_context;
         result
     }

@@ -10,6 +10,7 @@
 //! | `queue`        | enqueues `x-message` on queue `sdk-features`; the root stores it in shared data `sdk-features.last-message`; response header `x-queue-last` |
 //! | `metrics`      | counter `sdk_features_requests_total`, gauge `sdk_features_active`, histogram `sdk_features_request_body_bytes`; response header `x-metric-requests` |
 //! | `ticks`        | response header `x-ticks`: the root's tick count so far (shared counter `sdk-features.ticks`) |
+//! | `tick-callout` | response header `x-tick-callout`: the status of the last callout the root context made on a tick (shared data `sdk-features.tick-callout`; empty before one answered) |
 //! | `properties`   | response headers `x-prop-path`, `x-prop-principal`, `x-prop-plugin` |
 //! | `local-reply`  | answers 418 with header `x-local-reply: yes` and body `short and stout` |
 //! | `body-rewrite` | upper-cases the request body; appends ` [rewritten]` to the response body |
@@ -18,7 +19,10 @@
 //!
 //! Configuration (JSON, every field optional): `callout_cluster` (default
 //! `callout`), `grpc_cluster` (default `grpc`), `tick_ms` (root tick
-//! period; each tick increments shared counter `sdk-features.ticks`).
+//! period; each tick increments shared counter `sdk-features.ticks`),
+//! `tick_callout_path` (when set, each tick on which no such callout is
+//! outstanding GETs this path on the `callout_cluster` from the root
+//! context and stores the response status in `sdk-features.tick-callout`).
 
 use serde::Deserialize;
 use std::time::Duration;
@@ -33,6 +37,8 @@ pub use stream::Features;
 pub const HITS_KEY: &str = "sdk-features.hits";
 /// Shared-data key of the tick counter.
 pub const TICKS_KEY: &str = "sdk-features.ticks";
+/// Shared-data key of the status of the root context's last tick callout.
+pub const TICK_CALLOUT_KEY: &str = "sdk-features.tick-callout";
 /// Shared-data key of the last queue message.
 pub const LAST_MESSAGE_KEY: &str = "sdk-features.last-message";
 /// Name of the shared queue.
@@ -48,6 +54,8 @@ pub struct Config {
     pub grpc_cluster: String,
     /// Root tick period in milliseconds (0: no ticks).
     pub tick_ms: u64,
+    /// Path the root context GETs on the callout cluster on ticks ("": none).
+    pub tick_callout_path: String,
 }
 
 impl Default for Config {
@@ -56,6 +64,7 @@ impl Default for Config {
             callout_cluster: "callout".into(),
             grpc_cluster: "grpc".into(),
             tick_ms: 0,
+            tick_callout_path: String::new(),
         }
     }
 }
@@ -77,6 +86,8 @@ pub struct Root {
     config: Config,
     metrics: Option<Metrics>,
     queue: Option<SharedQueue>,
+    /// A tick callout is outstanding.
+    tick_callout_pending: bool,
 }
 
 impl RootFilter for Root {
@@ -98,9 +109,12 @@ impl RootFilter for Root {
         Ok(())
     }
 
-    fn on_tick(&mut self, _: &mut RootCtx<Self>) {
+    fn on_tick(&mut self, ctx: &mut RootCtx<Self>) {
         if let Err(e) = shared::increment(TICKS_KEY, 1) {
             wasp_filter_sdk::warn!("tick counter: {e}");
+        }
+        if !self.config.tick_callout_path.is_empty() && !self.tick_callout_pending {
+            self.tick_callout(ctx);
         }
     }
 
@@ -127,6 +141,28 @@ impl RootFilter for Root {
             self.metrics?,
             self.queue?,
         ))
+    }
+}
+
+impl Root {
+    /// GETs `tick_callout_path` from the root context; the response's status
+    /// (or `failed`) goes to shared data.
+    fn tick_callout(&mut self, ctx: &mut RootCtx<Self>) {
+        let cluster = self.config.callout_cluster.as_str();
+        let request = HttpRequest::new(cluster, "GET", &self.config.tick_callout_path);
+        let sent = ctx.http_call(request, |root: &mut Root, _, response| {
+            root.tick_callout_pending = false;
+            let status = response
+                .status()
+                .map_or_else(|| "failed".to_owned(), |s| s.to_string());
+            if let Err(e) = shared::set(TICK_CALLOUT_KEY, status.as_bytes(), None) {
+                wasp_filter_sdk::warn!("storing the tick callout status: {e}");
+            }
+        });
+        match sent {
+            Ok(_) => self.tick_callout_pending = true,
+            Err(e) => wasp_filter_sdk::warn!("tick callout: {e}"),
+        }
     }
 }
 

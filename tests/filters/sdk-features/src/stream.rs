@@ -1,6 +1,6 @@
 //! The per-stream half of the test filter: what each `x-test` value does.
 
-use crate::{Config, HITS_KEY, LAST_MESSAGE_KEY, Metrics, TICKS_KEY};
+use crate::{Config, HITS_KEY, LAST_MESSAGE_KEY, Metrics, TICK_CALLOUT_KEY, TICKS_KEY};
 use std::time::Duration;
 use wasp_filter_sdk::prelude::*;
 use wasp_filter_sdk::{HeaderList, info, shared};
@@ -177,6 +177,14 @@ impl HttpFilter for Features {
                 .and_then(|v| <[u8; 8]>::try_from(v.value.as_slice()).ok())
                 .map_or(0, u64::from_le_bytes);
             self.note("x-ticks", ticks.to_string());
+        }
+        if self.wants("tick-callout") {
+            let status = shared::get(TICK_CALLOUT_KEY)
+                .ok()
+                .flatten()
+                .map(|v| v.value);
+            let status = String::from_utf8_lossy(&status.unwrap_or_default()).into_owned();
+            self.note("x-tick-callout", status);
         }
         let headers = ctx.response_headers();
         for (name, value) in &self.response {

@@ -1,7 +1,8 @@
 //! Every `x-test` behaviour of the sdk-features filter on the native mock host.
 
-use sdk_features::{HITS_KEY, LAST_MESSAGE_KEY, Root, TICKS_KEY};
+use sdk_features::{HITS_KEY, LAST_MESSAGE_KEY, Root, TICK_CALLOUT_KEY, TICKS_KEY};
 use std::time::Duration;
+use wasp_filter_sdk::testing::ROOT_ID;
 use wasp_filter_sdk::testing::{Harness, HostAction, HttpStream, LogLevel, StreamType};
 
 fn host(config: &str) -> Harness {
@@ -207,6 +208,31 @@ fn ticks_count_in_shared_data() {
     let (mut stream, _) = request(&mut host, "ticks", &[]);
     stream.response_headers(&[(":status", "200")], true);
     assert_eq!(stream.response_header("x-ticks").as_deref(), Some("5"));
+}
+
+#[test]
+fn the_root_context_calls_out_on_ticks_and_stores_the_status() {
+    let mut host = host(r#"{"tick_ms": 20, "tick_callout_path": "/tick"}"#);
+    host.advance(Duration::from_millis(60));
+    // One callout at a time: the first is still outstanding.
+    let calls = host.http_calls();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].context_id, ROOT_ID);
+    assert_eq!(
+        (calls[0].cluster.as_str(), calls[0].header(":path")),
+        ("callout", Some("/tick"))
+    );
+    host.respond_http_call(calls[0].token, 202, &[], b"");
+    assert_eq!(host.callout_deliveries(calls[0].token), [ROOT_ID]);
+    assert_eq!(host.shared_data(TICK_CALLOUT_KEY).unwrap().0, b"202");
+    let (mut stream, _) = request(&mut host, "tick-callout", &[]);
+    stream.response_headers(&[(":status", "200")], true);
+    assert_eq!(
+        stream.response_header("x-tick-callout").as_deref(),
+        Some("202")
+    );
+    host.advance(Duration::from_millis(20));
+    assert_eq!(host.http_calls().len(), 2, "the next tick calls again");
 }
 
 #[test]
