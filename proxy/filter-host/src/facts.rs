@@ -86,6 +86,14 @@ impl StreamFacts {
         self.known().upstream = Some(upstream);
     }
 
+    /// The local end of the connection the current attempt went out on
+    /// (`upstream.local_address`).
+    pub fn set_upstream_local(&self, local: SocketAddr) {
+        if let Some(upstream) = &mut self.known().upstream {
+            upstream.local_address = Some(local);
+        }
+    }
+
     /// Why the response is what it is (`response.code_details`), e.g.
     /// `via_upstream`, and response flags to add (`response.flags`).
     pub fn set_response(&self, details: &str, flags: u64) {

@@ -22,7 +22,7 @@ use crate::body::UpstreamBody;
 use crate::conn::ConnInfo;
 use crate::router::Forward;
 use crate::telemetry::Completion;
-use crate::upstream::{Cluster, Outcome, RequestGuard, UpstreamError, hash_key};
+use crate::upstream::{Cluster, LocalAddr, Outcome, RequestGuard, UpstreamError, hash_key};
 
 /// `x-wasp-attempt-count`: attempts made, on the upstream request and the
 /// response of routes with a retry policy.
@@ -109,6 +109,11 @@ pub async fn forward(
         };
         completion.upstream_duration = Some(completion.start.elapsed());
         attempt::report(&cluster, &endpoint, &result);
+        if let Ok(response) = &result
+            && let Some(local) = response.extensions().get::<LocalAddr>()
+        {
+            completion.set_upstream_local(local.0);
+        }
 
         let retriable = policy.is_some_and(|p| retry::retries(p, &result));
         let retry_permit = if retriable && attempt < max_attempts && body.replayable() {

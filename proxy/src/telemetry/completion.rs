@@ -74,6 +74,13 @@ impl Completion {
         self.upstream = Some(address);
     }
 
+    /// The local end of the connection the current attempt went out on.
+    pub fn set_upstream_local(&self, local: std::net::SocketAddr) {
+        if let Some(facts) = &self.facts {
+            facts.set_upstream_local(local);
+        }
+    }
+
     /// Why the response is what it is (Envoy's response code details) and
     /// its response flags (`wasp_filter_host::response_flags`).
     pub fn set_response(&self, details: &str, flags: u64) {

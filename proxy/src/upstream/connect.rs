@@ -45,17 +45,31 @@ async fn tcp(
     Ok(stream)
 }
 
+/// The local address of the connection a response came on, in the
+/// response's extensions (`upstream.local_address` for filters).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocalAddr(pub SocketAddr);
+
+/// The local address of `stream`, or the unspecified one if the OS won't say.
+fn local_addr(stream: &TcpStream) -> SocketAddr {
+    stream
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)))
+}
+
 /// Opens an HTTP/1.1 connection; it holds its `max_connections` slot until
 /// it closes. `upgrades` keeps the connection usable for
-/// `Upgrade` (WebSocket) exchanges.
+/// `Upgrade` (WebSocket) exchanges. Returns the sender and the connection's
+/// local address.
 pub async fn http1(
     addr: SocketAddr,
     timeout: Duration,
     metrics: &ConnMetrics,
     permit: Permit,
     upgrades: bool,
-) -> Result<http1::SendRequest<UpstreamBody>, UpstreamError> {
+) -> Result<(http1::SendRequest<UpstreamBody>, LocalAddr), UpstreamError> {
     let stream = tcp(addr, timeout, metrics).await?;
+    let local = LocalAddr(local_addr(&stream));
     let (sender, conn) = http1::Builder::new()
         .handshake(TokioIo::new(stream))
         .await
@@ -74,17 +88,19 @@ pub async fn http1(
         active.dec();
         drop(permit);
     });
-    Ok(sender)
+    Ok((sender, local))
 }
 
-/// Opens an HTTP/2 (prior knowledge) connection.
+/// Opens an HTTP/2 (prior knowledge) connection. Returns the sender and the
+/// connection's local address.
 pub async fn http2(
     addr: SocketAddr,
     timeout: Duration,
     metrics: &ConnMetrics,
     permit: Permit,
-) -> Result<http2::SendRequest<UpstreamBody>, UpstreamError> {
+) -> Result<(http2::SendRequest<UpstreamBody>, LocalAddr), UpstreamError> {
     let stream = tcp(addr, timeout, metrics).await?;
+    let local = LocalAddr(local_addr(&stream));
     let (sender, conn) = http2::Builder::new(TokioExecutor::new())
         .adaptive_window(true)
         .handshake(TokioIo::new(stream))
@@ -99,5 +115,5 @@ pub async fn http2(
         active.dec();
         drop(permit);
     });
-    Ok(sender)
+    Ok((sender, local))
 }

@@ -16,7 +16,7 @@ pub mod request;
 mod ring;
 
 pub use breaker::{Breaker, Breakers, Permit};
-pub use connect::ConnMetrics;
+pub use connect::{ConnMetrics, LocalAddr};
 pub use endpoint::{ActiveRequest, Endpoint};
 pub use error::{RetryClass, UpstreamError};
 pub use guard::RequestGuard;
@@ -281,7 +281,7 @@ impl Cluster {
             .breakers
             .try_connection()
             .ok_or(UpstreamError::Overflow(Breaker::MaxPending))?;
-        let mut sender = connect::http1(
+        let (mut sender, local) = connect::http1(
             addr,
             self.config.connect_timeout,
             &self.conn_metrics,
@@ -289,10 +289,12 @@ impl Cluster {
             true,
         )
         .await?;
-        sender
+        let mut response = sender
             .send_request(req)
             .await
-            .map_err(|source| UpstreamError::Reset { addr, source })
+            .map_err(|source| UpstreamError::Reset { addr, source })?;
+        response.extensions_mut().insert(local);
+        Ok(response)
     }
 
     /// A JSON view of the cluster's live state for `/config_dump`.

@@ -17,7 +17,7 @@ use hyper::client::conn::{http1, http2};
 
 use super::UpstreamError;
 use super::breaker::Breakers;
-use super::connect::{self, ConnMetrics};
+use super::connect::{self, ConnMetrics, LocalAddr};
 use crate::body::UpstreamBody;
 
 /// Connections to one endpoint.
@@ -48,9 +48,9 @@ pub struct PoolSettings {
 /// A connection ready for one request.
 pub enum Connection {
     /// An HTTP/1.1 connection, returned to its pool after the response.
-    Http1(Arc<Http1Pool>, http1::SendRequest<UpstreamBody>),
+    Http1(Arc<Http1Pool>, http1::SendRequest<UpstreamBody>, LocalAddr),
     /// A handle on the endpoint's HTTP/2 connection.
-    Http2(SocketAddr, http2::SendRequest<UpstreamBody>),
+    Http2(SocketAddr, http2::SendRequest<UpstreamBody>, LocalAddr),
 }
 
 impl Pool {
@@ -60,7 +60,7 @@ impl Pool {
             Self::Http1(pool) => pool
                 .acquire()
                 .await
-                .map(|s| Connection::Http1(Arc::clone(pool), s)),
+                .map(|(sender, local)| Connection::Http1(Arc::clone(pool), sender, local)),
             Self::Http2(pool) => pool.acquire().await,
         }
     }
@@ -74,22 +74,25 @@ impl Pool {
 }
 
 impl Connection {
-    /// Sends one request.
+    /// Sends one request. The response carries the connection's
+    /// [`LocalAddr`] in its extensions.
     pub async fn send(
         self,
         req: Request<UpstreamBody>,
     ) -> Result<Response<Incoming>, UpstreamError> {
         match self {
-            Self::Http1(pool, sender) => pool.send(sender, req).await,
-            Self::Http2(addr, mut sender) => {
+            Self::Http1(pool, sender, local) => pool.send(sender, local, req).await,
+            Self::Http2(addr, mut sender, local) => {
                 sender
                     .ready()
                     .await
                     .map_err(|source| UpstreamError::Reset { addr, source })?;
-                sender
+                let mut response = sender
                     .send_request(req)
                     .await
-                    .map_err(|source| UpstreamError::Reset { addr, source })
+                    .map_err(|source| UpstreamError::Reset { addr, source })?;
+                response.extensions_mut().insert(local);
+                Ok(response)
             }
         }
     }
@@ -97,8 +100,12 @@ impl Connection {
 
 struct Idle {
     sender: http1::SendRequest<UpstreamBody>,
+    local: LocalAddr,
     since: Instant,
 }
+
+/// A ready HTTP/1.1 connection and its local address.
+type Http1Sender = (http1::SendRequest<UpstreamBody>, LocalAddr);
 
 /// Idle HTTP/1.1 connections of one endpoint.
 pub struct Http1Pool {
@@ -115,11 +122,11 @@ impl Http1Pool {
         })
     }
 
-    fn take_idle(&self) -> Option<http1::SendRequest<UpstreamBody>> {
+    fn take_idle(&self) -> Option<Http1Sender> {
         let mut idle = self.idle.lock().expect("pool lock");
         while let Some(entry) = idle.pop() {
             if entry.sender.is_ready() && entry.since.elapsed() < self.settings.idle_timeout {
-                return Some(entry.sender);
+                return Some((entry.sender, entry.local));
             }
         }
         None
@@ -133,15 +140,12 @@ impl Http1Pool {
             .retain(|entry| !entry.sender.is_closed() && entry.since.elapsed() < timeout);
     }
 
-    async fn connect(
-        &self,
-        permit: super::breaker::Permit,
-    ) -> Result<http1::SendRequest<UpstreamBody>, UpstreamError> {
+    async fn connect(&self, permit: super::breaker::Permit) -> Result<Http1Sender, UpstreamError> {
         let s = &self.settings;
         connect::http1(s.addr, s.connect_timeout, &s.metrics, permit, false).await
     }
 
-    async fn acquire(&self) -> Result<http1::SendRequest<UpstreamBody>, UpstreamError> {
+    async fn acquire(&self) -> Result<Http1Sender, UpstreamError> {
         if let Some(sender) = self.take_idle() {
             return Ok(sender);
         }
@@ -171,16 +175,17 @@ impl Http1Pool {
     async fn send(
         self: Arc<Self>,
         mut sender: http1::SendRequest<UpstreamBody>,
+        mut local: LocalAddr,
         req: Request<UpstreamBody>,
     ) -> Result<Response<Incoming>, UpstreamError> {
         let addr = self.settings.addr;
         // A pooled connection the upstream closed meanwhile hands the request
         // back unsent; it then goes out on another connection.
-        let response = match sender.try_send_request(req).await {
+        let mut response = match sender.try_send_request(req).await {
             Ok(response) => response,
             Err(mut err) => match err.take_message() {
                 Some(unsent) => {
-                    sender = match self.take_idle() {
+                    (sender, local) = match self.take_idle() {
                         Some(sender) => sender,
                         None => match self.settings.breakers.try_connection() {
                             Some(permit) => self.connect(permit).await?,
@@ -205,13 +210,14 @@ impl Http1Pool {
                 }
             },
         };
-        self.recycle(sender);
+        response.extensions_mut().insert(local);
+        self.recycle(sender, local);
         Ok(response)
     }
 
     /// Returns the connection to the pool once the response body has been
     /// read to its end (when hyper reports it ready for the next request).
-    fn recycle(self: &Arc<Self>, mut sender: http1::SendRequest<UpstreamBody>) {
+    fn recycle(self: &Arc<Self>, mut sender: http1::SendRequest<UpstreamBody>, local: LocalAddr) {
         let pool = Arc::clone(self);
         tokio::spawn(async move {
             if sender.ready().await.is_ok() {
@@ -220,6 +226,7 @@ impl Http1Pool {
                     if idle.len() < pool.settings.max_idle {
                         idle.push(Idle {
                             sender,
+                            local,
                             since: Instant::now(),
                         });
                     }
@@ -233,7 +240,7 @@ impl Http1Pool {
 /// The shared HTTP/2 connection of one endpoint.
 pub struct Http2Pool {
     settings: PoolSettings,
-    current: Mutex<Option<http2::SendRequest<UpstreamBody>>>,
+    current: Mutex<Option<(http2::SendRequest<UpstreamBody>, LocalAddr)>>,
     connecting: tokio::sync::Mutex<()>,
 }
 
@@ -247,15 +254,15 @@ impl Http2Pool {
         }
     }
 
-    fn live(&self) -> Option<http2::SendRequest<UpstreamBody>> {
+    fn live(&self) -> Option<(http2::SendRequest<UpstreamBody>, LocalAddr)> {
         let current = self.current.lock().expect("pool lock");
-        current.as_ref().filter(|s| !s.is_closed()).cloned()
+        current.as_ref().filter(|(s, _)| !s.is_closed()).cloned()
     }
 
     async fn acquire(&self) -> Result<Connection, UpstreamError> {
         let addr = self.settings.addr;
-        if let Some(sender) = self.live() {
-            return Ok(Connection::Http2(addr, sender));
+        if let Some((sender, local)) = self.live() {
+            return Ok(Connection::Http2(addr, sender, local));
         }
         // One request connects; the others wait for it (as pending requests)
         // and share the connection.
@@ -265,8 +272,8 @@ impl Http2Pool {
             .try_pending()
             .map_err(|_| UpstreamError::Overflow(super::Breaker::MaxPending))?;
         let _connecting = self.connecting.lock().await;
-        if let Some(sender) = self.live() {
-            return Ok(Connection::Http2(addr, sender));
+        if let Some((sender, local)) = self.live() {
+            return Ok(Connection::Http2(addr, sender, local));
         }
         let permit = self
             .settings
@@ -274,8 +281,8 @@ impl Http2Pool {
             .try_connection()
             .ok_or(UpstreamError::Overflow(super::Breaker::MaxPending))?;
         let s = &self.settings;
-        let sender = connect::http2(addr, s.connect_timeout, &s.metrics, permit).await?;
-        *self.current.lock().expect("pool lock") = Some(sender.clone());
-        Ok(Connection::Http2(addr, sender))
+        let (sender, local) = connect::http2(addr, s.connect_timeout, &s.metrics, permit).await?;
+        *self.current.lock().expect("pool lock") = Some((sender.clone(), local));
+        Ok(Connection::Http2(addr, sender, local))
     }
 }
