@@ -17,20 +17,25 @@ use super::{forward, headers, local};
 use crate::body::{BoxError, UpstreamBody};
 use crate::conn::ConnInfo;
 use crate::router::{RequestView, Route, RouteAction};
-use crate::snapshot::ListenerRuntime;
 use crate::state::ProxyState;
 use crate::telemetry::Completion;
 use crate::upstream::RequestGuard;
 
-/// Serves one request on a connection accepted by `accepted_by` (used when a
-/// reload removed that listener). Never fails: errors become responses.
+/// Serves one request on a connection accepted by the listener named
+/// `accepted_by`. Never fails: errors become responses.
+///
+/// The request takes the snapshot current when it starts and the listener
+/// on its connection's address in it; the connection itself holds no
+/// snapshot, so an old one (its routes, filter chains and VMs) is freed when
+/// its last request ends. A listener a reload removed answers 503 with
+/// `connection: close` (its connections are draining).
 ///
 /// The listener passes hyper's `Incoming`; any body of `Bytes` will do (the
 /// in-process tests pass `Full` and `Empty`).
 pub async fn handle<B>(
     state: Arc<ProxyState>,
     conn: Arc<ConnInfo>,
-    accepted_by: Arc<ListenerRuntime>,
+    accepted_by: Arc<str>,
     mut req: Request<B>,
 ) -> Result<Response<ProxyBody>, Infallible>
 where
@@ -38,12 +43,12 @@ where
     B::Error: Into<BoxError>,
 {
     let start = Instant::now();
-    let snapshot = state.snapshot.load_full();
-    let listener = snapshot
-        .by_address
-        .get(&conn.address)
-        .unwrap_or(&accepted_by)
-        .clone();
+    let listener = state.snapshot.load().by_address.get(&conn.address).cloned();
+    let Some(listener) = listener else {
+        return Ok(local::error(&ProxyError::ListenerRemoved {
+            listener: accepted_by,
+        }));
+    };
     listener.active_requests.inc();
     conn.request_started();
     let request_id = headers::ensure_request_id(req.headers_mut());
