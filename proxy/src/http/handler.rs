@@ -13,7 +13,7 @@ use http::{Request, Response};
 use super::body::ProxyBody;
 use super::chain::ChainPass;
 use super::error::ProxyError;
-use super::{forward, headers, local};
+use super::{forward, headers, local, upgrade};
 use crate::body::{BoxError, UpstreamBody};
 use crate::conn::ConnInfo;
 use crate::router::{RequestView, Route, RouteAction};
@@ -103,7 +103,7 @@ where
 async fn serve<B>(
     route: &Route,
     conn: &ConnInfo,
-    req: Request<B>,
+    mut req: Request<B>,
     completion: &mut Completion,
     upstream: &mut RequestGuard,
 ) -> Response<ProxyBody>
@@ -111,6 +111,12 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
+    // An upgrade the route does not allow is refused before any filter sees it.
+    if let RouteAction::Forward(forward) = &route.action
+        && let Err(refused) = upgrade::admit(&mut req, &forward.upgrades)
+    {
+        return local::error(&refused);
+    }
     let chain = ChainPass::start(route.filter_chain.as_ref(), conn, &req, completion);
     let req = match chain.request(req, conn.scheme).await {
         Ok(req) => req,
