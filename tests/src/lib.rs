@@ -4,7 +4,8 @@
 //! with an admin server; [`Upstream`] is a controllable HTTP/1.1 + h2c server,
 //! [`GrpcHealth`] a tonic gRPC server, [`WsEcho`] a WebSocket echo server and
 //! [`ChunkedEcho`] an upstream for filter tests, [`GrpcEcho`] raw gRPC
-//! upstreams for filter callouts; [`client`] has HTTP/1.1, h2c and TLS
+//! upstreams for filter callouts, [`RawUpstream`] and [`RawConn`] HTTP/1.1 on
+//! raw sockets; [`client`] has HTTP/1.1, h2c and TLS
 //! clients; [`Config`] builds the configuration a test runs on;
 //! [`filter_module`] finds the built `.wasm` filters, [`wat`] holds
 //! filters written as WAT and [`emscripten`] builds filters written in C.
@@ -19,6 +20,7 @@ pub mod grpc_echo;
 pub mod metrics;
 pub mod modules;
 pub mod ports;
+pub mod raw;
 pub mod tls;
 pub mod upstream;
 pub mod wasp;
@@ -33,6 +35,7 @@ pub use grpc_echo::GrpcEcho;
 pub use metrics::Metrics;
 pub use modules::filter_module;
 pub use ports::free_addr;
+pub use raw::{RawConn, RawResponse, RawUpstream};
 pub use tls::TestCert;
 pub use upstream::{Mode, Options, Upstream};
 pub use wasp::Wasp;

@@ -17,6 +17,9 @@ pub const REDIRECT_STATUS: u16 = 301;
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Route timeout to response headers (Envoy's default).
 pub const ROUTE_TIMEOUT: Duration = Duration::from_secs(15);
+/// Protocols a route forwards upgrades to (`Upgrade: websocket`), like
+/// Envoy's usual `upgrade_configs`.
+pub const ROUTE_UPGRADES: &[&str] = &["websocket"];
 /// Retries of a retry policy that does not say (Envoy's default).
 pub const NUM_RETRIES: u32 = 1;
 /// First retry back-off interval (Envoy's default).
@@ -82,6 +85,9 @@ pub(crate) fn idle_timeout() -> Duration {
 }
 pub(crate) fn route_timeout() -> Duration {
     ROUTE_TIMEOUT
+}
+pub(crate) fn route_upgrades() -> Vec<String> {
+    ROUTE_UPGRADES.iter().map(|p| (*p).to_owned()).collect()
 }
 pub(crate) fn num_retries() -> u32 {
     NUM_RETRIES

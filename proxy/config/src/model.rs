@@ -218,6 +218,13 @@ pub struct ForwardAction {
     /// Retries of failed attempts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_policy: Option<RetryPolicy>,
+    /// Protocols a request may switch to (`Connection: upgrade` with
+    /// `Upgrade: <protocol>`, compared case-insensitively); any other
+    /// upgrade is refused with 403. `h2c` is never proxied: its upgrade
+    /// headers are removed and the request forwarded as HTTP/1.1. Empty
+    /// disables upgrades.
+    #[serde(default = "defaults::route_upgrades")]
+    pub upgrade: Vec<String>,
     /// How to derive the key a `ring_hash` cluster hashes; the first policy
     /// that yields a value is used.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

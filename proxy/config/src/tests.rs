@@ -264,3 +264,27 @@ fn node_errors_are_reported_with_their_paths() {
     let errs = errors("node: {idd: x}\nlisteners: [{name: a, address: '127.0.0.1:1', routes: []}]");
     assert!(errs[0].starts_with("node.idd: unknown field"), "{errs:?}");
 }
+
+#[test]
+fn route_upgrades_default_to_websocket_and_never_allow_h2c() {
+    let forward = |yaml: &str| {
+        let config = parse(&format!(
+            "listeners: [{{name: a, address: '127.0.0.1:1', routes: [{{route: {{cluster: c{yaml}}}}}]}}]\nclusters: [{{name: c, endpoints: ['127.0.0.1:2']}}]"
+        ))
+        .unwrap();
+        config.listeners[0].routes[0].route.clone().unwrap()
+    };
+    assert_eq!(forward("").upgrade, ["websocket"]);
+    assert!(forward(", upgrade: []").upgrade.is_empty());
+    assert_eq!(forward(", upgrade: [websocket, foo/1]").upgrade.len(), 2);
+    let errs = errors(
+        "listeners: [{name: a, address: '127.0.0.1:1', routes: [{route: {cluster: c, upgrade: [H2C, '']}}]}]\nclusters: [{name: c, endpoints: ['127.0.0.1:2']}]",
+    );
+    assert_eq!(
+        errs,
+        [
+            "listeners[0].routes[0].route.upgrade[0]: h2c upgrades are never proxied",
+            "listeners[0].routes[0].route.upgrade[1]: '' is not a valid protocol name",
+        ]
+    );
+}

@@ -356,6 +356,14 @@ fn validate_route(route: &RouteConfig, at: &str, clusters: &HashSet<&str>, sink:
         if let Some(policy) = &forward.retry_policy {
             validate_retry(policy, &format!("{at}.retry_policy"), sink);
         }
+        for (k, protocol) in forward.upgrade.iter().enumerate() {
+            let at = format!("{at}.upgrade[{k}]");
+            if protocol.eq_ignore_ascii_case("h2c") {
+                sink.push(at, "h2c upgrades are never proxied");
+            } else if !is_protocol(protocol) {
+                sink.push(at, format!("'{protocol}' is not a valid protocol name"));
+            }
+        }
         for (k, hash) in forward.hash_policy.iter().enumerate() {
             match hash {
                 HashPolicy::Header(name)
@@ -635,5 +643,19 @@ fn validate_plugin<'a>(
     }
     if limits.max_vms == 0 {
         sink.push(format!("{at}.limits.max_vms"), "must be at least 1");
+    }
+}
+
+/// An `Upgrade` protocol: `name` or `name/version`, each an HTTP token
+/// (RFC 9110 §7.8).
+fn is_protocol(protocol: &str) -> bool {
+    let token = |t: &str| {
+        !t.is_empty()
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    };
+    match protocol.split_once('/') {
+        Some((name, version)) => token(name) && token(version),
+        None => token(protocol),
     }
 }

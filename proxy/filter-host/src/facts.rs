@@ -29,6 +29,8 @@ pub mod response_flags {
     pub const NO_ROUTE_FOUND: u64 = 0x100;
     /// `URX`: retries were exhausted on a retriable result.
     pub const UPSTREAM_RETRY_LIMIT_EXCEEDED: u64 = 0x8000;
+    /// `UPE`: the upstream broke the protocol (e.g. an unasked `101`).
+    pub const UPSTREAM_PROTOCOL_ERROR: u64 = 0x80_0000;
 }
 
 /// The upstream endpoint a request was sent to.

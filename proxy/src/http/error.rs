@@ -2,6 +2,8 @@
 //! upstream response. Each variant carries what its response needs;
 //! [`local::error`](super::local::error) turns it into that response.
 
+use std::sync::Arc;
+
 use wasp_filter_host::response_flags as flags;
 
 use crate::body::BoxError;
@@ -22,6 +24,29 @@ pub enum ProxyError {
         host: String,
         /// The request's path.
         path: String,
+    },
+    /// The request asks to switch to a protocol its route does not allow
+    /// (403, and the connection closes, as in Envoy).
+    #[error("upgrade to '{protocol}' is not allowed on this route")]
+    UpgradeNotAllowed {
+        /// The request's `Upgrade` value.
+        protocol: String,
+    },
+    /// The upstream answered `101 Switching Protocols` to a request that did
+    /// not ask for the protocol it switched to (502).
+    #[error("upstream switched protocols to '{got}' unasked (requested: '{asked}')")]
+    UnexpectedUpgrade {
+        /// The protocol the request asked for; empty when it asked for none.
+        asked: String,
+        /// The response's `Upgrade` value; empty when it had none.
+        got: String,
+    },
+    /// The connection's listener was removed by a reload (503, and the
+    /// connection closes: it is draining).
+    #[error("listener '{listener}' was removed")]
+    ListenerRemoved {
+        /// The name the listener had when it accepted the connection.
+        listener: Arc<str>,
     },
     /// The downstream request body failed while it was read for replay (400).
     #[error("request body read failed: {0}")]
@@ -52,6 +77,11 @@ impl ProxyError {
     pub fn code_details(&self) -> &'static str {
         match self {
             Self::NoRoute { .. } => "route_not_found",
+            Self::UpgradeNotAllowed { .. } => "upgrade_failed",
+            Self::UnexpectedUpgrade { .. } => {
+                "upstream_reset_before_response_started{protocol_error}"
+            }
+            Self::ListenerRemoved { .. } => "listener_removed",
             Self::RequestBody(_) => "downstream_remote_disconnect",
             Self::Upstream { error, .. } => match error {
                 UpstreamError::NoEndpoint(_) => "no_healthy_upstream",
@@ -74,7 +104,10 @@ impl ProxyError {
     pub fn response_flags(&self) -> u64 {
         match self {
             Self::NoRoute { .. } => flags::NO_ROUTE_FOUND,
-            Self::RequestBody(_) => 0,
+            Self::UnexpectedUpgrade { .. } => flags::UPSTREAM_PROTOCOL_ERROR,
+            Self::UpgradeNotAllowed { .. }
+            | Self::ListenerRemoved { .. }
+            | Self::RequestBody(_) => 0,
             Self::Upstream { error, .. } => match error {
                 UpstreamError::NoEndpoint(_) => flags::NO_HEALTHY_UPSTREAM,
                 UpstreamError::Connect { .. }

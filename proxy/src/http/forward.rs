@@ -47,12 +47,20 @@ pub async fn forward(
             .map_err(UpstreamError::Overflow)?,
     );
 
-    let upgrading = req.version() == Version::HTTP_11 && headers::wants_upgrade(req.headers());
+    // Only an upgrade admitted before the filter chain keeps its headers
+    // (with the admitted protocol, whatever filters did to them).
+    let admitted = req.extensions_mut().remove::<upgrade::Admitted>();
+    let upgrading = admitted.is_some();
     let downstream_upgrade = upgrading.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
     let hash = request_hash(&forward.hash_policy, &parts.headers, conn.client.ip());
 
     headers::strip_hop_by_hop(&mut parts.headers, upgrading);
+    if let Some(upgrade::Admitted(protocol)) = &admitted {
+        parts
+            .headers
+            .insert(http::header::UPGRADE, protocol.clone());
+    }
     headers::add_forwarded(&mut parts.headers, &conn.client_ip_header, conn.scheme);
     let authority = forward.host_rewrite.clone().or_else(|| {
         headers::request_authority(&parts.uri, &parts.headers)
@@ -126,7 +134,12 @@ pub async fn forward(
                 completion.add_flags(response_flags::UPSTREAM_RETRY_LIMIT_EXCEEDED);
             }
             guard.endpoint_request = Some(in_flight);
-            return respond(result, downstream_upgrade, policy.map(|_| attempt));
+            return respond(
+                result,
+                admitted.as_ref(),
+                downstream_upgrade,
+                policy.map(|_| attempt),
+            );
         };
         cluster.metrics.retries.inc();
         tried.push(endpoint.addr);
@@ -152,9 +165,12 @@ async fn route_timeout(timeout: Duration, end: Arc<EndOfRequest>) {
 }
 
 /// The response to relay downstream: the upstream's (hop-by-hop headers
-/// removed, an upgrade tunnelled), or the error of the last attempt.
+/// removed, an upgrade tunnelled), or the error of the last attempt. A
+/// `101` is relayed only for the protocol the request was admitted to
+/// switch to (`asked`); any other is a 502.
 fn respond(
     result: Result<Response<Incoming>, UpstreamError>,
+    asked: Option<&upgrade::Admitted>,
     downstream_upgrade: Option<hyper::upgrade::OnUpgrade>,
     attempts: Option<u32>,
 ) -> Result<Response<ProxyBody>, ProxyError> {
@@ -166,8 +182,14 @@ fn respond(
         }
     };
     let switching = response.status() == StatusCode::SWITCHING_PROTOCOLS;
-    if let (true, Some(downstream)) = (switching, downstream_upgrade) {
-        upgrade::spawn_tunnel(downstream, hyper::upgrade::on(&mut response));
+    if switching {
+        if let Err(err) = upgrade::check_switch(asked, response.headers()) {
+            tracing::debug!(error = %err, "upstream switched protocols unasked");
+            return Err(err);
+        }
+        if let Some(downstream) = downstream_upgrade {
+            upgrade::spawn_tunnel(downstream, hyper::upgrade::on(&mut response));
+        }
     }
     headers::strip_hop_by_hop(response.headers_mut(), switching);
     if let Some(attempts) = attempts {

@@ -13,24 +13,29 @@ use http::{Request, Response};
 use super::body::ProxyBody;
 use super::chain::ChainPass;
 use super::error::{DIRECT_RESPONSE, ProxyError, VIA_UPSTREAM};
-use super::{forward, headers, local};
+use super::{forward, headers, local, upgrade};
 use crate::body::{BoxError, UpstreamBody};
 use crate::conn::ConnInfo;
 use crate::router::{RequestView, Route, RouteAction};
-use crate::snapshot::ListenerRuntime;
 use crate::state::ProxyState;
 use crate::telemetry::Completion;
 use crate::upstream::RequestGuard;
 
-/// Serves one request on a connection accepted by `accepted_by` (used when a
-/// reload removed that listener). Never fails: errors become responses.
+/// Serves one request on a connection accepted by the listener named
+/// `accepted_by`. Never fails: errors become responses.
+///
+/// The request takes the snapshot current when it starts and the listener
+/// on its connection's address in it; the connection itself holds no
+/// snapshot, so an old one (its routes, filter chains and VMs) is freed when
+/// its last request ends. A listener a reload removed answers 503 with
+/// `connection: close` (its connections are draining).
 ///
 /// The listener passes hyper's `Incoming`; any body of `Bytes` will do (the
 /// in-process tests pass `Full` and `Empty`).
 pub async fn handle<B>(
     state: Arc<ProxyState>,
     conn: Arc<ConnInfo>,
-    accepted_by: Arc<ListenerRuntime>,
+    accepted_by: Arc<str>,
     mut req: Request<B>,
 ) -> Result<Response<ProxyBody>, Infallible>
 where
@@ -38,12 +43,12 @@ where
     B::Error: Into<BoxError>,
 {
     let start = Instant::now();
-    let snapshot = state.snapshot.load_full();
-    let listener = snapshot
-        .by_address
-        .get(&conn.address)
-        .unwrap_or(&accepted_by)
-        .clone();
+    let listener = state.snapshot.load().by_address.get(&conn.address).cloned();
+    let Some(listener) = listener else {
+        return Ok(local::error(&ProxyError::ListenerRemoved {
+            listener: accepted_by,
+        }));
+    };
     listener.active_requests.inc();
     conn.request_started();
     let request_id = headers::ensure_request_id(req.headers_mut());
@@ -99,7 +104,7 @@ where
 async fn serve<B>(
     route: &Route,
     conn: &ConnInfo,
-    req: Request<B>,
+    mut req: Request<B>,
     completion: &mut Completion,
     upstream: &mut RequestGuard,
 ) -> Response<ProxyBody>
@@ -107,6 +112,12 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
+    // An upgrade the route does not allow is refused before any filter sees it.
+    if let RouteAction::Forward(forward) = &route.action
+        && let Err(refused) = upgrade::admit(&mut req, &forward.upgrades)
+    {
+        return local::error(&refused);
+    }
     let chain = ChainPass::start(route, conn, &req, completion);
     let req = match chain.request(req, conn.scheme).await {
         Ok(req) => req,

@@ -43,6 +43,11 @@ fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
 /// Removes hop-by-hop headers, and those the `Connection` header names.
 /// `te: trailers` survives (gRPC needs it); with `keep_upgrade` the
 /// `Connection: upgrade` / `Upgrade` pair survives for a protocol switch.
+///
+/// A message that came with `transfer-encoding` loses its `content-length`
+/// too: the transfer coding framed it, not the length (RFC 9112 §6.3), so
+/// the body goes on re-framed (chunked on HTTP/1.1) instead of being cut to
+/// a length its sender did not frame it by.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     // One pass over the names finds which hop-by-hop headers are present, so
     // a message carrying none costs no hashed lookups.
@@ -73,6 +78,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
         .collect();
     for name in named {
         headers.remove(name);
+    }
+    if present[1] {
+        headers.remove(header::CONTENT_LENGTH);
     }
     let te_trailers = present[2]
         && headers.get_all(header::TE).iter().any(|v| {
@@ -200,6 +208,21 @@ mod tests {
         strip_hop_by_hop(&mut h, false);
         let names: Vec<_> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(names, vec!["x-kept"]);
+    }
+
+    #[test]
+    fn transfer_encoding_overrides_content_length() {
+        let mut h = map(&[
+            ("content-length", "5"),
+            ("transfer-encoding", "chunked"),
+            ("content-type", "text/plain"),
+        ]);
+        strip_hop_by_hop(&mut h, false);
+        let names: Vec<_> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, vec!["content-type"]);
+        let mut h = map(&[("content-length", "5")]);
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.get("content-length").unwrap(), "5");
     }
 
     #[test]

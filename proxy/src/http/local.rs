@@ -2,7 +2,7 @@
 //! redirects, filters' local replies, and the mapping of every request-path
 //! error ([`ProxyError`]) to its status code and body.
 
-use http::header::{CONTENT_TYPE, LOCATION};
+use http::header::{CONNECTION, CONTENT_TYPE, LOCATION};
 use http::{HeaderValue, Response, StatusCode};
 use wasp_config::Redirect;
 use wasp_filter_host::LocalReply;
@@ -28,17 +28,32 @@ fn text(status: StatusCode, body: impl Into<bytes::Bytes>) -> Response<ProxyBody
 }
 
 /// The response for an error of the request path: 404 for no route, 400
-/// for a failed request body, and for upstream failures Envoy's choices:
-/// 503 for connect failures, resets, no endpoint and circuit-breaker
-/// overflow (marked `x-wasp-overloaded: true`), 504 for timeouts.
+/// for a failed request body, 403 for an upgrade the route does not allow,
+/// 502 for a protocol switch the request did not ask for, 503 on a
+/// connection of a removed listener, and for upstream failures Envoy's
+/// choices: 503 for connect failures, resets, no endpoint and
+/// circuit-breaker overflow (marked `x-wasp-overloaded: true`), 504 for
+/// timeouts. A refused upgrade and a removed listener close the connection
+/// (`connection: close`).
 pub fn error(err: &ProxyError) -> Response<ProxyBody> {
     let status = match err {
         ProxyError::NoRoute { .. } => StatusCode::NOT_FOUND,
+        ProxyError::UpgradeNotAllowed { .. } => StatusCode::FORBIDDEN,
+        ProxyError::UnexpectedUpgrade { .. } => StatusCode::BAD_GATEWAY,
+        ProxyError::ListenerRemoved { .. } => StatusCode::SERVICE_UNAVAILABLE,
         ProxyError::RequestBody(_) => StatusCode::BAD_REQUEST,
         ProxyError::Upstream { error, .. } if error.is_timeout() => StatusCode::GATEWAY_TIMEOUT,
         ProxyError::Upstream { .. } => StatusCode::SERVICE_UNAVAILABLE,
     };
     let mut response = text(status, format!("{err}\n"));
+    if matches!(
+        err,
+        ProxyError::UpgradeNotAllowed { .. } | ProxyError::ListenerRemoved { .. }
+    ) {
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
     if let ProxyError::Upstream { error, attempts } = err {
         if let UpstreamError::Overflow(_) = error {
             response

@@ -11,6 +11,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::conn::ConnInfo;
 use crate::http::body::ProxyBody;
@@ -37,6 +38,13 @@ pub fn http_builder() -> auto::Builder<TokioExecutor> {
 }
 
 /// Serves a connection to its end.
+///
+/// The connection keeps only what is fixed at accept from its listener: the
+/// name, the TLS acceptor (for the handshake) and the idle timeout. Each
+/// request looks up the current snapshot's listener itself, so a connection
+/// never pins a snapshot's routes, filter chains or VMs. When `removed`
+/// fires (a reload removed the listener) or the proxy shuts down, the
+/// connection finishes its in-flight requests and closes.
 pub async fn serve(
     state: Arc<ProxyState>,
     builder: Arc<auto::Builder<TokioExecutor>>,
@@ -44,11 +52,19 @@ pub async fn serve(
     stream: TcpStream,
     client: SocketAddr,
     mut shutdown: watch::Receiver<bool>,
+    removed: CancellationToken,
 ) {
-    let Some(runtime) = state.snapshot.load().by_address.get(&address).cloned() else {
-        return;
+    let (listener, tls, idle_timeout) = {
+        let snapshot = state.snapshot.load();
+        let Some(runtime) = snapshot.by_address.get(&address) else {
+            return;
+        };
+        (
+            Arc::clone(&runtime.name),
+            runtime.tls.clone(),
+            runtime.idle_timeout,
+        )
     };
-    let listener = Arc::clone(&runtime.name);
     let _ = stream.set_nodelay(true);
     let client_ip: Arc<str> = client.ip().to_string().into();
     let client_ip_header =
@@ -63,7 +79,6 @@ pub async fn serve(
         .with_label_values(&[&*listener])
         .inc();
     gauge.inc();
-    let tls = runtime.tls.clone();
     let info = Arc::new(ConnInfo {
         address,
         client,
@@ -78,29 +93,35 @@ pub async fn serve(
     });
     let idle = Idle {
         info: Arc::clone(&info),
-        timeout: runtime.idle_timeout,
+        timeout: idle_timeout,
         closed: state
             .metrics
             .downstream_cx_idle_timeout
-            .with_label_values(&[&*runtime.name]),
+            .with_label_values(&[&*listener]),
     };
     let conn_info = Arc::clone(&info);
     let service = {
         let state = Arc::clone(&state);
+        let listener = Arc::clone(&listener);
         service_fn(move |req| {
             handle(
                 Arc::clone(&state),
                 Arc::clone(&info),
-                Arc::clone(&runtime),
+                Arc::clone(&listener),
                 req,
             )
         })
     };
+    let stop = Stop {
+        shutdown: &mut shutdown,
+        removed,
+    };
     match tls {
-        None => drive(&builder, TokioIo::new(stream), service, &mut shutdown, idle).await,
+        None => drive(&builder, TokioIo::new(stream), service, stop, idle).await,
         Some(acceptor) => {
             match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                 Ok(Ok(tls_stream)) => {
+                    drop(acceptor);
                     let session = tls_stream.get_ref().1;
                     let _ = conn_info.tls.set(wasp_filter_host::TlsInfo {
                         server_name: session.server_name().map(str::to_owned),
@@ -110,14 +131,7 @@ pub async fn serve(
                             .map(str::to_owned),
                         peer_uri_sans: Vec::new(),
                     });
-                    drive(
-                        &builder,
-                        TokioIo::new(tls_stream),
-                        service,
-                        &mut shutdown,
-                        idle,
-                    )
-                    .await
+                    drive(&builder, TokioIo::new(tls_stream), service, stop, idle).await
                 }
                 Ok(Err(err)) => tracing::debug!(%client, error = %err, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%client, "TLS handshake timed out"),
@@ -160,11 +174,27 @@ impl Idle {
     }
 }
 
+/// What ends a connection gracefully besides its idle timeout: the proxy's
+/// shutdown, or a reload removing its listener.
+struct Stop<'a> {
+    shutdown: &'a mut watch::Receiver<bool>,
+    removed: CancellationToken,
+}
+
+impl Stop<'_> {
+    async fn fired(self) {
+        tokio::select! {
+            _ = self.shutdown.wait_for(|draining| *draining) => {}
+            () = self.removed.cancelled() => {}
+        }
+    }
+}
+
 async fn drive<I, S>(
     builder: &auto::Builder<TokioExecutor>,
     io: I,
     service: S,
-    shutdown: &mut watch::Receiver<bool>,
+    stop: Stop<'_>,
     idle: Idle,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
@@ -179,9 +209,7 @@ async fn drive<I, S>(
 {
     let conn = builder.serve_connection_with_upgrades(io, service);
     tokio::pin!(conn);
-    let draining = async {
-        let _ = shutdown.wait_for(|draining| *draining).await;
-    };
+    let draining = stop.fired();
     let result = tokio::select! {
         result = conn.as_mut() => result,
         () = draining => {

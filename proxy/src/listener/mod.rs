@@ -79,8 +79,10 @@ impl ListenerManager {
         Ok(Prepared { bound })
     }
 
-    /// Starts the prepared listeners and stops those `snapshot` no longer has.
-    /// Call after the snapshot is swapped in.
+    /// Starts the prepared listeners and stops those `snapshot` no longer has:
+    /// they stop accepting and their connections drain (in-flight requests
+    /// finish, then the connection closes). Call after the snapshot is
+    /// swapped in.
     pub fn commit(&mut self, prepared: Prepared, snapshot: &Snapshot) {
         self.running.retain(|address, stop| {
             let keep = snapshot.by_address.contains_key(address);
@@ -159,6 +161,7 @@ async fn accept_loop(
                     stream,
                     client,
                     drain.clone(),
+                    stop.clone(),
                 ));
             }
             Err(err) => {

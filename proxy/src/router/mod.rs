@@ -37,7 +37,7 @@ pub struct Route {
 #[derive(Debug)]
 pub enum RouteAction {
     /// Forward upstream.
-    Forward(Forward),
+    Forward(Box<Forward>),
     /// Answer with a fixed status and body.
     Direct {
         /// Status code.
@@ -64,6 +64,8 @@ pub struct Forward {
     pub retry_policy: Option<wasp_config::RetryPolicy>,
     /// Sources of the ring-hash key.
     pub hash_policy: Vec<wasp_config::HashPolicy>,
+    /// Protocols requests may switch to (`Upgrade`), lowercase.
+    pub upgrades: Vec<String>,
 }
 
 /// One cluster, or several split by weight.
@@ -173,7 +175,7 @@ impl Route {
                     }
                 }
             };
-            RouteAction::Forward(Forward {
+            RouteAction::Forward(Box::new(Forward {
                 target,
                 prefix_rewrite: forward
                     .prefix_rewrite
@@ -186,7 +188,12 @@ impl Route {
                 timeout: forward.timeout,
                 retry_policy: forward.retry_policy.clone(),
                 hash_policy: forward.hash_policy.clone(),
-            })
+                upgrades: forward
+                    .upgrade
+                    .iter()
+                    .map(|p| p.to_ascii_lowercase())
+                    .collect(),
+            }))
         } else if let Some(direct) = &config.direct_response {
             RouteAction::Direct {
                 status: http::StatusCode::from_u16(direct.status).ok()?,

@@ -15,7 +15,7 @@ use wasp_filter_host::FilterEngine;
 use crate::body::BoxError;
 use crate::conn::ConnInfo;
 use crate::http::body::ProxyBody;
-use crate::snapshot::{ListenerRuntime, Snapshot};
+use crate::snapshot::Snapshot;
 use crate::state::ProxyState;
 use crate::telemetry::Metrics;
 use crate::wasm::PluginLoader;
@@ -38,7 +38,7 @@ fn engine() -> FilterEngine {
 /// connection to it.
 pub struct Proxy {
     pub state: Arc<ProxyState>,
-    listener: Arc<ListenerRuntime>,
+    listener: Arc<str>,
     conn: Arc<ConnInfo>,
 }
 
@@ -57,11 +57,12 @@ impl Proxy {
         let snapshot = Snapshot::build(config, 1, None, &metrics, &plugins)
             .await
             .expect("snapshot builds");
-        let listener = Arc::clone(&snapshot.listeners[&name]);
+        let address = snapshot.listeners[&name].address;
+        let listener: Arc<str> = name.as_str().into();
         let state = ProxyState::new(snapshot, metrics);
         let client: SocketAddr = CLIENT.parse().unwrap();
         let conn = Arc::new(ConnInfo {
-            address: listener.address,
+            address,
             client,
             client_ip: client.ip().to_string().into(),
             client_ip_header: HeaderValue::from_str(&client.ip().to_string()).unwrap(),
