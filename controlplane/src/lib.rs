@@ -7,10 +7,13 @@
 //! data lives; [`store::RedbStore`] keeps it in an embedded database in the
 //! data directory.
 
+pub mod auth;
 pub mod configs;
 pub mod error;
+pub mod proxies;
 pub mod reference;
 pub mod registry;
+pub mod server;
 pub mod store;
 pub mod time;
 
