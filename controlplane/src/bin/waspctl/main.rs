@@ -92,7 +92,7 @@ enum ModuleCommand {
     },
     /// List modules.
     Ls,
-    /// Remove NAME[@TAG] (refused while the current configuration uses it).
+    /// Remove `NAME[@TAG]` (refused while the current configuration uses it).
     Rm {
         /// NAME or NAME@TAG (tag `latest` when omitted).
         module: String,
