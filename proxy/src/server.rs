@@ -71,6 +71,12 @@ pub fn run(options: RunOptions) -> anyhow::Result<()> {
     })
 }
 
+/// The source's version and trigger of the first snapshot.
+struct First {
+    version: String,
+    trigger: &'static str,
+}
+
 /// Takes configurations until one builds (a source that
 /// [waits for a valid first](ConfigSource::waits_for_a_valid_first) is told
 /// of each rejected one; any other fails the start).
@@ -78,26 +84,23 @@ async fn first_snapshot<S: ConfigSource>(
     source: &mut S,
     metrics: &Arc<Metrics>,
     plugins: &PluginLoader,
-) -> anyhow::Result<(Snapshot, Update)> {
+) -> anyhow::Result<(Snapshot, First)> {
     loop {
-        let mut update = source.next().await;
-        let config = std::mem::replace(
-            &mut update.config,
-            Err(config::ConfigError::Invalid(Vec::new())),
-        );
+        let Update {
+            version,
+            trigger,
+            config,
+        } = source.next().await;
         let built = match config {
             Ok(config) => Snapshot::build(config, 1, None, metrics, plugins).await,
             Err(err) => Err(err),
         };
         match built {
-            Ok(snapshot) => return Ok((snapshot, update)),
+            Ok(snapshot) => return Ok((snapshot, First { version, trigger })),
             Err(err) if source.waits_for_a_valid_first() => {
-                tracing::error!(version = update.version, "configuration rejected: {err}");
-                source.report(&ReloadOutcome::rejected(
-                    update.version,
-                    update.trigger,
-                    config_errors(&err),
-                ));
+                tracing::error!(version, "configuration rejected: {err}");
+                let errors = config_errors(&err);
+                source.report(&ReloadOutcome::rejected(version, trigger, errors));
             }
             Err(err) => return Err(err.into()),
         }

@@ -387,3 +387,44 @@ async fn a_file_and_a_control_plane_at_once_is_a_clear_error() {
         wasp.log()
     );
 }
+
+/// Runs `wasp-cp ARGS` (with `WASP_TOKEN` unless `token` is false), which
+/// must fail at once; returns its stderr.
+fn wasp_cp_failure(args: &[&str], token: bool) -> String {
+    let mut command = std::process::Command::new(wasp_e2e::controlplane::cp_binary());
+    command.args(args).env_remove("WASP_TOKEN");
+    if token {
+        command.env("WASP_TOKEN", TOKEN);
+    }
+    let output = command.output().expect("running wasp-cp");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("wasp-cp: "))
+        .collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    lines[0].to_owned()
+}
+
+#[tokio::test]
+async fn wasp_cp_reports_a_bad_setup_in_one_line_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    let no_token = wasp_cp_failure(&["--data-dir", data], false);
+    assert!(no_token.contains("no token: set WASP_TOKEN"), "{no_token}");
+
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let not_dir = wasp_cp_failure(&["--data-dir", file.to_str().unwrap()], true);
+    assert!(not_dir.contains("a-file"), "{not_dir}");
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let in_use = wasp_cp_failure(&["--data-dir", data, "--listen", &addr], true);
+    assert!(
+        in_use.contains(&format!("cannot listen on {addr}")),
+        "{in_use}"
+    );
+}

@@ -1,13 +1,14 @@
-//! The `Admin` gRPC service: what `waspctl` calls.
+//! The `Admin` gRPC service: what `waspctl` calls. Registry calls run off
+//! the async workers.
 
 use tonic::{Request, Response, Status};
 use wasp_controlplane_api as api;
 use wasp_controlplane_api::admin_server::Admin;
 
-use super::{Shared, convert};
+use super::{Shared, blocking, convert};
 use crate::CpError;
 use crate::auth::Access;
-use crate::registry::Applied;
+use crate::registry::{Applied, Registry};
 
 /// The metadata key carrying who makes a change.
 pub const AUTHOR_HEADER: &str = "x-wasp-author";
@@ -42,10 +43,10 @@ impl Admin for AdminService {
     ) -> Result<Response<api::ModuleInfo>, Status> {
         self.shared.auth.check_grpc(Access::Write, &request)?;
         let req = request.into_inner();
-        let record = self
-            .shared
-            .registry
-            .push_module(&req.name, &req.tag, &req.bytes)?;
+        let record = blocking(&self.shared, move |r| {
+            r.push_module(&req.name, &req.tag, &req.bytes)
+        })
+        .await?;
         Ok(Response::new(convert::module(record)))
     }
 
@@ -54,7 +55,7 @@ impl Admin for AdminService {
         request: Request<api::ListModulesRequest>,
     ) -> Result<Response<api::ListModulesResponse>, Status> {
         self.shared.auth.check_grpc(Access::Read, &request)?;
-        let modules = self.shared.registry.modules()?;
+        let modules = blocking(&self.shared, Registry::modules).await?;
         Ok(Response::new(api::ListModulesResponse {
             modules: modules.into_iter().map(convert::module).collect(),
         }))
@@ -66,7 +67,7 @@ impl Admin for AdminService {
     ) -> Result<Response<api::ModuleInfo>, Status> {
         self.shared.auth.check_grpc(Access::Write, &request)?;
         let req = request.into_inner();
-        let removed = self.shared.registry.remove_module(&req.name, &req.tag)?;
+        let removed = blocking(&self.shared, move |r| r.remove_module(&req.name, &req.tag)).await?;
         Ok(Response::new(convert::module(removed)))
     }
 
@@ -102,10 +103,10 @@ impl Admin for AdminService {
     ) -> Result<Response<api::ConfigVersion>, Status> {
         self.shared.auth.check_grpc(Access::Read, &request)?;
         let version = request.into_inner().version;
-        let record = self
-            .shared
-            .registry
-            .config((version != 0).then_some(version))?;
+        let record = blocking(&self.shared, move |r| {
+            r.config((version != 0).then_some(version))
+        })
+        .await?;
         Ok(Response::new(convert::config(record, true)))
     }
 
@@ -114,7 +115,7 @@ impl Admin for AdminService {
         request: Request<api::ListConfigsRequest>,
     ) -> Result<Response<api::ListConfigsResponse>, Status> {
         self.shared.auth.check_grpc(Access::Read, &request)?;
-        let versions = self.shared.registry.configs()?;
+        let versions = blocking(&self.shared, Registry::configs).await?;
         Ok(Response::new(api::ListConfigsResponse {
             versions: versions
                 .into_iter()
@@ -130,11 +131,11 @@ impl Admin for AdminService {
         self.shared.auth.check_grpc(Access::Write, &request)?;
         let author = author(&request);
         let version = request.into_inner().version;
-        let response = match self
-            .shared
-            .registry
-            .rollback((version != 0).then_some(version), &author)
-        {
+        let rolled_back = blocking(&self.shared, move |r| {
+            r.rollback((version != 0).then_some(version), &author)
+        })
+        .await;
+        let response = match rolled_back {
             Ok(record) => api::ApplyResponse {
                 errors: Vec::new(),
                 version: record.version,

@@ -11,7 +11,7 @@ use wasp_controlplane_api as api;
 use wasp_controlplane_api::discovery_server::Discovery;
 use wasp_controlplane_api::subscribe_request::Kind;
 
-use super::Shared;
+use super::{Shared, blocking};
 use crate::auth::Access;
 use crate::store::ConfigRecord;
 
@@ -131,7 +131,8 @@ impl Discovery for DiscoveryService {
     ) -> Result<Response<api::ModuleBytes>, Status> {
         self.shared.auth.check_grpc(Access::Read, &request)?;
         let sha256 = request.into_inner().sha256;
-        let bytes = self.shared.registry.module_bytes(&sha256)?;
+        let sha = sha256.clone();
+        let bytes = blocking(&self.shared, move |r| r.module_bytes(&sha)).await?;
         Ok(Response::new(api::ModuleBytes { sha256, bytes }))
     }
 }

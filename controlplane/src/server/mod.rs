@@ -15,6 +15,7 @@ use wasp_controlplane_api::MAX_MESSAGE_BYTES;
 use wasp_controlplane_api::admin_server::AdminServer;
 use wasp_controlplane_api::discovery_server::DiscoveryServer;
 
+use crate::CpError;
 use crate::auth::Auth;
 use crate::proxies::Proxies;
 use crate::registry::Registry;
@@ -41,7 +42,7 @@ pub struct ServeOptions {
 pub enum ServeError {
     /// The store could not be opened.
     #[error(transparent)]
-    Store(#[from] crate::CpError),
+    Store(#[from] CpError),
     /// An address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -66,6 +67,18 @@ pub struct Shared {
     pub auth: Auth,
 }
 
+/// Runs `job` on the registry off the async workers (the store's commits
+/// wait for the disk).
+pub(crate) async fn blocking<T: Send + 'static>(
+    shared: &Shared,
+    job: impl FnOnce(&Registry) -> Result<T, CpError> + Send + 'static,
+) -> Result<T, CpError> {
+    let registry = Arc::clone(&shared.registry);
+    tokio::task::spawn_blocking(move || job(&registry))
+        .await
+        .unwrap_or_else(|err| Err(CpError::BadRequest(format!("request failed: {err}"))))
+}
+
 async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
     TcpListener::bind(addr)
         .await
@@ -77,7 +90,7 @@ pub async fn serve(
     options: ServeOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let store = RedbStore::open(&options.data_dir).map_err(crate::CpError::from)?;
+    let store = RedbStore::open(&options.data_dir).map_err(CpError::from)?;
     let shared = Shared {
         registry: Arc::new(Registry::new(Arc::new(store))?),
         proxies: Arc::new(Proxies::default()),
