@@ -1,5 +1,21 @@
-//! The wasp control plane: it will store Wasm modules by sha256, version
-//! configurations and push them to proxies over a streaming RPC.
+//! The wasp control plane: a registry of Wasm modules stored by sha256,
+//! versioned configurations validated exactly as the proxy validates them,
+//! and their distribution to proxies over a streaming gRPC subscription.
 //!
-//! Not built yet: this crate only reserves its place in the workspace (see the
-//! status table in the top-level README).
+//! Binaries: `wasp-cp` (the server, [`server::serve`]) and `waspctl` (the
+//! operator's command line). The [`Store`](store::Store) trait is where the
+//! data lives; [`store::RedbStore`] keeps it in an embedded database in the
+//! data directory.
+
+pub mod auth;
+pub mod configs;
+pub mod error;
+pub mod proxies;
+pub mod reference;
+pub mod registry;
+pub mod server;
+pub mod store;
+pub mod time;
+
+pub use error::CpError;
+pub use registry::Registry;

@@ -1,9 +1,12 @@
-//! The `wasp` command line: `wasp run --config FILE`, `wasp validate FILE`.
+//! The `wasp` command line: `wasp run --config FILE`, `wasp run
+//! --control-plane URL --node-id ID`, `wasp validate FILE`.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use wasp_proxy::source::ControlPlaneOptions;
 use wasp_proxy::telemetry::logging::{self, LogFormat};
 
 /// wasp: the WebAssembly Sidecar Proxy.
@@ -16,20 +19,44 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the proxy with a configuration file; reloads it on change or SIGHUP.
+    /// Run the proxy with a configuration file (reloaded on change or
+    /// SIGHUP) or with configurations pushed by a control plane.
     Run {
         /// The configuration file (YAML or JSON).
-        #[arg(short, long, value_name = "FILE")]
-        config: PathBuf,
+        #[arg(
+            short,
+            long,
+            value_name = "FILE",
+            required_unless_present = "control_plane"
+        )]
+        config: Option<PathBuf>,
+        /// Subscribe to this control plane (`wasp-cp`) instead of reading a
+        /// file, e.g. http://127.0.0.1:7070; a token, if it needs one, comes
+        /// from WASP_TOKEN.
+        #[arg(
+            long,
+            value_name = "URL",
+            conflicts_with = "config",
+            requires = "node_id"
+        )]
+        control_plane: Option<String>,
+        /// This proxy's node id: the id the control plane lists it under and
+        /// the `node.id` filters see (wins over the file's `node.id`).
+        #[arg(long, value_name = "ID")]
+        node_id: Option<String>,
+        /// This proxy's labels for the control plane: k=v,k2=v2.
+        #[arg(long, value_name = "LABELS", value_parser = parse_labels, default_value = "")]
+        node_labels: Labels,
+        /// Where modules and the last good configuration from the control
+        /// plane are kept, so a restart works while it is away.
+        #[arg(long, value_name = "DIR", default_value = "wasp-cache")]
+        cache_dir: PathBuf,
         /// Worker threads serving requests [default: the number of CPUs].
         #[arg(long, value_name = "N")]
         workers: Option<usize>,
         /// Log format; the level comes from RUST_LOG (default `info`).
         #[arg(long, value_enum, default_value_t = Format::Text)]
         log_format: Format,
-        /// The node id filters see (`node.id`); wins over the file's `node.id`.
-        #[arg(long, value_name = "ID")]
-        node_id: Option<String>,
         /// The node cluster filters see (`node.cluster`); wins over the file's.
         #[arg(long, value_name = "CLUSTER")]
         node_cluster: Option<String>,
@@ -40,6 +67,23 @@ enum Command {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+}
+
+/// `--node-labels`.
+#[derive(Clone, Debug, Default)]
+struct Labels(BTreeMap<String, String>);
+
+fn parse_labels(text: &str) -> Result<Labels, String> {
+    let mut labels = BTreeMap::new();
+    for pair in text.split(',').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some((key, value)) if !key.is_empty() => {
+                labels.insert(key.to_owned(), value.to_owned());
+            }
+            _ => return Err(format!("'{pair}' is not key=value")),
+        }
+    }
+    Ok(Labels(labels))
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -53,17 +97,28 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Run {
             config,
+            control_plane,
+            node_id,
+            node_labels,
+            cache_dir,
             workers,
             log_format,
-            node_id,
             node_cluster,
         } => {
             logging::init(match log_format {
                 Format::Text => LogFormat::Text,
                 Format::Json => LogFormat::Json,
             });
+            let control_plane = control_plane.map(|url| ControlPlaneOptions {
+                url,
+                node_id: node_id.clone().unwrap_or_default(),
+                labels: node_labels.0,
+                cache_dir,
+                token: std::env::var("WASP_TOKEN").ok().filter(|t| !t.is_empty()),
+            });
             let options = wasp_proxy::RunOptions {
-                config_path: config,
+                config_path: config.unwrap_or_default(),
+                control_plane,
                 workers,
                 node: wasp_proxy::wasm::node::NodeOverrides {
                     id: node_id,

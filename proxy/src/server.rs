@@ -1,6 +1,6 @@
-//! Process lifecycle: take the first configuration from the source, build
-//! the first snapshot, bind listeners, start the admin server and the
-//! reloader, then wait for a shutdown signal and drain.
+//! Process lifecycle: take the first configuration from the source (a file
+//! or a control plane), build the first snapshot, bind listeners, start the
+//! admin server and the reloader, then wait for a shutdown signal and drain.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -12,12 +12,15 @@ use wasp_filter_host::{EngineOptions, FilterEngine};
 
 use crate::listener::ListenerManager;
 use crate::snapshot::Snapshot;
-use crate::source::{ConfigSource, FileSource, ReloadOutcome};
+use crate::source::outcome::config_errors;
+use crate::source::{
+    ConfigSource, ControlPlaneOptions, ControlPlaneSource, FileSource, ReloadOutcome, Update,
+};
 use crate::state::{Control, ProxyState};
 use crate::telemetry::Metrics;
 use crate::wasm::PluginLoader;
 use crate::wasm::callouts::{ClusterCallouts, ClusterLookup};
-use crate::wasm::modules::FileModules;
+use crate::wasm::modules::{FileModules, ModuleStore};
 use crate::wasm::node::NodeOverrides;
 use crate::{admin, reload};
 use wasp_config as config;
@@ -25,8 +28,10 @@ use wasp_config as config;
 /// How to run the proxy.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
-    /// The configuration file.
+    /// The configuration file (unused when `control_plane` is set).
     pub config_path: PathBuf,
+    /// Take configurations from this control plane instead of a file.
+    pub control_plane: Option<ControlPlaneOptions>,
     /// Worker threads; the number of CPUs when `None`.
     pub workers: Option<usize>,
     /// Node settings that win over the configuration's `node`.
@@ -51,22 +56,77 @@ pub fn run(options: RunOptions) -> anyhow::Result<()> {
         None => tokio::runtime::Builder::new_multi_thread(),
     };
     let runtime = runtime.enable_all().thread_name("wasp-worker").build()?;
-    runtime.block_on(serve(options))
+    runtime.block_on(async move {
+        match options.control_plane {
+            Some(control_plane) => {
+                let origin = format!("control plane {}", control_plane.url);
+                let cache = control_plane.cache_dir.clone();
+                let (source, modules) = ControlPlaneSource::start(control_plane)
+                    .with_context(|| format!("cache directory {}", cache.display()))?;
+                serve(source, modules, options.node, origin).await
+            }
+            None => {
+                let origin = options.config_path.display().to_string();
+                let source = FileSource::new(options.config_path);
+                serve(source, Arc::new(FileModules), options.node, origin).await
+            }
+        }
+    })
 }
 
-async fn serve(options: RunOptions) -> anyhow::Result<()> {
-    let mut source = FileSource::new(options.config_path);
-    let first = source.next().await;
-    let config = first.config?;
-    let admin_address = config.admin.as_ref().map(|a| a.address.clone());
+/// The source's version and trigger of the first snapshot.
+struct First {
+    version: String,
+    trigger: &'static str,
+}
+
+/// Takes configurations until one builds (a source that
+/// [waits for a valid first](ConfigSource::waits_for_a_valid_first) is told
+/// of each rejected one; any other fails the start).
+async fn first_snapshot<S: ConfigSource>(
+    source: &mut S,
+    metrics: &Arc<Metrics>,
+    plugins: &PluginLoader,
+) -> anyhow::Result<(Snapshot, First)> {
+    loop {
+        let Update {
+            version,
+            trigger,
+            config,
+        } = source.next().await;
+        let built = match config {
+            Ok(config) => {
+                plugins.apply_node(&config.node);
+                Snapshot::build(config, 1, None, metrics, plugins).await
+            }
+            Err(err) => Err(err),
+        };
+        match built {
+            Ok(snapshot) => return Ok((snapshot, First { version, trigger })),
+            Err(err) if source.waits_for_a_valid_first() => {
+                tracing::error!(version, "configuration rejected: {err}");
+                let errors = config_errors(&err);
+                source.report(&ReloadOutcome::rejected(version, trigger, errors));
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
+
+async fn serve<S: ConfigSource>(
+    mut source: S,
+    modules: Arc<dyn ModuleStore>,
+    node: NodeOverrides,
+    origin: String,
+) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let plugins = PluginLoader {
         engine: filter_engine(&metrics)?,
-        modules: Arc::new(FileModules),
-        node: options.node,
+        modules,
+        node,
     };
-    plugins.apply_node(&config.node);
-    let mut snapshot = Snapshot::build(config, 1, None, &metrics, &plugins).await?;
+    let (mut snapshot, first) = first_snapshot(&mut source, &metrics, &plugins).await?;
+    let admin_address = snapshot.config.admin.as_ref().map(|a| a.address.clone());
     snapshot.source_version = first.version.clone();
     let state = ProxyState::new(snapshot, metrics);
     let lookup: Weak<dyn ClusterLookup> = Arc::downgrade(&state) as _;
@@ -75,11 +135,9 @@ async fn serve(options: RunOptions) -> anyhow::Result<()> {
         .set_callouts(Arc::new(ClusterCallouts::new(lookup)));
     let control = Control::new(Arc::clone(&state), plugins);
     let generation = state.snapshot.load().version;
-    *control.last_reload.lock().expect("lock") = Some(ReloadOutcome::accepted(
-        first.version.clone(),
-        first.trigger,
-        generation,
-    ));
+    let accepted = ReloadOutcome::accepted(first.version.clone(), first.trigger, generation);
+    source.report(&accepted);
+    *control.last_reload.lock().expect("lock") = Some(accepted);
 
     let mut listeners = ListenerManager::new(Arc::clone(&state));
     let running = state.snapshot.load_full();
@@ -92,7 +150,7 @@ async fn serve(options: RunOptions) -> anyhow::Result<()> {
         admin::start(address, Arc::clone(&control)).await?;
     }
     tracing::info!(
-        config = %source.path().display(),
+        config = origin,
         version = first.version,
         generation,
         "wasp started"

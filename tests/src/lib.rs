@@ -3,9 +3,10 @@
 //! [`Wasp`] builds and runs the `wasp` executable on a temporary configuration
 //! with an admin server; [`Upstream`] is a controllable HTTP/1.1 + h2c server,
 //! [`GrpcHealth`] a tonic gRPC server, [`WsEcho`] a WebSocket echo server and
-//! [`ChunkedEcho`] an upstream for filter tests, [`GrpcEcho`] raw gRPC
-//! upstreams for filter callouts, [`RawUpstream`] and [`RawConn`] HTTP/1.1 on
-//! raw sockets; [`client`] has HTTP/1.1, h2c and TLS
+//! [`ChunkedEcho`] an upstream for filter tests, [`ControlPlane`] runs
+//! `wasp-cp` and `waspctl`, [`GrpcEcho`] raw gRPC upstreams for filter
+//! callouts, [`RawUpstream`] and [`RawConn`] HTTP/1.1 on raw sockets;
+//! [`client`] has HTTP/1.1, h2c and TLS
 //! clients; [`Config`] builds the configuration a test runs on;
 //! [`filter_module`] finds the built `.wasm` filters, [`wat`] holds
 //! filters written as WAT and [`emscripten`] builds filters written in C.
@@ -13,6 +14,7 @@
 pub mod chunked;
 pub mod client;
 pub mod config;
+pub mod controlplane;
 pub mod emscripten;
 pub mod envoy;
 pub mod grpc;
@@ -30,6 +32,7 @@ pub mod ws;
 pub use chunked::ChunkedEcho;
 pub use client::{Client, Resp};
 pub use config::{Cluster, Config, FilterChain, HealthCheck, Listener, Plugin, Retry, Route};
+pub use controlplane::ControlPlane;
 pub use grpc::GrpcHealth;
 pub use grpc_echo::GrpcEcho;
 pub use metrics::Metrics;

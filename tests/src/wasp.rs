@@ -27,7 +27,7 @@ pub fn binary() -> &'static Path {
         if let Some(path) = std::env::var_os("WASP_BIN") {
             return PathBuf::from(path);
         }
-        build_binary().expect("building the wasp binary")
+        cargo_build("wasp-proxy", "wasp").expect("building the wasp binary")
     })
 }
 
@@ -41,7 +41,9 @@ pub fn tests_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
-fn build_binary() -> anyhow::Result<PathBuf> {
+/// Builds binary `bin` of `package` with the same target directory as the
+/// running tests and returns its path.
+pub fn cargo_build(package: &str, bin: &str) -> anyhow::Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let tests = tests_dir();
     let workspace = tests
@@ -73,29 +75,61 @@ fn build_binary() -> anyhow::Result<PathBuf> {
         .args([
             "build",
             "-p",
-            "wasp-proxy",
+            package,
             "--bin",
-            "wasp",
+            bin,
             "--message-format=json",
         ])
         .stderr(Stdio::inherit())
         .output()
         .context("running cargo build")?;
     if !output.status.success() {
-        bail!("cargo build of wasp failed: {}", output.status);
+        bail!("cargo build of {bin} failed: {}", output.status);
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
     for line in stdout.lines() {
         let Ok(message) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
         };
-        if message["reason"] == "compiler-artifact" && message["target"]["name"] == "wasp" {
+        if message["reason"] == "compiler-artifact" && message["target"]["name"] == bin {
             if let Some(path) = message["executable"].as_str() {
-                return Ok(PathBuf::from(path));
+                return Ok(private_copy(Path::new(path)));
             }
         }
     }
-    bail!("cargo build did not report the wasp executable")
+    bail!("cargo build did not report the {bin} executable")
+}
+
+/// The file under `deps/` that `executable` (cargo's uplifted copy, shared
+/// by every worktree building into the same target directory) is a hard
+/// link of: it carries this worktree's build hash in its name, so another
+/// worktree's build cannot replace it while the tests run.
+fn private_copy(executable: &Path) -> PathBuf {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(meta), Some(dir), Some(name)) = (
+        std::fs::metadata(executable),
+        executable.parent(),
+        executable.file_name().and_then(|n| n.to_str()),
+    ) else {
+        return executable.to_owned();
+    };
+    let prefix = format!("{name}-");
+    std::fs::read_dir(dir.join("deps"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .find(|path| {
+            let file = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
+            file.starts_with(&prefix)
+                && !file.contains('.')
+                && std::fs::metadata(path)
+                    .is_ok_and(|m| m.ino() == meta.ino() && m.dev() == meta.dev())
+        })
+        .unwrap_or_else(|| executable.to_owned())
 }
 
 /// A running `wasp run --config FILE` process with an admin server.
@@ -147,14 +181,32 @@ impl Wasp {
         let dir = tempfile::tempdir().expect("temporary directory");
         let admin = free_addr();
         let config_path = dir.path().join("wasp.yaml");
-        let log_path = dir.path().join("wasp.log");
         std::fs::write(&config_path, with_admin(config, admin)).expect("writing the config");
+        let mut run_args = vec!["--config".to_owned(), config_path.display().to_string()];
+        run_args.extend(args.iter().map(|a| a.to_string()));
+        Self::spawn_run(dir, admin, &run_args, env)
+    }
+
+    /// Starts `wasp run ARGS` without a configuration file (e.g. with
+    /// `--control-plane`), whose configuration has its admin server on
+    /// `admin`, without waiting.
+    pub fn spawn_run_args(admin: SocketAddr, args: &[String], env: &[(&str, &str)]) -> Wasp {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        Self::spawn_run(dir, admin, args, env)
+    }
+
+    fn spawn_run(
+        dir: tempfile::TempDir,
+        admin: SocketAddr,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> Wasp {
+        let config_path = dir.path().join("wasp.yaml");
+        let log_path = dir.path().join("wasp.log");
         let log = std::fs::File::create(&log_path).expect("creating the log file");
         let mut command = Command::new(binary());
         command
             .arg("run")
-            .arg("--config")
-            .arg(&config_path)
             .args(args)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())

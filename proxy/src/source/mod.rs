@@ -4,9 +4,11 @@
 //! with each error and its path — that `/config_dump` shows and a control
 //! plane receives as its ACK or NACK.
 
+pub mod controlplane;
 mod file;
 pub mod outcome;
 
+pub use controlplane::{ControlPlaneOptions, ControlPlaneSource};
 pub use file::FileSource;
 pub use outcome::{Outcome, ReloadOutcome};
 
@@ -34,5 +36,12 @@ pub trait ConfigSource: Send + 'static {
     /// or NACK); the default does nothing.
     fn report(&mut self, outcome: &ReloadOutcome) {
         let _ = outcome;
+    }
+
+    /// Whether a rejected first configuration is reported and the next one
+    /// awaited (a control plane will push another) instead of failing the
+    /// start (a file); the default is `false`.
+    fn waits_for_a_valid_first(&self) -> bool {
+        false
     }
 }

@@ -6,6 +6,7 @@
 pub mod body;
 pub mod callouts;
 pub mod convert;
+pub mod module_cache;
 pub mod modules;
 pub mod node;
 

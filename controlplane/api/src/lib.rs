@@ -1,0 +1,15 @@
+//! The wasp control plane's gRPC API, generated from
+//! `controlplane/proto/wasp/controlplane/v1/controlplane.proto`: the
+//! `Admin` service (`waspctl`) and the `Discovery` service (proxies).
+
+#![allow(missing_docs, clippy::all)]
+
+/// `wasp.controlplane.v1`.
+pub mod v1 {
+    tonic::include_proto!("wasp.controlplane.v1");
+}
+
+pub use v1::*;
+
+/// Largest message either side accepts (a module upload or download).
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;

@@ -1,0 +1,88 @@
+//! `wasp-cp`: the wasp control plane server.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use wasp_controlplane::auth::read_token_file;
+use wasp_controlplane::server::{self, ServeOptions};
+
+/// The wasp control plane: stores Wasm modules and versioned
+/// configurations and pushes them to subscribed proxies.
+#[derive(Parser)]
+#[command(name = "wasp-cp", version, about)]
+struct Cli {
+    /// Where modules and configurations are stored (created when absent).
+    #[arg(long, value_name = "DIR")]
+    data_dir: PathBuf,
+    /// The gRPC address (waspctl and proxies).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7070")]
+    listen: SocketAddr,
+    /// The read-only HTTP/JSON address (/modules, /configs, /proxies).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7071")]
+    http_listen: SocketAddr,
+    /// A file whose first line is the bearer token writes need
+    /// [default: the WASP_TOKEN environment variable].
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+}
+
+fn token(cli: &Cli) -> Result<String, String> {
+    match &cli.token_file {
+        Some(path) => read_token_file(path),
+        None => match std::env::var("WASP_TOKEN") {
+            Ok(token) if !token.trim().is_empty() => Ok(token.trim().to_owned()),
+            _ => Err("no token: set WASP_TOKEN or pass --token-file FILE".to_owned()),
+        },
+    }
+}
+
+async fn shutdown() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("shutting down");
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let token = match token(&cli) {
+        Ok(token) => token,
+        Err(err) => {
+            eprintln!("wasp-cp: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let options = ServeOptions {
+        data_dir: cli.data_dir,
+        listen: cli.listen,
+        http_listen: cli.http_listen,
+        token,
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("wasp-cp: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(server::serve(options, shutdown())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("wasp-cp: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

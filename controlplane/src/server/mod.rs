@@ -1,0 +1,122 @@
+//! `wasp-cp`: the gRPC server (the `Admin` and `Discovery` services) and the
+//! read-only HTTP/JSON endpoints, over one [`Registry`].
+
+mod admin;
+mod convert;
+mod discovery;
+mod http;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use wasp_controlplane_api::MAX_MESSAGE_BYTES;
+use wasp_controlplane_api::admin_server::AdminServer;
+use wasp_controlplane_api::discovery_server::DiscoveryServer;
+
+use crate::CpError;
+use crate::auth::Auth;
+use crate::proxies::Proxies;
+use crate::registry::Registry;
+use crate::store::RedbStore;
+
+pub use admin::AdminService;
+pub use discovery::DiscoveryService;
+
+/// How to run the control plane.
+#[derive(Clone, Debug)]
+pub struct ServeOptions {
+    /// Where the store lives.
+    pub data_dir: PathBuf,
+    /// The gRPC address.
+    pub listen: SocketAddr,
+    /// The HTTP/JSON address.
+    pub http_listen: SocketAddr,
+    /// The bearer token writes need.
+    pub token: String,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The store could not be opened.
+    #[error(transparent)]
+    Store(#[from] CpError),
+    /// An address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The gRPC server failed.
+    #[error("gRPC server: {0}")]
+    Grpc(#[from] tonic::transport::Error),
+}
+
+/// What the services share.
+#[derive(Clone)]
+pub struct Shared {
+    /// Modules and configurations.
+    pub registry: Arc<Registry>,
+    /// Subscribed proxies.
+    pub proxies: Arc<Proxies>,
+    /// Access checks.
+    pub auth: Auth,
+}
+
+/// Runs `job` on the registry off the async workers (the store's commits
+/// wait for the disk).
+pub(crate) async fn blocking<T: Send + 'static>(
+    shared: &Shared,
+    job: impl FnOnce(&Registry) -> Result<T, CpError> + Send + 'static,
+) -> Result<T, CpError> {
+    let registry = Arc::clone(&shared.registry);
+    tokio::task::spawn_blocking(move || job(&registry))
+        .await
+        .unwrap_or_else(|err| Err(CpError::BadRequest(format!("request failed: {err}"))))
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
+}
+
+/// Opens the store and serves until `shutdown` completes.
+pub async fn serve(
+    options: ServeOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let store = RedbStore::open(&options.data_dir).map_err(CpError::from)?;
+    let shared = Shared {
+        registry: Arc::new(Registry::new(Arc::new(store))?),
+        proxies: Arc::new(Proxies::default()),
+        auth: Auth::new(options.token),
+    };
+    let grpc = bind(options.listen).await?;
+    let http = bind(options.http_listen).await?;
+    tracing::info!(
+        grpc = %options.listen,
+        http = %options.http_listen,
+        data_dir = %options.data_dir.display(),
+        "wasp-cp started"
+    );
+    tokio::spawn(http::serve(http, shared.clone()));
+    tonic::transport::Server::builder()
+        .add_service(
+            AdminServer::new(AdminService::new(shared.clone()))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            DiscoveryServer::new(DiscoveryService::new(shared))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        )
+        .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(grpc), shutdown)
+        .await?;
+    Ok(())
+}

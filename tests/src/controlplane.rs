@@ -1,0 +1,252 @@
+//! Starting the real control plane: [`ControlPlane`] runs `wasp-cp` on a
+//! data directory that outlives restarts, [`ControlPlane::ctl`] runs
+//! `waspctl` against it, and [`ControlPlane::proxy`] starts a `wasp`
+//! subscribed to it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::client;
+use crate::ports::free_addr;
+use crate::wasp::{Wasp, cargo_build};
+
+/// The token the harness's control planes require for writes.
+pub const TOKEN: &str = "e2e-token";
+
+/// How long a starting control plane may take to answer.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The `wasp-cp` executable, built on first use (`WASP_CP_BIN` overrides it).
+pub fn cp_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| match std::env::var_os("WASP_CP_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => cargo_build("wasp-controlplane", "wasp-cp").expect("building wasp-cp"),
+    })
+}
+
+/// The `waspctl` executable, built on first use (`WASPCTL_BIN` overrides it).
+pub fn ctl_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| match std::env::var_os("WASPCTL_BIN") {
+        Some(path) => PathBuf::from(path),
+        None => cargo_build("wasp-controlplane", "waspctl").expect("building waspctl"),
+    })
+}
+
+/// What a `waspctl` run printed and how it ended.
+#[derive(Debug)]
+pub struct CtlOutput {
+    /// Exit code (`None`: killed by a signal).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl CtlOutput {
+    /// Standard output, after asserting the run succeeded.
+    pub fn ok(&self) -> &str {
+        assert_eq!(self.code, Some(0), "waspctl failed: {self:?}");
+        &self.stdout
+    }
+
+    /// Standard output parsed as JSON, after asserting success.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.ok()).expect("waspctl -o json prints JSON")
+    }
+}
+
+/// A running `wasp-cp`, killed when dropped; its data directory lives as
+/// long as this value, across [`restart`](Self::restart)s.
+pub struct ControlPlane {
+    child: Option<Child>,
+    data: tempfile::TempDir,
+    grpc: SocketAddr,
+    http: SocketAddr,
+}
+
+impl ControlPlane {
+    /// Starts `wasp-cp` on a new data directory and waits until it answers.
+    pub async fn start() -> ControlPlane {
+        let mut cp = ControlPlane {
+            child: None,
+            data: tempfile::tempdir().expect("temporary directory"),
+            grpc: free_addr(),
+            http: free_addr(),
+        };
+        cp.launch().await;
+        cp
+    }
+
+    async fn launch(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("log file");
+        let child = Command::new(cp_binary())
+            .arg("--data-dir")
+            .arg(self.data.path().join("data"))
+            .arg("--listen")
+            .arg(self.grpc.to_string())
+            .arg("--http-listen")
+            .arg(self.http.to_string())
+            .env("WASP_TOKEN", TOKEN)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("starting wasp-cp");
+        self.child = Some(child);
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Ok(resp) = client::get(&self.http_url("/modules")).await {
+                if resp.status == 200 {
+                    return;
+                }
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!("wasp-cp exited with {status}:\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "wasp-cp not ready:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops the process (the data stays).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Stops and starts again on the same data directory and addresses.
+    pub async fn restart(&mut self) {
+        self.stop();
+        self.launch().await;
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.data.path().join("wasp-cp.log")
+    }
+
+    /// Everything `wasp-cp` printed.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// The gRPC URL.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.grpc)
+    }
+
+    /// `http://HTTP{path}` on the JSON endpoints.
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http)
+    }
+
+    /// A scratch directory that lives as long as this control plane.
+    pub fn dir(&self) -> &Path {
+        self.data.path()
+    }
+
+    /// Runs `waspctl --server URL ARGS` with the token in `WASP_TOKEN`.
+    pub fn ctl(&self, args: &[&str]) -> CtlOutput {
+        self.ctl_with_env(args, &[("WASP_TOKEN", TOKEN)])
+    }
+
+    /// Runs `waspctl --server URL ARGS` with exactly these extra variables.
+    pub fn ctl_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> CtlOutput {
+        let mut command = Command::new(ctl_binary());
+        command
+            .arg("--server")
+            .arg(self.url())
+            .args(args)
+            .env_remove("WASP_TOKEN")
+            .env_remove("WASP_SERVER");
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let output = command.output().expect("running waspctl");
+        CtlOutput {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Runs `waspctl --server URL ARGS` against any URL, with the token.
+    pub fn ctl_for_url(url: &str, args: &[&str]) -> CtlOutput {
+        let output = Command::new(ctl_binary())
+            .arg("--server")
+            .arg(url)
+            .args(args)
+            .env("WASP_TOKEN", TOKEN)
+            .env_remove("WASP_SERVER")
+            .output()
+            .expect("running waspctl");
+        CtlOutput {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Writes `document` to a file and applies it; returns the version.
+    pub fn apply(&self, document: &str) -> u64 {
+        let path = self.dir().join("apply.yaml");
+        std::fs::write(&path, document).expect("writing the document");
+        let out = self.ctl(&[
+            "-o",
+            "json",
+            "apply",
+            "-f",
+            path.to_str().expect("UTF-8 path"),
+        ]);
+        out.json()["version"].as_u64().expect("a version")
+    }
+
+    /// Starts `wasp run --control-plane URL --node-id NODE` with its cache
+    /// in `cache`; the pushed configuration must put the admin server on
+    /// `admin`. Does not wait.
+    pub fn proxy(&self, node: &str, cache: &Path, admin: SocketAddr) -> Wasp {
+        Wasp::spawn_run_args(
+            admin,
+            &[
+                "--control-plane".into(),
+                self.url(),
+                "--node-id".into(),
+                node.into(),
+                "--node-labels".into(),
+                "team=e2e".into(),
+                "--cache-dir".into(),
+                cache.display().to_string(),
+            ],
+            &[],
+        )
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        self.stop();
+        if std::thread::panicking() {
+            eprintln!("---- wasp-cp output ----\n{}\n---- end ----", self.log());
+        }
+    }
+}
