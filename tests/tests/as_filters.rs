@@ -236,7 +236,7 @@ async fn as_filter_metric_is_exported_on_the_admin_server() {
     }
     let metrics = features.wasp.metrics().await;
     assert_eq!(
-        metrics.sum("wasp_filter_metric_as_features_requests_total", &[]),
+        metrics.sum("as_features_requests_total", &[]),
         3.0,
         "{}",
         metrics.text
