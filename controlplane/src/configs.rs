@@ -140,6 +140,7 @@ mod tests {
             sha256: "a".repeat(64),
             size: 3,
             uploaded_at: String::new(),
+            signatures: 0,
         }])
     }
 

@@ -15,6 +15,7 @@ pub mod reference;
 pub mod registry;
 pub mod server;
 pub mod store;
+pub mod targeting;
 pub mod time;
 
 pub use error::CpError;

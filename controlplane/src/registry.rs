@@ -1,7 +1,8 @@
 //! [`Registry`]: the control plane's operations on modules and
 //! configuration versions, over a [`Store`]. It validates every
 //! configuration before storing it, refuses to remove modules the current
-//! configuration needs, and publishes the current version to subscribers.
+//! configuration needs, and publishes the newest version per label
+//! selector ([`Heads`]) to subscribers.
 
 use std::sync::{Arc, Mutex};
 
@@ -12,14 +13,18 @@ use crate::configs::{self, Resolver};
 use crate::error::CpError;
 use crate::reference::{self, DEFAULT_TAG, ModuleRef};
 use crate::store::{ConfigRecord, ModuleRecord, NewConfig, Store};
+use crate::targeting::{self, Heads, Selector};
 use crate::time;
+
+/// An Ed25519 signature's length in bytes.
+const SIGNATURE_LEN: usize = 64;
 
 /// Modules and configurations, with the current configuration published.
 pub struct Registry {
     store: Arc<dyn Store>,
     /// Serializes writes: validation and storing happen as one step.
     write: Mutex<()>,
-    current: watch::Sender<Option<Arc<ConfigRecord>>>,
+    heads: watch::Sender<Arc<Heads>>,
 }
 
 /// What an apply did.
@@ -36,27 +41,34 @@ fn tag_or_default(tag: &str) -> &str {
 }
 
 impl Registry {
-    /// A registry over `store`, publishing its newest configuration.
+    /// A registry over `store`, publishing its newest configurations.
     pub fn new(store: Arc<dyn Store>) -> Result<Self, CpError> {
-        let latest = store.latest_config()?.map(Arc::new);
+        let heads = Heads::from_configs(store.configs()?);
         Ok(Self {
             store,
             write: Mutex::new(()),
-            current: watch::Sender::new(latest),
+            heads: watch::Sender::new(Arc::new(heads)),
         })
     }
 
-    /// The current configuration now and whenever it changes.
-    pub fn subscribe(&self) -> watch::Receiver<Option<Arc<ConfigRecord>>> {
-        self.current.subscribe()
+    /// The newest configuration per selector now and whenever it changes.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<Heads>> {
+        self.heads.subscribe()
     }
 
-    /// Stores `bytes` as `name@tag` (`latest` when `tag` is empty).
+    fn publish(&self, record: &ConfigRecord) {
+        self.heads
+            .send_modify(|heads| *heads = Arc::new(heads.with(Arc::new(record.clone()))));
+    }
+
+    /// Stores `bytes` as `name@tag` (`latest` when `tag` is empty), with
+    /// `signatures` kept beside them.
     pub fn push_module(
         &self,
         name: &str,
         tag: &str,
         bytes: &[u8],
+        signatures: &[Vec<u8>],
     ) -> Result<ModuleRecord, CpError> {
         let tag = tag_or_default(tag);
         reference::check_name("module name", name).map_err(CpError::BadRequest)?;
@@ -64,17 +76,30 @@ impl Registry {
         if bytes.is_empty() {
             return Err(CpError::BadRequest(format!("module {name}@{tag} is empty")));
         }
-        let record = ModuleRecord {
+        if let Some(bad) = signatures.iter().find(|s| s.len() != SIGNATURE_LEN) {
+            return Err(CpError::BadRequest(format!(
+                "module {name}@{tag}: a signature is {} bytes, an Ed25519 signature is {SIGNATURE_LEN}",
+                bad.len()
+            )));
+        }
+        let mut record = ModuleRecord {
             name: name.to_owned(),
             tag: tag.to_owned(),
             sha256: reference::sha256_hex(bytes),
             size: bytes.len() as u64,
             uploaded_at: time::now(),
+            signatures: 0,
         };
         let _write = self.write.lock().expect("lock");
-        self.store.put_module(&record, bytes)?;
-        tracing::info!(module = %format!("{name}@{tag}"), sha256 = record.sha256, size = record.size, "module pushed");
+        self.store.put_module(&record, bytes, signatures)?;
+        record.signatures = self.store.signatures(&record.sha256)?.len() as u32;
+        tracing::info!(module = %format!("{name}@{tag}"), sha256 = record.sha256, size = record.size, signatures = record.signatures, "module pushed");
         Ok(record)
+    }
+
+    /// The signatures stored beside the module with this sha256.
+    pub fn module_signatures(&self, sha256: &str) -> Result<Vec<Vec<u8>>, CpError> {
+        Ok(self.store.signatures(&sha256.to_ascii_lowercase())?)
     }
 
     /// Every `name@tag`.
@@ -101,7 +126,8 @@ impl Registry {
         let Some(target) = modules.iter().find(|m| m.name == name && m.tag == tag) else {
             return Err(CpError::NotFound(format!("no module {name}@{tag}")));
         };
-        if let Some(current) = self.store.latest_config()? {
+        let heads = Arc::clone(&self.heads.borrow());
+        for current in heads.records() {
             let last_holder = !modules
                 .iter()
                 .any(|m| m.sha256 == target.sha256 && (m.name != name || m.tag != tag));
@@ -129,14 +155,17 @@ impl Registry {
     }
 
     /// Validates `document` against the registry and, unless `dry_run`,
-    /// stores and publishes it as the next version.
+    /// stores and publishes it as the next version for the proxies
+    /// `selector` matches.
     pub fn apply(
         &self,
         document: &str,
+        selector: Selector,
         author: &str,
         message: &str,
         dry_run: bool,
     ) -> Result<Applied, CpError> {
+        targeting::check(&selector).map_err(CpError::BadRequest)?;
         let _write = self.write.lock().expect("lock");
         let resolver = Resolver::new(&self.store.modules()?);
         configs::validate(document, &resolver).map_err(CpError::Invalid)?;
@@ -149,9 +178,15 @@ impl Registry {
             message: message.to_owned(),
             document: document.to_owned(),
             resolved,
+            selector,
         })?;
-        tracing::info!(version = record.version, author, "configuration applied");
-        self.current.send_replace(Some(Arc::new(record.clone())));
+        tracing::info!(
+            version = record.version,
+            author,
+            selector = targeting::display(&record.selector),
+            "configuration applied"
+        );
+        self.publish(&record);
         Ok(Applied::Stored(record))
     }
 
@@ -172,9 +207,9 @@ impl Registry {
         Ok(self.store.configs()?)
     }
 
-    /// Makes `version` (the one before the current when `None`) current
-    /// again as a new version, with the modules it ran (still in the
-    /// registry) exactly.
+    /// Makes `version` (the one before the newest when `None`) current
+    /// again as a new version for the proxies its selector matches, with
+    /// the modules it ran (still in the registry) exactly.
     pub fn rollback(&self, version: Option<u64>, author: &str) -> Result<ConfigRecord, CpError> {
         let _write = self.write.lock().expect("lock");
         let current = self
@@ -213,6 +248,7 @@ impl Registry {
             message: format!("rollback to version {target}"),
             document: old.document,
             resolved: old.resolved,
+            selector: old.selector,
         })?;
         tracing::info!(
             version = record.version,
@@ -220,7 +256,7 @@ impl Registry {
             author,
             "configuration rolled back"
         );
-        self.current.send_replace(Some(Arc::new(record.clone())));
+        self.publish(&record);
         Ok(record)
     }
 }
@@ -237,6 +273,18 @@ mod tests {
         )
     }
 
+    impl Registry {
+        fn apply_all(
+            &self,
+            document: &str,
+            author: &str,
+            message: &str,
+            dry_run: bool,
+        ) -> Result<Applied, CpError> {
+            self.apply(document, Selector::new(), author, message, dry_run)
+        }
+    }
+
     fn registry(dir: &tempfile::TempDir) -> Registry {
         Registry::new(Arc::new(RedbStore::open(dir.path()).unwrap())).unwrap()
     }
@@ -246,27 +294,34 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let registry = registry(&dir);
         let updates = registry.subscribe();
-        registry.push_module("auth", "", b"(module)").unwrap();
+        registry.push_module("auth", "", b"(module)", &[]).unwrap();
         assert!(matches!(
-            registry.apply(&doc("auth"), "ops", "first", true).unwrap(),
+            registry
+                .apply_all(&doc("auth"), "ops", "first", true)
+                .unwrap(),
             Applied::Valid
         ));
         assert!(
             registry.configs().unwrap().is_empty(),
             "a dry run stores nothing"
         );
-        let Applied::Stored(first) = registry.apply(&doc("auth"), "ops", "first", false).unwrap()
+        let Applied::Stored(first) = registry
+            .apply_all(&doc("auth"), "ops", "first", false)
+            .unwrap()
         else {
             panic!("stored")
         };
         let Applied::Stored(second) = registry
-            .apply(&doc("auth@latest"), "ops", "2", false)
+            .apply_all(&doc("auth@latest"), "ops", "2", false)
             .unwrap()
         else {
             panic!("stored")
         };
         assert_eq!((first.version, second.version), (1, 2));
-        assert_eq!(updates.borrow().as_ref().unwrap().version, 2);
+        assert_eq!(
+            updates.borrow().for_node(&Selector::new()).unwrap().version,
+            2
+        );
         assert!(
             second
                 .resolved
@@ -278,7 +333,7 @@ mod tests {
     fn an_invalid_configuration_is_refused_with_every_error_and_not_stored() {
         let dir = tempfile::tempdir().unwrap();
         let registry = registry(&dir);
-        let Err(CpError::Invalid(errors)) = registry.apply(&doc("nope@v1"), "ops", "", false)
+        let Err(CpError::Invalid(errors)) = registry.apply_all(&doc("nope@v1"), "ops", "", false)
         else {
             panic!("invalid")
         };
@@ -293,9 +348,11 @@ mod tests {
     fn a_module_the_current_configuration_uses_cannot_be_removed() {
         let dir = tempfile::tempdir().unwrap();
         let registry = registry(&dir);
-        registry.push_module("auth", "v1", b"one").unwrap();
-        registry.push_module("other", "v1", b"two").unwrap();
-        registry.apply(&doc("auth@v1"), "ops", "", false).unwrap();
+        registry.push_module("auth", "v1", b"one", &[]).unwrap();
+        registry.push_module("other", "v1", b"two", &[]).unwrap();
+        registry
+            .apply_all(&doc("auth@v1"), "ops", "", false)
+            .unwrap();
         let err = registry.remove_module("auth", "v1").unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -312,10 +369,14 @@ mod tests {
     fn rollback_restores_the_pinned_modules_as_a_new_version() {
         let dir = tempfile::tempdir().unwrap();
         let registry = registry(&dir);
-        registry.push_module("auth", "v1", b"one").unwrap();
-        registry.apply(&doc("auth@v1"), "ops", "", false).unwrap();
-        registry.push_module("auth", "v2", b"two").unwrap();
-        registry.apply(&doc("auth@v2"), "ops", "", false).unwrap();
+        registry.push_module("auth", "v1", b"one", &[]).unwrap();
+        registry
+            .apply_all(&doc("auth@v1"), "ops", "", false)
+            .unwrap();
+        registry.push_module("auth", "v2", b"two", &[]).unwrap();
+        registry
+            .apply_all(&doc("auth@v2"), "ops", "", false)
+            .unwrap();
         let back = registry.rollback(None, "ops").unwrap();
         assert_eq!(back.version, 3);
         assert_eq!(back.message, "rollback to version 1");
@@ -330,10 +391,10 @@ mod tests {
     fn bad_module_names_and_empty_modules_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let registry = registry(&dir);
-        assert!(registry.push_module("a/b", "", b"x").is_err());
+        assert!(registry.push_module("a/b", "", b"x", &[]).is_err());
         assert_eq!(
             registry
-                .push_module("a", "v1", b"")
+                .push_module("a", "v1", b"", &[])
                 .unwrap_err()
                 .to_string(),
             "module a@v1 is empty"

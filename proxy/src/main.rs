@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use wasp_proxy::source::ControlPlaneOptions;
+use wasp_proxy::source::controlplane::{AddressOverrides, signatures};
 use wasp_proxy::telemetry::logging::{self, LogFormat};
 
 /// wasp: the WebAssembly Sidecar Proxy.
@@ -17,6 +18,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once at start; the size of `Run` does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Run the proxy with a configuration file (reloaded on change or
@@ -60,6 +63,19 @@ enum Command {
         /// The node cluster filters see (`node.cluster`); wins over the file's.
         #[arg(long, value_name = "CLUSTER")]
         node_cluster: Option<String>,
+        /// Require every module from the control plane to be signed by one
+        /// of these Ed25519 public keys (one hex key per line, `#` comments);
+        /// other modules are refused with a NACK.
+        #[arg(long, value_name = "FILE", requires = "control_plane")]
+        trusted_keys: Option<PathBuf>,
+        /// Serve the admin endpoints here whatever the pushed configuration
+        /// says (proxies sharing a machine).
+        #[arg(long, value_name = "ADDR", requires = "control_plane")]
+        admin_address: Option<String>,
+        /// Bind listener NAME of pushed configurations here instead
+        /// (repeatable), e.g. `main=127.0.0.1:18080`.
+        #[arg(long, value_name = "NAME=ADDR", value_parser = parse_listener_address, requires = "control_plane")]
+        listener_address: Vec<(String, String)>,
     },
     /// Check a configuration file and print every error found.
     Validate {
@@ -86,6 +102,15 @@ fn parse_labels(text: &str) -> Result<Labels, String> {
     Ok(Labels(labels))
 }
 
+fn parse_listener_address(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, addr)) if !name.is_empty() && !addr.is_empty() => {
+            Ok((name.to_owned(), addr.to_owned()))
+        }
+        _ => Err(format!("'{text}' is not NAME=ADDR")),
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum Format {
     Text,
@@ -104,17 +129,33 @@ fn main() -> ExitCode {
             workers,
             log_format,
             node_cluster,
+            trusted_keys,
+            admin_address,
+            listener_address,
         } => {
             logging::init(match log_format {
                 Format::Text => LogFormat::Text,
                 Format::Json => LogFormat::Json,
             });
+            let trusted_keys = match trusted_keys.as_deref().map(signatures::load_trusted_keys) {
+                Some(Err(err)) => {
+                    eprintln!("wasp: --trusted-keys: {err}");
+                    return ExitCode::FAILURE;
+                }
+                Some(Ok(keys)) => Some(keys),
+                None => None,
+            };
             let control_plane = control_plane.map(|url| ControlPlaneOptions {
                 url,
                 node_id: node_id.clone().unwrap_or_default(),
                 labels: node_labels.0,
                 cache_dir,
                 token: std::env::var("WASP_TOKEN").ok().filter(|t| !t.is_empty()),
+                trusted_keys,
+                overrides: AddressOverrides {
+                    admin: admin_address,
+                    listeners: listener_address.into_iter().collect(),
+                },
             });
             let options = wasp_proxy::RunOptions {
                 config_path: config.unwrap_or_default(),

@@ -1,7 +1,8 @@
 //! Starting the real control plane: [`ControlPlane`] runs `wasp-cp` on a
 //! data directory that outlives restarts, [`ControlPlane::ctl`] runs
-//! `waspctl` against it, and [`ControlPlane::proxy`] starts a `wasp`
-//! subscribed to it.
+//! `waspctl` against it, and [`ControlPlane::proxy`] (or
+//! [`ControlPlane::node`] for a proxy with its own labels, addresses and
+//! flags) starts a `wasp` subscribed to it.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -127,6 +128,11 @@ impl ControlPlane {
         }
     }
 
+    /// The process id of the running `wasp-cp`.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Stops the process (the data stays).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -239,6 +245,116 @@ impl ControlPlane {
             ],
             &[],
         )
+    }
+}
+
+/// A proxy to start against a control plane: node id, labels, and its own
+/// admin address (`--admin-address`) and listener addresses
+/// (`--listener-address`), so many can share a machine.
+pub struct Node {
+    id: String,
+    labels: String,
+    admin: SocketAddr,
+    listeners: Vec<(String, SocketAddr)>,
+    extra: Vec<String>,
+}
+
+impl Node {
+    /// Node `id` with labels `k=v,...`, its admin server on a free port.
+    pub fn new(id: &str, labels: &str) -> Node {
+        Node {
+            id: id.to_owned(),
+            labels: labels.to_owned(),
+            admin: free_addr(),
+            listeners: Vec::new(),
+            extra: Vec::new(),
+        }
+    }
+
+    /// Binds the pushed configuration's listener `name` at `addr`.
+    pub fn listener(mut self, name: &str, addr: SocketAddr) -> Node {
+        self.listeners.push((name.to_owned(), addr));
+        self
+    }
+
+    /// Adds command-line arguments.
+    pub fn args(mut self, args: &[&str]) -> Node {
+        self.extra.extend(args.iter().map(|a| (*a).to_owned()));
+        self
+    }
+
+    /// Its admin address.
+    pub fn admin(&self) -> SocketAddr {
+        self.admin
+    }
+}
+
+impl ControlPlane {
+    /// Starts `node` subscribed to this control plane, its cache in a
+    /// directory of its own. Does not wait.
+    pub fn node(&self, node: &Node) -> Wasp {
+        let cache = self.dir().join(format!("cache-{}", node.id));
+        let mut args: Vec<String> = vec![
+            "--control-plane".into(),
+            self.url(),
+            "--node-id".into(),
+            node.id.clone(),
+            "--node-labels".into(),
+            node.labels.clone(),
+            "--cache-dir".into(),
+            cache.display().to_string(),
+            "--admin-address".into(),
+            node.admin.to_string(),
+            "--workers".into(),
+            "1".into(),
+        ];
+        for (name, addr) in &node.listeners {
+            args.push("--listener-address".into());
+            args.push(format!("{name}={addr}"));
+        }
+        args.extend(node.extra.iter().cloned());
+        Wasp::spawn_run_args(node.admin, &args, &[])
+    }
+
+    /// `waspctl -o json proxies`, the entry of `node` (null when absent).
+    pub fn proxy_status(&self, node: &str) -> serde_json::Value {
+        let all = self.ctl(&["-o", "json", "proxies"]).json();
+        all.as_array()
+            .and_then(|a| a.iter().find(|p| p["node_id"] == node).cloned())
+            .unwrap_or_default()
+    }
+
+    /// Writes `document` to a file and applies it for the proxies matching
+    /// `selector` (`k=v,...`); returns the version.
+    pub fn apply_for(&self, document: &str, selector: &str) -> u64 {
+        let path = self.dir().join("apply.yaml");
+        std::fs::write(&path, document).expect("writing the document");
+        let out = self.ctl(&[
+            "-o",
+            "json",
+            "apply",
+            "-f",
+            path.to_str().expect("UTF-8 path"),
+            "--selector",
+            selector,
+        ]);
+        out.json()["version"].as_u64().expect("a version")
+    }
+}
+
+/// Waits until `check` holds, at most `timeout`; returns how long it took.
+pub async fn within<F, Fut>(timeout: Duration, what: &str, mut check: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if check().await {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < timeout, "{what} not within {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 

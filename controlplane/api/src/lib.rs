@@ -1,10 +1,12 @@
 //! The wasp control plane's gRPC API, generated from
 //! `controlplane/proto/wasp/controlplane/v1/controlplane.proto`: the
-//! `Admin` service (`waspctl`) and the `Discovery` service (proxies).
+//! `Admin` service (`waspctl`) and the `Discovery` service (proxies); and
+//! [`signing`], the module signatures `waspctl` makes and proxies check.
 
-#![allow(missing_docs, clippy::all)]
+pub mod signing;
 
 /// `wasp.controlplane.v1`.
+#[allow(missing_docs, clippy::all)]
 pub mod v1 {
     tonic::include_proto!("wasp.controlplane.v1");
 }

@@ -44,7 +44,7 @@ impl Admin for AdminService {
         self.shared.auth.check_grpc(Access::Write, &request)?;
         let req = request.into_inner();
         let record = blocking(&self.shared, move |r| {
-            r.push_module(&req.name, &req.tag, &req.bytes)
+            r.push_module(&req.name, &req.tag, &req.bytes, &req.signatures)
         })
         .await?;
         Ok(Response::new(convert::module(record)))
@@ -78,10 +78,11 @@ impl Admin for AdminService {
         self.shared.auth.check_grpc(Access::Write, &request)?;
         let author = author(&request);
         let req = request.into_inner();
-        let applied = self
-            .shared
-            .registry
-            .apply(&req.document, &author, &req.message, req.dry_run);
+        let selector = req.selector.into_iter().collect();
+        let applied =
+            self.shared
+                .registry
+                .apply(&req.document, selector, &author, &req.message, req.dry_run);
         let response = match applied {
             Ok(Applied::Valid) => api::ApplyResponse::default(),
             Ok(Applied::Stored(record)) => api::ApplyResponse {

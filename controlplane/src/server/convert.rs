@@ -14,6 +14,7 @@ pub fn module(record: ModuleRecord) -> api::ModuleInfo {
         sha256: record.sha256,
         size: record.size,
         uploaded_at: record.uploaded_at,
+        signatures: record.signatures,
     }
 }
 
@@ -31,6 +32,7 @@ pub fn config(record: ConfigRecord, full: bool) -> api::ConfigVersion {
         message: record.message,
         document,
         resolved,
+        selector: record.selector.into_iter().collect(),
     }
 }
 

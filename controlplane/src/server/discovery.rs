@@ -1,7 +1,9 @@
-//! The `Discovery` gRPC service: proxies subscribe, receive the current
-//! configuration and each new version, and answer ACK or NACK; they fetch
-//! module bytes by sha256.
+//! The `Discovery` gRPC service: proxies subscribe, receive the
+//! configuration that targets them (the newest version whose selector
+//! their labels match) and each newer one, and answer ACK or NACK; they
+//! fetch module bytes and signatures by sha256.
 
+use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -14,6 +16,7 @@ use wasp_controlplane_api::subscribe_request::Kind;
 use super::{Shared, blocking};
 use crate::auth::Access;
 use crate::store::ConfigRecord;
+use crate::targeting::Heads;
 
 /// The `Discovery` service.
 pub struct DiscoveryService {
@@ -57,6 +60,9 @@ async fn read_reports(
                         .map(|e| format!("{}: {}", e.path, e.message))
                         .collect::<Vec<_>>()
                         .join("\n");
+                    let error = blocking(&shared, move |r| Ok(name_modules(r, error)))
+                        .await
+                        .unwrap_or_default();
                     tracing::warn!(node_id, version = nack.version, error, "NACK");
                     shared.proxies.nack(&node_id, nack.version, error);
                 }
@@ -71,6 +77,53 @@ async fn read_reports(
     }
     tracing::info!(node_id, "proxy disconnected");
     shared.proxies.disconnected(&node_id, connection);
+}
+
+/// `text` with each `sha256:<hex>` the registry knows followed by its
+/// names, e.g. `sha256:ab… (auth@v2)`, so an operator reads which module a
+/// NACK is about.
+fn name_modules(registry: &crate::Registry, text: String) -> String {
+    let Ok(modules) = registry.modules() else {
+        return text;
+    };
+    let mut text = text;
+    let mut seen = std::collections::HashSet::new();
+    for module in &modules {
+        if !seen.insert(&module.sha256) {
+            continue;
+        }
+        let names = modules
+            .iter()
+            .filter(|m| m.sha256 == module.sha256)
+            .map(|m| format!("{}@{}", m.name, m.tag))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let reference = format!("sha256:{}", module.sha256);
+        text = text.replace(&reference, &format!("{reference} ({names})"));
+    }
+    text
+}
+
+/// The configurations for a proxy with `labels`: the one targeting it now,
+/// then each time that changes.
+fn updates_for(
+    heads: tokio::sync::watch::Receiver<Arc<Heads>>,
+    labels: BTreeMap<String, String>,
+) -> Updates {
+    let state = (heads, labels, None::<u64>);
+    Box::pin(futures_util::stream::unfold(
+        state,
+        |(mut heads, labels, sent)| async move {
+            loop {
+                let pick: Option<Arc<ConfigRecord>> = heads.borrow_and_update().for_node(&labels);
+                if let Some(record) = pick.filter(|r| Some(r.version) != sent) {
+                    let version = record.version;
+                    return Some((Ok(update(&record)), (heads, labels, Some(version))));
+                }
+                heads.changed().await.ok()?;
+            }
+        },
+    ))
 }
 
 #[tonic::async_trait]
@@ -96,11 +149,11 @@ impl Discovery for DiscoveryService {
         if hello.node_id.is_empty() {
             return Err(Status::invalid_argument("hello.node_id must not be empty"));
         }
-        let labels = hello.labels.into_iter().collect();
+        let labels: BTreeMap<String, String> = hello.labels.into_iter().collect();
         let connection =
             self.shared
                 .proxies
-                .connected(&hello.node_id, labels, hello.running_version);
+                .connected(&hello.node_id, labels.clone(), hello.running_version);
         tracing::info!(node_id = hello.node_id, "proxy connected");
         tokio::spawn(read_reports(
             self.shared.clone(),
@@ -108,21 +161,8 @@ impl Discovery for DiscoveryService {
             connection,
             incoming,
         ));
-        let current = self.shared.registry.subscribe();
-        let updates =
-            futures_util::stream::unfold((current, true), |(mut current, first)| async move {
-                if !first {
-                    current.changed().await.ok()?;
-                }
-                loop {
-                    let record: Option<Arc<ConfigRecord>> = current.borrow_and_update().clone();
-                    if let Some(record) = record {
-                        return Some((Ok(update(&record)), (current, false)));
-                    }
-                    current.changed().await.ok()?;
-                }
-            });
-        Ok(Response::new(Box::pin(updates)))
+        let heads = self.shared.registry.subscribe();
+        Ok(Response::new(updates_for(heads, labels)))
     }
 
     async fn fetch_module(
@@ -132,7 +172,14 @@ impl Discovery for DiscoveryService {
         self.shared.auth.check_grpc(Access::Read, &request)?;
         let sha256 = request.into_inner().sha256;
         let sha = sha256.clone();
-        let bytes = blocking(&self.shared, move |r| r.module_bytes(&sha)).await?;
-        Ok(Response::new(api::ModuleBytes { sha256, bytes }))
+        let (bytes, signatures) = blocking(&self.shared, move |r| {
+            Ok((r.module_bytes(&sha)?, r.module_signatures(&sha)?))
+        })
+        .await?;
+        Ok(Response::new(api::ModuleBytes {
+            sha256,
+            bytes,
+            signatures,
+        }))
     }
 }

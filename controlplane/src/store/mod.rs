@@ -1,11 +1,14 @@
 //! Where the control plane's data lives: module bytes by sha256, the
-//! `name@tag` entries pointing at them, and configuration versions. The
+//! `name@tag` entries pointing at them, the bytes' signatures, and
+//! configuration versions. The
 //! [`Store`] trait is the seam for other back-ends (etcd for a replicated
 //! control plane); [`RedbStore`] is the embedded default.
 
 mod redb;
 
 pub use self::redb::RedbStore;
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +25,10 @@ pub struct ModuleRecord {
     pub size: u64,
     /// When these bytes were pushed under this name and tag (RFC 3339).
     pub uploaded_at: String,
+    /// How many signatures are stored beside the bytes (filled in when
+    /// read; not part of the stored record).
+    #[serde(default, skip_deserializing)]
+    pub signatures: u32,
 }
 
 /// One stored configuration version.
@@ -39,6 +46,10 @@ pub struct ConfigRecord {
     pub document: String,
     /// The document sent to proxies, every module pinned to `sha256:<hex>`.
     pub resolved: String,
+    /// The proxies it is for: those whose labels include all of these
+    /// (empty: every proxy).
+    #[serde(default)]
+    pub selector: BTreeMap<String, String>,
 }
 
 /// A configuration version about to be stored (the store numbers it).
@@ -52,6 +63,8 @@ pub struct NewConfig {
     pub document: String,
     /// The document sent to proxies.
     pub resolved: String,
+    /// The proxies it is for (empty: all).
+    pub selector: BTreeMap<String, String>,
 }
 
 /// Why the store failed.
@@ -73,10 +86,16 @@ pub enum StoreError {
 /// Durable storage of modules and configurations. Every method is one
 /// atomic transaction: a crash leaves either all of it or none.
 pub trait Store: Send + Sync + 'static {
-    /// Stores `bytes` (once per sha256) and points `record.name@record.tag`
-    /// at them, replacing what the tag named before (whose bytes are
+    /// Stores `bytes` (once per sha256) with `signatures` added to those
+    /// already beside them, and points `record.name@record.tag` at them,
+    /// replacing what the tag named before (whose bytes and signatures are
     /// dropped when nothing else names them).
-    fn put_module(&self, record: &ModuleRecord, bytes: &[u8]) -> Result<(), StoreError>;
+    fn put_module(
+        &self,
+        record: &ModuleRecord,
+        bytes: &[u8],
+        signatures: &[Vec<u8>],
+    ) -> Result<(), StoreError>;
 
     /// Removes `name@tag` (and its bytes when nothing else names them);
     /// returns what was removed.
@@ -87,6 +106,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// The bytes of the module with this sha256.
     fn module_bytes(&self, sha256: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// The signatures stored beside the module with this sha256.
+    fn signatures(&self, sha256: &str) -> Result<Vec<Vec<u8>>, StoreError>;
 
     /// How many distinct module contents are stored.
     fn blob_count(&self) -> Result<usize, StoreError>;

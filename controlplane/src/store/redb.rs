@@ -15,6 +15,8 @@ use crate::time;
 const BLOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("module_blobs");
 /// `name@tag` → [`ModuleRecord`] (JSON).
 const TAGS: TableDefinition<&str, &str> = TableDefinition::new("module_tags");
+/// sha256 hex → the module's signatures (JSON list of hex).
+const SIGNATURES: TableDefinition<&str, &str> = TableDefinition::new("module_signatures");
 /// version → [`ConfigRecord`] (JSON).
 const CONFIGS: TableDefinition<u64, &str> = TableDefinition::new("configs");
 
@@ -57,15 +59,17 @@ impl RedbStore {
         txn.open_table(BLOBS).map_err(db_err)?;
         txn.open_table(TAGS).map_err(db_err)?;
         txn.open_table(CONFIGS).map_err(db_err)?;
+        txn.open_table(SIGNATURES).map_err(db_err)?;
         txn.commit().map_err(db_err)?;
         Ok(Self { db })
     }
 }
 
-/// Drops the blob `sha256` when no tag in `tags` names it.
+/// Drops the blob `sha256` and its signatures when no tag in `tags` names it.
 fn collect_blob(
     tags: &redb::Table<&str, &str>,
     blobs: &mut redb::Table<&str, &[u8]>,
+    signatures: &mut redb::Table<&str, &str>,
     sha256: &str,
 ) -> Result<(), StoreError> {
     for entry in tags.iter().map_err(db_err)? {
@@ -76,18 +80,46 @@ fn collect_blob(
         }
     }
     blobs.remove(sha256).map_err(db_err)?;
+    signatures.remove(sha256).map_err(db_err)?;
     Ok(())
 }
 
+/// The hex signatures stored for `sha256`.
+fn read_signatures(
+    table: &impl ReadableTable<&'static str, &'static str>,
+    sha256: &str,
+) -> Result<Vec<String>, StoreError> {
+    match table.get(sha256).map_err(db_err)? {
+        Some(value) => decode(format!("signatures {sha256}"), value.value()),
+        None => Ok(Vec::new()),
+    }
+}
+
 impl Store for RedbStore {
-    fn put_module(&self, record: &ModuleRecord, bytes: &[u8]) -> Result<(), StoreError> {
+    fn put_module(
+        &self,
+        record: &ModuleRecord,
+        bytes: &[u8],
+        signatures: &[Vec<u8>],
+    ) -> Result<(), StoreError> {
         let txn = self.db.begin_write().map_err(db_err)?;
         {
             let mut blobs = txn.open_table(BLOBS).map_err(db_err)?;
             let mut tags = txn.open_table(TAGS).map_err(db_err)?;
+            let mut sigs = txn.open_table(SIGNATURES).map_err(db_err)?;
             if blobs.get(record.sha256.as_str()).map_err(db_err)?.is_none() {
                 blobs
                     .insert(record.sha256.as_str(), bytes)
+                    .map_err(db_err)?;
+            }
+            if !signatures.is_empty() {
+                let mut stored = read_signatures(&sigs, &record.sha256)?;
+                for signature in signatures.iter().map(hex::encode) {
+                    if !stored.contains(&signature) {
+                        stored.push(signature);
+                    }
+                }
+                sigs.insert(record.sha256.as_str(), encode(&stored).as_str())
                     .map_err(db_err)?;
             }
             let key = tag_key(&record.name, &record.tag);
@@ -97,7 +129,7 @@ impl Store for RedbStore {
                 .map(|old| decode::<ModuleRecord>(&key, old.value()))
                 .transpose()?;
             if let Some(previous) = previous.filter(|p| p.sha256 != record.sha256) {
-                collect_blob(&tags, &mut blobs, &previous.sha256)?;
+                collect_blob(&tags, &mut blobs, &mut sigs, &previous.sha256)?;
             }
         }
         txn.commit().map_err(db_err)
@@ -108,6 +140,7 @@ impl Store for RedbStore {
         let removed = {
             let mut blobs = txn.open_table(BLOBS).map_err(db_err)?;
             let mut tags = txn.open_table(TAGS).map_err(db_err)?;
+            let mut sigs = txn.open_table(SIGNATURES).map_err(db_err)?;
             let key = tag_key(name, tag);
             let removed = tags
                 .remove(key.as_str())
@@ -115,7 +148,7 @@ impl Store for RedbStore {
                 .map(|old| decode::<ModuleRecord>(&key, old.value()))
                 .transpose()?;
             if let Some(removed) = &removed {
-                collect_blob(&tags, &mut blobs, &removed.sha256)?;
+                collect_blob(&tags, &mut blobs, &mut sigs, &removed.sha256)?;
             }
             removed
         };
@@ -126,10 +159,13 @@ impl Store for RedbStore {
     fn modules(&self) -> Result<Vec<ModuleRecord>, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let tags = txn.open_table(TAGS).map_err(db_err)?;
+        let sigs = txn.open_table(SIGNATURES).map_err(db_err)?;
         let mut modules = Vec::new();
         for entry in tags.iter().map_err(db_err)? {
             let (key, value) = entry.map_err(db_err)?;
-            modules.push(decode::<ModuleRecord>(key.value(), value.value())?);
+            let mut record = decode::<ModuleRecord>(key.value(), value.value())?;
+            record.signatures = read_signatures(&sigs, &record.sha256)?.len() as u32;
+            modules.push(record);
         }
         modules.sort_by(|a, b| (&a.name, &a.tag).cmp(&(&b.name, &b.tag)));
         Ok(modules)
@@ -140,6 +176,20 @@ impl Store for RedbStore {
         let blobs = txn.open_table(BLOBS).map_err(db_err)?;
         let bytes = blobs.get(sha256).map_err(db_err)?;
         Ok(bytes.map(|b| b.value().to_vec()))
+    }
+
+    fn signatures(&self, sha256: &str) -> Result<Vec<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let sigs = txn.open_table(SIGNATURES).map_err(db_err)?;
+        read_signatures(&sigs, sha256)?
+            .into_iter()
+            .map(|text| {
+                hex::decode(&text).map_err(|err| StoreError::Corrupt {
+                    key: format!("signatures {sha256}"),
+                    reason: err.to_string(),
+                })
+            })
+            .collect()
     }
 
     fn blob_count(&self) -> Result<usize, StoreError> {
@@ -160,6 +210,7 @@ impl Store for RedbStore {
                 message: config.message,
                 document: config.document,
                 resolved: config.resolved,
+                selector: config.selector,
             };
             configs
                 .insert(record.version, encode(&record).as_str())
@@ -207,6 +258,7 @@ mod tests {
             sha256: crate::reference::sha256_hex(bytes),
             size: bytes.len() as u64,
             uploaded_at: time::now(),
+            signatures: 0,
         }
     }
 
@@ -215,10 +267,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = RedbStore::open(dir.path()).unwrap();
         store
-            .put_module(&record("a", "v1", b"one"), b"one")
+            .put_module(&record("a", "v1", b"one"), b"one", &[])
             .unwrap();
         store
-            .put_module(&record("b", "latest", b"one"), b"one")
+            .put_module(&record("b", "latest", b"one"), b"one", &[])
             .unwrap();
         assert_eq!(store.blob_count().unwrap(), 1);
         assert_eq!(store.modules().unwrap().len(), 2);
@@ -234,10 +286,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = RedbStore::open(dir.path()).unwrap();
         store
-            .put_module(&record("a", "latest", b"one"), b"one")
+            .put_module(&record("a", "latest", b"one"), b"one", &[])
             .unwrap();
         store
-            .put_module(&record("a", "latest", b"two"), b"two")
+            .put_module(&record("a", "latest", b"two"), b"two", &[])
             .unwrap();
         assert_eq!(store.blob_count().unwrap(), 1);
         let sha = crate::reference::sha256_hex(b"two");
@@ -252,11 +304,12 @@ mod tests {
             message: message.into(),
             document: "doc".into(),
             resolved: "resolved".into(),
+            selector: Default::default(),
         };
         {
             let store = RedbStore::open(dir.path()).unwrap();
             store
-                .put_module(&record("a", "v1", b"one"), b"one")
+                .put_module(&record("a", "v1", b"one"), b"one", &[])
                 .unwrap();
             assert_eq!(store.append_config(new("first")).unwrap().version, 1);
             assert_eq!(store.append_config(new("second")).unwrap().version, 2);
@@ -267,6 +320,31 @@ mod tests {
         assert_eq!(store.config(1).unwrap().unwrap().author, "ops");
         assert_eq!(store.append_config(new("third")).unwrap().version, 3);
         assert_eq!(store.configs().unwrap().len(), 3);
+    }
+
+    #[test]
+    fn signatures_are_kept_beside_the_bytes_and_dropped_with_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(dir.path()).unwrap();
+        let sha = crate::reference::sha256_hex(b"one");
+        store
+            .put_module(&record("a", "v1", b"one"), b"one", &[vec![1; 64]])
+            .unwrap();
+        store
+            .put_module(
+                &record("a", "v2", b"one"),
+                b"one",
+                &[vec![1; 64], vec![2; 64]],
+            )
+            .unwrap();
+        assert_eq!(
+            store.signatures(&sha).unwrap(),
+            vec![vec![1; 64], vec![2; 64]]
+        );
+        assert_eq!(store.modules().unwrap()[0].signatures, 2);
+        store.remove_module("a", "v1").unwrap();
+        store.remove_module("a", "v2").unwrap();
+        assert!(store.signatures(&sha).unwrap().is_empty());
     }
 
     #[test]

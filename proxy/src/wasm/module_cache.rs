@@ -3,6 +3,9 @@
 //! `<dir>/<hex>.wasm`, written atomically (temporary file, then rename) and
 //! checked against its hash on every read, so a restart finds every module
 //! the last good configuration needs even while the control plane is away.
+//! A module's signatures, when it came with any, sit beside it in
+//! `<dir>/<hex>.sig` (one hex signature per line), so a proxy that trusts
+//! keys checks cached modules without the control plane.
 
 use std::path::{Path, PathBuf};
 
@@ -35,6 +38,34 @@ impl ModuleCache {
 
     fn path(&self, sha256: &str) -> PathBuf {
         self.dir.join(format!("{sha256}.wasm"))
+    }
+
+    fn sig_path(&self, sha256: &str) -> PathBuf {
+        self.dir.join(format!("{sha256}.sig"))
+    }
+
+    /// Replaces the signatures kept beside the module `sha256`.
+    pub fn insert_signatures(&self, sha256: &str, signatures: &[Vec<u8>]) -> std::io::Result<()> {
+        let text: String = signatures
+            .iter()
+            .map(|s| format!("{}\n", hex::encode(s)))
+            .collect();
+        let path = self.sig_path(sha256);
+        let tmp = self
+            .dir
+            .join(format!(".{sha256}.sig.{}.tmp", std::process::id()));
+        std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &path))
+    }
+
+    /// The signatures kept beside the module `sha256` (none when it has no
+    /// signature file; lines that are not hex are skipped).
+    pub fn signatures(&self, sha256: &str) -> Vec<Vec<u8>> {
+        std::fs::read_to_string(self.sig_path(sha256))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|line| hex::decode(line.trim()).ok())
+            .filter(|sig| !sig.is_empty())
+            .collect()
     }
 
     /// Whether the module with this sha256 is cached.
@@ -123,6 +154,11 @@ mod tests {
             Err(ModuleError::NotFound(_))
         ));
         assert!(cache.fetch("filters/a.wasm").is_err());
+
+        assert!(cache.signatures(&module.sha256).is_empty());
+        let sigs = vec![vec![7u8; 64], vec![9u8; 64]];
+        cache.insert_signatures(&module.sha256, &sigs).unwrap();
+        assert_eq!(cache.signatures(&module.sha256), sigs);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -5,7 +5,9 @@ use wasp_controlplane_api as api;
 
 use crate::connect::{self, Client, status};
 use crate::output;
-use crate::{Cli, Command, GetCommand, ModuleCommand, Output};
+use crate::sign;
+use crate::{Cli, Command, GetCommand, KeyCommand, ModuleCommand, Output};
+use wasp_controlplane::targeting;
 
 type Result<T> = std::result::Result<T, String>;
 
@@ -14,12 +16,25 @@ pub async fn run(cli: &Cli) -> Result<()> {
     // Read local inputs before connecting, so a bad file is reported as such.
     match &cli.command {
         Command::Module {
-            command: ModuleCommand::Push { file, name, tag },
+            command:
+                ModuleCommand::Push {
+                    file,
+                    name,
+                    tag,
+                    signature,
+                },
         } => {
             let bytes = read(file)?;
+            let signatures = sign::signatures_for(file, signature)?;
             let mut client = connect::connect(cli).await?;
-            push(&mut client, cli.output, name, tag, bytes).await
+            push(&mut client, cli.output, name, tag, bytes, signatures).await
         }
+        Command::Module {
+            command: ModuleCommand::Sign { file, key, out },
+        } => sign::sign_file(file, key, out.as_deref()),
+        Command::Key {
+            command: KeyCommand::Generate { out },
+        } => sign::generate(out),
         Command::Module {
             command: ModuleCommand::Ls,
         } => modules(&mut connect::connect(cli).await?, cli.output).await,
@@ -46,11 +61,19 @@ pub async fn run(cli: &Cli) -> Result<()> {
             file,
             dry_run,
             message,
+            selector,
         } => {
+            let selector = targeting::parse(selector)?;
             let document = String::from_utf8(read(file)?)
                 .map_err(|_| format!("{}: not UTF-8 text", file.display()))?;
             let mut client = connect::connect(cli).await?;
-            apply(&mut client, cli.output, document, *dry_run, message).await
+            let request = api::ApplyRequest {
+                document,
+                dry_run: *dry_run,
+                message: message.clone(),
+                selector: selector.into_iter().collect(),
+            };
+            apply(&mut client, cli.output, request).await
         }
         Command::Get {
             command: GetCommand::Config { version },
@@ -82,12 +105,13 @@ pub async fn run(cli: &Cli) -> Result<()> {
             match cli.output {
                 Output::Json => output::json(&versions.iter().map(config_json).collect()),
                 Output::Table => output::table(
-                    &["VERSION", "AUTHOR", "CREATED", "MESSAGE"],
+                    &["VERSION", "SELECTOR", "AUTHOR", "CREATED", "MESSAGE"],
                     &versions
                         .iter()
                         .map(|v| {
                             vec![
                                 v.version.to_string(),
+                                targeting::display(&v.selector.clone().into_iter().collect()),
                                 v.author.clone(),
                                 v.created_at.clone(),
                                 v.message.clone(),
@@ -123,12 +147,14 @@ async fn push(
     name: &str,
     tag: &str,
     bytes: Vec<u8>,
+    signatures: Vec<Vec<u8>>,
 ) -> Result<()> {
     let module = client
         .push_module(api::PushModuleRequest {
             name: name.to_owned(),
             tag: tag.to_owned(),
             bytes,
+            signatures,
         })
         .await
         .map_err(status)?
@@ -136,8 +162,8 @@ async fn push(
     match out {
         Output::Json => output::json(&module_json(&module)),
         Output::Table => output::text(&format!(
-            "pushed {}@{} sha256:{} ({} bytes)",
-            module.name, module.tag, module.sha256, module.size
+            "pushed {}@{} sha256:{} ({} bytes, {} signature(s))",
+            module.name, module.tag, module.sha256, module.size, module.signatures
         )),
     }
     Ok(())
@@ -153,7 +179,7 @@ async fn modules(client: &mut Client, out: Output) -> Result<()> {
     match out {
         Output::Json => output::json(&modules.iter().map(module_json).collect()),
         Output::Table => output::table(
-            &["NAME", "TAG", "SHA256", "SIZE", "UPLOADED"],
+            &["NAME", "TAG", "SHA256", "SIZE", "SIGNATURES", "UPLOADED"],
             &modules
                 .iter()
                 .map(|m| {
@@ -162,6 +188,7 @@ async fn modules(client: &mut Client, out: Output) -> Result<()> {
                         m.tag.clone(),
                         m.sha256[..12.min(m.sha256.len())].to_owned(),
                         m.size.to_string(),
+                        m.signatures.to_string(),
                         m.uploaded_at.clone(),
                     ]
                 })
@@ -171,22 +198,9 @@ async fn modules(client: &mut Client, out: Output) -> Result<()> {
     Ok(())
 }
 
-async fn apply(
-    client: &mut Client,
-    out: Output,
-    document: String,
-    dry_run: bool,
-    message: &str,
-) -> Result<()> {
-    let response = client
-        .apply(api::ApplyRequest {
-            document,
-            dry_run,
-            message: message.to_owned(),
-        })
-        .await
-        .map_err(status)?
-        .into_inner();
+async fn apply(client: &mut Client, out: Output, request: api::ApplyRequest) -> Result<()> {
+    let dry_run = request.dry_run;
+    let response = client.apply(request).await.map_err(status)?.into_inner();
     applied(out, response, dry_run)
 }
 
@@ -285,7 +299,7 @@ async fn proxies(client: &mut Client, out: Output) -> Result<()> {
 }
 
 fn module_json(m: &api::ModuleInfo) -> serde_json::Value {
-    json!({"name": m.name, "tag": m.tag, "sha256": m.sha256, "size": m.size, "uploaded_at": m.uploaded_at})
+    json!({"name": m.name, "tag": m.tag, "sha256": m.sha256, "size": m.size, "signatures": m.signatures, "uploaded_at": m.uploaded_at})
 }
 
 fn config_json(c: &api::ConfigVersion) -> serde_json::Value {
@@ -296,5 +310,6 @@ fn config_json(c: &api::ConfigVersion) -> serde_json::Value {
         "message": c.message,
         "document": c.document,
         "resolved": c.resolved,
+        "selector": c.selector,
     })
 }

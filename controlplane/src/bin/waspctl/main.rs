@@ -5,6 +5,7 @@
 mod commands;
 mod connect;
 mod output;
+mod sign;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -62,6 +63,15 @@ enum Command {
         /// Why (kept in the history).
         #[arg(short, long, default_value = "")]
         message: String,
+        /// The proxies this version is for: k=v,k2=v2 (those whose labels
+        /// include every pair) [default: every proxy].
+        #[arg(long, value_name = "LABELS", default_value = "")]
+        selector: String,
+    },
+    /// Ed25519 keys for signing modules.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
     },
     /// Show stored things.
     Get {
@@ -89,6 +99,21 @@ enum ModuleCommand {
         /// Tag.
         #[arg(long, default_value = "latest")]
         tag: String,
+        /// A signature file to send with it (repeatable) [default:
+        /// FILE.sig, when it exists].
+        #[arg(long, value_name = "SIG")]
+        signature: Vec<PathBuf>,
+    },
+    /// Sign a module file with an Ed25519 secret key; writes FILE.sig.
+    Sign {
+        /// The module file.
+        file: PathBuf,
+        /// The secret key file (`waspctl key generate`).
+        #[arg(long, value_name = "KEY")]
+        key: PathBuf,
+        /// Where to write the signature [default: FILE.sig].
+        #[arg(long, value_name = "SIG")]
+        out: Option<PathBuf>,
     },
     /// List modules.
     Ls,
@@ -96,6 +121,17 @@ enum ModuleCommand {
     Rm {
         /// NAME or NAME@TAG (tag `latest` when omitted).
         module: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Make a key pair: NAME.key (secret, mode 0600) and NAME.pub (the line
+    /// a proxy's --trusted-keys file lists).
+    Generate {
+        /// The files' path without extension.
+        #[arg(long, value_name = "NAME")]
+        out: PathBuf,
     },
 }
 

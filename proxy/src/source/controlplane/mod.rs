@@ -5,17 +5,24 @@
 //! in a background task that reconnects with jittered back-off, so the
 //! proxy keeps serving its last good snapshot while the control plane is
 //! away; that configuration is kept in the cache directory, so a restart
-//! works without the control plane too.
+//! works without the control plane too. With trusted keys, every module a
+//! configuration uses must be signed by one of them ([`signatures`]);
+//! [`AddressOverrides`] give this proxy its own addresses.
 
 mod backoff;
+mod overrides;
 mod session;
+pub mod signatures;
+
+pub use overrides::AddressOverrides;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
-use wasp_config::FieldError;
+use wasp_config::{ConfigError, FieldError};
+use wasp_controlplane_api::signing::TrustedKeys;
 
 use super::{ConfigSource, Outcome, ReloadOutcome, Update};
 use crate::wasm::module_cache::ModuleCache;
@@ -38,6 +45,31 @@ pub struct ControlPlaneOptions {
     pub cache_dir: PathBuf,
     /// A bearer token to present (needed when the control plane is not on loopback).
     pub token: Option<String>,
+    /// When set, modules must be signed by one of these keys.
+    pub trusted_keys: Option<TrustedKeys>,
+    /// Addresses that replace the pushed configuration's.
+    pub overrides: AddressOverrides,
+}
+
+impl ControlPlaneOptions {
+    /// Parses a pushed (or cached) document for this proxy: its address
+    /// overrides applied and, with trusted keys, every module's signature
+    /// checked (the modules must be in `cache` already).
+    fn configuration(
+        &self,
+        document: &str,
+        cache: &ModuleCache,
+    ) -> Result<wasp_config::Config, ConfigError> {
+        let mut config = wasp_config::parse(document)?;
+        self.overrides.apply(&mut config);
+        if let Some(trusted) = &self.trusted_keys {
+            let errors = signatures::check(&config, cache, trusted);
+            if !errors.is_empty() {
+                return Err(ConfigError::Invalid(errors));
+            }
+        }
+        Ok(config)
+    }
 }
 
 /// What the proxy answers for a version.
@@ -113,7 +145,7 @@ impl ControlPlaneSource {
             update: Update {
                 version: version.to_string(),
                 trigger: TRIGGER_CACHE,
-                config: wasp_config::parse(&document),
+                config: options.configuration(&document, &modules),
             },
             document,
         });

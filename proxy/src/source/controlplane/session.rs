@@ -1,5 +1,6 @@
 //! The subscription task: connect, say hello, then for each pushed
-//! configuration fetch the modules the cache lacks (checking their hash)
+//! configuration fetch the modules the cache lacks (checking their hash,
+//! and with trusted keys their signatures, before they enter the cache)
 //! and hand it to the source, and send each ACK/NACK back. Reconnects with
 //! [`Backoff`] forever.
 
@@ -184,13 +185,13 @@ impl Session<'_> {
                         if let Err(message) = self.fetch(client, &sha256).await {
                             errors.push(FieldError {
                                 path: format!("filter_chains[{i}].plugins[{j}].module"),
-                                message,
+                                message: format!("plugin '{}': {message}", plugin.name),
                             });
                         }
                     }
                 }
                 if errors.is_empty() {
-                    Ok(config)
+                    self.options.configuration(&update.document, self.modules)
                 } else {
                     Err(ConfigError::Invalid(errors))
                 }
@@ -207,9 +208,18 @@ impl Session<'_> {
         }
     }
 
-    /// Makes sure the module `sha256` is in the cache.
+    /// Makes sure the module `sha256` is in the cache; with trusted keys,
+    /// only a module signed by one of them is let in.
     async fn fetch(&self, client: &mut Client, sha256: &str) -> Result<(), String> {
-        if self.modules.contains(sha256) {
+        let trusted_or_unchecked = || match &self.options.trusted_keys {
+            Some(trusted) => trusted
+                .check(sha256, &self.modules.signatures(sha256))
+                .is_ok(),
+            None => true,
+        };
+        // A cached module whose signatures do not pass may have been
+        // signed since: its signatures are fetched again.
+        if self.modules.contains(sha256) && trusted_or_unchecked() {
             return Ok(());
         }
         let module = client
@@ -219,12 +229,23 @@ impl Session<'_> {
             .await
             .map_err(|status| format!("cannot fetch sha256:{sha256}: {}", status.message()))?
             .into_inner();
+        if let Some(trusted) = &self.options.trusted_keys {
+            trusted
+                .check(sha256, &module.signatures)
+                .map_err(|reason| format!("module sha256:{sha256} {reason}"))?;
+        }
         let modules = self.modules.clone();
         let sha = sha256.to_owned();
-        tokio::task::spawn_blocking(move || modules.insert(&sha, &module.bytes))
-            .await
-            .map_err(|err| err.to_string())?
-            .map_err(|err| err.to_string())?;
+        tokio::task::spawn_blocking(move || {
+            modules
+                .insert_signatures(&sha, &module.signatures)
+                .map_err(|err| format!("cannot cache the signatures of sha256:{sha}: {err}"))?;
+            modules
+                .insert(&sha, &module.bytes)
+                .map_err(|err| err.to_string())
+        })
+        .await
+        .map_err(|err| err.to_string())??;
         tracing::info!(sha256, "module fetched");
         Ok(())
     }
