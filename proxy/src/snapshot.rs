@@ -9,6 +9,8 @@ use std::sync::Arc;
 use prometheus::IntGauge;
 use tokio_rustls::TlsAcceptor;
 
+use crate::http::admission::HeaderLimits;
+use crate::http::timeout::Timeouts;
 use crate::router::RouteTable;
 use crate::telemetry::Metrics;
 use crate::tls;
@@ -48,8 +50,18 @@ pub struct ListenerRuntime {
     pub tls: Option<TlsAcceptor>,
     /// Whether to write access log lines.
     pub access_log: bool,
-    /// Client connections with no request in flight this long are closed.
+    /// Client connections with no request in flight this long are closed;
+    /// zero: never.
     pub idle_timeout: std::time::Duration,
+    /// Request header limits (431 over them).
+    pub header_limits: HeaderLimits,
+    /// `request_timeout` and `stream_idle_timeout`.
+    pub timeouts: Timeouts,
+    /// Proxies in front whose forwarded headers are trusted.
+    pub trusted_hops: u32,
+    /// How connections accepted on this listener are served (hyper's
+    /// limits set from `header_limits`).
+    pub http: Arc<crate::listener::HttpBuilder>,
     /// `wasp_active_requests{listener}`.
     pub active_requests: IntGauge,
 }
@@ -111,6 +123,10 @@ impl Snapshot {
                 sink.push(format!("{at}.address"), "not an IP:port address");
                 continue;
             };
+            let header_limits = HeaderLimits::new(
+                listener.max_request_headers_kb,
+                listener.max_request_headers_count,
+            );
             listeners.insert(
                 listener.name.clone(),
                 Arc::new(ListenerRuntime {
@@ -120,6 +136,23 @@ impl Snapshot {
                     tls,
                     access_log: listener.access_log,
                     idle_timeout: listener.idle_timeout,
+                    header_limits,
+                    timeouts: Timeouts {
+                        request: nonzero(listener.request_timeout),
+                        idle: nonzero(listener.stream_idle_timeout),
+                        request_expired: Some(
+                            metrics
+                                .downstream_rq_timeout
+                                .with_label_values(&[&listener.name]),
+                        ),
+                        idle_expired: Some(
+                            metrics
+                                .downstream_rq_idle_timeout
+                                .with_label_values(&[&listener.name]),
+                        ),
+                    },
+                    trusted_hops: listener.trusted_hops,
+                    http: Arc::new(crate::listener::http_builder(&header_limits)),
                     active_requests: metrics.active_requests.with_label_values(&[&listener.name]),
                 }),
             );
@@ -149,4 +182,9 @@ impl Snapshot {
             "clusters": self.clusters.values().map(|c| c.dump()).collect::<Vec<_>>(),
         })
     }
+}
+
+/// A duration where zero means "none".
+fn nonzero(duration: std::time::Duration) -> Option<std::time::Duration> {
+    (!duration.is_zero()).then_some(duration)
 }

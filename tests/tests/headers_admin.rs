@@ -11,6 +11,7 @@ fn config(listen: std::net::SocketAddr, up: &Upstream) -> Config {
     Config::new()
         .listener(
             Listener::new("edge", listen)
+                .set("trusted_hops", 1)
                 .route(Route::prefix("/api").name("api").cluster("backend"))
                 .route(Route::path("/hello").name("hello").direct(200, "hi")),
         )

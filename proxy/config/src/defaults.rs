@@ -15,6 +15,15 @@ pub const MAX_IDLE_PER_ENDPOINT: usize = 64;
 pub const REDIRECT_STATUS: u16 = 301;
 /// Idle time after which client and upstream connections close (Envoy's default).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Largest request header block, KiB (Envoy's `max_request_headers_kb`).
+pub const MAX_REQUEST_HEADERS_KB: u32 = 60;
+/// Most accepted `max_request_headers_kb` (Envoy's bound).
+pub const MAX_REQUEST_HEADERS_KB_LIMIT: u32 = 8192;
+/// Most request header fields (Envoy's `max_request_headers_count`).
+pub const MAX_REQUEST_HEADERS_COUNT: u32 = 100;
+/// A request with no bytes either way this long ends (Envoy's
+/// `stream_idle_timeout`).
+pub const STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Route timeout to response headers (Envoy's default).
 pub const ROUTE_TIMEOUT: Duration = Duration::from_secs(15);
 /// Protocols a route forwards upgrades to (`Upgrade: websocket`), like
@@ -82,6 +91,15 @@ pub(crate) fn redirect_status() -> u16 {
 }
 pub(crate) fn idle_timeout() -> Duration {
     IDLE_TIMEOUT
+}
+pub(crate) fn max_request_headers_kb() -> u32 {
+    MAX_REQUEST_HEADERS_KB
+}
+pub(crate) fn max_request_headers_count() -> u32 {
+    MAX_REQUEST_HEADERS_COUNT
+}
+pub(crate) fn stream_idle_timeout() -> Duration {
+    STREAM_IDLE_TIMEOUT
 }
 pub(crate) fn route_timeout() -> Duration {
     ROUTE_TIMEOUT

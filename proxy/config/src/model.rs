@@ -97,9 +97,31 @@ pub struct ListenerConfig {
     /// Emit one access log line per request on this listener.
     #[serde(default)]
     pub access_log: bool,
-    /// A client connection with no request in flight for this long is closed.
+    /// A client connection with no request in flight for this long is
+    /// closed; zero: never.
     #[serde(with = "humantime_serde", default = "defaults::idle_timeout")]
     pub idle_timeout: Duration,
+    /// Largest request header block, in KiB (method, request target and
+    /// every header name and value), HTTP/1.1 and HTTP/2 alike; over it: 431.
+    #[serde(default = "defaults::max_request_headers_kb")]
+    pub max_request_headers_kb: u32,
+    /// Most request header fields; over it: 431.
+    #[serde(default = "defaults::max_request_headers_count")]
+    pub max_request_headers_count: u32,
+    /// Time from a request's start until it has been received completely
+    /// (headers and body); past it: 408 (or a reset once the response
+    /// started). Zero (the default, as Envoy's): none.
+    #[serde(with = "humantime_serde", default)]
+    pub request_timeout: Duration,
+    /// A request with no bytes received or sent for this long ends: 408
+    /// (or a reset once the response started). Zero: none.
+    #[serde(with = "humantime_serde", default = "defaults::stream_idle_timeout")]
+    pub stream_idle_timeout: Duration,
+    /// Proxies in front of this listener whose `x-forwarded-for` entries
+    /// and `x-forwarded-proto` are trusted (Envoy's `xff_num_trusted_hops`).
+    /// Zero (an edge): both are overwritten from the connection.
+    #[serde(default)]
+    pub trusted_hops: u32,
     /// Filter chain for routes that name none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter_chain: Option<String>,

@@ -288,3 +288,53 @@ fn route_upgrades_default_to_websocket_and_never_allow_h2c() {
         ]
     );
 }
+
+#[test]
+fn listener_limits_default_as_envoy_and_zero_durations_mean_none() {
+    let config = parse(
+        "listeners: [{name: a, address: '127.0.0.1:1', idle_timeout: 0s, routes: [{direct_response: {status: 200}}]}]",
+    )
+    .unwrap();
+    let listener = &config.listeners[0];
+    assert_eq!(listener.max_request_headers_kb, 60);
+    assert_eq!(listener.max_request_headers_count, 100);
+    assert!(listener.request_timeout.is_zero(), "off by default");
+    assert_eq!(
+        listener.stream_idle_timeout,
+        std::time::Duration::from_secs(300)
+    );
+    assert!(
+        listener.idle_timeout.is_zero(),
+        "0s is accepted: no idle timeout"
+    );
+    assert_eq!(listener.trusted_hops, 0);
+}
+
+#[test]
+fn listener_limit_and_cluster_idle_errors_name_their_paths() {
+    let errs = errors(
+        r#"
+listeners:
+  - name: a
+    address: 127.0.0.1:1
+    max_request_headers_kb: 0
+    max_request_headers_count: 0
+    routes: [{route: {cluster: c}}]
+  - name: b
+    address: 127.0.0.1:2
+    max_request_headers_kb: 8193
+    routes: [{route: {cluster: c}}]
+clusters:
+  - {name: c, endpoints: ["127.0.0.1:3"], idle_timeout: 0s}
+"#,
+    );
+    assert_eq!(
+        errs,
+        vec![
+            "clusters[0].idle_timeout: must be greater than zero (a pooled connection needs a limit)",
+            "listeners[0].max_request_headers_kb: must be between 1 and 8192 (got 0)",
+            "listeners[0].max_request_headers_count: must be greater than zero",
+            "listeners[1].max_request_headers_kb: must be between 1 and 8192 (got 8193)",
+        ]
+    );
+}

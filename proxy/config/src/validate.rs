@@ -4,6 +4,7 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 
+use crate::defaults;
 use crate::error::{ConfigError, ErrorSink};
 use crate::filters::{MAX_PLUGIN_MEMORY_BYTES, PluginConfig, PluginValidator};
 use crate::model::*;
@@ -73,6 +74,7 @@ fn check(config: &Config, sink: &mut ErrorSink) {
                 );
             }
         }
+        validate_listener_limits(listener, &at, sink);
         if let Some(tls) = &listener.tls {
             if tls.cert_file.is_empty() {
                 sink.push(format!("{at}.tls.cert_file"), "must not be empty");
@@ -97,6 +99,26 @@ fn check(config: &Config, sink: &mut ErrorSink) {
     }
     validate_filter_chains(config, sink);
     validate_node(&config.node, sink);
+}
+
+/// A listener's request limits: header limits within Envoy's bounds.
+fn validate_listener_limits(listener: &ListenerConfig, at: &str, sink: &mut ErrorSink) {
+    let kb = listener.max_request_headers_kb;
+    if !(1..=defaults::MAX_REQUEST_HEADERS_KB_LIMIT).contains(&kb) {
+        sink.push(
+            format!("{at}.max_request_headers_kb"),
+            format!(
+                "must be between 1 and {} (got {kb})",
+                defaults::MAX_REQUEST_HEADERS_KB_LIMIT
+            ),
+        );
+    }
+    if listener.max_request_headers_count == 0 {
+        sink.push(
+            format!("{at}.max_request_headers_count"),
+            "must be greater than zero",
+        );
+    }
 }
 
 /// Node facts reach filters as property values: no control characters, and
@@ -157,6 +179,12 @@ fn validate_clusters<'a>(clusters: &'a [ClusterConfig], sink: &mut ErrorSink) ->
         validate_resilience(cluster, &at, sink);
         if cluster.connect_timeout.is_zero() {
             sink.push(format!("{at}.connect_timeout"), "must be greater than zero");
+        }
+        if cluster.idle_timeout.is_zero() {
+            sink.push(
+                format!("{at}.idle_timeout"),
+                "must be greater than zero (a pooled connection needs a limit)",
+            );
         }
         if cluster.dns_refresh_rate.is_zero() {
             sink.push(

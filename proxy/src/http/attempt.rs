@@ -56,16 +56,18 @@ pub async fn send(
             None => cluster.send_upgrade(endpoint, request).await,
         }
     };
-    match per_try {
+    let result = match per_try {
         Some(limit) => tokio::time::timeout(limit, exchange)
             .await
             .unwrap_or(Err(UpstreamError::PerTryTimeout(limit))),
         None => exchange.await,
-    }
+    };
+    result.map_err(UpstreamError::classify)
 }
 
 /// Reports an attempt's result to outlier detection (a 5xx or a failure of
-/// the endpoint counts against it) and counts per-try timeouts.
+/// the endpoint counts against it; a failed downstream body is not
+/// reported) and counts per-try timeouts.
 pub fn report(
     cluster: &Cluster,
     endpoint: &Endpoint,
@@ -78,7 +80,10 @@ pub fn report(
             if matches!(err, UpstreamError::PerTryTimeout(_)) {
                 cluster.metrics.per_try_timeouts.inc();
             }
-            err.outcome()
+            match err.outcome() {
+                Some(outcome) => outcome,
+                None => return,
+            }
         }
     };
     cluster.report(endpoint, outcome);

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
+use super::timeout::StreamTimer;
 pub use crate::body::{BoxError, UpstreamBody};
 use crate::telemetry::Completion;
 use crate::upstream::RequestGuard;
@@ -26,6 +27,8 @@ pub struct ProxyBody {
     guard: Option<Arc<dyn Send + Sync>>,
     /// The request's hold on its cluster.
     upstream: Option<RequestGuard>,
+    /// The listener's request timeouts, while the body streams.
+    timer: Option<StreamTimer>,
 }
 
 enum Inner {
@@ -43,6 +46,7 @@ impl ProxyBody {
             completion: None,
             guard: None,
             upstream: None,
+            timer: None,
         }
     }
 
@@ -58,6 +62,7 @@ impl ProxyBody {
             completion: None,
             guard: None,
             upstream: None,
+            timer: None,
         }
     }
 
@@ -68,6 +73,7 @@ impl ProxyBody {
             completion: None,
             guard: None,
             upstream: None,
+            timer: None,
         }
     }
 
@@ -86,6 +92,14 @@ impl ProxyBody {
     /// Holds the request's cluster slots until this body has been sent or dropped.
     pub fn with_upstream(mut self, guard: RequestGuard) -> Self {
         self.upstream = Some(guard);
+        self
+    }
+
+    /// Ends this body with an error (the stream is reset) when one of the
+    /// listener's request timeouts fires while it streams; each frame is
+    /// activity for the stream idle timeout.
+    pub fn with_timer(mut self, timer: Option<StreamTimer>) -> Self {
+        self.timer = timer;
         self
     }
 
@@ -114,6 +128,19 @@ impl Body for ProxyBody {
             && let Some(data) = frame.data_ref()
         {
             completion.count_sent(data.len() as u64);
+        }
+        if let Some(timer) = &mut this.timer {
+            match &polled {
+                Poll::Ready(Some(Ok(_))) => timer.touch(),
+                Poll::Pending => {
+                    if let Poll::Ready(expired) = timer.poll_expired(cx) {
+                        tracing::debug!(?expired, "response stream timed out");
+                        this.timer = None;
+                        return Poll::Ready(Some(Err(Box::new(expired))));
+                    }
+                }
+                _ => {}
+            }
         }
         polled
     }

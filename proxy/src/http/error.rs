@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use wasp_filter_host::response_flags as flags;
 
+use super::downstream::DownstreamError;
 use crate::body::BoxError;
 use crate::upstream::UpstreamError;
 
@@ -13,6 +14,31 @@ use crate::upstream::UpstreamError;
 pub const VIA_UPSTREAM: &str = "via_upstream";
 /// Response code details of a route's direct response or redirect.
 pub const DIRECT_RESPONSE: &str = "direct_response";
+
+/// Envoy's response flags the request path sets that the filter host's
+/// table does not name.
+pub mod downstream_flags {
+    /// `DC`: the downstream connection ended mid-request.
+    pub const DOWNSTREAM_CONNECTION_TERMINATION: u64 = 0x4000;
+    /// `SI`: the stream idle timeout fired.
+    pub const STREAM_IDLE_TIMEOUT: u64 = 0x1_0000;
+    /// `DPE`: the downstream request broke HTTP's rules.
+    pub const DOWNSTREAM_PROTOCOL_ERROR: u64 = 0x4_0000;
+}
+
+/// What is wrong with a malformed request head (400).
+#[derive(Debug, thiserror::Error)]
+pub enum Malformed {
+    /// An HTTP/1.1 request without `Host`.
+    #[error("missing Host header")]
+    MissingHost,
+    /// More than one `Host` header.
+    #[error("more than one Host header")]
+    MultipleHosts,
+    /// A `Host` that is no RFC 3986 authority.
+    #[error("invalid Host header '{0}'")]
+    InvalidHost(String),
+}
 
 /// A request the proxy answers with an error response.
 #[derive(Debug, thiserror::Error)]
@@ -48,9 +74,43 @@ pub enum ProxyError {
         /// The name the listener had when it accepted the connection.
         listener: Arc<str>,
     },
-    /// The downstream request body failed while it was read for replay (400).
+    /// The downstream request body failed: a framing error (bad chunk size,
+    /// bare LF) or the client went away (400, and the connection closes).
+    /// Never counted against the upstream.
     #[error("request body read failed: {0}")]
     RequestBody(BoxError),
+    /// A malformed request head (400, and the connection closes).
+    #[error("bad request: {0}")]
+    BadRequest(Malformed),
+    /// The request header block is over the listener's
+    /// `max_request_headers_kb` (431, and the connection closes).
+    #[error("request header block of {size} bytes is over the limit of {limit}")]
+    HeadersTooLarge {
+        /// Its size (method, target, names and values).
+        size: usize,
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// More header fields than the listener's `max_request_headers_count`
+    /// (431, and the connection closes).
+    #[error("{count} request headers are over the limit of {limit}")]
+    TooManyHeaders {
+        /// How many came.
+        count: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A transfer coding other than `chunked` (501, and the connection closes).
+    #[error("transfer coding '{0}' is not implemented")]
+    UnsupportedTransferCoding(String),
+    /// The request was not received completely within the listener's
+    /// `request_timeout` (408, and the connection closes).
+    #[error("request not received within {0:?}")]
+    RequestTimeout(std::time::Duration),
+    /// No bytes either way for the listener's `stream_idle_timeout` (408,
+    /// and the connection closes).
+    #[error("stream idle for {0:?}")]
+    StreamIdleTimeout(std::time::Duration),
     /// The upstream produced no response (503, or 504 for timeouts).
     #[error("{error}")]
     Upstream {
@@ -82,7 +142,17 @@ impl ProxyError {
                 "upstream_reset_before_response_started{protocol_error}"
             }
             Self::ListenerRemoved { .. } => "listener_removed",
+            Self::RequestBody(err) if is_framing(err) => "http1.codec_error",
             Self::RequestBody(_) => "downstream_remote_disconnect",
+            Self::BadRequest(Malformed::MissingHost) => "missing_host_header",
+            Self::BadRequest(Malformed::MultipleHosts | Malformed::InvalidHost(_)) => {
+                "http.invalid_authority"
+            }
+            Self::HeadersTooLarge { .. } => "http1.headers_too_large",
+            Self::TooManyHeaders { .. } => "http1.too_many_headers",
+            Self::UnsupportedTransferCoding(_) => "http1.invalid_transfer_encoding",
+            Self::RequestTimeout(_) => "request_overall_timeout",
+            Self::StreamIdleTimeout(_) => "stream_idle_timeout",
             Self::Upstream { error, .. } => match error {
                 UpstreamError::NoEndpoint(_) => "no_healthy_upstream",
                 UpstreamError::Connect { .. }
@@ -96,6 +166,7 @@ impl ProxyError {
                 UpstreamError::Reset { .. } => {
                     "upstream_reset_before_response_started{remote_reset}"
                 }
+                UpstreamError::Downstream(_) => "downstream_remote_disconnect",
             },
         }
     }
@@ -107,7 +178,16 @@ impl ProxyError {
             Self::UnexpectedUpgrade { .. } => flags::UPSTREAM_PROTOCOL_ERROR,
             Self::UpgradeNotAllowed { .. }
             | Self::ListenerRemoved { .. }
-            | Self::RequestBody(_) => 0,
+            | Self::RequestTimeout(_) => 0,
+            Self::RequestBody(err) if is_framing(err) => {
+                downstream_flags::DOWNSTREAM_PROTOCOL_ERROR
+            }
+            Self::RequestBody(_) => downstream_flags::DOWNSTREAM_CONNECTION_TERMINATION,
+            Self::BadRequest(_)
+            | Self::HeadersTooLarge { .. }
+            | Self::TooManyHeaders { .. }
+            | Self::UnsupportedTransferCoding(_) => downstream_flags::DOWNSTREAM_PROTOCOL_ERROR,
+            Self::StreamIdleTimeout(_) => downstream_flags::STREAM_IDLE_TIMEOUT,
             Self::Upstream { error, .. } => match error {
                 UpstreamError::NoEndpoint(_) => flags::NO_HEALTHY_UPSTREAM,
                 UpstreamError::Connect { .. }
@@ -118,9 +198,25 @@ impl ProxyError {
                     flags::UPSTREAM_REQUEST_TIMEOUT
                 }
                 UpstreamError::Reset { .. } => flags::UPSTREAM_REMOTE_RESET,
+                UpstreamError::Downstream(_) => downstream_flags::DOWNSTREAM_CONNECTION_TERMINATION,
             },
         }
     }
+
+    /// True when the answer closes the connection: the request's own bytes
+    /// cannot be trusted (or were not all read), a refused upgrade, a
+    /// removed listener.
+    pub fn closes_connection(&self) -> bool {
+        !matches!(
+            self,
+            Self::NoRoute { .. } | Self::UnexpectedUpgrade { .. } | Self::Upstream { .. }
+        )
+    }
+}
+
+/// True when a request body error is the client's malformed framing.
+fn is_framing(err: &BoxError) -> bool {
+    DownstreamError::find(&**err).is_some_and(DownstreamError::is_framing)
 }
 
 #[cfg(test)]

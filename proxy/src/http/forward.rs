@@ -30,9 +30,11 @@ pub static X_WASP_ATTEMPT_COUNT: HeaderName = HeaderName::from_static("x-wasp-at
 
 /// Forwards a request along a route's `Forward` action: attempts until one
 /// gives a response the retry policy keeps (or no retry is left), within
-/// the route timeout. The request's cluster slots go to `guard`.
+/// the route timeout. The request's cluster slots go to `guard`;
+/// `trusted_hops` is the listener's (forwarded headers).
 pub async fn forward(
     conn: &ConnInfo,
+    trusted_hops: u32,
     forward: &Forward,
     mut req: Request<UpstreamBody>,
     completion: &mut Completion,
@@ -61,7 +63,12 @@ pub async fn forward(
             .headers
             .insert(http::header::UPGRADE, protocol.clone());
     }
-    headers::add_forwarded(&mut parts.headers, &conn.client_ip_header, conn.scheme);
+    headers::add_forwarded(
+        &mut parts.headers,
+        &conn.client_ip_header,
+        conn.scheme,
+        trusted_hops,
+    );
     let authority = forward.host_rewrite.clone().or_else(|| {
         headers::request_authority(&parts.uri, &parts.headers)
             .and_then(|a| HeaderValue::from_str(a).ok())
@@ -176,6 +183,10 @@ fn respond(
 ) -> Result<Response<ProxyBody>, ProxyError> {
     let mut response = match result {
         Ok(response) => response,
+        Err(UpstreamError::Downstream(error)) => {
+            tracing::debug!(%error, "downstream request body failed");
+            return Err(ProxyError::RequestBody(error));
+        }
         Err(error) => {
             tracing::debug!(%error, "upstream request failed");
             return Err(ProxyError::Upstream { error, attempts });

@@ -1,5 +1,5 @@
-//! The per-request service: take the current snapshot, route, pass the
-//! route's filter chain, run the route's action (forward upstream, answer
+//! The per-request service: take the current snapshot, admit the request
+//! (`admission`), route, pass the route's filter chain, run the route's action (forward upstream, answer
 //! directly, redirect) and stream the response back. Errors become
 //! responses in `http::local`.
 
@@ -12,11 +12,14 @@ use http::{Request, Response};
 
 use super::body::ProxyBody;
 use super::chain::ChainPass;
+use super::downstream::DownstreamBody;
 use super::error::{DIRECT_RESPONSE, ProxyError, VIA_UPSTREAM};
-use super::{forward, headers, local, upgrade};
+use super::timeout::StreamTimer;
+use super::{admission, forward, headers, local, upgrade};
 use crate::body::{BoxError, UpstreamBody};
 use crate::conn::ConnInfo;
 use crate::router::{RequestView, Route, RouteAction};
+use crate::snapshot::ListenerRuntime;
 use crate::state::ProxyState;
 use crate::telemetry::Completion;
 use crate::upstream::RequestGuard;
@@ -39,7 +42,7 @@ pub async fn handle<B>(
     mut req: Request<B>,
 ) -> Result<Response<ProxyBody>, Infallible>
 where
-    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError>,
 {
     let start = Instant::now();
@@ -51,6 +54,8 @@ where
     };
     listener.active_requests.inc();
     conn.request_started();
+    // Checked as the client sent it, before the proxy adds anything.
+    let admitted = admission::check(&req, &listener.header_limits);
     let request_id = headers::ensure_request_id(req.headers_mut());
     let mut completion = Completion {
         metrics: Arc::clone(&state.metrics),
@@ -76,7 +81,50 @@ where
         facts: None,
     };
     let mut upstream = RequestGuard::default();
+    let mut timer = StreamTimer::start(&listener.timeouts);
 
+    let response = if let Err(refused) = admitted {
+        tracing::debug!(error = %refused, "request refused");
+        completion.set_response(refused.code_details(), refused.response_flags());
+        local::error(&refused)
+    } else {
+        let activity = timer.as_ref().map(StreamTimer::activity);
+        let req = req.map(|body| DownstreamBody::new(body, activity));
+        let routed = route(&listener, &conn, req, &mut completion, &mut upstream);
+        let outcome = match &mut timer {
+            None => Ok(routed.await),
+            Some(timer) => tokio::select! {
+                response = routed => Ok(response),
+                expired = timer.expired() => Err(ProxyError::from(expired)),
+            },
+        };
+        outcome.unwrap_or_else(|expired| {
+            tracing::debug!(error = %expired, "request timed out");
+            completion.set_response(expired.code_details(), expired.response_flags());
+            local::error(&expired)
+        })
+    };
+    completion.status = response.status().as_u16();
+    Ok(response.map(|body| {
+        body.with_upstream(upstream)
+            .with_completion(completion)
+            .with_timer(timer)
+    }))
+}
+
+/// Routes an admitted request and serves it along its route (404 when no
+/// route matches).
+async fn route<B>(
+    listener: &ListenerRuntime,
+    conn: &ConnInfo,
+    req: Request<B>,
+    completion: &mut Completion,
+    upstream: &mut RequestGuard,
+) -> Response<ProxyBody>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
     let host = headers::request_host(req.uri(), req.headers());
     let view = RequestView {
         host,
@@ -85,18 +133,21 @@ where
         method: req.method(),
         headers: req.headers(),
     };
-    let response = match listener.routes.find(&view) {
-        None => local::error(&ProxyError::NoRoute {
-            host: host.to_owned(),
-            path: req.uri().path().to_owned(),
-        }),
+    match listener.routes.find(&view) {
+        None => {
+            let err = ProxyError::NoRoute {
+                host: host.to_owned(),
+                path: req.uri().path().to_owned(),
+            };
+            completion.set_response(err.code_details(), err.response_flags());
+            local::error(&err)
+        }
         Some(route) => {
             completion.route = Some(Arc::clone(&route.name));
-            serve(route, &conn, req, &mut completion, &mut upstream).await
+            let trusted_hops = listener.trusted_hops;
+            serve(route, conn, trusted_hops, req, completion, upstream).await
         }
-    };
-    completion.status = response.status().as_u16();
-    Ok(response.map(|body| body.with_upstream(upstream).with_completion(completion)))
+    }
 }
 
 /// A routed request: its chain's request phase, the route's action, the
@@ -104,6 +155,7 @@ where
 async fn serve<B>(
     route: &Route,
     conn: &ConnInfo,
+    trusted_hops: u32,
     mut req: Request<B>,
     completion: &mut Completion,
     upstream: &mut RequestGuard,
@@ -123,7 +175,7 @@ where
         Ok(req) => req,
         Err(reply) => return reply,
     };
-    let response = act(&route.action, conn, req, completion, upstream).await;
+    let response = act(&route.action, conn, trusted_hops, req, completion, upstream).await;
     chain.response(response).await
 }
 
@@ -131,13 +183,14 @@ where
 async fn act(
     action: &RouteAction,
     conn: &ConnInfo,
+    trusted_hops: u32,
     req: Request<UpstreamBody>,
     completion: &mut Completion,
     upstream: &mut RequestGuard,
 ) -> Response<ProxyBody> {
     match action {
         RouteAction::Forward(target) => {
-            match forward::forward(conn, target, req, completion, upstream).await {
+            match forward::forward(conn, trusted_hops, target, req, completion, upstream).await {
                 Ok(response) => {
                     completion.set_response(VIA_UPSTREAM, 0);
                     response

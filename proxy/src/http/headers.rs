@@ -1,5 +1,6 @@
 //! Header rules of a proxy: hop-by-hop headers removed in both directions,
-//! `x-forwarded-for` / `x-forwarded-proto` / `x-request-id` on requests.
+//! `x-forwarded-for` / `x-forwarded-proto` (as far as the listener trusts
+//! the hops in front of it) and `x-request-id` on requests.
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
@@ -114,14 +115,30 @@ pub fn wants_upgrade(headers: &HeaderMap) -> bool {
         })
 }
 
-/// Appends the client IP to `x-forwarded-for` and sets `x-forwarded-proto`
-/// when absent (Envoy's behaviour for a sidecar). `client_ip` is the client's
-/// IP as a header value, made once per connection.
-pub fn add_forwarded(headers: &mut HeaderMap, client_ip: &HeaderValue, scheme: &'static str) {
-    let value = match headers.get(&X_FORWARDED_FOR).map(HeaderValue::as_bytes) {
+/// Sets `x-forwarded-for` and `x-forwarded-proto` for a listener with
+/// `trusted_hops` proxies in front of it (Envoy's `xff_num_trusted_hops`).
+///
+/// `x-forwarded-for` keeps the last `trusted_hops` addresses it came with
+/// (those the trusted proxies appended; older ones are the client's own
+/// claims) and gets the client IP appended: at an edge (zero) it is the
+/// client IP alone. `x-forwarded-proto` is kept from a trusted hop and
+/// otherwise set to the connection's scheme. `client_ip` is the client's IP
+/// as a header value, made once per connection.
+pub fn add_forwarded(
+    headers: &mut HeaderMap,
+    client_ip: &HeaderValue,
+    scheme: &'static str,
+    trusted_hops: u32,
+) {
+    let trusted = if trusted_hops == 0 {
+        None
+    } else {
+        trusted_entries(headers, trusted_hops as usize)
+    };
+    let value = match trusted {
         Some(existing) if !existing.is_empty() => {
             let mut value = Vec::with_capacity(existing.len() + 2 + client_ip.len());
-            value.extend_from_slice(existing);
+            value.extend_from_slice(&existing);
             value.extend_from_slice(b", ");
             value.extend_from_slice(client_ip.as_bytes());
             HeaderValue::from_bytes(&value).ok()
@@ -131,9 +148,29 @@ pub fn add_forwarded(headers: &mut HeaderMap, client_ip: &HeaderValue, scheme: &
     if let Some(value) = value {
         headers.insert(X_FORWARDED_FOR.clone(), value);
     }
-    if !headers.contains_key(&X_FORWARDED_PROTO) {
+    if trusted_hops == 0 || !headers.contains_key(&X_FORWARDED_PROTO) {
         headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(scheme));
     }
+}
+
+/// The last `hops` addresses of the request's `x-forwarded-for` (every
+/// line of it, in order), as they came.
+fn trusted_entries(headers: &HeaderMap, hops: usize) -> Option<Vec<u8>> {
+    let mut lines = headers.get_all(&X_FORWARDED_FOR).iter();
+    let first = lines.next()?;
+    // The usual case: one line with no more entries than trusted hops.
+    if lines.next().is_none() && first.as_bytes().iter().filter(|b| **b == b',').count() < hops {
+        return Some(first.as_bytes().to_vec());
+    }
+    let entries: Vec<&[u8]> = headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .flat_map(|line| line.as_bytes().split(|b| *b == b','))
+        .map(<[u8]>::trim_ascii)
+        .filter(|entry| !entry.is_empty())
+        .collect();
+    let kept = &entries[entries.len().saturating_sub(hops)..];
+    Some(kept.join(&b", "[..]))
 }
 
 /// Returns the request's `x-request-id`, generating a UUID v4 one when absent.
@@ -250,17 +287,41 @@ mod tests {
     }
 
     #[test]
-    fn forwarded_for_appends_and_proto_is_kept() {
+    fn behind_trusted_hops_forwarded_for_appends_and_proto_is_kept() {
         let mut h = map(&[
             ("x-forwarded-for", "10.0.0.1"),
             ("x-forwarded-proto", "https"),
         ]);
-        add_forwarded(&mut h, &HeaderValue::from_static("127.0.0.1"), "http");
+        add_forwarded(&mut h, &HeaderValue::from_static("127.0.0.1"), "http", 1);
         assert_eq!(h.get("x-forwarded-for").unwrap(), "10.0.0.1, 127.0.0.1");
         assert_eq!(h.get("x-forwarded-proto").unwrap(), "https");
         let mut h = HeaderMap::new();
-        add_forwarded(&mut h, &HeaderValue::from_static("::1"), "http");
+        add_forwarded(&mut h, &HeaderValue::from_static("::1"), "http", 1);
         assert_eq!(h.get("x-forwarded-for").unwrap(), "::1");
+        assert_eq!(h.get("x-forwarded-proto").unwrap(), "http");
+    }
+
+    #[test]
+    fn only_the_last_trusted_hops_entries_are_kept() {
+        let mut h = map(&[
+            ("x-forwarded-for", "6.6.6.6, 10.0.0.1"),
+            ("x-forwarded-for", "10.0.0.2"),
+        ]);
+        add_forwarded(&mut h, &HeaderValue::from_static("10.0.0.3"), "http", 2);
+        assert_eq!(
+            h.get("x-forwarded-for").unwrap(),
+            "10.0.0.1, 10.0.0.2, 10.0.0.3"
+        );
+    }
+
+    #[test]
+    fn at_an_edge_forwarded_headers_are_overwritten() {
+        let mut h = map(&[
+            ("x-forwarded-for", "6.6.6.6"),
+            ("x-forwarded-proto", "https"),
+        ]);
+        add_forwarded(&mut h, &HeaderValue::from_static("127.0.0.1"), "http", 0);
+        assert_eq!(h.get("x-forwarded-for").unwrap(), "127.0.0.1");
         assert_eq!(h.get("x-forwarded-proto").unwrap(), "http");
     }
 

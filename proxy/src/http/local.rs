@@ -28,12 +28,16 @@ fn text(status: StatusCode, body: impl Into<bytes::Bytes>) -> Response<ProxyBody
 }
 
 /// The response for an error of the request path: 404 for no route, 400
-/// for a failed request body, 403 for an upgrade the route does not allow,
+/// for a failed request body or a malformed head, 431 for a header block
+/// over the listener's limits, 501 for a transfer coding other than
+/// `chunked`, 408 for the listener's request and stream idle timeouts, 403
+/// for an upgrade the route does not allow,
 /// 502 for a protocol switch the request did not ask for, 503 on a
 /// connection of a removed listener, and for upstream failures Envoy's
 /// choices: 503 for connect failures, resets, no endpoint and
 /// circuit-breaker overflow (marked `x-wasp-overloaded: true`), 504 for
-/// timeouts. A refused upgrade and a removed listener close the connection
+/// timeouts. Every answer about the downstream's own request (4xx, 501), a
+/// refused upgrade and a removed listener close the connection
 /// (`connection: close`).
 pub fn error(err: &ProxyError) -> Response<ProxyBody> {
     let status = match err {
@@ -41,15 +45,19 @@ pub fn error(err: &ProxyError) -> Response<ProxyBody> {
         ProxyError::UpgradeNotAllowed { .. } => StatusCode::FORBIDDEN,
         ProxyError::UnexpectedUpgrade { .. } => StatusCode::BAD_GATEWAY,
         ProxyError::ListenerRemoved { .. } => StatusCode::SERVICE_UNAVAILABLE,
-        ProxyError::RequestBody(_) => StatusCode::BAD_REQUEST,
+        ProxyError::RequestBody(_) | ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        ProxyError::HeadersTooLarge { .. } | ProxyError::TooManyHeaders { .. } => {
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+        }
+        ProxyError::UnsupportedTransferCoding(_) => StatusCode::NOT_IMPLEMENTED,
+        ProxyError::RequestTimeout(_) | ProxyError::StreamIdleTimeout(_) => {
+            StatusCode::REQUEST_TIMEOUT
+        }
         ProxyError::Upstream { error, .. } if error.is_timeout() => StatusCode::GATEWAY_TIMEOUT,
         ProxyError::Upstream { .. } => StatusCode::SERVICE_UNAVAILABLE,
     };
     let mut response = text(status, format!("{err}\n"));
-    if matches!(
-        err,
-        ProxyError::UpgradeNotAllowed { .. } | ProxyError::ListenerRemoved { .. }
-    ) {
+    if err.closes_connection() {
         response
             .headers_mut()
             .insert(CONNECTION, HeaderValue::from_static("close"));

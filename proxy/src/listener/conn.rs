@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::conn::ConnInfo;
+use crate::http::admission::HeaderLimits;
 use crate::http::body::ProxyBody;
 use crate::http::handle;
 use crate::state::ProxyState;
@@ -21,40 +22,69 @@ use crate::state::ProxyState;
 /// Time a client gets to complete the TLS handshake.
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The HTTP server settings shared by every connection.
+/// hyper's server for a listener's connections.
+pub type HttpBuilder = auto::Builder<TokioExecutor>;
+
+/// Bytes an HTTP/1.1 head may carry beyond what [`HeaderLimits`] counts
+/// (the request line's version and separators, `": "` and CRLF per field).
+const H1_HEAD_OVERHEAD: usize = 8192;
+/// What HTTP/2 counts per field beyond its name and value (RFC 9113 §6.5.2).
+const H2_FIELD_OVERHEAD: usize = 32;
+/// Fields hyper's HTTP/1.1 parser keeps on the stack (its default limit).
+const H1_STACK_HEADERS: usize = 100;
+
+/// The HTTP server settings of a listener's connections.
+///
+/// The request path checks `limits` exactly, the same way for both
+/// protocols (`http::admission`: 431); hyper's own limits sit just above
+/// them, as a backstop against a head too big to parse at all, and answer
+/// 431 too (HTTP/1.1: the read buffer; HTTP/2: `SETTINGS_MAX_HEADER_LIST_SIZE`).
+/// The HTTP/1.1 field count is raised only past hyper's default, which
+/// keeps parsing on the stack.
 ///
 /// HTTP/1.1 `pipeline_flush` stays off: with it, hyper buffers response
 /// bodies without limit when the client reads slower than the upstream
 /// sends, instead of applying backpressure.
-pub fn http_builder() -> auto::Builder<TokioExecutor> {
+pub fn http_builder(limits: &HeaderLimits) -> HttpBuilder {
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).keep_alive(true);
+    let h1_head = limits.max_bytes + 4 * limits.max_count + H1_HEAD_OVERHEAD;
+    let h2_list = limits.max_bytes + H2_FIELD_OVERHEAD * (limits.max_count + 8);
+    {
+        let mut h1 = builder.http1();
+        h1.timer(TokioTimer::new())
+            .keep_alive(true)
+            .max_buf_size(h1_head);
+        if limits.max_count > H1_STACK_HEADERS {
+            h1.max_headers(limits.max_count + 1);
+        }
+    }
     builder
         .http2()
         .timer(TokioTimer::new())
         .adaptive_window(true)
-        .max_concurrent_streams(1024);
+        .max_concurrent_streams(1024)
+        .max_header_list_size(u32::try_from(h2_list).unwrap_or(u32::MAX));
     builder
 }
 
 /// Serves a connection to its end.
 ///
 /// The connection keeps only what is fixed at accept from its listener: the
-/// name, the TLS acceptor (for the handshake) and the idle timeout. Each
+/// name, the TLS acceptor (for the handshake), the HTTP settings (hyper's
+/// limits) and the idle timeout. Each
 /// request looks up the current snapshot's listener itself, so a connection
 /// never pins a snapshot's routes, filter chains or VMs. When `removed`
 /// fires (a reload removed the listener) or the proxy shuts down, the
 /// connection finishes its in-flight requests and closes.
 pub async fn serve(
     state: Arc<ProxyState>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
     address: SocketAddr,
     stream: TcpStream,
     client: SocketAddr,
     mut shutdown: watch::Receiver<bool>,
     removed: CancellationToken,
 ) {
-    let (listener, tls, idle_timeout) = {
+    let (listener, tls, idle_timeout, builder) = {
         let snapshot = state.snapshot.load();
         let Some(runtime) = snapshot.by_address.get(&address) else {
             return;
@@ -63,6 +93,7 @@ pub async fn serve(
             Arc::clone(&runtime.name),
             runtime.tls.clone(),
             runtime.idle_timeout,
+            Arc::clone(&runtime.http),
         )
     };
     let _ = stream.set_nodelay(true);
@@ -144,7 +175,7 @@ pub async fn serve(
 /// Source of [`ConnInfo::id`].
 static NEXT_CONNECTION_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
-/// Closes a connection with no request in flight for `timeout`.
+/// Closes a connection with no request in flight for `timeout`; zero: never.
 struct Idle {
     info: Arc<ConnInfo>,
     timeout: Duration,
@@ -153,6 +184,9 @@ struct Idle {
 
 impl Idle {
     async fn expired(&self) {
+        if self.timeout.is_zero() {
+            return std::future::pending().await;
+        }
         loop {
             let idle_for = self.info.idle_for();
             if idle_for >= self.timeout

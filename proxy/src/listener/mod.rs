@@ -4,13 +4,13 @@
 
 mod conn;
 
+pub use conn::{HttpBuilder, http_builder};
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::TokioExecutor;
-use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -44,7 +44,6 @@ pub struct Prepared {
 /// keeps its socket and connections.
 pub struct ListenerManager {
     state: Arc<ProxyState>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
     running: HashMap<SocketAddr, CancellationToken>,
     connections: TaskTracker,
     drain_tx: watch::Sender<bool>,
@@ -55,7 +54,6 @@ impl ListenerManager {
     pub fn new(state: Arc<ProxyState>) -> Self {
         Self {
             state,
-            builder: Arc::new(conn::http_builder()),
             running: HashMap::new(),
             connections: TaskTracker::new(),
             drain_tx: watch::channel(false).0,
@@ -99,7 +97,6 @@ impl ListenerManager {
             }
             self.connections.spawn(accept_loop(
                 Arc::clone(&self.state),
-                Arc::clone(&self.builder),
                 address,
                 socket,
                 stop.clone(),
@@ -140,7 +137,6 @@ fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
 
 async fn accept_loop(
     state: Arc<ProxyState>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
     address: SocketAddr,
     socket: TcpListener,
     stop: CancellationToken,
@@ -156,7 +152,6 @@ async fn accept_loop(
             Ok((stream, client)) => {
                 connections.spawn(conn::serve(
                     Arc::clone(&state),
-                    Arc::clone(&builder),
                     address,
                     stream,
                     client,

@@ -28,6 +28,12 @@ pub struct Metrics {
     pub downstream_cx_total: IntCounterVec,
     /// `wasp_downstream_cx_idle_timeout_total{listener}`.
     pub downstream_cx_idle_timeout: IntCounterVec,
+    /// `wasp_downstream_rq_timeout_total{listener}`: requests not received
+    /// completely within `request_timeout`.
+    pub downstream_rq_timeout: IntCounterVec,
+    /// `wasp_downstream_rq_idle_timeout_total{listener}`: requests ended by
+    /// `stream_idle_timeout`.
+    pub downstream_rq_idle_timeout: IntCounterVec,
     /// `wasp_upstream_cx_active{cluster}`.
     pub upstream_cx_active: IntGaugeVec,
     /// `wasp_upstream_cx_total{cluster}`.
@@ -122,6 +128,18 @@ impl Metrics {
                 &r,
                 "wasp_downstream_cx_idle_timeout_total",
                 "Downstream connections closed for idleness",
+                listener,
+            ),
+            downstream_rq_timeout: counter(
+                &r,
+                "wasp_downstream_rq_timeout_total",
+                "Requests not received completely within the listener's request_timeout",
+                listener,
+            ),
+            downstream_rq_idle_timeout: counter(
+                &r,
+                "wasp_downstream_rq_idle_timeout_total",
+                "Requests ended by the listener's stream_idle_timeout",
                 listener,
             ),
             upstream_cx_active: gauge(

@@ -51,6 +51,11 @@ pub enum UpstreamError {
         /// The HTTP error.
         source: hyper::Error,
     },
+    /// The attempt failed because the downstream request body failed (the
+    /// client's framing error or disconnect): no fault of the endpoint, so
+    /// never retried nor reported to outlier detection.
+    #[error("{0}")]
+    Downstream(crate::body::BoxError),
 }
 
 /// Which retry conditions may retry a failure (pingora's `Error::retry`):
@@ -71,7 +76,7 @@ impl UpstreamError {
     /// How retry policies may treat this failure.
     pub fn retry_class(&self) -> RetryClass {
         match self {
-            Self::NoEndpoint(_) | Self::RouteTimeout(_) => RetryClass::Never,
+            Self::NoEndpoint(_) | Self::RouteTimeout(_) | Self::Downstream(_) => RetryClass::Never,
             Self::Connect { .. } | Self::ConnectTimeout { .. } | Self::Handshake { .. } => {
                 RetryClass::ConnectFailure
             }
@@ -81,11 +86,33 @@ impl UpstreamError {
     }
 
     /// What the failure says about the endpoint, for outlier detection: a
-    /// circuit breaker's overflow is not the endpoint's fault.
-    pub fn outcome(&self) -> super::Outcome {
+    /// circuit breaker's overflow is not the endpoint's fault; a failed
+    /// downstream body says nothing about it (`None`: not reported).
+    pub fn outcome(&self) -> Option<super::Outcome> {
         match self {
-            Self::Overflow(_) => super::Outcome::Success,
-            _ => super::Outcome::Failure,
+            Self::Overflow(_) => Some(super::Outcome::Success),
+            Self::Downstream(_) => None,
+            _ => Some(super::Outcome::Failure),
+        }
+    }
+
+    /// The attempt's error as the downstream's when the request body the
+    /// attempt was sending failed (the HTTP client reports it as its own).
+    pub fn classify(self) -> Self {
+        let body_error = match &self {
+            Self::Reset { source, .. } | Self::Handshake { source, .. } => {
+                crate::http::downstream::DownstreamError::find(source).is_some()
+            }
+            _ => false,
+        };
+        if !body_error {
+            return self;
+        }
+        match self {
+            Self::Reset { source, .. } | Self::Handshake { source, .. } => {
+                Self::Downstream(Box::new(source))
+            }
+            other => other,
         }
     }
 

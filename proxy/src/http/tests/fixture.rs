@@ -84,7 +84,7 @@ impl Proxy {
     /// cluster slots until the body is dropped).
     pub async fn respond<B>(&self, req: Request<B>) -> Response<ProxyBody>
     where
-        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<BoxError>,
     {
         let handled = crate::http::handle(
@@ -102,7 +102,7 @@ impl Proxy {
     /// The handler's response, read completely.
     pub async fn send<B>(&self, req: Request<B>) -> Reply
     where
-        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<BoxError>,
     {
         Reply::read(self.respond(req).await).await

@@ -48,9 +48,11 @@ async fn forwarded_request_gets_forwarding_headers_and_a_request_id() {
 }
 
 #[tokio::test]
-async fn client_forwarding_headers_and_request_id_are_extended_or_kept() {
+async fn behind_a_trusted_hop_forwarding_headers_are_extended_or_kept() {
     let app = Upstream::ok("").await;
-    let proxy = Proxy::start(&forward_all(&app.endpoint())).await;
+    let config =
+        forward_all(&app.endpoint()).replace("    routes:", "    trusted_hops: 1\n    routes:");
+    let proxy = Proxy::start(&config).await;
     let req = Request::get("/")
         .header(HOST, "app.test")
         .header("x-forwarded-for", "198.51.100.1")
