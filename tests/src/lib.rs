@@ -8,6 +8,7 @@
 //! callouts, [`RawUpstream`] and [`RawConn`] HTTP/1.1 on raw sockets;
 //! [`client`] has HTTP/1.1, h2c and TLS
 //! clients; [`Config`] builds the configuration a test runs on;
+//! [`jwt`] signs test tokens and serves a JWKS;
 //! [`filter_module`] finds the built `.wasm` filters, [`wat`] holds
 //! filters written as WAT and [`emscripten`] builds filters written in C.
 
@@ -19,6 +20,7 @@ pub mod emscripten;
 pub mod envoy;
 pub mod grpc;
 pub mod grpc_echo;
+pub mod jwt;
 pub mod metrics;
 pub mod modules;
 pub mod ports;

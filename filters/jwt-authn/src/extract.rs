@@ -1,0 +1,183 @@
+//! Finding tokens in a request (headers after a prefix, query parameters,
+//! cookies) and taking them out again before the request goes upstream.
+
+use crate::config::{Config, FromHeader};
+
+/// Where a token was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A header (lower-case name).
+    Header(String),
+    /// A query parameter.
+    Param(String),
+    /// A cookie.
+    Cookie(String),
+}
+
+/// A token found in the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// The token text.
+    pub token: String,
+    /// Where it was.
+    pub location: Location,
+    /// The providers (indexes) that read tokens from there.
+    pub providers: Vec<usize>,
+}
+
+/// Every token in the request, once per (token, location).
+pub fn find(config: &Config, headers: &[(String, String)]) -> Vec<Found> {
+    let mut found: Vec<Found> = Vec::new();
+    let mut add = |token: &str, location: Location, provider: usize| {
+        if let Some(f) = found
+            .iter_mut()
+            .find(|f| f.token == token && f.location == location)
+        {
+            if !f.providers.contains(&provider) {
+                f.providers.push(provider);
+            }
+        } else {
+            found.push(Found {
+                token: token.to_owned(),
+                location,
+                providers: vec![provider],
+            });
+        }
+    };
+    let path = header(headers, ":path").unwrap_or_default();
+    let query = path.split_once('?').map_or("", |(_, q)| q);
+    let query = query.split('#').next().unwrap_or_default();
+    for (i, provider) in config.providers.iter().enumerate() {
+        for FromHeader { name, prefix } in provider.header_locations() {
+            let name = name.to_ascii_lowercase();
+            for (_, value) in headers
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case(&name))
+            {
+                if let Some(token) = strip_prefix(value, &prefix) {
+                    let token = token.trim();
+                    if !token.is_empty() {
+                        add(token, Location::Header(name.clone()), i);
+                    }
+                }
+            }
+        }
+        for param in provider.param_locations() {
+            for (key, value) in query.split('&').filter_map(|kv| kv.split_once('=')) {
+                if key == param && !value.is_empty() {
+                    add(value, Location::Param(param.clone()), i);
+                }
+            }
+        }
+        for cookie in &provider.from_cookies {
+            for value in headers
+                .iter()
+                .filter(|(n, _)| n.eq_ignore_ascii_case("cookie"))
+            {
+                for (key, value) in cookies(&value.1) {
+                    if key == cookie && !value.is_empty() {
+                        add(value, Location::Cookie(cookie.clone()), i);
+                    }
+                }
+            }
+        }
+    }
+    found
+}
+
+fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// `value` after `prefix` (compared ignoring ASCII case).
+fn strip_prefix<'v>(value: &'v str, prefix: &str) -> Option<&'v str> {
+    let head = value.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &value[prefix.len()..])
+}
+
+/// The `name=value` pairs of a `cookie` header (quotes around a value dropped).
+fn cookies(header: &str) -> impl Iterator<Item = (&str, &str)> {
+    header.split(';').filter_map(|pair| {
+        let (k, v) = pair.trim().split_once('=')?;
+        let v = v
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(v);
+        Some((k.trim(), v))
+    })
+}
+
+/// `path` without the query parameter `name`.
+pub fn path_without_param(path: &str, name: &str) -> String {
+    let Some((base, query)) = path.split_once('?') else {
+        return path.to_owned();
+    };
+    let (query, fragment) = match query.split_once('#') {
+        Some((q, f)) => (q, Some(f)),
+        None => (query, None),
+    };
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|kv| kv.split_once('=').map_or(*kv, |(k, _)| k) != name)
+        .collect();
+    let mut out = base.to_owned();
+    if !kept.is_empty() && kept != [""] {
+        out.push('?');
+        out.push_str(&kept.join("&"));
+    }
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
+    out
+}
+
+/// A `cookie` header without the cookie `name` (`None`: nothing left).
+pub fn cookie_without(header: &str, name: &str) -> Option<String> {
+    let kept: Vec<&str> = header
+        .split(';')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .filter(|pair| pair.split_once('=').map_or(*pair, |(k, _)| k.trim()) != name)
+        .collect();
+    (!kept.is_empty()).then(|| kept.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_param_is_removed_and_the_rest_of_the_query_kept() {
+        assert_eq!(
+            path_without_param("/a?access_token=x&b=1", "access_token"),
+            "/a?b=1"
+        );
+        assert_eq!(
+            path_without_param("/a?access_token=x", "access_token"),
+            "/a"
+        );
+        assert_eq!(path_without_param("/a?b=1&t=x#f", "t"), "/a?b=1#f");
+        assert_eq!(path_without_param("/a", "t"), "/a");
+    }
+
+    #[test]
+    fn a_cookie_is_removed_and_the_others_kept() {
+        assert_eq!(
+            cookie_without("a=1; jwt=x; b=2", "jwt").as_deref(),
+            Some("a=1; b=2")
+        );
+        assert_eq!(cookie_without("jwt=x", "jwt"), None);
+    }
+
+    #[test]
+    fn prefixes_compare_without_case() {
+        assert_eq!(strip_prefix("bearer abc", "Bearer "), Some("abc"));
+        assert_eq!(strip_prefix("Basic abc", "Bearer "), None);
+        assert_eq!(strip_prefix("Be", "Bearer "), None);
+    }
+}
