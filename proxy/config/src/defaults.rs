@@ -69,8 +69,33 @@ pub const CONFIG_POLL_INTERVAL: Duration = Duration::from_secs(1);
 pub const PLUGIN_MEMORY_BYTES: u64 = 64 << 20;
 /// Largest filter VM memory cap accepted (the engine's pool slots are this big).
 pub const MAX_PLUGIN_MEMORY_BYTES: u64 = 512 << 20;
-/// CPU time one filter callback may take.
-pub const PLUGIN_CPU_DEADLINE: Duration = Duration::from_millis(100);
+/// CPU time one filter callback may take. A looping filter holds its
+/// worker thread this long, so every request on that worker waits as long.
+pub const PLUGIN_CPU_DEADLINE: Duration = Duration::from_millis(20);
+/// Largest `cpu_deadline` accepted.
+pub const MAX_PLUGIN_CPU_DEADLINE: Duration = Duration::from_secs(1);
+/// Bytes of one header or trailer map a filter may grow it to (names plus
+/// values; Envoy's `max_request_headers_kb` default, 60 KiB).
+pub const PLUGIN_MAX_HEADER_BYTES: u64 = 60 << 10;
+/// Entries of one header or trailer map a filter may grow it to (Envoy's
+/// `max_headers_count` default).
+pub const PLUGIN_MAX_HEADER_COUNT: u64 = 100;
+/// Body bytes a filter may hold buffered (by pausing in a body callback) or
+/// grow a body buffer to, per direction of a request (Envoy's default
+/// buffer limit, 1 MiB).
+pub const PLUGIN_MAX_BUFFERED_BODY_BYTES: u64 = 1 << 20;
+/// Bytes of properties a filter may set on one request (keys plus values).
+pub const PLUGIN_MAX_PROPERTY_BYTES: u64 = 64 << 10;
+/// Bytes of shared data (keys plus values) per `vm_id`.
+pub const PLUGIN_MAX_SHARED_DATA_BYTES: u64 = 16 << 20;
+/// Shared data keys per `vm_id`.
+pub const PLUGIN_MAX_SHARED_DATA_KEYS: u64 = 10_000;
+/// Items one shared queue holds.
+pub const PLUGIN_MAX_QUEUE_DEPTH: u64 = 10_000;
+/// Bytes one shared queue holds.
+pub const PLUGIN_MAX_QUEUE_BYTES: u64 = 16 << 20;
+/// Bytes of compiled filter modules kept in the engine's cache.
+pub const MODULE_CACHE_BYTES: u64 = 256 << 20;
 /// Most VMs of one plugin (one per worker thread up to this many).
 pub const PLUGIN_MAX_VMS: usize = 4;
 
@@ -166,4 +191,28 @@ pub(crate) fn plugin_cpu_deadline() -> Duration {
 }
 pub(crate) fn plugin_max_vms() -> usize {
     PLUGIN_MAX_VMS
+}
+pub(crate) fn plugin_max_header_bytes() -> u64 {
+    PLUGIN_MAX_HEADER_BYTES
+}
+pub(crate) fn plugin_max_header_count() -> u64 {
+    PLUGIN_MAX_HEADER_COUNT
+}
+pub(crate) fn plugin_max_buffered_body_bytes() -> u64 {
+    PLUGIN_MAX_BUFFERED_BODY_BYTES
+}
+pub(crate) fn plugin_max_property_bytes() -> u64 {
+    PLUGIN_MAX_PROPERTY_BYTES
+}
+pub(crate) fn plugin_max_shared_data_bytes() -> u64 {
+    PLUGIN_MAX_SHARED_DATA_BYTES
+}
+pub(crate) fn plugin_max_shared_data_keys() -> u64 {
+    PLUGIN_MAX_SHARED_DATA_KEYS
+}
+pub(crate) fn plugin_max_queue_depth() -> u64 {
+    PLUGIN_MAX_QUEUE_DEPTH
+}
+pub(crate) fn plugin_max_queue_bytes() -> u64 {
+    PLUGIN_MAX_QUEUE_BYTES
 }

@@ -10,7 +10,7 @@
 //!         module: filters/auth.wasm
 //!         configuration: {header: x-token}
 //!         failure_policy: fail_closed
-//!         limits: {memory_bytes: 33554432, cpu_deadline: 50ms, max_vms: 4}
+//!         limits: {memory_bytes: 33554432, cpu_deadline: 10ms, max_vms: 4}
 //! ```
 //! Routes and listeners pick a chain with `filter_chain: NAME` (a route's
 //! choice wins over its listener's).
@@ -112,6 +112,30 @@ pub struct PluginLimitsConfig {
     /// Most VMs of this plugin (one per worker thread up to this many).
     #[serde(default = "defaults::plugin_max_vms")]
     pub max_vms: usize,
+    /// Bytes (names plus values) a filter may grow one header or trailer map of a request to.
+    #[serde(default = "defaults::plugin_max_header_bytes")]
+    pub max_header_bytes: u64,
+    /// Entries a filter may grow one header or trailer map of a request to.
+    #[serde(default = "defaults::plugin_max_header_count")]
+    pub max_header_count: u64,
+    /// Body bytes a filter may hold buffered or grow a body buffer to, per direction.
+    #[serde(default = "defaults::plugin_max_buffered_body_bytes")]
+    pub max_buffered_body_bytes: u64,
+    /// Bytes of properties (paths plus values) a filter may set on one request.
+    #[serde(default = "defaults::plugin_max_property_bytes")]
+    pub max_property_bytes: u64,
+    /// Bytes of shared data (keys plus values) in this plugin's `vm_id`.
+    #[serde(default = "defaults::plugin_max_shared_data_bytes")]
+    pub max_shared_data_bytes: u64,
+    /// Shared data keys in this plugin's `vm_id`.
+    #[serde(default = "defaults::plugin_max_shared_data_keys")]
+    pub max_shared_data_keys: u64,
+    /// Items a shared queue holds when this plugin enqueues.
+    #[serde(default = "defaults::plugin_max_queue_depth")]
+    pub max_queue_depth: u64,
+    /// Bytes a shared queue holds when this plugin enqueues.
+    #[serde(default = "defaults::plugin_max_queue_bytes")]
+    pub max_queue_bytes: u64,
 }
 
 impl Default for PluginLimitsConfig {
@@ -120,6 +144,14 @@ impl Default for PluginLimitsConfig {
             memory_bytes: defaults::PLUGIN_MEMORY_BYTES,
             cpu_deadline: defaults::PLUGIN_CPU_DEADLINE,
             max_vms: defaults::PLUGIN_MAX_VMS,
+            max_header_bytes: defaults::PLUGIN_MAX_HEADER_BYTES,
+            max_header_count: defaults::PLUGIN_MAX_HEADER_COUNT,
+            max_buffered_body_bytes: defaults::PLUGIN_MAX_BUFFERED_BODY_BYTES,
+            max_property_bytes: defaults::PLUGIN_MAX_PROPERTY_BYTES,
+            max_shared_data_bytes: defaults::PLUGIN_MAX_SHARED_DATA_BYTES,
+            max_shared_data_keys: defaults::PLUGIN_MAX_SHARED_DATA_KEYS,
+            max_queue_depth: defaults::PLUGIN_MAX_QUEUE_DEPTH,
+            max_queue_bytes: defaults::PLUGIN_MAX_QUEUE_BYTES,
         }
     }
 }

@@ -189,6 +189,39 @@ filter_chains:
     assert_eq!(errs.len(), 10, "{errs:?}");
 }
 
+#[test]
+fn plugin_cpu_deadline_is_capped_at_one_second_and_host_limits_must_be_positive() {
+    let errs = errors(
+        "listeners: [{name: a, address: '127.0.0.1:1', routes: [{direct_response: {status: 200}}]}]
+filter_chains:
+  - {name: c, plugins: [{name: p, module: m.wasm, limits: {cpu_deadline: 1h, max_header_bytes: 0, max_shared_data_keys: 0, max_queue_depth: 0}}]}",
+    );
+    for expected in [
+        "filter_chains[0].plugins[0].limits.cpu_deadline: must be greater than zero and at most 1s",
+        "filter_chains[0].plugins[0].limits.max_header_bytes: must be at least 1",
+        "filter_chains[0].plugins[0].limits.max_shared_data_keys: must be at least 1",
+        "filter_chains[0].plugins[0].limits.max_queue_depth: must be at least 1",
+    ] {
+        assert!(
+            errs.iter().any(|e| e.starts_with(expected)),
+            "missing {expected:?} in {errs:?}"
+        );
+    }
+    assert_eq!(errs.len(), 4, "{errs:?}");
+    let ok = parse(
+        "listeners: [{name: a, address: '127.0.0.1:1', routes: [{direct_response: {status: 200}}]}]
+filter_chains:
+  - {name: c, plugins: [{name: p, module: m.wasm, limits: {cpu_deadline: 1s, max_header_count: 5}}]}",
+    )
+    .unwrap();
+    let limits = &ok.filter_chains[0].plugins[0].limits;
+    assert_eq!(limits.max_header_count, 5);
+    assert_eq!(
+        limits.max_header_bytes,
+        crate::defaults::PLUGIN_MAX_HEADER_BYTES
+    );
+}
+
 /// A plugin check that rejects modules whose path contains "missing".
 struct RejectMissing;
 

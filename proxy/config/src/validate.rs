@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 
 use crate::defaults;
+use crate::defaults::MAX_PLUGIN_CPU_DEADLINE;
 use crate::error::{ConfigError, ErrorSink};
 use crate::filters::{MAX_PLUGIN_MEMORY_BYTES, PluginConfig, PluginValidator};
 use crate::model::*;
@@ -663,14 +664,32 @@ fn validate_plugin<'a>(
             format!("must be between 65536 (one Wasm page) and {MAX_PLUGIN_MEMORY_BYTES}"),
         );
     }
-    if limits.cpu_deadline.is_zero() {
+    if limits.cpu_deadline.is_zero() || limits.cpu_deadline > MAX_PLUGIN_CPU_DEADLINE {
         sink.push(
             format!("{at}.limits.cpu_deadline"),
-            "must be greater than zero",
+            format!(
+                "must be greater than zero and at most {MAX_PLUGIN_CPU_DEADLINE:?} \
+                 (a looping filter stalls its worker thread this long)"
+            ),
         );
     }
     if limits.max_vms == 0 {
         sink.push(format!("{at}.limits.max_vms"), "must be at least 1");
+    }
+    let at_least_one = [
+        ("max_header_bytes", limits.max_header_bytes),
+        ("max_header_count", limits.max_header_count),
+        ("max_buffered_body_bytes", limits.max_buffered_body_bytes),
+        ("max_property_bytes", limits.max_property_bytes),
+        ("max_shared_data_bytes", limits.max_shared_data_bytes),
+        ("max_shared_data_keys", limits.max_shared_data_keys),
+        ("max_queue_depth", limits.max_queue_depth),
+        ("max_queue_bytes", limits.max_queue_bytes),
+    ];
+    for (field, value) in at_least_one {
+        if value == 0 {
+            sink.push(format!("{at}.limits.{field}"), "must be at least 1");
+        }
     }
 }
 

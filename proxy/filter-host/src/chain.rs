@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bytes::Bytes;
 use wasp_abi::Action;
 
+use crate::limits::{self, Limit};
 use crate::plugin::Plugin;
 use crate::pool::SlotError;
 use crate::spec::FailurePolicy;
@@ -149,6 +150,22 @@ fn failure_reply(plugin: &str) -> LocalReply {
         headers: vec![("content-type".into(), b"text/plain".to_vec())],
         body: format!("filter plugin `{plugin}` failed\n").into(),
         details: "wasm_fail_closed".into(),
+        grpc_status: None,
+    }
+}
+
+/// What a request gets when a filter buffers more body than its limit, as
+/// in Envoy: 413 for a request body, 500 for a response body.
+fn too_large_reply(dir: Direction) -> LocalReply {
+    let (status, body, details) = match dir {
+        Direction::Request => (413, "Payload Too Large\n", "request_payload_too_large"),
+        Direction::Response => (500, "Internal Server Error\n", "response_payload_too_large"),
+    };
+    LocalReply {
+        status,
+        headers: vec![("content-type".into(), b"text/plain".to_vec())],
+        body: body.into(),
+        details: details.into(),
         grpc_status: None,
     }
 }
@@ -328,6 +345,12 @@ impl ChainStream {
                 Step::Continue | Step::Skip => flowing = body,
                 Step::Pause => {
                     // Buffer; the filter is called again with the cumulative size.
+                    let core = &filter.plugin.core;
+                    if body.len() as u64 > core.spec.limits.max_buffered_body_bytes {
+                        limits::exceeded(core, "buffering a paused body", Limit::BufferedBodyBytes);
+                        self.responders.fetch_min(i + 1, Ordering::Relaxed);
+                        return Err(too_large_reply(dir));
+                    }
                     *filter.pending(dir) = body;
                     return Ok(Bytes::new());
                 }

@@ -2,11 +2,9 @@
 //! allocator, epoch interruption driven by a ticker thread, stack limit), the
 //! module cache keyed by sha256, and the services shared by all plugins.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use moka::sync::Cache;
 use sha2::{Digest, Sha256};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, Module, PoolingAllocationConfig};
 
@@ -14,11 +12,15 @@ use crate::abi::HostImports;
 use crate::callout::Callouts;
 use crate::error::HostError;
 use crate::metrics::FilterMetrics;
+use crate::module_cache::{ModuleCache, ModuleCacheStatus};
 use crate::node::NodeInfo;
 use crate::plugin::Plugin;
 use crate::shared::{SharedData, SharedQueues};
 use crate::spec::PluginSpec;
 use crate::validate::validate;
+
+/// The first bytes of every Wasm binary.
+const WASM_MAGIC: &[u8] = b"\0asm";
 
 /// Engine-wide settings.
 #[derive(Clone, Debug)]
@@ -35,6 +37,9 @@ pub struct EngineOptions {
     pub node: NodeInfo,
     /// Where filter metrics and the host's per-plugin metrics are registered.
     pub registry: prometheus::Registry,
+    /// Most bytes of compiled modules the cache keeps (modules plugins use
+    /// stay alive regardless). Default 256 MiB.
+    pub module_cache_bytes: u64,
 }
 
 impl Default for EngineOptions {
@@ -46,6 +51,7 @@ impl Default for EngineOptions {
             epoch_tick: Duration::from_millis(10),
             node: NodeInfo::default(),
             registry: prometheus::Registry::new(),
+            module_cache_bytes: wasp_config::defaults::MODULE_CACHE_BYTES,
         }
     }
 }
@@ -76,8 +82,7 @@ pub(crate) struct EngineInner {
     pub imports: HostImports,
     pub services: Arc<Services>,
     pub epoch_tick: Duration,
-    cache: Cache<String, Module>,
-    compiles: AtomicU64,
+    pub modules: Arc<ModuleCache>,
 }
 
 /// The Wasm engine of the process; cheap to clone.
@@ -127,8 +132,7 @@ impl FilterEngine {
                 imports,
                 services,
                 epoch_tick: options.epoch_tick,
-                cache: Cache::new(256),
-                compiles: AtomicU64::new(0),
+                modules: ModuleCache::new(options.module_cache_bytes),
             }),
         })
     }
@@ -165,18 +169,25 @@ impl FilterEngine {
         hex::encode(Sha256::digest(wasm))
     }
 
-    /// Compiles and validates a module, or returns the cached compilation of
-    /// the same bytes.
+    /// Compiles and validates a module (a Wasm binary or WAT text), or
+    /// returns the cached compilation of the same bytes.
     pub fn compile(&self, wasm: &[u8]) -> Result<(Module, String), HostError> {
         let sha = Self::sha256(wasm);
-        if let Some(module) = self.inner.cache.get(&sha) {
+        if let Some(module) = self.inner.modules.get(&sha) {
             return Ok((module, sha));
+        }
+        if !wasm.starts_with(WASM_MAGIC) && std::str::from_utf8(wasm).is_err() {
+            return Err(HostError::NotAModule {
+                len: wasm.len(),
+                head: wasm.iter().take(4).map(|b| format!("{b:02x}")).collect(),
+            });
         }
         let module = Module::new(&self.inner.engine, wasm)
             .map_err(|e| HostError::Compile(format!("{e:#}")))?;
         validate(&module, &self.inner.imports)?;
-        self.inner.compiles.fetch_add(1, Ordering::Relaxed);
-        self.inner.cache.insert(sha.clone(), module.clone());
+        self.inner
+            .modules
+            .insert(sha.clone(), module.clone(), wasm.len());
         Ok((module, sha))
     }
 
@@ -184,7 +195,11 @@ impl FilterEngine {
     /// `proxy_on_vm_start` and `proxy_on_configure`.
     pub fn load(&self, spec: PluginSpec) -> Result<Arc<Plugin>, HostError> {
         let (module, sha) = self.compile(&spec.wasm)?;
-        Plugin::load(&self.inner, spec, module, sha)
+        let used = self
+            .inner
+            .modules
+            .use_module(&sha, &module, spec.wasm.len());
+        Plugin::load(&self.inner, spec, module, sha, used)
     }
 
     #[cfg(test)]
@@ -194,7 +209,12 @@ impl FilterEngine {
 
     /// How many modules were compiled (cache misses) so far.
     pub fn compiled_modules(&self) -> u64 {
-        self.inner.compiles.load(Ordering::Relaxed)
+        self.inner.modules.compiles()
+    }
+
+    /// What the compiled-module cache holds (for `/filters`).
+    pub fn module_cache(&self) -> ModuleCacheStatus {
+        self.inner.modules.status()
     }
 }
 

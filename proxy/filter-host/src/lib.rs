@@ -15,8 +15,10 @@ mod chain;
 mod engine;
 mod error;
 mod facts;
+mod limits;
 mod memory;
 mod metrics;
+mod module_cache;
 mod node;
 mod plugin;
 mod pool;
@@ -27,6 +29,7 @@ mod state;
 mod stream;
 mod validate;
 mod vm;
+mod warnings;
 
 #[cfg(test)]
 mod tests;
@@ -38,6 +41,7 @@ pub use chain::{ChainStream, FilterChain};
 pub use engine::{EngineOptions, FilterEngine};
 pub use error::HostError;
 pub use facts::{StreamFacts, UpstreamFacts, response_flags};
+pub use module_cache::{CachedModule, ModuleCacheStatus};
 pub use node::NodeInfo;
 pub use plugin::{Plugin, PluginStatus};
 pub use spec::{FailurePolicy, PluginLimits, PluginSpec};

@@ -49,20 +49,32 @@ pub(crate) fn answer(body: impl FnOnce() -> Hostcall) -> CallResult {
     }
 }
 
-/// Logs a misuse of the ABI by the module and returns `status` as the result.
+/// Counts a misuse of the ABI by the module, logs it (at most once per
+/// plugin and call every [`WARN_INTERVAL`](crate::warnings::WARN_INTERVAL),
+/// with how many went unlogged) and returns `status` as the result.
 pub(crate) fn misuse(
     caller: &Caller<'_, VmState>,
     call: &str,
     argument: &str,
     status: Status,
 ) -> Status {
-    tracing::warn!(
-        plugin = %caller.data().core.spec.name,
-        call,
-        argument,
-        status = ?status,
-        "filter misused the proxy-wasm ABI"
-    );
+    let core = &caller.data().core;
+    let plugin = core.spec.name.as_str();
+    core.services
+        .metrics
+        .abi_misuse
+        .with_label_values(&[plugin, call])
+        .inc();
+    if let Some(suppressed) = core.warnings.admit(call) {
+        tracing::warn!(
+            plugin,
+            call,
+            argument,
+            status = ?status,
+            suppressed,
+            "filter misused the proxy-wasm ABI"
+        );
+    }
     status
 }
 

@@ -8,9 +8,11 @@ use wasmtime::{InstancePre, Module};
 
 use crate::engine::{EngineInner, Services};
 use crate::error::HostError;
+use crate::module_cache::ModuleUse;
 use crate::pool::{VmPool, VmSlot};
 use crate::spec::{FailurePolicy, PluginSpec};
 use crate::state::VmState;
+use crate::warnings::WarnLimiter;
 
 /// Failure counters of a plugin.
 #[derive(Default)]
@@ -34,6 +36,10 @@ pub(crate) struct PluginCore {
     pub request_body: bool,
     /// The module exports response body or trailers callbacks.
     pub response_body: bool,
+    /// Rate limits this plugin's misuse and limit warnings.
+    pub warnings: WarnLimiter,
+    /// Keeps the module in the engine's cache while the plugin lives.
+    _module_use: ModuleUse,
 }
 
 impl PluginCore {
@@ -124,6 +130,7 @@ impl Plugin {
         spec: PluginSpec,
         module: Module,
         sha256: String,
+        module_use: ModuleUse,
     ) -> Result<Arc<Self>, HostError> {
         let pre = engine
             .imports
@@ -148,6 +155,8 @@ impl Plugin {
             services: Arc::clone(&engine.services),
             stats: PluginStats::default(),
             deadline_ticks,
+            warnings: WarnLimiter::default(),
+            _module_use: module_use,
         });
         core.set_healthy(true);
         let pool = VmPool::new(&core, slots);

@@ -1,52 +1,83 @@
 //! Process-wide shared data (key/value with compare-and-swap) and shared
-//! queues, both scoped by VM id, visible to every VM of every plugin.
+//! queues, both scoped by VM id, visible to every VM of every plugin, each
+//! bounded by the limits of the plugin that writes (see [`crate::limits`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, PoisonError, Weak};
 
 use wasp_abi::Status;
 
+use crate::limits::{self, Limit};
 use crate::pool::VmSlot;
 
-/// Most items a queue holds; enqueueing more drops the oldest.
-const QUEUE_CAPACITY: usize = 10_000;
+/// Why a shared data or queue write was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// An ABI status (`CasMismatch`, `NotFound`).
+    Status(Status),
+    /// A limit of the calling plugin would be passed.
+    Limit(Limit),
+}
 
-/// A key scoped by VM id.
-type ScopedKey = (String, String);
+impl From<Status> for Refused {
+    fn from(status: Status) -> Self {
+        Self::Status(status)
+    }
+}
 
-/// Shared key/value data with a version (CAS) per key.
+/// The shared data of one `vm_id` and what it holds.
+#[derive(Default)]
+struct Scope {
+    entries: HashMap<String, (Vec<u8>, u32)>,
+    /// Keys plus values, in bytes.
+    bytes: usize,
+}
+
+/// Shared key/value data with a version (CAS) per key, scoped by VM id.
 #[derive(Default)]
 pub(crate) struct SharedData {
-    map: Mutex<HashMap<ScopedKey, (Vec<u8>, u32)>>,
+    scopes: Mutex<HashMap<String, Scope>>,
 }
 
 impl SharedData {
     /// The value and its CAS version.
     pub fn get(&self, vm_id: &str, key: &str) -> Option<(Vec<u8>, u32)> {
-        let map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-        map.get(&(vm_id.to_owned(), key.to_owned())).cloned()
+        let scopes = self.scopes.lock().unwrap_or_else(PoisonError::into_inner);
+        scopes.get(vm_id)?.entries.get(key).cloned()
     }
 
-    /// Sets a value; with a non-zero `cas`, only if the version still matches.
-    pub fn set(&self, vm_id: &str, key: &str, value: Vec<u8>, cas: u32) -> Result<(), Status> {
-        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = map.entry((vm_id.to_owned(), key.to_owned()));
-        match entry {
-            std::collections::hash_map::Entry::Occupied(mut e) => {
-                let (stored, version) = e.get_mut();
-                if cas != 0 && cas != *version {
-                    return Err(Status::CasMismatch);
-                }
-                *stored = value;
-                *version = version.checked_add(1).unwrap_or(1);
+    /// Sets a value; with a non-zero `cas`, only if the version still
+    /// matches. Refused when the `vm_id` would hold more than `max_bytes`
+    /// (keys plus values) or `max_keys` keys.
+    pub fn set(
+        &self,
+        vm_id: &str,
+        key: &str,
+        value: Vec<u8>,
+        cas: u32,
+        (max_bytes, max_keys): (u64, u64),
+    ) -> Result<(), Refused> {
+        let mut scopes = self.scopes.lock().unwrap_or_else(PoisonError::into_inner);
+        let scope = scopes.entry(vm_id.to_owned()).or_default();
+        let existing = scope.entries.get(key);
+        let version = match existing {
+            Some((_, version)) if cas != 0 && cas != *version => {
+                return Err(Status::CasMismatch.into());
             }
-            std::collections::hash_map::Entry::Vacant(e) => {
-                if cas != 0 {
-                    return Err(Status::CasMismatch);
-                }
-                e.insert((value, 1));
-            }
+            None if cas != 0 => return Err(Status::CasMismatch.into()),
+            Some((_, version)) => version.checked_add(1).unwrap_or(1),
+            None => 1,
+        };
+        let replaced = existing.map_or(0, |(v, _)| key.len() + v.len());
+        let after = scope.bytes - replaced + key.len() + value.len();
+        if existing.is_none() && scope.entries.len() as u64 >= max_keys {
+            return Err(Refused::Limit(Limit::SharedDataKeys));
         }
+        if limits::grows_past(scope.bytes as u64, after as u64, max_bytes) {
+            return Err(Refused::Limit(Limit::SharedDataBytes));
+        }
+        scope.bytes = after;
+        scope.entries.insert(key.to_owned(), (value, version));
         Ok(())
     }
 }
@@ -60,6 +91,8 @@ pub(crate) struct QueueOwner {
 
 struct Queue {
     items: VecDeque<Vec<u8>>,
+    /// Bytes of `items`.
+    bytes: usize,
     owner: QueueOwner,
 }
 
@@ -94,6 +127,7 @@ impl SharedQueues {
             id,
             Queue {
                 items: VecDeque::new(),
+                bytes: 0,
                 owner,
             },
         );
@@ -107,13 +141,25 @@ impl SharedQueues {
     }
 
     /// Appends an item and tells the owner (asynchronously) it has work.
-    pub fn enqueue(&self, id: u32, value: Vec<u8>) -> Result<(), Status> {
+    /// Refused (nothing is dropped) when the queue would hold more than
+    /// `max_depth` items or `max_bytes` bytes.
+    pub fn enqueue(
+        &self,
+        id: u32,
+        value: Vec<u8>,
+        (max_depth, max_bytes): (u64, u64),
+    ) -> Result<(), Refused> {
         let owner = {
             let mut q = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
             let queue = q.queues.get_mut(&id).ok_or(Status::NotFound)?;
-            if queue.items.len() >= QUEUE_CAPACITY {
-                queue.items.pop_front();
+            if queue.items.len() as u64 >= max_depth {
+                return Err(Refused::Limit(Limit::QueueDepth));
             }
+            let after = queue.bytes + value.len();
+            if limits::grows_past(queue.bytes as u64, after as u64, max_bytes) {
+                return Err(Refused::Limit(Limit::QueueBytes));
+            }
+            queue.bytes = after;
             queue.items.push_back(value);
             queue.owner.clone()
         };
@@ -125,6 +171,10 @@ impl SharedQueues {
     pub fn dequeue(&self, id: u32) -> Result<Option<Vec<u8>>, Status> {
         let mut q = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let queue = q.queues.get_mut(&id).ok_or(Status::NotFound)?;
-        Ok(queue.items.pop_front())
+        let item = queue.items.pop_front();
+        if let Some(item) = &item {
+            queue.bytes -= item.len();
+        }
+        Ok(item)
     }
 }

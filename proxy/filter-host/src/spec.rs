@@ -5,8 +5,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use wasp_config::defaults;
-
 /// What a stream gets when the plugin cannot run: the configuration's type.
 pub use wasp_config::FailurePolicy;
 
@@ -19,14 +17,46 @@ pub struct PluginLimits {
     pub cpu_deadline: Duration,
     /// Maximum number of VMs (one per worker thread up to this many).
     pub max_vms: usize,
+    /// Bytes (names plus values) the filter may grow one header or trailer
+    /// map to; a change past it answers `BadArgument`.
+    pub max_header_bytes: u64,
+    /// Entries the filter may grow one header or trailer map to.
+    pub max_header_count: u64,
+    /// Body bytes the filter may hold buffered (pausing in a body callback)
+    /// or grow a body buffer to, per direction.
+    pub max_buffered_body_bytes: u64,
+    /// Bytes of properties (paths plus values) the filter may set per request.
+    pub max_property_bytes: u64,
+    /// Bytes of shared data (keys plus values) in the plugin's `vm_id`.
+    pub max_shared_data_bytes: u64,
+    /// Shared data keys in the plugin's `vm_id`.
+    pub max_shared_data_keys: u64,
+    /// Items a shared queue may hold when this plugin enqueues.
+    pub max_queue_depth: u64,
+    /// Bytes a shared queue may hold when this plugin enqueues.
+    pub max_queue_bytes: u64,
 }
 
 impl Default for PluginLimits {
     fn default() -> Self {
+        Self::from(&wasp_config::PluginLimitsConfig::default())
+    }
+}
+
+impl From<&wasp_config::PluginLimitsConfig> for PluginLimits {
+    fn from(c: &wasp_config::PluginLimitsConfig) -> Self {
         Self {
-            memory_bytes: defaults::PLUGIN_MEMORY_BYTES,
-            cpu_deadline: defaults::PLUGIN_CPU_DEADLINE,
-            max_vms: defaults::PLUGIN_MAX_VMS,
+            memory_bytes: c.memory_bytes,
+            cpu_deadline: c.cpu_deadline,
+            max_vms: c.max_vms,
+            max_header_bytes: c.max_header_bytes,
+            max_header_count: c.max_header_count,
+            max_buffered_body_bytes: c.max_buffered_body_bytes,
+            max_property_bytes: c.max_property_bytes,
+            max_shared_data_bytes: c.max_shared_data_bytes,
+            max_shared_data_keys: c.max_shared_data_keys,
+            max_queue_depth: c.max_queue_depth,
+            max_queue_bytes: c.max_queue_bytes,
         }
     }
 }

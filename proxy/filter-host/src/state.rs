@@ -11,6 +11,11 @@ use crate::plugin::PluginCore;
 use crate::pool::VmSlot;
 use crate::stream::{HeaderList, ResumeSignal, StreamData};
 
+/// Log lines of a starting filter kept for the error that refuses it.
+pub(crate) const START_LOG_LINES: usize = 10;
+/// Longest log line kept for that error, in bytes.
+pub(crate) const START_LOG_LINE_BYTES: usize = 300;
+
 /// One HTTP stream bound to this VM.
 pub(crate) struct StreamBinding {
     pub data: Arc<Mutex<StreamData>>,
@@ -73,6 +78,9 @@ pub(crate) struct VmState {
     pub root_state: HashMap<String, Vec<u8>>,
     /// Node facts as they were when this VM was created.
     pub node: Arc<NodeInfo>,
+    /// The filter's log lines while its root context starts (shown when
+    /// `proxy_on_vm_start` or `proxy_on_configure` refuses); `None` after.
+    pub start_log: Option<Vec<String>>,
 }
 
 impl VmState {
@@ -101,6 +109,22 @@ impl VmState {
             generation,
             grpc_streams: HashMap::new(),
             root_state: HashMap::new(),
+            start_log: None,
+        }
+    }
+
+    /// Keeps a log line of the filter while its root context starts: the
+    /// first [`START_LOG_LINES`], each cut to [`START_LOG_LINE_BYTES`].
+    pub fn capture_log(&mut self, message: &str) {
+        let Some(lines) = self.start_log.as_mut() else {
+            return;
+        };
+        if lines.len() < START_LOG_LINES && !message.is_empty() {
+            let mut end = message.len().min(START_LOG_LINE_BYTES);
+            while !message.is_char_boundary(end) {
+                end -= 1;
+            }
+            lines.push(message[..end].to_owned());
         }
     }
 

@@ -1,12 +1,13 @@
 //! Hostcalls of the HTTP stream: header maps, body buffers, local replies and
 //! stream control (continue, close, effective context).
 
-use std::sync::PoisonError;
+use std::sync::{Arc, PoisonError};
 
 use wasmtime::Caller;
 use wasp_abi::{BufferType, MapType, Status, StreamType, decode_map, encode_map, encoded_map_len};
 
 use super::{ENV, HostImports};
+use crate::limits::{self, Limit};
 use crate::memory::{CallResult, answer, copy_out, misuse, read, read_str, write_u32};
 use crate::state::VmState;
 use crate::stream::{HeaderList, LocalReply, header_get, header_remove, header_replace};
@@ -137,7 +138,14 @@ fn set_map_pairs(mut caller: C<'_>, map_type: u32, ptr: u32, len: u32) -> CallRe
     const CALL: &str = "proxy_set_header_map_pairs";
     answer(|| {
         let pairs = read_map(&caller, CALL, "map_data", ptr, len)?;
-        Ok(map_op(&mut caller, CALL, map_type, |list| *list = pairs)?)
+        let core = Arc::clone(&caller.data().core);
+        map_op(&mut caller, CALL, map_type, |list| {
+            limits::check_headers(&core, limits::map_size(list), &pairs)?;
+            *list = pairs;
+            Ok(())
+        })?
+        .map_err(|limit| limits::exceeded(&core, CALL, limit))?;
+        Ok(())
     })
 }
 
@@ -179,11 +187,37 @@ fn edit_map_value(
     answer(|| {
         let key = read_str(&caller, call, "key", key_ptr, key_len)?;
         let value = read(&caller, call, "value", value_ptr, value_len)?;
-        Ok(map_op(&mut caller, call, map_type, |list| match edit {
-            Edit::Add => list.push((key.to_ascii_lowercase(), value)),
-            Edit::Replace => header_replace(list, &key, value),
-        })?)
+        let core = Arc::clone(&caller.data().core);
+        map_op(&mut caller, call, map_type, |list| {
+            let before = limits::map_size(list);
+            let after = edited_size(list, edit, &key, value.len());
+            limits::check_size(&core, before, after)?;
+            match edit {
+                Edit::Add => list.push((key.to_ascii_lowercase(), value)),
+                Edit::Replace => header_replace(list, &key, value),
+            }
+            Ok(())
+        })?
+        .map_err(|limit| limits::exceeded(&core, call, limit))?;
+        Ok(())
     })
+}
+
+/// Bytes and entries of `list` once `edit` of `key` to a value of
+/// `value_len` bytes is applied.
+fn edited_size(list: &HeaderList, edit: Edit, key: &str, value_len: usize) -> (usize, usize) {
+    let (bytes, count) = limits::map_size(list);
+    let added = key.len() + value_len;
+    match edit {
+        Edit::Add => (bytes + added, count + 1),
+        Edit::Replace => {
+            let (gone_bytes, gone) = list
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case(key))
+                .fold((0, 0), |(b, n), (k, v)| (b + k.len() + v.len(), n + 1));
+            (bytes - gone_bytes + added, count - gone + 1)
+        }
+    }
 }
 
 fn remove_map_value(mut caller: C<'_>, map_type: u32, key_ptr: u32, key_len: u32) -> CallResult {
@@ -263,11 +297,20 @@ fn set_buffer_bytes(
         let data = read(&caller, CALL, "buffer_data", data_ptr, data_len)?;
         // Replaces bytes [start, start + size) (clamped): (0, len) replaces
         // all, (0, 0) prepends, (len, 0) appends.
-        Ok(buffer_op(&mut caller, CALL, buffer_type, true, |buf| {
+        let core = Arc::clone(&caller.data().core);
+        let max = core.spec.limits.max_buffered_body_bytes;
+        buffer_op(&mut caller, CALL, buffer_type, true, |buf| {
             let start = (start as usize).min(buf.len());
             let end = start.saturating_add(size as usize).min(buf.len());
+            let after = buf.len() - (end - start) + data.len();
+            if limits::grows_past(buf.len() as u64, after as u64, max) {
+                return Err(Limit::BufferedBodyBytes);
+            }
             buf.splice(start..end, data);
-        })?)
+            Ok(())
+        })?
+        .map_err(|limit| limits::exceeded(&core, CALL, limit))?;
+        Ok(())
     })
 }
 

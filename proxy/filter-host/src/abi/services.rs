@@ -7,15 +7,18 @@ use wasmtime::Caller;
 use wasp_abi::{LogLevel, MetricType, Status, decode_property_path};
 
 use super::{ENV, HostImports};
+use crate::limits;
 use crate::memory::{
     CallResult, answer, copy_out, misuse, read, read_str, status, write_u32, write_u64,
 };
+use crate::plugin::PluginCore;
 use crate::properties;
+use crate::shared::Refused;
 use crate::state::VmState;
 
 type C<'a> = Caller<'a, VmState>;
 
-fn log(caller: C<'_>, level: u32, ptr: u32, len: u32) -> CallResult {
+fn log(mut caller: C<'_>, level: u32, ptr: u32, len: u32) -> CallResult {
     const CALL: &str = "proxy_log";
     answer(|| {
         let Ok(level) = LogLevel::try_from(level) else {
@@ -23,6 +26,7 @@ fn log(caller: C<'_>, level: u32, ptr: u32, len: u32) -> CallResult {
         };
         let message = read(&caller, CALL, "message", ptr, len)?;
         let message = String::from_utf8_lossy(&message);
+        caller.data_mut().capture_log(&message);
         let plugin = &*caller.data().core.spec.name;
         match level {
             LogLevel::Trace => tracing::trace!(target: "wasp::filter", plugin, "{message}"),
@@ -104,9 +108,19 @@ fn set_property(
         if segments.is_empty() {
             return Err(misuse(&caller, CALL, "path (empty)", Status::BadArgument).into());
         }
-        properties::set(caller.data_mut(), &segments.join("."), value);
+        let path = segments.join(".");
+        properties::set(caller.data_mut(), &path, value)
+            .map_err(|limit| limits::exceeded(&caller.data().core, CALL, limit))?;
         Ok(())
     })
+}
+
+/// The status of a refused shared data or queue write (counting a limit).
+fn refusal(core: &PluginCore, call: &str, refused: Refused) -> Status {
+    match refused {
+        Refused::Status(status) => status,
+        Refused::Limit(limit) => limits::exceeded(core, call, limit),
+    }
 }
 
 fn get_shared_data(
@@ -145,7 +159,13 @@ fn set_shared_data(
         let value = read(&caller, CALL, "value", value_ptr, value_len)?;
         let core = &caller.data().core;
         let shared = &core.services.shared_data;
-        Ok(shared.set(&core.spec.vm_id, &key, value, cas)?)
+        let max = (
+            core.spec.limits.max_shared_data_bytes,
+            core.spec.limits.max_shared_data_keys,
+        );
+        Ok(shared
+            .set(&core.spec.vm_id, &key, value, cas, max)
+            .map_err(|refused| refusal(core, CALL, refused))?)
     })
 }
 
@@ -186,7 +206,16 @@ fn enqueue(caller: C<'_>, id: u32, ptr: u32, len: u32) -> CallResult {
     const CALL: &str = "proxy_enqueue_shared_queue";
     answer(|| {
         let value = read(&caller, CALL, "value", ptr, len)?;
-        Ok(caller.data().core.services.queues.enqueue(id, value)?)
+        let core = &caller.data().core;
+        let max = (
+            core.spec.limits.max_queue_depth,
+            core.spec.limits.max_queue_bytes,
+        );
+        Ok(core
+            .services
+            .queues
+            .enqueue(id, value, max)
+            .map_err(|refused| refusal(core, CALL, refused))?)
     })
 }
 

@@ -46,9 +46,10 @@ fn fd_write(mut caller: C<'_>, fd: u32, iovs: u32, iovs_len: u32, nwritten_ptr: 
             let len = u32::from_le_bytes([iov[4], iov[5], iov[6], iov[7]]);
             text.extend(fault(read(&caller, CALL, "iov buffer", ptr, len))?);
         }
-        let plugin = &*caller.data().core.spec.name;
         let message = String::from_utf8_lossy(&text);
         let message = message.trim_end_matches('\n');
+        caller.data_mut().capture_log(message);
+        let plugin = &*caller.data().core.spec.name;
         if !message.is_empty() {
             if fd == 1 {
                 tracing::info!(target: "wasp::filter", plugin, stream = "stdout", "{message}");

@@ -87,6 +87,24 @@ pub(crate) struct FilterMetrics {
     pub healthy: IntGaugeVec,
     /// `wasp_filter_vms{plugin}`: live VMs.
     pub vms: IntGaugeVec,
+    /// `wasp_filter_limit_exceeded_total{plugin,limit}`: host allocations
+    /// refused because a limit of the plugin would be exceeded.
+    pub limit_exceeded: IntCounterVec,
+    /// `wasp_filter_abi_misuse_total{plugin,call}`: hostcalls the filter
+    /// misused (warnings are rate-limited, this counts every one).
+    pub abi_misuse: IntCounterVec,
+}
+
+/// Registers a counter with the given labels.
+fn labelled(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<IntCounterVec, prometheus::Error> {
+    let vec = IntCounterVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(vec.clone()))?;
+    Ok(vec)
 }
 
 impl FilterMetrics {
@@ -120,6 +138,18 @@ impl FilterMetrics {
                 "1 when the plugin is healthy, 0 when crash-looping",
             )?,
             vms: gauge("wasp_filter_vms", "Live VMs of the plugin")?,
+            limit_exceeded: labelled(
+                &registry,
+                "wasp_filter_limit_exceeded_total",
+                "Host allocations refused because a plugin limit would be exceeded",
+                &["plugin", "limit"],
+            )?,
+            abi_misuse: labelled(
+                &registry,
+                "wasp_filter_abi_misuse_total",
+                "Hostcalls a filter misused (bad pointer, argument or enum value)",
+                &["plugin", "call"],
+            )?,
             registry,
             defined: Mutex::default(),
         })

@@ -16,7 +16,10 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::sync::PoisonError;
+
+use crate::limits::Limit;
 
 use crate::state::VmState;
 
@@ -57,14 +60,23 @@ pub(crate) fn get(state: &VmState, path: &[String]) -> Option<Vec<u8>> {
 
 /// Stores a property set by the filter: in the stream's filter state (seen by
 /// later filters of the same stream) or, outside a stream, in the VM.
-pub(crate) fn set(state: &mut VmState, path: &str, value: Vec<u8>) {
+pub(crate) fn set(state: &mut VmState, path: &str, value: Vec<u8>) -> Result<(), Limit> {
+    let max = state.core.spec.limits.max_property_bytes;
+    let store = |map: &mut HashMap<String, Vec<u8>>| {
+        let before: usize = map.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let replaced = map.get(path).map_or(0, |v| path.len() + v.len());
+        let after = before - replaced + path.len() + value.len();
+        if crate::limits::grows_past(before as u64, after as u64, max) {
+            return Err(Limit::PropertyBytes);
+        }
+        map.insert(path.to_owned(), value);
+        Ok(())
+    };
     match state.stream() {
         Some(binding) => {
             let mut data = binding.data.lock().unwrap_or_else(PoisonError::into_inner);
-            data.filter_state.insert(path.to_owned(), value);
+            store(&mut data.filter_state)
         }
-        None => {
-            state.root_state.insert(path.to_owned(), value);
-        }
+        None => store(&mut state.root_state),
     }
 }

@@ -1,6 +1,7 @@
 //! Behaviour tests of the host, each with small WAT modules.
 
 mod compat;
+mod limits;
 mod overhead;
 mod services;
 mod stream;

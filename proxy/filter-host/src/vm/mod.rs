@@ -15,6 +15,9 @@ use crate::pool::VmSlot;
 use crate::state::{StreamBinding, VmState};
 use crate::stream::{ResumeSignal, StreamData};
 
+const VM_START: &str = "proxy_on_vm_start";
+const CONFIGURE: &str = "proxy_on_configure";
+
 /// Why a VM stopped working.
 #[derive(Clone, Debug)]
 pub(crate) enum VmFailure {
@@ -22,8 +25,8 @@ pub(crate) enum VmFailure {
     Trap(String),
     /// A callback ran past its CPU deadline.
     Timeout,
-    /// The module misbehaved at start (bad export, a start callback said no).
-    Refused(String),
+    /// A start callback (named) answered false.
+    Refused(&'static str),
 }
 
 impl std::fmt::Display for VmFailure {
@@ -31,7 +34,7 @@ impl std::fmt::Display for VmFailure {
         match self {
             Self::Trap(reason) => write!(f, "trap: {reason}"),
             Self::Timeout => f.write_str("callback exceeded its CPU deadline"),
-            Self::Refused(reason) => f.write_str(reason),
+            Self::Refused(callback) => write!(f, "{callback} returned false"),
         }
     }
 }
@@ -189,8 +192,23 @@ impl Vm {
         if let Some(init) = init {
             vm.call(&init, ()).map_err(|f| start_err(f.to_string()))?;
         }
-        vm.start_root().map_err(|f| start_err(f.to_string()))?;
-        Ok(vm)
+        vm.store.data_mut().start_log = Some(Vec::new());
+        let started = vm.start_root();
+        let log = vm.store.data_mut().start_log.take().unwrap_or_default();
+        match started {
+            Ok(()) => Ok(vm),
+            Err(VmFailure::Refused(callback)) => Err(HostError::Rejected {
+                plugin: core.spec.name.clone(),
+                what: if callback == VM_START {
+                    "VM configuration"
+                } else {
+                    "configuration"
+                },
+                callback,
+                log,
+            }),
+            Err(failure) => Err(start_err(failure.to_string())),
+        }
     }
 
     fn start_root(&mut self) -> Result<(), VmFailure> {
@@ -205,16 +223,12 @@ impl Vm {
         if let Some(f) = self.ex.vm_start.as_ref()
             && invoke(&mut self.store, self.deadline_ticks, f, (root, vm_config))? == 0
         {
-            return Err(VmFailure::Refused(
-                "proxy_on_vm_start returned false".into(),
-            ));
+            return Err(VmFailure::Refused(VM_START));
         }
         if let Some(f) = self.ex.configure.as_ref()
             && invoke(&mut self.store, self.deadline_ticks, f, (root, config))? == 0
         {
-            return Err(VmFailure::Refused(
-                "proxy_on_configure returned false (configuration rejected)".into(),
-            ));
+            return Err(VmFailure::Refused(CONFIGURE));
         }
         Ok(())
     }
