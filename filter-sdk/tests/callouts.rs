@@ -4,6 +4,11 @@ use std::time::Duration;
 use wasp_filter_sdk::prelude::*;
 use wasp_filter_sdk::testing::{Harness, HostAction, ROOT_ID, StreamType};
 
+thread_local! {
+    /// The statuses detached callouts' callbacks received, in order.
+    static DETACHED_OUTCOMES: std::cell::RefCell<Vec<Option<u16>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 #[derive(Default)]
 struct Root;
 
@@ -63,6 +68,16 @@ impl HttpFilter for Auth {
                 });
                 Ok(0)
             }
+            "detached" => {
+                let request = HttpRequest::new("shadow", "POST", "/copy").body(b"copy".to_vec());
+                let sent = ctx.http_call_detached(request, |response| {
+                    DETACHED_OUTCOMES.with(|o| o.borrow_mut().push(response.status()));
+                });
+                return match sent {
+                    Ok(_) => Action::Continue,
+                    Err(e) => Action::respond(500, e.to_string()),
+                };
+            }
             _ => return Action::Continue,
         };
         match result {
@@ -101,6 +116,37 @@ fn http_callout_is_recorded_and_its_response_resumes_the_stream() {
     assert_eq!(host.callout_deliveries(calls[0].token), [ROOT_ID]);
     assert_eq!(stream.request_header("x-verdict").as_deref(), Some("allow"));
     assert_eq!(stream.resumed(), [StreamType::HttpRequest]);
+}
+
+#[test]
+fn detached_callout_neither_holds_the_stream_nor_needs_it_alive() {
+    let mut host = host();
+    let mut stream = host.stream();
+    assert_eq!(
+        stream.request_headers(&[("x-mode", "detached")], true),
+        HostAction::Continue
+    );
+    let mut failing = host.stream();
+    failing.request_headers(&[("x-mode", "detached")], true);
+    let calls = host.http_calls();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0].body, b"copy");
+    // Both streams end before their callouts answer.
+    let id = stream.id();
+    stream.finish();
+    failing.finish();
+    host.respond_http_call(calls[0].token, 500, &[], b"");
+    host.fail_http_call(calls[1].token);
+    assert_eq!(host.callout_deliveries(calls[0].token), [ROOT_ID]);
+    assert_eq!(
+        DETACHED_OUTCOMES.with(|o| o.borrow().clone()),
+        [Some(500), None]
+    );
+    assert!(
+        !host.logged(wasp_filter_sdk::LogLevel::Error, "re-entered"),
+        "{:?} (stream {id})",
+        host.logs()
+    );
 }
 
 #[test]

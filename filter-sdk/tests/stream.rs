@@ -27,6 +27,10 @@ impl HttpFilter for Edit {
                 b"forbidden".to_vec(),
             );
         }
+        if let Some(code) = headers.get("x-grpc-deny") {
+            ctx.respond_grpc(code.parse().unwrap_or(2), "denied by policy");
+            return Action::Pause;
+        }
         let user = headers.get("X-USER").unwrap_or_default();
         headers.set("x-seen-user", &user);
         headers.add("X-Multi", "two");
@@ -146,4 +150,19 @@ fn respond_sends_a_local_reply_and_stops_the_stream() {
     assert_eq!(reply.header("x-reason"), Some("denied"));
     assert!(stream.resumed().is_empty());
     assert!(!stream.resumed().contains(&StreamType::HttpRequest));
+}
+
+#[test]
+fn grpc_reply_carries_its_grpc_status_and_message() {
+    let mut host = host();
+    let mut stream = host.stream();
+    assert_eq!(
+        stream.request_headers(&[("x-grpc-deny", "7")], true),
+        HostAction::Pause
+    );
+    let reply = stream.local_reply().expect("a local reply");
+    assert_eq!(
+        (reply.status, reply.grpc_status, reply.body_text().as_str()),
+        (200, Some(7), "denied by policy")
+    );
 }

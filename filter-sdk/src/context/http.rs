@@ -129,6 +129,21 @@ impl<F: HttpFilter> HttpCtx<F> {
         }
     }
 
+    /// Answers with a gRPC status (`proxy_send_local_response` with its
+    /// `grpc_status` argument), as Envoy's gRPC local replies: a gRPC request
+    /// gets a trailers-only response (HTTP 200, `content-type:
+    /// application/grpc`, `grpc-status`, `message` as `grpc-message`); any
+    /// other request gets HTTP 200 with `message` as its body. Return
+    /// [`Action::Pause`] from the callback that calls it.
+    pub fn respond_grpc(&mut self, grpc_status: u32, message: &str) {
+        self.responded = true;
+        let grpc = i32::try_from(grpc_status).unwrap_or(i32::MAX);
+        if let Err(e) = hostcalls::send_local_response(200, "", message.as_bytes(), &[], Some(grpc))
+        {
+            crate::log::report(&e);
+        }
+    }
+
     /// Sends an HTTP callout; `callback` runs with the filter and this
     /// context when the response (or failure) arrives, and its [`Action`]
     /// decides what happens to the stream (`Continue` resumes it if paused).
@@ -141,6 +156,22 @@ impl<F: HttpFilter> HttpCtx<F> {
         let token = request.dispatch()?;
         dispatch::register_token(token, self.id);
         self.callouts.add_http(token, Box::new(callback));
+        Ok(token)
+    }
+
+    /// Sends an HTTP callout that is not tied to this stream (fire and
+    /// forget): the stream neither waits for it nor is resumed by it, and
+    /// `callback` gets only the response (or failure, `status() == None`)
+    /// when it arrives, even after this stream has ended. Use it for work
+    /// whose outcome must not touch the request, such as a mirrored copy;
+    /// count outcomes with metrics from the callback.
+    pub fn http_call_detached(
+        &mut self,
+        request: HttpRequest,
+        callback: impl FnOnce(HttpResponse) + 'static,
+    ) -> Result<u32> {
+        let token = request.dispatch()?;
+        dispatch::add_detached(token, Box::new(callback));
         Ok(token)
     }
 

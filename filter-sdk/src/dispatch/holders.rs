@@ -63,7 +63,15 @@ fn parse_config<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Strin
             .or_else(|_| serde_json::from_str("{}"))
             .map_err(|e| format!("plugin configuration is empty and the filter needs one: {e}"));
     }
-    serde_json::from_slice(bytes).map_err(|e| format!("invalid plugin configuration: {e}"))
+    let mut json = serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(&mut json).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            format!("invalid plugin configuration: {}", e.inner())
+        } else {
+            format!("invalid plugin configuration: {path}: {}", e.inner())
+        }
+    })
 }
 
 impl<R: RootFilter> ErasedRoot for RootHolder<R> {

@@ -8,9 +8,11 @@
 //! without re-borrowing; a host that re-enters the same context meanwhile is
 //! refused with an error log.
 
+mod detached;
 mod holders;
 mod timers;
 
+pub(crate) use detached::add as add_detached;
 pub use holders::ErasedRoot;
 pub(crate) use holders::boxed_root;
 pub use timers::TIMER_GRANULARITY;
@@ -57,6 +59,7 @@ thread_local! {
 pub(crate) fn reset() {
     REGISTRY.with(|r| *r.borrow_mut() = Registry::default());
     timers::reset();
+    detached::reset();
 }
 
 fn enter(id: u32) {
@@ -237,8 +240,14 @@ fn deliver(id: u32, token: u32, done: bool, f: impl FnOnce(&mut dyn CalloutSink)
     as_context(owner, || with_entry(owner, |entry| f(entry.sink())));
 }
 
-/// `proxy_on_http_call_response`.
+/// `proxy_on_http_call_response`: a detached callout's callback runs on
+/// its own; any other goes to the context that made the call.
 pub fn on_http_call_response(id: u32, token: u32, headers: usize, body: usize, trailers: usize) {
+    if let Some(callback) = detached::take(token) {
+        enter(id);
+        callback(crate::callout::HttpResponse::read(headers, body, trailers));
+        return;
+    }
     deliver(id, token, true, |sink| {
         sink.on_http_call_response(token, headers, body, trailers)
     });

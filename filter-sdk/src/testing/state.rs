@@ -117,6 +117,9 @@ pub(crate) struct MockState {
     pub roots_of: HashMap<u32, u32>,
     pub maps: HashMap<(u32, u32), HeaderList>,
     pub buffers: HashMap<(u32, u32), Vec<u8>>,
+    /// Body bytes a filter let through (it continued): gone from its buffer,
+    /// as in Envoy and wasp, but still part of the stream's body.
+    pub passed: HashMap<(u32, u32), Vec<u8>>,
     pub properties: HashMap<Vec<String>, Vec<u8>>,
     pub shared: HashMap<String, (Vec<u8>, u32)>,
     pub queues: Vec<Queue>,

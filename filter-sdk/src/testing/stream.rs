@@ -64,11 +64,25 @@ impl HttpStream {
 
     fn body(&self, buffer: BufferType) -> Vec<u8> {
         with(|m| {
-            m.buffers
-                .get(&(self.id, buffer as u32))
-                .cloned()
-                .unwrap_or_default()
+            let key = (self.id, buffer as u32);
+            let mut body = m.passed.get(&key).cloned().unwrap_or_default();
+            body.extend_from_slice(m.buffers.get(&key).map_or(&[][..], Vec::as_slice));
+            body
         })
+    }
+
+    /// After a body callback: data a filter continued with has gone on, so
+    /// the next callback shows only the new chunk (as Envoy and wasp do);
+    /// data it paused on stays buffered and grows.
+    fn settle_body(&self, buffer: BufferType, action: HostAction) -> HostAction {
+        if action == HostAction::Continue {
+            with(|m| {
+                let key = (self.id, buffer as u32);
+                let sent = m.buffers.remove(&key).unwrap_or_default();
+                m.passed.entry(key).or_default().extend_from_slice(&sent);
+            });
+        }
+        action
     }
 
     /// Delivers the request headers (`proxy_on_request_headers`).
@@ -80,13 +94,15 @@ impl HttpStream {
         }))
     }
 
-    /// Delivers a chunk of request body; the filter sees the size buffered so far.
+    /// Delivers a chunk of request body; the filter sees the size buffered
+    /// so far: the chunks since it last continued.
     pub fn request_body(&mut self, chunk: &[u8], end_of_stream: bool) -> HostAction {
         let size = self.push_body(BufferType::HttpRequestBody, chunk);
         let id = self.id;
-        action(call(id, || {
+        let raw = action(call(id, || {
             dispatch::on_body(id, StreamType::HttpRequest, size, end_of_stream)
-        }))
+        }));
+        self.settle_body(BufferType::HttpRequestBody, raw)
     }
 
     /// Delivers the request trailers.
@@ -111,13 +127,14 @@ impl HttpStream {
         }))
     }
 
-    /// Delivers a chunk of response body.
+    /// Delivers a chunk of response body (see [`HttpStream::request_body`]).
     pub fn response_body(&mut self, chunk: &[u8], end_of_stream: bool) -> HostAction {
         let size = self.push_body(BufferType::HttpResponseBody, chunk);
         let id = self.id;
-        action(call(id, || {
+        let raw = action(call(id, || {
             dispatch::on_body(id, StreamType::HttpResponse, size, end_of_stream)
-        }))
+        }));
+        self.settle_body(BufferType::HttpResponseBody, raw)
     }
 
     /// Delivers the response trailers.

@@ -144,6 +144,51 @@ impl std::fmt::Debug for ChainStream {
     }
 }
 
+/// True when the request is gRPC (`content-type: application/grpc…`).
+fn is_grpc_request(headers: &HeaderList) -> bool {
+    headers
+        .iter()
+        .find(|(k, _)| k == "content-type")
+        .is_some_and(|(_, v)| v.starts_with(b"application/grpc"))
+}
+
+/// A local reply with a gRPC status to a gRPC request, as Envoy sends it: a
+/// trailers-only response (`:status` 200, `content-type: application/grpc`,
+/// `grpc-status`, the body as `grpc-message`) with no body.
+fn grpc_trailers_only(reply: LocalReply, grpc: u32) -> LocalReply {
+    let mut headers: HeaderList = reply
+        .headers
+        .into_iter()
+        .filter(|(k, _)| k != "content-type")
+        .collect();
+    headers.push(("content-type".into(), b"application/grpc".to_vec()));
+    headers.push(("grpc-status".into(), grpc.to_string().into_bytes()));
+    if !reply.body.is_empty() {
+        headers.push(("grpc-message".into(), grpc_message(&reply.body)));
+    }
+    LocalReply {
+        status: 200,
+        headers,
+        body: Bytes::new(),
+        details: reply.details,
+        grpc_status: None,
+    }
+}
+
+/// `grpc-message` as the gRPC spec encodes it: bytes outside printable ASCII,
+/// and `%`, percent-encoded.
+fn grpc_message(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len());
+    for &byte in text {
+        if (0x20..=0x7e).contains(&byte) && byte != b'%' {
+            out.push(byte);
+        } else {
+            out.extend_from_slice(format!("%{byte:02X}").as_bytes());
+        }
+    }
+    out
+}
+
 fn failure_reply(plugin: &str) -> LocalReply {
     LocalReply {
         status: 503,
@@ -442,6 +487,11 @@ impl ChainStream {
     /// one that replied, in reverse (as Envoy does); returns the reply as they
     /// left it. A reply sent during this phase replaces it.
     pub async fn respond_locally(&self, reply: LocalReply) -> LocalReply {
+        let is_grpc = is_grpc_request(&self.lock().request_headers);
+        let reply = match reply.grpc_status {
+            Some(grpc) if is_grpc => grpc_trailers_only(reply, grpc),
+            _ => reply,
+        };
         let mut headers = vec![(":status".to_owned(), reply.status.to_string().into_bytes())];
         headers.extend(reply.headers.iter().cloned());
         if let Some(grpc) = reply.grpc_status {
