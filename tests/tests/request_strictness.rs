@@ -170,7 +170,6 @@ async fn the_default_header_limit_is_60_kib() {
     let listen = free_addr();
     let up = Upstream::start("up").await;
     let _wasp = Wasp::start(config(listen, &up)).await;
-    let url = format!("http://{listen}/big");
     // A 64 KiB header block over HTTP/1.1 used to be forwarded.
     let raw = format!(
         "GET /big HTTP/1.1\r\nhost: app.test\r\nx-big: {}\r\n\r\n",

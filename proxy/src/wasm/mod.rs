@@ -38,11 +38,7 @@ fn plugin_spec(plugin: &PluginConfig, wasm: bytes::Bytes) -> PluginSpec {
         vm_configuration: configuration_bytes(plugin.vm_config.configuration.as_ref()).into(),
         configuration: configuration_bytes(plugin.configuration.as_ref()).into(),
         failure_policy: plugin.failure_policy,
-        limits: PluginLimits {
-            memory_bytes: plugin.limits.memory_bytes,
-            cpu_deadline: plugin.limits.cpu_deadline,
-            max_vms: plugin.limits.max_vms,
-        },
+        limits: PluginLimits::from(&plugin.limits),
     }
 }
 
