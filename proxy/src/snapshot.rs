@@ -9,8 +9,7 @@ use std::sync::Arc;
 use prometheus::IntGauge;
 use tokio_rustls::TlsAcceptor;
 
-use crate::http::admission::HeaderLimits;
-use crate::http::timeout::Timeouts;
+use crate::limits::{HeaderLimits, Timeouts};
 use crate::router::RouteTable;
 use crate::telemetry::Metrics;
 use crate::tls;
@@ -61,7 +60,7 @@ pub struct ListenerRuntime {
     pub trusted_hops: u32,
     /// How connections accepted on this listener are served (hyper's
     /// limits set from `header_limits`).
-    pub http: Arc<crate::listener::HttpBuilder>,
+    pub http: Arc<crate::serving::HttpBuilder>,
     /// `wasp_active_requests{listener}`.
     pub active_requests: IntGauge,
 }
@@ -152,7 +151,7 @@ impl Snapshot {
                         ),
                     },
                     trusted_hops: listener.trusted_hops,
-                    http: Arc::new(crate::listener::http_builder(&header_limits)),
+                    http: Arc::new(crate::serving::http_builder(&header_limits)),
                     active_requests: metrics.active_requests.with_label_values(&[&listener.name]),
                 }),
             );

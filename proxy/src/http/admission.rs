@@ -10,26 +10,7 @@ use http::{Request, Version};
 
 use super::error::{Malformed, ProxyError};
 
-/// A listener's request header limits.
-#[derive(Clone, Copy, Debug)]
-pub struct HeaderLimits {
-    /// Largest header block in bytes: method, path and query, authority
-    /// (`:authority` or `Host`, once) and every other header's name and
-    /// value.
-    pub max_bytes: usize,
-    /// Most header fields.
-    pub max_count: usize,
-}
-
-impl HeaderLimits {
-    /// Limits of `kb` KiB and `count` fields.
-    pub fn new(kb: u32, count: u32) -> Self {
-        Self {
-            max_bytes: kb as usize * 1024,
-            max_count: count as usize,
-        }
-    }
-}
+pub use crate::limits::HeaderLimits;
 
 /// Checks the request head; the error is the request's answer.
 pub fn check<B>(req: &Request<B>, limits: &HeaderLimits) -> Result<(), ProxyError> {

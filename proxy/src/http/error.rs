@@ -7,6 +7,7 @@ use std::sync::Arc;
 use wasp_filter_host::response_flags as flags;
 
 use super::downstream::DownstreamError;
+use super::timeout::Expired;
 use crate::body::BoxError;
 use crate::upstream::UpstreamError;
 
@@ -217,6 +218,15 @@ impl ProxyError {
 /// True when a request body error is the client's malformed framing.
 fn is_framing(err: &BoxError) -> bool {
     DownstreamError::find(&**err).is_some_and(DownstreamError::is_framing)
+}
+
+impl From<Expired> for ProxyError {
+    fn from(expired: Expired) -> Self {
+        match expired {
+            Expired::Request(after) => ProxyError::RequestTimeout(after),
+            Expired::Idle(after) => ProxyError::StreamIdleTimeout(after),
+        }
+    }
 }
 
 #[cfg(test)]

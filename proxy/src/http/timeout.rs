@@ -14,23 +14,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use prometheus::IntCounter;
 use tokio::time::{Instant, Sleep};
 
-use super::error::ProxyError;
-
-/// A listener's request timeouts; `None` disables one.
-#[derive(Clone, Debug, Default)]
-pub struct Timeouts {
-    /// Until the request has been received completely.
-    pub request: Option<Duration>,
-    /// Longest time without a byte either way.
-    pub idle: Option<Duration>,
-    /// `wasp_downstream_rq_timeout_total{listener}`.
-    pub request_expired: Option<IntCounter>,
-    /// `wasp_downstream_rq_idle_timeout_total{listener}`.
-    pub idle_expired: Option<IntCounter>,
-}
+pub use crate::limits::Timeouts;
 
 /// What the request's bodies tell the timer: the last byte either way and
 /// whether the request has been received completely.
@@ -64,15 +50,6 @@ pub enum Expired {
     /// `stream_idle_timeout`: no bytes either way.
     #[error("stream idle for {0:?}")]
     Idle(Duration),
-}
-
-impl From<Expired> for ProxyError {
-    fn from(expired: Expired) -> Self {
-        match expired {
-            Expired::Request(after) => ProxyError::RequestTimeout(after),
-            Expired::Idle(after) => ProxyError::StreamIdleTimeout(after),
-        }
-    }
 }
 
 /// One request's timer.

@@ -4,7 +4,7 @@
 
 mod conn;
 
-pub use conn::{HttpBuilder, http_builder};
+pub use crate::serving::{HttpBuilder, http_builder};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
