@@ -13,7 +13,7 @@ pub struct HeaderLimits {
     /// (`:authority` or `Host`, once) and every other header's name and
     /// value.
     pub max_bytes: usize,
-    /// Most header fields.
+    /// Most header fields (the authority, `:authority` or `Host`, is one).
     pub max_count: usize,
 }
 

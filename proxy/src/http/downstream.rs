@@ -17,8 +17,8 @@ use crate::body::BoxError;
 
 /// An error of the downstream request body.
 #[derive(Debug, thiserror::Error)]
-#[error("downstream request body: {0}")]
-pub struct DownstreamError(#[source] pub BoxError);
+#[error("{0}")]
+pub struct DownstreamError(pub BoxError);
 
 impl DownstreamError {
     /// The downstream body error somewhere in `err`'s source chain.
@@ -118,6 +118,7 @@ mod tests {
         #[derive(Debug, thiserror::Error)]
         #[error("wrapper")]
         struct Wrapper(#[source] BoxError);
+        assert_eq!(framing.to_string(), "bad chunk size");
         let wrapped = Wrapper(Box::new(framing));
         assert!(DownstreamError::find(&wrapped).is_some());
         let gone = DownstreamError(Box::new(std::io::Error::from(

@@ -45,7 +45,9 @@ async fn route_timeout_answers_504_at_the_deadline() {
 #[tokio::test(start_paused = true)]
 async fn route_timeout_of_zero_waits_for_the_upstream() {
     let app = Upstream::silent().await;
-    let proxy = Proxy::start(&forward_all(&[app.endpoint()], "timeout: 0s", "")).await;
+    let config = forward_all(&[app.endpoint()], "timeout: 0s", "")
+        .replace("    routes:", "    stream_idle_timeout: 0s\n    routes:");
+    let proxy = Proxy::start(&config).await;
     let waited = tokio::time::timeout(GIVE_UP, proxy.get("/")).await;
     assert!(
         waited.is_err(),
@@ -103,4 +105,20 @@ async fn route_timeout_spans_retries_and_cuts_the_last_try_short() {
     assert_eq!(reply.body, "upstream request timeout\n");
     assert_eq!(took, Duration::from_millis(2500));
     assert_eq!(app.seen().len(), 3, "tries at 0s, ~1s and ~2s");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_default_stream_idle_timeout_answers_408_after_five_minutes() {
+    let app = Upstream::silent().await;
+    let proxy = Proxy::start(&forward_all(&[app.endpoint()], "timeout: 0s", "")).await;
+    let (reply, took) = timed_get(&proxy).await;
+    assert_eq!(reply.status, 408);
+    assert_eq!(reply.headers["connection"], "close");
+    assert_eq!(took, Duration::from_secs(300));
+    let expired = proxy
+        .state
+        .metrics
+        .downstream_rq_idle_timeout
+        .with_label_values(&["ingress"]);
+    assert_eq!(expired.get(), 1);
 }
