@@ -197,12 +197,18 @@ pub const ABI_VERSION_EXPORT: &str = "proxy_abi_version_0_2_1";
 /// Older ABI version marker still exported by some SDKs (`proxy_abi_version_0_2_0`).
 pub const ABI_VERSION_EXPORT_0_2_0: &str = "proxy_abi_version_0_2_0";
 
-/// Property paths are sent as their segments, each followed by a NUL byte.
+/// Property paths are sent as their segments separated by NUL bytes, with
+/// no NUL after the last one (as the proxy-wasm Rust SDK sends them). Envoy
+/// keeps a property a filter sets under its path as given, so a trailing
+/// NUL would make `set_property(["a.b"], …)` unreadable as `a.b` by later
+/// filters.
 pub fn encode_property_path<S: AsRef<str>>(segments: &[S]) -> Vec<u8> {
     let mut out = Vec::new();
-    for segment in segments {
+    for (i, segment) in segments.iter().enumerate() {
+        if i > 0 {
+            out.push(0);
+        }
         out.extend_from_slice(segment.as_ref().as_bytes());
-        out.push(0);
     }
     out
 }
@@ -237,7 +243,11 @@ mod tests {
     #[test]
     fn property_paths_split_on_nul() {
         let encoded = encode_property_path(&["request", "path"]);
-        assert_eq!(encoded, b"request\0path\0");
+        assert_eq!(encoded, b"request\0path");
+        assert_eq!(
+            encode_property_path(&["request.auth.principal"]),
+            b"request.auth.principal"
+        );
         assert_eq!(
             decode_property_path(&encoded),
             vec![&b"request"[..], &b"path"[..]]
@@ -245,6 +255,10 @@ mod tests {
         assert_eq!(
             decode_property_path(b"plugin_name"),
             vec![&b"plugin_name"[..]]
+        );
+        assert_eq!(
+            decode_property_path(b"request\0path\0"),
+            vec![&b"request"[..], &b"path"[..]]
         );
         assert!(decode_property_path(b"").is_empty());
     }

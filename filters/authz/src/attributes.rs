@@ -123,37 +123,41 @@ impl<'h, H: Host> Request<'h, H> {
                 // Istio matches a header's joined values as a whole and
                 // each comma-separated value on its own (RFC 9110 lists).
                 let value = self.header(name);
-                let mut values: Vec<&str> = value.as_deref().into_iter().collect();
-                if let Some(joined) = value.as_deref().filter(|v| v.contains(',')) {
-                    values.extend(joined.split(','));
+                match value.as_deref() {
+                    Some(joined) if joined.contains(',') => {
+                        let mut values = vec![joined];
+                        values.extend(joined.split(','));
+                        f(&values)
+                    }
+                    single => f(single.as_slice()),
                 }
-                f(&values)
             }
-            Attribute::Host => f(&one(self.authority.get_or_init(|| {
+            Attribute::Host => f(one(self.authority.get_or_init(|| {
                 self.host
                     .header(":authority")
                     .map(|h| h.to_ascii_lowercase())
-            }))),
-            Attribute::Method => f(&one(self
-                .method
-                .get_or_init(|| self.host.header(":method")))),
-            Attribute::Path => f(&one(self
+            }))
+            .as_slice()),
+            Attribute::Method => {
+                f(one(self.method.get_or_init(|| self.host.header(":method"))).as_slice())
+            }
+            Attribute::Path => f(one(self
                 .path
-                .get_or_init(|| self.host.header(":path").map(|p| url_path(&p).to_owned())))),
-            Attribute::SourcePrincipal => f(&one(self.source_principal())),
+                .get_or_init(|| self.host.header(":path").map(|p| url_path(&p).to_owned())))
+            .as_slice()),
+            Attribute::SourcePrincipal => f(one(self.source_principal()).as_slice()),
             Attribute::SourceNamespace => {
                 let principal = self.source_principal().as_deref();
-                f(&principal
-                    .and_then(namespace_of)
-                    .into_iter()
-                    .collect::<Vec<_>>())
+                f(principal.and_then(namespace_of).as_slice())
             }
-            Attribute::RequestPrincipal => f(&one(self
+            Attribute::RequestPrincipal => f(one(self
                 .request_principal
-                .get_or_init(|| self.filter_state_string(AUTH_PRINCIPAL)))),
-            Attribute::Presenter => f(&one(self
+                .get_or_init(|| self.filter_state_string(AUTH_PRINCIPAL)))
+            .as_slice()),
+            Attribute::Presenter => f(one(self
                 .presenter
-                .get_or_init(|| self.filter_state_string(AUTH_PRESENTER)))),
+                .get_or_init(|| self.filter_state_string(AUTH_PRESENTER)))
+            .as_slice()),
             Attribute::Audiences => {
                 let audiences = self.audiences.get_or_init(|| self.read_audiences());
                 f(&audiences.iter().map(String::as_str).collect::<Vec<_>>())
@@ -169,12 +173,13 @@ impl<'h, H: Host> Request<'h, H> {
                     .unwrap_or_default();
                 f(&values)
             }
-            Attribute::Sni => f(&one(self.sni.get_or_init(|| {
+            Attribute::Sni => f(one(self.sni.get_or_init(|| {
                 let bytes = self
                     .host
                     .attribute(&["connection", "requested_server_name"])?;
                 Some(String::from_utf8_lossy(&bytes).into_owned())
-            }))),
+            }))
+            .as_slice()),
             Attribute::SourceIp
             | Attribute::RemoteIp
             | Attribute::DestinationIp
@@ -277,12 +282,8 @@ impl<'h, H: Host> Request<'h, H> {
 }
 
 /// A single value as a list: none when absent or empty.
-fn one(value: &Option<String>) -> Vec<&str> {
-    value
-        .as_deref()
-        .filter(|v| !v.is_empty())
-        .into_iter()
-        .collect()
+fn one(value: &Option<String>) -> Option<&str> {
+    value.as_deref().filter(|v| !v.is_empty())
 }
 
 /// `ip:port`, `[ip6]:port` or a bare address.

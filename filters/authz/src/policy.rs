@@ -28,12 +28,12 @@ impl Check {
                 field.matches_all(values, |pattern, value| pattern.matches(value))
             }),
             Check::Addresses(attribute, field) => {
-                let address: Vec<_> = request.ip(attribute).into_iter().collect();
-                field.matches_all(&address, cidr_contains)
+                let address = request.ip(attribute);
+                field.matches_all(address.as_slice(), cidr_contains)
             }
             Check::Ports(field) => {
-                let port: Vec<u16> = request.destination_port().into_iter().collect();
-                field.matches_all(&port, |expected, port| *expected == port)
+                let port = request.destination_port();
+                field.matches_all(port.as_slice(), |expected, port| *expected == port)
             }
         }
     }
