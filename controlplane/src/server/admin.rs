@@ -84,18 +84,11 @@ impl Admin for AdminService {
                 .registry
                 .apply(&req.document, selector, &author, &req.message, req.dry_run);
         let response = match applied {
-            Ok(Applied::Valid) => api::ApplyResponse::default(),
-            Ok(Applied::Stored(record)) => api::ApplyResponse {
-                errors: Vec::new(),
-                version: record.version,
-            },
-            Err(CpError::Invalid(errors)) => api::ApplyResponse {
-                errors: errors.into_iter().map(convert::field_error).collect(),
-                version: 0,
-            },
-            Err(err) => return Err(err.status()),
+            Ok(Applied::Valid) => Ok(0),
+            Ok(Applied::Stored(record)) => Ok(record.version),
+            Err(err) => Err(err),
         };
-        Ok(Response::new(response))
+        apply_response(response)
     }
 
     async fn get_config(
@@ -136,18 +129,7 @@ impl Admin for AdminService {
             r.rollback((version != 0).then_some(version), &author)
         })
         .await;
-        let response = match rolled_back {
-            Ok(record) => api::ApplyResponse {
-                errors: Vec::new(),
-                version: record.version,
-            },
-            Err(CpError::Invalid(errors)) => api::ApplyResponse {
-                errors: errors.into_iter().map(convert::field_error).collect(),
-                version: 0,
-            },
-            Err(err) => return Err(err.status()),
-        };
-        Ok(Response::new(response))
+        apply_response(rolled_back.map(|record| record.version))
     }
 
     async fn list_proxies(
@@ -164,5 +146,21 @@ impl Admin for AdminService {
                 .map(convert::proxy)
                 .collect(),
         }))
+    }
+}
+
+/// The answer to an apply or a rollback: the stored version (0 when only
+/// validated), or every error with its path; other errors are gRPC statuses.
+fn apply_response(result: Result<u64, CpError>) -> Result<Response<api::ApplyResponse>, Status> {
+    match result {
+        Ok(version) => Ok(Response::new(api::ApplyResponse {
+            errors: Vec::new(),
+            version,
+        })),
+        Err(CpError::Invalid(errors)) => Ok(Response::new(api::ApplyResponse {
+            errors: errors.into_iter().map(convert::field_error).collect(),
+            version: 0,
+        })),
+        Err(err) => Err(err.status()),
     }
 }
