@@ -78,6 +78,8 @@ struct State {
     body_bytes: AtomicU64,
     healthy: AtomicBool,
     health_checks: AtomicU64,
+    /// The echo of every request received, in order of arrival.
+    requests: Mutex<Vec<serde_json::Value>>,
 }
 
 /// How an upstream is started.
@@ -127,6 +129,7 @@ impl Upstream {
             body_bytes: AtomicU64::new(0),
             healthy: AtomicBool::new(true),
             health_checks: AtomicU64::new(0),
+            requests: Mutex::new(Vec::new()),
         });
         let task = tokio::spawn(accept_loop(socket, Arc::clone(&state), options.http2_only));
         Upstream { addr, state, task }
@@ -180,6 +183,12 @@ impl Upstream {
     /// Request body bytes received.
     pub fn body_bytes(&self) -> u64 {
         self.state.body_bytes.load(Ordering::SeqCst)
+    }
+
+    /// The echo (see [`Mode::Echo`]) of every request received so far,
+    /// recorded once its body has arrived, whatever the mode.
+    pub fn requests(&self) -> Vec<serde_json::Value> {
+        self.state.requests.lock().expect("requests lock").clone()
     }
 
     /// Sets the counters back to zero.
@@ -336,6 +345,29 @@ async fn handle(
         }
     }
 
+    let host = parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| parts.uri.authority().map(|a| a.to_string()));
+    let echo = serde_json::json!({
+        "name": state.name,
+        "method": parts.method.as_str(),
+        "path": parts.uri.path(),
+        "query": parts.uri.query(),
+        "uri": parts.uri.to_string(),
+        "host": host,
+        "version": format!("{:?}", parts.version),
+        "headers": headers,
+        "body_len": body_len,
+        "body": (body_len <= ECHOED_BODY_LIMIT).then(|| String::from_utf8_lossy(&body_text)),
+    });
+    state
+        .requests
+        .lock()
+        .expect("requests lock")
+        .push(echo.clone());
     let mut status = StatusCode::OK;
     match mode {
         Mode::Echo => {}
@@ -362,24 +394,6 @@ async fn handle(
         status = StatusCode::from_u16(code).expect("status");
     }
 
-    let host = parts
-        .headers
-        .get(http::header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| parts.uri.authority().map(|a| a.to_string()));
-    let echo = serde_json::json!({
-        "name": state.name,
-        "method": parts.method.as_str(),
-        "path": parts.uri.path(),
-        "query": parts.uri.query(),
-        "uri": parts.uri.to_string(),
-        "host": host,
-        "version": format!("{:?}", parts.version),
-        "headers": headers,
-        "body_len": body_len,
-        "body": (body_len <= ECHOED_BODY_LIMIT).then(|| String::from_utf8_lossy(&body_text)),
-    });
     let body = match response_bytes {
         Some(total) => generated(total, chunk_delay, truncate_at),
         None => full(Bytes::from(echo.to_string())),
