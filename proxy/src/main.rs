@@ -60,6 +60,10 @@ enum Command {
         /// The node cluster filters see (`node.cluster`); wins over the file's.
         #[arg(long, value_name = "CLUSTER")]
         node_cluster: Option<String>,
+        /// Most bytes of compiled filter modules kept cached (modules in use
+        /// are kept regardless; unused ones are dropped after a reload).
+        #[arg(long, value_name = "BYTES", default_value_t = wasp_config::defaults::MODULE_CACHE_BYTES)]
+        module_cache_bytes: u64,
     },
     /// Check a configuration file and print every error found.
     Validate {
@@ -104,6 +108,7 @@ fn main() -> ExitCode {
             workers,
             log_format,
             node_cluster,
+            module_cache_bytes,
         } => {
             logging::init(match log_format {
                 Format::Text => LogFormat::Text,
@@ -124,6 +129,7 @@ fn main() -> ExitCode {
                     id: node_id,
                     cluster: node_cluster,
                 },
+                module_cache_bytes,
             };
             match wasp_proxy::run(options) {
                 Ok(()) => ExitCode::SUCCESS,
