@@ -76,6 +76,10 @@ enum Command {
         /// (repeatable), e.g. `main=127.0.0.1:18080`.
         #[arg(long, value_name = "NAME=ADDR", value_parser = parse_listener_address, requires = "control_plane")]
         listener_address: Vec<(String, String)>,
+        /// Most bytes of compiled filter modules kept cached (modules in use
+        /// are kept regardless; unused ones are dropped after a reload).
+        #[arg(long, value_name = "BYTES", default_value_t = wasp_config::defaults::MODULE_CACHE_BYTES)]
+        module_cache_bytes: u64,
     },
     /// Check a configuration file and print every error found.
     Validate {
@@ -132,6 +136,7 @@ fn main() -> ExitCode {
             trusted_keys,
             admin_address,
             listener_address,
+            module_cache_bytes,
         } => {
             logging::init(match log_format {
                 Format::Text => LogFormat::Text,
@@ -165,6 +170,7 @@ fn main() -> ExitCode {
                     id: node_id,
                     cluster: node_cluster,
                 },
+                module_cache_bytes,
             };
             match wasp_proxy::run(options) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -36,6 +36,8 @@ pub struct RunOptions {
     pub workers: Option<usize>,
     /// Node settings that win over the configuration's `node`.
     pub node: NodeOverrides,
+    /// Most bytes of compiled filter modules kept in the engine's cache.
+    pub module_cache_bytes: u64,
 }
 
 /// Runs the proxy until SIGTERM or SIGINT, then drains and returns.
@@ -63,12 +65,27 @@ pub fn run(options: RunOptions) -> anyhow::Result<()> {
                 let cache = control_plane.cache_dir.clone();
                 let (source, modules) = ControlPlaneSource::start(control_plane)
                     .with_context(|| format!("cache directory {}", cache.display()))?;
-                serve(source, modules, options.node, origin).await
+                serve(
+                    source,
+                    modules,
+                    options.node,
+                    origin,
+                    options.module_cache_bytes,
+                )
+                .await
             }
             None => {
                 let origin = options.config_path.display().to_string();
                 let source = FileSource::new(options.config_path);
-                serve(source, Arc::new(FileModules), options.node, origin).await
+                let modules = Arc::new(FileModules);
+                serve(
+                    source,
+                    modules,
+                    options.node,
+                    origin,
+                    options.module_cache_bytes,
+                )
+                .await
             }
         }
     })
@@ -118,10 +135,11 @@ async fn serve<S: ConfigSource>(
     modules: Arc<dyn ModuleStore>,
     node: NodeOverrides,
     origin: String,
+    module_cache_bytes: u64,
 ) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let plugins = PluginLoader {
-        engine: filter_engine(&metrics)?,
+        engine: filter_engine_with(&metrics, module_cache_bytes)?,
         modules,
         node,
     };
@@ -209,9 +227,15 @@ pub fn validate_file(path: &Path) -> anyhow::Result<String> {
 
 /// The process's Wasm engine, exporting its metrics with the proxy's.
 pub fn filter_engine(metrics: &Metrics) -> anyhow::Result<FilterEngine> {
+    filter_engine_with(metrics, config::defaults::MODULE_CACHE_BYTES)
+}
+
+/// [`filter_engine`] with a module cache of `module_cache_bytes`.
+fn filter_engine_with(metrics: &Metrics, module_cache_bytes: u64) -> anyhow::Result<FilterEngine> {
     FilterEngine::new(EngineOptions {
         max_memory_bytes: config::MAX_PLUGIN_MEMORY_BYTES,
         registry: metrics.registry.clone(),
+        module_cache_bytes,
         ..EngineOptions::default()
     })
     .context("wasm engine")

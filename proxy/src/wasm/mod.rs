@@ -84,7 +84,10 @@ impl PluginLoader {
     fn start(&self, plugin: &PluginConfig, spec: PluginSpec) -> Result<Arc<Plugin>, LoadError> {
         self.engine
             .load(spec)
-            .map_err(|err| ("module", format!("{}: {err}", plugin.module)))
+            .map_err(|err| match err.configuration_field() {
+                Some(field) => (field, err.to_string()),
+                None => ("module", format!("{}: {err}", plugin.module)),
+            })
     }
 }
 
@@ -175,8 +178,19 @@ pub fn dump(chains: &Chains, engine: &FilterEngine) -> serde_json::Value {
             serde_json::json!({ "name": name, "plugins": plugins })
         })
         .collect();
+    let cache = engine.module_cache();
+    let modules: Vec<_> = cache
+        .modules
+        .iter()
+        .map(|m| serde_json::json!({"sha256": m.sha256, "bytes": m.bytes, "plugins": m.plugins}))
+        .collect();
     serde_json::json!({
         "compiled_modules": engine.compiled_modules(),
+        "module_cache": {
+            "capacity_bytes": cache.capacity_bytes,
+            "bytes": cache.bytes,
+            "modules": modules,
+        },
         "filter_chains": chains,
     })
 }
@@ -217,6 +231,14 @@ mod tests {
         let modules = MemoryModules::default();
         modules.insert("good", MINIMAL);
         modules.insert("garbage", &b"\0asm\x01\0\0\0garbage"[..]);
+        modules.insert(
+            "refusing",
+            MINIMAL.replace(
+                "(func (export \"proxy_abi_version_0_2_1\"))",
+                "(func (export \"proxy_abi_version_0_2_1\")) \
+                 (func (export \"proxy_on_configure\") (param i32 i32) (result i32) i32.const 0)",
+            ),
+        );
         let loader = loader(modules);
         assert_eq!(
             errors(&loader, "{name: p, module: good}"),
@@ -231,6 +253,13 @@ mod tests {
         assert!(
             garbage[0].starts_with("filter_chains[0].plugins[0].module: garbage: "),
             "{garbage:?}"
+        );
+        assert_eq!(
+            errors(&loader, "{name: p, module: refusing}"),
+            [
+                "filter_chains[0].plugins[0].configuration: plugin `p` rejected its configuration \
+              (proxy_on_configure returned false); it logged nothing"
+            ]
         );
         let mismatch = errors(
             &loader,
