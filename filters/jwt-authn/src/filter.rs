@@ -168,7 +168,10 @@ impl JwtAuthn {
 }
 
 fn publish(ctx: &HttpCtx<JwtAuthn>, name: &str, value: &[u8]) {
-    if let Err(e) = ctx.set_property(["request", "auth", name], value) {
+    // One dotted segment: the form Envoy stores filter state under and
+    // `authz` (and wasp's host) read back.
+    let key = format!("request.auth.{name}");
+    if let Err(e) = ctx.set_property([key.as_str()], value) {
         wasp_filter_sdk::warn!("jwt-authn: setting request.auth.{name}: {e}");
     }
 }

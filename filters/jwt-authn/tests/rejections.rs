@@ -383,6 +383,6 @@ fn a_refused_request_keeps_its_token_and_gets_no_identity() {
     let t = token("RS256", Some("nope"), Signer::Rsa(&keys().rsa), &claims());
     let stream = bearer(&mut host, &t);
     assert_eq!(status(&stream), 401);
-    assert_eq!(host.property(&["request", "auth", "principal"]), None);
+    assert_eq!(host.property(&["request.auth.principal"]), None);
     assert_eq!(counter(&host, "jwt_authn_allowed_total"), 0);
 }

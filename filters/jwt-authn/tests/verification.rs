@@ -40,7 +40,7 @@ fn a_verified_token_publishes_the_identity_as_properties() {
     let stream = bearer(&mut host, &good_token());
     assert_eq!(status(&stream), 200);
     let prop = |name: &str| {
-        host.property(&["request", "auth", name])
+        host.property(&[format!("request.auth.{name}").as_str()])
             .map(|v| String::from_utf8(v).unwrap())
     };
     assert_eq!(
@@ -142,7 +142,7 @@ fn a_request_without_a_token_passes_unless_required() {
     let stream = get(&mut host, "/", &[]);
     assert_eq!(status(&stream), 200);
     assert_eq!(counter(&host, "jwt_authn_no_token_total"), 1);
-    assert_eq!(host.property(&["request", "auth", "principal"]), None);
+    assert_eq!(host.property(&["request.auth.principal"]), None);
 
     let mut config: serde_json::Value = serde_json::from_str(&config(json!({}))).unwrap();
     config["require"] = json!(true);
