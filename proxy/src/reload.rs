@@ -124,6 +124,8 @@ async fn build_and_swap_with_node(
 ) -> Result<u64, ReloadError> {
     let state = &control.proxy;
     let current = state.snapshot.load_full();
+    // Callouts see the new clusters while it builds, the running ones after.
+    let _unstage = control.plugins.clusters.unstage_on_drop();
     let mut next = Snapshot::build(
         config,
         current.version + 1,

@@ -121,6 +121,7 @@ async fn first_snapshot<S: ConfigSource>(
         match built {
             Ok(snapshot) => return Ok((snapshot, First { version, trigger })),
             Err(err) if source.waits_for_a_valid_first() => {
+                plugins.clusters.unstage();
                 tracing::error!(version, "configuration rejected: {err}");
                 let errors = config_errors(&err);
                 source.report(&ReloadOutcome::rejected(version, trigger, errors));
@@ -142,15 +143,19 @@ async fn serve<S: ConfigSource>(
         engine: filter_engine_with(&metrics, module_cache_bytes)?,
         modules,
         node,
+        clusters: Arc::default(),
     };
+    let directory: Weak<dyn ClusterLookup> = Arc::downgrade(&plugins.clusters) as _;
+    plugins
+        .engine
+        .set_callouts(Arc::new(ClusterCallouts::new(directory)));
     let (mut snapshot, first) = first_snapshot(&mut source, &metrics, &plugins).await?;
     let admin_address = snapshot.config.admin.as_ref().map(|a| a.address.clone());
     snapshot.source_version = first.version.clone();
     let state = ProxyState::new(snapshot, metrics);
-    let lookup: Weak<dyn ClusterLookup> = Arc::downgrade(&state) as _;
-    plugins
-        .engine
-        .set_callouts(Arc::new(ClusterCallouts::new(lookup)));
+    let running: Weak<dyn ClusterLookup> = Arc::downgrade(&state) as _;
+    plugins.clusters.bind(running);
+    plugins.clusters.unstage();
     let control = Control::new(Arc::clone(&state), plugins);
     let generation = state.snapshot.load().version;
     let accepted = ReloadOutcome::accepted(first.version.clone(), first.trigger, generation);
@@ -219,6 +224,7 @@ pub fn validate_file(path: &Path) -> anyhow::Result<String> {
         engine: filter_engine(&metrics)?,
         modules: Arc::new(FileModules),
         node: NodeOverrides::default(),
+        clusters: Arc::default(),
     };
     plugins.apply_node(&config.node);
     runtime.block_on(Snapshot::build(config, 1, None, &metrics, &plugins))?;

@@ -88,13 +88,6 @@ impl Snapshot {
         plugins: &PluginLoader,
     ) -> Result<Self, ConfigError> {
         let mut sink = ErrorSink::default();
-        let filter_chains = crate::wasm::build_chains(
-            &config,
-            previous.map(|p| &p.filter_chains),
-            plugins,
-            &mut sink,
-        )
-        .await;
         let mut clusters = HashMap::new();
         for cluster_config in &config.clusters {
             let reused = previous
@@ -107,6 +100,15 @@ impl Snapshot {
             };
             clusters.insert(cluster_config.name.clone(), cluster);
         }
+        // Plugins' root contexts may call out while the chains load.
+        plugins.clusters.stage(&clusters);
+        let filter_chains = crate::wasm::build_chains(
+            &config,
+            previous.map(|p| &p.filter_chains),
+            plugins,
+            &mut sink,
+        )
+        .await;
         let mut listeners = HashMap::new();
         for (i, listener) in config.listeners.iter().enumerate() {
             let at = format!("listeners[{i}]");

@@ -5,6 +5,7 @@
 
 pub mod body;
 pub mod callouts;
+pub mod cluster_directory;
 pub mod convert;
 pub mod module_cache;
 pub mod modules;
@@ -53,6 +54,8 @@ pub struct PluginLoader {
     pub modules: Arc<dyn ModuleStore>,
     /// Command-line node settings, applied over each configuration's `node`.
     pub node: node::NodeOverrides,
+    /// The clusters plugins' callouts reach.
+    pub clusters: Arc<cluster_directory::ClusterDirectory>,
 }
 
 /// Why a plugin could not be loaded: `(path under the plugin, message)`.
@@ -213,6 +216,7 @@ mod tests {
             engine: crate::server::filter_engine(&Metrics::new()).unwrap(),
             modules: Arc::new(modules),
             node: node::NodeOverrides::default(),
+            clusters: Arc::default(),
         }
     }
 

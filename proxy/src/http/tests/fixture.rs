@@ -53,6 +53,7 @@ impl Proxy {
             engine: engine(),
             modules: Arc::new(FileModules),
             node: crate::wasm::node::NodeOverrides::default(),
+            clusters: Arc::default(),
         };
         let snapshot = Snapshot::build(config, 1, None, &metrics, &plugins)
             .await
