@@ -70,3 +70,49 @@ impl ClusterLookup for ClusterDirectory {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::Metrics;
+
+    async fn cluster(name: &str, metrics: &Metrics) -> Arc<Cluster> {
+        let yaml = format!("{{name: {name}, endpoints: [{{address: '127.0.0.1:9'}}]}}");
+        Cluster::new(serde_yaml_ng::from_str(&yaml).unwrap(), metrics).await
+    }
+
+    struct Running(HashMap<String, Arc<Cluster>>);
+
+    impl ClusterLookup for Running {
+        fn cluster(&self, name: &str) -> Option<Arc<Cluster>> {
+            self.0.get(name).cloned()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_building_configurations_clusters_win_until_unstaged() {
+        let metrics = Metrics::new();
+        let directory = ClusterDirectory::default();
+        let old = cluster("app", &metrics).await;
+        let running: Arc<dyn ClusterLookup> =
+            Arc::new(Running(HashMap::from([("app".into(), Arc::clone(&old))])));
+        directory.bind(Arc::downgrade(&running));
+        assert!(Arc::ptr_eq(&directory.cluster("app").unwrap(), &old));
+        assert!(directory.cluster("idp").is_none());
+
+        let new = cluster("app", &metrics).await;
+        let idp = cluster("idp", &metrics).await;
+        let staged = HashMap::from([("app".into(), Arc::clone(&new)), ("idp".into(), idp)]);
+        {
+            let _unstage = directory.unstage_on_drop();
+            directory.stage(&staged);
+            assert!(Arc::ptr_eq(&directory.cluster("app").unwrap(), &new));
+            assert!(directory.cluster("idp").is_some());
+        }
+        assert!(Arc::ptr_eq(&directory.cluster("app").unwrap(), &old));
+        assert!(
+            directory.cluster("idp").is_none(),
+            "a rejected build's cluster"
+        );
+    }
+}
