@@ -15,6 +15,8 @@ pub const MIN_REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 pub const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(60);
 /// Largest token accepted (`max_token_bytes`).
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// Most tokens `jwt_cache_size` may keep per provider and VM.
+pub const MAX_JWT_CACHE_SIZE: usize = 10_000;
 /// Timeout of a JWKS fetch (`jwks_timeout`).
 pub const DEFAULT_JWKS_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -82,6 +84,10 @@ pub struct Provider {
     /// Largest token accepted, in bytes.
     #[serde(default)]
     pub max_token_bytes: Option<usize>,
+    /// Tokens whose verified signature each VM remembers (Envoy's
+    /// `jwt_cache_config.jwt_cache_size`); `0` verifies every request.
+    #[serde(default)]
+    pub jwt_cache_size: Option<usize>,
 }
 
 /// A header that carries a token after `prefix`.
@@ -147,6 +153,12 @@ impl Provider {
     pub fn max_token(&self) -> usize {
         self.max_token_bytes.unwrap_or(DEFAULT_MAX_TOKEN_BYTES)
     }
+
+    /// `jwt_cache_size` or its default.
+    pub fn cache_size(&self) -> usize {
+        self.jwt_cache_size
+            .unwrap_or(crate::signature_cache::DEFAULT_SIZE)
+    }
 }
 
 /// Reads and checks the configuration; the error names the field.
@@ -196,6 +208,13 @@ fn validate(config: &Config) -> Result<(), String> {
             (Some(_), _, _) => {
                 return Err(format!("{}: give jwks or jwks_uri, not both", at("jwks")));
             }
+        }
+        if p.cache_size() > MAX_JWT_CACHE_SIZE {
+            return Err(format!(
+                "{}: {} is more than {MAX_JWT_CACHE_SIZE}",
+                at("jwt_cache_size"),
+                p.cache_size()
+            ));
         }
         if let Some(text) = &p.jwks {
             let set = crate::jwk::KeySet::parse(text, crate::jwk::Source::Inline)

@@ -69,12 +69,17 @@ impl JwtAuthn {
                 )
             })?,
         };
-        if let Err((reason, why)) = verify::verify(&token, &keys) {
-            if let (Reason::UnknownKid, Keys::Fetched(fetched)) = (reason, &self.plugin.keys[index])
-            {
-                fetched.borrow().want_refresh(now_ms());
+        let cache = &self.plugin.verified[index];
+        if !cache.borrow_mut().verified(&found.token, &keys) {
+            if let Err((reason, why)) = verify::verify(&token, &keys) {
+                if let (Reason::UnknownKid, Keys::Fetched(fetched)) =
+                    (reason, &self.plugin.keys[index])
+                {
+                    fetched.borrow().want_refresh(now_ms());
+                }
+                return Err((reason, why));
             }
-            return Err((reason, why));
+            cache.borrow_mut().insert(&found.token, &keys);
         }
         let now = Duration::from_millis(now_ms());
         claims::check_time(&token.claims, now, provider.skew())?;

@@ -16,6 +16,7 @@ pub mod filter;
 pub mod jwk;
 pub mod jwks_fetch;
 pub mod reject;
+pub mod signature_cache;
 pub mod token;
 pub mod verify;
 
@@ -48,6 +49,8 @@ pub struct Plugin {
     pub keys: Vec<Keys>,
     /// The counters.
     pub metrics: Metrics,
+    /// Per provider: tokens whose signature verified.
+    pub verified: Vec<RefCell<signature_cache::SignatureCache>>,
 }
 
 /// The root filter: configuration, counters and JWKS fetches.
@@ -112,10 +115,16 @@ impl RootFilter for Root {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+        let verified = config
+            .providers
+            .iter()
+            .map(|p| RefCell::new(signature_cache::SignatureCache::new(p.cache_size())))
+            .collect();
         self.plugin = Some(Rc::new(Plugin {
             config,
             keys,
             metrics,
+            verified,
         }));
         Ok(())
     }

@@ -4,7 +4,10 @@
 mod common;
 
 use common::*;
+use jwt_authn::Root;
 use serde_json::json;
+use std::time::Duration;
+use wasp_filter_sdk::testing::Harness;
 
 #[test]
 fn every_supported_algorithm_passes_with_its_key() {
@@ -186,4 +189,42 @@ fn the_provider_is_chosen_by_issuer() {
     // The other provider has no RSA key: an RS256 token of its issuer fails.
     let t = token("RS256", Some("rsa"), Signer::Rsa(&keys().rsa), &claims);
     assert_rejected(&mut host, &t, "unknown_kid");
+}
+
+#[test]
+fn a_token_verified_once_is_still_refused_once_it_expires() {
+    let mut host = host(&config(json!({"clock_skew": "0s"})));
+    let token = good_token();
+    assert_eq!(status(&bearer(&mut host, &token)), 200);
+    assert_eq!(status(&bearer(&mut host, &token)), 200, "from the cache");
+    host.advance(Duration::from_secs(601));
+    assert_rejected(&mut host, &token, "expired");
+}
+
+#[test]
+fn a_one_byte_change_to_a_cached_token_is_verified_afresh() {
+    let mut host = host(&config(json!({})));
+    let token = good_token();
+    assert_eq!(status(&bearer(&mut host, &token)), 200);
+    let mut forged = token.into_bytes();
+    let last = forged.len() - 2;
+    forged[last] = if forged[last] == b'A' { b'B' } else { b'A' };
+    assert_rejected(
+        &mut host,
+        &String::from_utf8(forged).unwrap(),
+        "bad_signature",
+    );
+}
+
+#[test]
+fn jwt_cache_size_above_its_limit_is_refused_with_its_field() {
+    let mut host = Harness::new(Root::default());
+    assert!(!host.configure(&config(json!({"jwt_cache_size": 1_000_000}))));
+    assert!(
+        host.logs()
+            .iter()
+            .any(|(_, l)| l.contains("providers[0].jwt_cache_size: 1000000 is more than 10000")),
+        "{:?}",
+        host.logs()
+    );
 }
