@@ -86,7 +86,9 @@ stop_all() { for pid in "${PIDS[@]}"; do stop_pid "$pid"; done; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
-oha_run() { taskset -c "$LOADGEN_CPU" oha --no-tui --output-format json "$@"; }
+# Extra oha arguments for every run (e.g. -H "authorization: Bearer …").
+OHA_EXTRA=()
+oha_run() { taskset -c "$LOADGEN_CPU" oha --no-tui --output-format json "${OHA_EXTRA[@]}" "$@"; }
 
 # closed_loop NAME URL PID: warm up, then as fast as possible; one JSON line.
 closed_loop() {
