@@ -13,7 +13,7 @@
 # (min–max) per target, plus the RSS after the runs.
 #
 # Targets: wasp, wasp-resilience, wasp-noop-1, wasp-noop-5, wasp-noop-10,
-# nginx, haproxy, envoy, envoy-v8-noop-1, envoy-v8-noop-5, pingora.
+# nginx, haproxy, envoy, envoy-v8-noop-1, envoy-v8-noop-5.
 #
 # Usage: bench/cpu.sh [--requests N] [--rounds N] [--only a,b,...] [--out FILE]
 # WASP_BIN=PATH uses that wasp binary instead of building one;
@@ -27,7 +27,7 @@ cd "$root"
 requests=100000
 rounds=3
 connections=50
-only="wasp,wasp-resilience,wasp-noop-1,wasp-noop-5,nginx,haproxy,envoy,pingora"
+only="wasp,wasp-resilience,wasp-noop-1,wasp-noop-5,nginx,haproxy,envoy"
 out=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
@@ -52,12 +52,6 @@ wasp_binary
 if [[ ",$only," == *",wasp-noop-"* || ",$only," == *",envoy-v8-noop-"* ]]; then
     log "building the filters"
     scripts/build-filters.sh >&2
-fi
-if [[ ",$only," == *",pingora,"* ]]; then
-    if ! PINGORA_BIN=$(bench/peers/build.sh); then
-        log "pingora did not build: its rows are left out"
-        only="${only//pingora/}"
-    fi
 fi
 noop_wasm="${NOOP_WASM:-$root/target/filters/bench_noop.wasm}"
 
@@ -115,8 +109,6 @@ for target in "${targets[@]}"; do
         haproxy)
             render bench/configs/haproxy.cfg "$work/haproxy.cfg"
             start_pinned "$PROXY_CPU" haproxy haproxy -db -f "$work/haproxy.cfg" ;;
-        pingora)
-            start_pinned "$PROXY_CPU" pingora "$PINGORA_BIN" "127.0.0.1:$proxy_port" "127.0.0.1:$upstream_port" ;;
         *) log "unknown target $target"; exit 2 ;;
     esac
     url_of[$target]="http://127.0.0.1:$proxy_port/1k"
