@@ -49,7 +49,7 @@ if ! command -v perf >/dev/null; then
 fi
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 wasp_binary
-if [[ ",$only," == *",wasp-noop-"* || ",$only," == *",envoy-v8-noop-"* ]]; then
+if [[ -z "${NOOP_WASM:-}" && ( ",$only," == *",wasp-noop-"* || ",$only," == *",envoy-v8-noop-"* ) ]]; then
     log "building the filters"
     scripts/build-filters.sh >&2
 fi
@@ -70,8 +70,8 @@ plugins() {
     local kind="$1" count="$2" i
     for ((i = 1; i <= count; i++)); do
         case "$kind" in
-            wasp) echo "      - { name: p$i, module: \"$modules/bench_noop.wasm\", failure_policy: fail_closed }" ;;
-            envoy) echo "                  - { name: envoy.filters.http.wasm, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm, config: { name: p$i, root_id: \"\", vm_config: { vm_id: p$i, runtime: envoy.wasm.runtime.v8, code: { local: { filename: \"$modules/bench_noop.wasm\" } } } } } }" ;;
+            wasp) echo "      - { name: p$i, module: \"$noop_wasm\", failure_policy: fail_closed }" ;;
+            envoy) echo "                  - { name: envoy.filters.http.wasm, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm, config: { name: p$i, root_id: \"\", vm_config: { vm_id: p$i, runtime: envoy.wasm.runtime.v8, code: { local: { filename: \"$noop_wasm\" } } } } } }" ;;
         esac
     done
 }
@@ -175,6 +175,8 @@ for line in open(path):
     r = json.loads(line)
     rows.setdefault(r["target"], []).append(r)
 def cell(values, fmt):
+    if not any(values):
+        return "n/a"  # no hardware counters (e.g. in a VM)
     med = statistics.median(values)
     return f"{med:{fmt}} ({min(values):{fmt}}–{max(values):{fmt}})"
 print("| target | CPU µs / req | k instr user / req | k instr kernel / req | req/s (noisy) | RSS MiB |")
