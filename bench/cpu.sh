@@ -15,9 +15,16 @@
 # Targets: wasp, wasp-resilience, wasp-noop-1, wasp-noop-5, wasp-noop-10,
 # nginx, haproxy, envoy, envoy-v8-noop-1, envoy-v8-noop-5.
 #
-# Usage: bench/cpu.sh [--requests N] [--rounds N] [--only a,b,...] [--out FILE]
+# With --rate R every target gets the same R requests/s (oha -q) instead of
+# a closed loop: CPU per request falls as the rate rises (more requests per
+# wake-up), so targets compare best at one rate.
+#
+# Usage: bench/cpu.sh [--requests N] [--rounds N] [--rate R] [--only a,b,...] [--out FILE]
 # WASP_BIN=PATH uses that wasp binary instead of building one;
 # NOOP_WASM=PATH the no-op filter module instead of target/filters/bench_noop.wasm.
+# BASE_WASP_BIN=PATH (and BASE_NOOP_WASM=PATH) add targets base-wasp,
+# base-wasp-noop-N, ... run with that binary (and module), for a
+# before/after comparison within one run, rounds alternating.
 # PROFILE=DIR also records `perf record -g` of each wasp target's first round
 # into DIR/<target>.perf.data.
 set -euo pipefail
@@ -29,12 +36,14 @@ rounds=3
 connections=50
 only="wasp,wasp-resilience,wasp-noop-1,wasp-noop-5,nginx,haproxy,envoy"
 out=""
+rate=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --requests) requests="$2"; shift 2 ;;
         --rounds) rounds="$2"; shift 2 ;;
         --only) only="$2"; shift 2 ;;
         --out) out="$2"; shift 2 ;;
+        --rate) rate="$2"; shift 2 ;;
         -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
@@ -90,13 +99,19 @@ for target in "${targets[@]}"; do
     [[ -n "$target" ]] || continue
     proxy_port=$(free_port)
     admin_port=$(free_port)
-    case "$target" in
+    bin="$WASP_BIN" wasm="$noop_wasm" kind="$target"
+    if [[ "$target" == base-* ]]; then
+        bin="${BASE_WASP_BIN:?BASE_WASP_BIN is needed for $target}"
+        wasm="${BASE_NOOP_WASM:-$noop_wasm}"
+        kind="${target#base-}"
+    fi
+    case "$kind" in
         wasp|wasp-resilience)
-            render "bench/configs/$target.yaml" "$work/$target.yaml"
-            start_pinned "$PROXY_CPU" "$target" "$WASP_BIN" run --config "$work/$target.yaml" --workers 1 ;;
+            render "bench/configs/$kind.yaml" "$work/$target.yaml"
+            start_pinned "$PROXY_CPU" "$target" "$bin" run --config "$work/$target.yaml" --workers 1 ;;
         wasp-noop-*)
-            with_plugins bench/configs/wasp-filters.yaml wasp "${target##*-}" "$work/$target.yaml"
-            start_pinned "$PROXY_CPU" "$target" "$WASP_BIN" run --config "$work/$target.yaml" --workers 1 ;;
+            noop_wasm="$wasm" with_plugins bench/configs/wasp-filters.yaml wasp "${target##*-}" "$work/$target.yaml"
+            start_pinned "$PROXY_CPU" "$target" "$bin" run --config "$work/$target.yaml" --workers 1 ;;
         envoy)
             render bench/configs/envoy.yaml "$work/envoy.yaml"
             start_pinned "$PROXY_CPU" envoy "$ENVOY_BIN" -c "$work/envoy.yaml" --concurrency 1 -l error --disable-hot-restart ;;
@@ -123,13 +138,13 @@ measure() {
     oha_run -n 5000 -c "$connections" "$url" > /dev/null
     perf stat -x, -e task-clock,instructions:u,instructions:k -p "$pid" -o "$work/perf.csv" &
     local perf_pid=$! record_pid=""
-    if [[ -n "${PROFILE:-}" && "$target" == wasp* && ! -e "$PROFILE/$target.perf.data" ]]; then
+    if [[ -n "${PROFILE:-}" && "$target" == *wasp* && ! -e "$PROFILE/$target.perf.data" ]]; then
         mkdir -p "$PROFILE"
         perf record -q -g -F 2000 -p "$pid" -o "$PROFILE/$target.perf.data" 2>/dev/null &
         record_pid=$!
     fi
     sleep 0.2
-    oha_run -n "$requests" -c "$connections" "$url" > "$work/oha.json"
+    oha_run -n "$requests" -c "$connections" ${rate:+-q "$rate"} "$url" > "$work/oha.json"
     kill -INT "$perf_pid"; wait "$perf_pid" || true
     if [[ -n "$record_pid" ]]; then kill -INT "$record_pid"; wait "$record_pid" || true; fi
     python3 - "$target" "$requests" "$work/perf.csv" "$work/oha.json" "$(rss_kib "$pid")" <<'EOF'
@@ -167,9 +182,9 @@ for ((round = 1; round <= rounds; round++)); do
     done
 done
 
-python3 - "$results" "$requests" "$rounds" "$load_before" "$WASP_BIN_SOURCE" > "$work/table.md" <<'EOF'
+python3 - "$results" "$requests" "$rounds" "$load_before" "$WASP_BIN_SOURCE" "$rate" > "$work/table.md" <<'EOF'
 import json, statistics, sys
-path, requests, rounds, load, source = sys.argv[1:]
+path, requests, rounds, load, source, rate = sys.argv[1:]
 rows = {}
 for line in open(path):
     r = json.loads(line)
@@ -186,7 +201,8 @@ for target, rs in rows.items():
           f"| {cell([r['kinstr_k'] for r in rs], '.1f')} | {statistics.median([r['rps'] for r in rs]):.0f} "
           f"| {max(r['rss_mib'] for r in rs):.1f} |")
 print()
-print(f"Median (min–max) of {rounds} rounds of {requests} requests, 50 connections, rounds alternating "
+print(f"Median (min–max) of {rounds} rounds of {requests} requests, 50 connections, "
+      + (f"at {rate} requests/s, " if rate else "closed loop, ") + "rounds alternating "
       f"over targets; proxy pinned to CPU 0, upstream and oha on CPU 1. wasp {source}; "
       f"load average before: {load}.")
 EOF
