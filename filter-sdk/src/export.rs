@@ -4,7 +4,8 @@
 //! builds type-check them) but only exported by name on `wasm32`.
 
 /// Registers a [`RootFilter`](crate::RootFilter) type and emits the
-/// module's `proxy_abi_version_0_2_1` and `proxy_on_*` exports.
+/// module's `proxy_abi_version_0_2_1` and `proxy_on_*` exports, and
+/// `wasp_http_callbacks` ([`HttpFilter::CALLBACKS`](crate::HttpFilter::CALLBACKS)).
 ///
 /// Boolean parameters (`end_of_stream`) are taken as integers and compared
 /// with zero, so any value a host passes is sound.
@@ -36,6 +37,11 @@ macro_rules! export {
 
             #[cfg_attr(target_arch = "wasm32", unsafe(no_mangle))]
             pub extern "C" fn proxy_abi_version_0_2_1() {}
+
+            #[cfg_attr(target_arch = "wasm32", unsafe(no_mangle))]
+            pub extern "C" fn wasp_http_callbacks() -> u32 {
+                <<$root as $crate::RootFilter>::Http as $crate::HttpFilter>::CALLBACKS.bits()
+            }
 
             #[cfg_attr(target_arch = "wasm32", unsafe(no_mangle))]
             pub extern "C" fn proxy_on_memory_allocate(size: usize) -> *mut u8 {

@@ -30,10 +30,59 @@ impl Action {
     }
 }
 
+/// Which optional stream callbacks a filter needs ([`HttpFilter::CALLBACKS`]).
+/// A method whose callback is left out is never called, even when the
+/// filter overrides it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Callbacks {
+    /// [`HttpFilter::on_request_body`] and [`HttpFilter::on_request_trailers`].
+    pub request_body: bool,
+    /// [`HttpFilter::on_response_body`] and [`HttpFilter::on_response_trailers`].
+    pub response_body: bool,
+    /// [`HttpFilter::on_log`].
+    pub log: bool,
+}
+
+impl Callbacks {
+    /// Every callback (the default).
+    pub const ALL: Callbacks = Callbacks {
+        request_body: true,
+        response_body: true,
+        log: true,
+    };
+    /// Only the header callbacks (which are always called).
+    pub const HEADERS: Callbacks = Callbacks {
+        request_body: false,
+        response_body: false,
+        log: false,
+    };
+
+    /// The bit set the host reads (`wasp_abi::HTTP_CALLBACK_*`).
+    pub const fn bits(self) -> u32 {
+        let mut bits = 0;
+        if self.request_body {
+            bits |= wasp_abi::HTTP_CALLBACK_REQUEST_BODY;
+        }
+        if self.response_body {
+            bits |= wasp_abi::HTTP_CALLBACK_RESPONSE_BODY;
+        }
+        if self.log {
+            bits |= wasp_abi::HTTP_CALLBACK_LOG;
+        }
+        bits
+    }
+}
+
 /// A per-stream HTTP filter. Every method has a default that lets the
 /// stream through untouched, so a filter implements only the phases it needs.
 #[allow(unused_variables)]
 pub trait HttpFilter: Sized + 'static {
+    /// The optional callbacks this filter needs the host to call. A filter
+    /// that overrides none of the body, trailers and log methods can say
+    /// [`Callbacks::HEADERS`]: bodies then stream past it without a call per
+    /// chunk, which makes it cheaper per request. Default: [`Callbacks::ALL`].
+    const CALLBACKS: Callbacks = Callbacks::ALL;
+
     /// Runs when the request headers arrived (`end_of_stream`: the request has
     /// no body). Read or change them with [`HttpCtx::request_headers`].
     /// Default: [`Action::Continue`].

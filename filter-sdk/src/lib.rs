@@ -27,7 +27,7 @@ pub use callout::{DEFAULT_CALLOUT_TIMEOUT, GrpcRequest, GrpcResponse, HttpReques
 pub use context::{HttpCtx, RootCtx};
 pub use dispatch::TIMER_GRANULARITY;
 pub use error::{Error, Result};
-pub use filter::{Action, HeaderList, HttpFilter, RootFilter};
+pub use filter::{Action, Callbacks, HeaderList, HttpFilter, RootFilter};
 pub use headers::{Body, Headers};
 pub use metrics::{Counter, Gauge, Histogram};
 pub use properties::{Properties, get_property, now};
@@ -37,8 +37,8 @@ pub use wasp_abi::{LogLevel, Status};
 /// Everything a filter usually needs: `use wasp_filter_sdk::prelude::*;`.
 pub mod prelude {
     pub use crate::{
-        Action, Counter, Gauge, GrpcRequest, GrpcResponse, Histogram, HttpCtx, HttpFilter,
-        HttpRequest, HttpResponse, Properties, RootCtx, RootFilter, SharedQueue,
+        Action, Callbacks, Counter, Gauge, GrpcRequest, GrpcResponse, Histogram, HttpCtx,
+        HttpFilter, HttpRequest, HttpResponse, Properties, RootCtx, RootFilter, SharedQueue,
     };
 }
 

@@ -80,6 +80,11 @@ enum Command {
         /// are kept regardless; unused ones are dropped after a reload).
         #[arg(long, value_name = "BYTES", default_value_t = wasp_config::defaults::MODULE_CACHE_BYTES)]
         module_cache_bytes: u64,
+        /// Keep compiled filter modules in this directory, so that a restart
+        /// loads them instead of compiling [default: <cache-dir>/compiled
+        /// with --control-plane, none otherwise].
+        #[arg(long, value_name = "DIR")]
+        compiled_cache_dir: Option<PathBuf>,
     },
     /// Check a configuration file and print every error found.
     Validate {
@@ -137,6 +142,7 @@ fn main() -> ExitCode {
             admin_address,
             listener_address,
             module_cache_bytes,
+            compiled_cache_dir,
         } => {
             logging::init(match log_format {
                 Format::Text => LogFormat::Text,
@@ -150,6 +156,8 @@ fn main() -> ExitCode {
                 Some(Ok(keys)) => Some(keys),
                 None => None,
             };
+            let compiled_cache_dir = compiled_cache_dir
+                .or_else(|| control_plane.is_some().then(|| cache_dir.join("compiled")));
             let control_plane = control_plane.map(|url| ControlPlaneOptions {
                 url,
                 node_id: node_id.clone().unwrap_or_default(),
@@ -171,6 +179,7 @@ fn main() -> ExitCode {
                     cluster: node_cluster,
                 },
                 module_cache_bytes,
+                compiled_cache_dir,
             };
             match wasp_proxy::run(options) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -38,6 +38,8 @@ pub struct RunOptions {
     pub node: NodeOverrides,
     /// Most bytes of compiled filter modules kept in the engine's cache.
     pub module_cache_bytes: u64,
+    /// Where compiled filter modules are kept on disk (none: nowhere).
+    pub compiled_cache_dir: Option<PathBuf>,
 }
 
 /// Runs the proxy until SIGTERM or SIGINT, then drains and returns.
@@ -70,7 +72,10 @@ pub fn run(options: RunOptions) -> anyhow::Result<()> {
                     modules,
                     options.node,
                     origin,
-                    options.module_cache_bytes,
+                    EngineSettings {
+                        module_cache_bytes: options.module_cache_bytes,
+                        compiled_cache_dir: options.compiled_cache_dir,
+                    },
                 )
                 .await
             }
@@ -83,7 +88,10 @@ pub fn run(options: RunOptions) -> anyhow::Result<()> {
                     modules,
                     options.node,
                     origin,
-                    options.module_cache_bytes,
+                    EngineSettings {
+                        module_cache_bytes: options.module_cache_bytes,
+                        compiled_cache_dir: options.compiled_cache_dir,
+                    },
                 )
                 .await
             }
@@ -136,11 +144,11 @@ async fn serve<S: ConfigSource>(
     modules: Arc<dyn ModuleStore>,
     node: NodeOverrides,
     origin: String,
-    module_cache_bytes: u64,
+    engine: EngineSettings,
 ) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let plugins = PluginLoader {
-        engine: filter_engine_with(&metrics, module_cache_bytes)?,
+        engine: filter_engine_with(&metrics, engine)?,
         modules,
         node,
         clusters: Arc::default(),
@@ -233,15 +241,28 @@ pub fn validate_file(path: &Path) -> anyhow::Result<String> {
 
 /// The process's Wasm engine, exporting its metrics with the proxy's.
 pub fn filter_engine(metrics: &Metrics) -> anyhow::Result<FilterEngine> {
-    filter_engine_with(metrics, config::defaults::MODULE_CACHE_BYTES)
+    filter_engine_with(
+        metrics,
+        EngineSettings {
+            module_cache_bytes: config::defaults::MODULE_CACHE_BYTES,
+            compiled_cache_dir: None,
+        },
+    )
 }
 
-/// [`filter_engine`] with a module cache of `module_cache_bytes`.
-fn filter_engine_with(metrics: &Metrics, module_cache_bytes: u64) -> anyhow::Result<FilterEngine> {
+/// The command line's settings of the Wasm engine.
+struct EngineSettings {
+    module_cache_bytes: u64,
+    compiled_cache_dir: Option<PathBuf>,
+}
+
+/// [`filter_engine`] with the command line's settings.
+fn filter_engine_with(metrics: &Metrics, settings: EngineSettings) -> anyhow::Result<FilterEngine> {
     FilterEngine::new(EngineOptions {
         max_memory_bytes: config::MAX_PLUGIN_MEMORY_BYTES,
         registry: metrics.registry.clone(),
-        module_cache_bytes,
+        module_cache_bytes: settings.module_cache_bytes,
+        compiled_cache_dir: settings.compiled_cache_dir,
         ..EngineOptions::default()
     })
     .context("wasm engine")

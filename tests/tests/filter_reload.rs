@@ -1,6 +1,7 @@
 //! Hot reload of filter chains through the real `wasp` binary: a changed
 //! module takes effect, a bad one is rejected while the old chain serves,
-//! unchanged modules are not compiled again, and no request fails.
+//! unchanged modules are not compiled again, and no request fails; with
+//! `--compiled-cache-dir` a restart compiles nothing.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -108,4 +109,54 @@ async fn reloads_swap_chains_reject_bad_modules_and_reuse_compiled_ones() {
     assert_eq!(filters(&wasp).await["compiled_modules"], 2);
 
     assert_eq!(load.await.unwrap(), 0, "no request failed during reloads");
+}
+
+/// With `--compiled-cache-dir`, a restarted proxy loads the compiled module
+/// from disk (compiling nothing), and a damaged entry is compiled again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_loads_compiled_modules_from_the_disk_cache() {
+    let listen = free_addr();
+    let up = Upstream::start("up").await;
+    let modules = WatDir::new();
+    modules.write("first", &header_filter("first"));
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().join("compiled");
+    let args = ["--compiled-cache-dir", cache_dir.to_str().unwrap()];
+    let compiled = |wasp: &Wasp| {
+        let url = wasp.admin_url("/filters");
+        async move { Client::http1().get(&url).await.unwrap().json()["compiled_modules"].clone() }
+    };
+    let entries = || -> Vec<std::path::PathBuf> {
+        let mut entries: Vec<_> = std::fs::read_dir(&cache_dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
+            .collect();
+        entries.sort();
+        entries
+    };
+
+    let mut wasp = Wasp::start_with_args(config(listen, &up, &modules, "first"), &args).await;
+    assert_eq!(compiled(&wasp).await, 1);
+    assert_eq!(entries().len(), 1, "one compiled module on disk");
+    wasp.sigterm();
+    wasp.wait_exit(Duration::from_secs(10))
+        .await
+        .expect("exits");
+
+    let mut wasp = Wasp::start_with_args(config(listen, &up, &modules, "first"), &args).await;
+    assert_eq!(compiled(&wasp).await, 0, "loaded from disk, not compiled");
+    assert_eq!(saw(listen, "/c").await, "x-filter=first\nbody=");
+    wasp.sigterm();
+    wasp.wait_exit(Duration::from_secs(10))
+        .await
+        .expect("exits");
+
+    // A damaged entry is dropped and the module compiled (and cached) again.
+    let entry = entries().remove(0);
+    std::fs::write(&entry, b"not machine code").unwrap();
+    let wasp = Wasp::start_with_args(config(listen, &up, &modules, "first"), &args).await;
+    assert_eq!(compiled(&wasp).await, 1);
+    assert_eq!(saw(listen, "/c").await, "x-filter=first\nbody=");
+    assert!(std::fs::read(&entry).unwrap().len() > 100, "rewritten");
 }

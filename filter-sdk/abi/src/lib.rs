@@ -197,6 +197,23 @@ pub const ABI_VERSION_EXPORT: &str = "proxy_abi_version_0_2_1";
 /// Older ABI version marker still exported by some SDKs (`proxy_abi_version_0_2_0`).
 pub const ABI_VERSION_EXPORT_0_2_0: &str = "proxy_abi_version_0_2_0";
 
+/// A wasp extension: a module may export this function (`() -> u32`) to
+/// declare which optional stream callbacks it needs, as a set of
+/// `HTTP_CALLBACK_*` bits. The host then never calls the others, and a chain
+/// whose filters need no body callbacks streams bodies past them untouched.
+/// A module without it gets every callback it exports (other hosts ignore
+/// the export).
+pub const HTTP_CALLBACKS_EXPORT: &str = "wasp_http_callbacks";
+/// `proxy_on_request_body` and `proxy_on_request_trailers`.
+pub const HTTP_CALLBACK_REQUEST_BODY: u32 = 1;
+/// `proxy_on_response_body` and `proxy_on_response_trailers`.
+pub const HTTP_CALLBACK_RESPONSE_BODY: u32 = 2;
+/// `proxy_on_log`.
+pub const HTTP_CALLBACK_LOG: u32 = 4;
+/// Every optional stream callback.
+pub const HTTP_CALLBACK_ALL: u32 =
+    HTTP_CALLBACK_REQUEST_BODY | HTTP_CALLBACK_RESPONSE_BODY | HTTP_CALLBACK_LOG;
+
 /// Property paths are sent as their segments separated by NUL bytes, with
 /// no NUL after the last one (as the proxy-wasm Rust SDK sends them). Envoy
 /// keeps a property a filter sets under its path as given, so a trailing

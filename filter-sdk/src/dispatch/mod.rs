@@ -10,6 +10,7 @@
 
 mod detached;
 mod holders;
+mod ids;
 mod timers;
 
 pub(crate) use detached::add as add_detached;
@@ -20,8 +21,8 @@ pub(crate) use timers::{add_timer, set_user_tick_period};
 
 use crate::abi::hostcalls;
 use holders::{CalloutSink, ErasedStream};
+use ids::IdMap;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use wasp_abi::{LogLevel, StreamType};
 
 enum Entry {
@@ -41,11 +42,11 @@ impl Entry {
 #[derive(Default)]
 struct Registry {
     /// `None` while the context's callback runs.
-    contexts: HashMap<u32, Option<Entry>>,
+    contexts: IdMap<Option<Entry>>,
     /// Stream context → its root context.
-    roots_of: HashMap<u32, u32>,
+    roots_of: IdMap<u32>,
     /// Callout token → the context waiting on it.
-    tokens: HashMap<u32, u32>,
+    tokens: IdMap<u32>,
     /// The context the host last called into.
     current: u32,
 }

@@ -4,7 +4,6 @@
 
 use crate::abi::hostcalls;
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::time::Duration;
 
 /// How often a root context ticks while stream timers are pending; timers
@@ -31,7 +30,7 @@ struct Tick {
 #[derive(Default)]
 struct Timers {
     pending: Vec<Timer>,
-    ticks: HashMap<u32, Tick>,
+    ticks: super::ids::IdMap<Tick>,
     next_id: u64,
 }
 

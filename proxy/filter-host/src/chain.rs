@@ -45,12 +45,16 @@ impl FilterChain {
     /// True when a plugin handles request bodies or trailers; otherwise the
     /// request body need not pass through the chain.
     pub fn handles_request_body(&self) -> bool {
-        self.plugins.iter().any(|p| p.core.request_body)
+        self.plugins
+            .iter()
+            .any(|p| p.core.request_body.load(Ordering::Relaxed))
     }
 
     /// True when a plugin handles response bodies or trailers.
     pub fn handles_response_body(&self) -> bool {
-        self.plugins.iter().any(|p| p.core.response_body)
+        self.plugins
+            .iter()
+            .any(|p| p.core.response_body.load(Ordering::Relaxed))
     }
 
     /// Starts a stream: creates an HTTP context for it in one VM of each
@@ -339,10 +343,20 @@ impl ChainStream {
         headers: HeaderList,
         end_of_stream: bool,
     ) -> Result<HeaderList, LocalReply> {
-        self.lock().request_headers = headers;
-        self.headers_phase(Direction::Request, end_of_stream)
-            .await?;
-        Ok(self.lock().request_headers.clone())
+        let changed = self.filter_request_headers(headers, end_of_stream).await?;
+        Ok(changed.unwrap_or_else(|| self.lock().request_headers.clone()))
+    }
+
+    /// Runs the request headers through the chain; returns them as the
+    /// filters left them only when a filter wrote to them (`None`: the
+    /// headers passed unchanged, and need not be copied back).
+    pub async fn filter_request_headers(
+        &self,
+        headers: HeaderList,
+        end_of_stream: bool,
+    ) -> Result<Option<HeaderList>, LocalReply> {
+        self.headers_pass(Direction::Request, headers, end_of_stream)
+            .await
     }
 
     /// Runs the response headers (with `:status`) through the chain in reverse.
@@ -351,10 +365,42 @@ impl ChainStream {
         headers: HeaderList,
         end_of_stream: bool,
     ) -> Result<HeaderList, LocalReply> {
-        self.lock().response_headers = headers;
-        self.headers_phase(Direction::Response, end_of_stream)
-            .await?;
-        Ok(self.lock().response_headers.clone())
+        let changed = self.filter_response_headers(headers, end_of_stream).await?;
+        Ok(changed.unwrap_or_else(|| self.lock().response_headers.clone()))
+    }
+
+    /// Runs the response headers through the chain in reverse; as
+    /// [`ChainStream::filter_request_headers`], `None` when no filter wrote
+    /// to them.
+    pub async fn filter_response_headers(
+        &self,
+        headers: HeaderList,
+        end_of_stream: bool,
+    ) -> Result<Option<HeaderList>, LocalReply> {
+        self.headers_pass(Direction::Response, headers, end_of_stream)
+            .await
+    }
+
+    async fn headers_pass(
+        &self,
+        dir: Direction,
+        headers: HeaderList,
+        end_of_stream: bool,
+    ) -> Result<Option<HeaderList>, LocalReply> {
+        {
+            let mut data = self.lock();
+            data.headers_changed[dir as usize] = false;
+            match dir {
+                Direction::Request => data.request_headers = headers,
+                Direction::Response => data.response_headers = headers,
+            }
+        }
+        self.headers_phase(dir, end_of_stream).await?;
+        let data = self.lock();
+        Ok(data.headers_changed[dir as usize].then(|| match dir {
+            Direction::Request => data.request_headers.clone(),
+            Direction::Response => data.response_headers.clone(),
+        }))
     }
 
     fn body_slot(data: &mut StreamData, dir: Direction) -> &mut Vec<u8> {

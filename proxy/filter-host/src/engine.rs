@@ -2,6 +2,7 @@
 //! allocator, epoch interruption driven by a ticker thread, stack limit), the
 //! module cache keyed by sha256, and the services shared by all plugins.
 
+use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, Module, PoolingAlloca
 
 use crate::abi::HostImports;
 use crate::callout::Callouts;
+use crate::compiled_cache::CompiledCache;
 use crate::error::HostError;
 use crate::metrics::FilterMetrics;
 use crate::module_cache::{ModuleCache, ModuleCacheStatus};
@@ -40,6 +42,9 @@ pub struct EngineOptions {
     /// Most bytes of compiled modules the cache keeps (modules plugins use
     /// stay alive regardless). Default 256 MiB.
     pub module_cache_bytes: u64,
+    /// Where compiled modules are kept on disk (see `compiled_cache`), so
+    /// a restart loads machine code instead of compiling; `None`: nowhere.
+    pub compiled_cache_dir: Option<PathBuf>,
 }
 
 impl Default for EngineOptions {
@@ -52,6 +57,7 @@ impl Default for EngineOptions {
             node: NodeInfo::default(),
             registry: prometheus::Registry::new(),
             module_cache_bytes: wasp_config::defaults::MODULE_CACHE_BYTES,
+            compiled_cache_dir: None,
         }
     }
 }
@@ -83,6 +89,7 @@ pub(crate) struct EngineInner {
     pub services: Arc<Services>,
     pub epoch_tick: Duration,
     pub modules: Arc<ModuleCache>,
+    compiled: Option<CompiledCache>,
 }
 
 /// The Wasm engine of the process; cheap to clone.
@@ -125,6 +132,12 @@ impl FilterEngine {
             node: RwLock::new(Arc::new(options.node.clone())),
             callouts: RwLock::new(None),
         });
+        let compiled = match &options.compiled_cache_dir {
+            Some(dir) => Some(CompiledCache::open(dir, &engine).map_err(|e| {
+                HostError::Engine(format!("compiled module cache {}: {e}", dir.display()))
+            })?),
+            None => None,
+        };
         spawn_ticker(&engine, options.epoch_tick);
         Ok(Self {
             inner: Arc::new(EngineInner {
@@ -133,6 +146,7 @@ impl FilterEngine {
                 services,
                 epoch_tick: options.epoch_tick,
                 modules: ModuleCache::new(options.module_cache_bytes),
+                compiled,
             }),
         })
     }
@@ -182,12 +196,22 @@ impl FilterEngine {
                 head: wasm.iter().take(4).map(|b| format!("{b:02x}")).collect(),
             });
         }
-        let module = Module::new(&self.inner.engine, wasm)
-            .map_err(|e| HostError::Compile(format!("{e:#}")))?;
+        let compiled = self.inner.compiled.as_ref();
+        let (module, from_disk) = match compiled.and_then(|c| c.load(&self.inner.engine, &sha)) {
+            Some(module) => (module, true),
+            None => {
+                let module = Module::new(&self.inner.engine, wasm)
+                    .map_err(|e| HostError::Compile(format!("{e:#}")))?;
+                (module, false)
+            }
+        };
         validate(&module, &self.inner.imports)?;
+        if let (Some(cache), false) = (compiled, from_disk) {
+            cache.store(&sha, &module);
+        }
         self.inner
             .modules
-            .insert(sha.clone(), module.clone(), wasm.len());
+            .insert(sha.clone(), module.clone(), wasm.len(), !from_disk);
         Ok((module, sha))
     }
 

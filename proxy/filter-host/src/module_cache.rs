@@ -96,9 +96,12 @@ impl ModuleCache {
         self.live.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Caches a module just compiled from `wasm_len` bytes.
-    pub fn insert(&self, sha256: String, module: Module, wasm_len: usize) {
-        self.compiles.fetch_add(1, Ordering::Relaxed);
+    /// Caches a module just compiled (`compiled`) or loaded from disk, from
+    /// `wasm_len` bytes.
+    pub fn insert(&self, sha256: String, module: Module, wasm_len: usize, compiled: bool) {
+        if compiled {
+            self.compiles.fetch_add(1, Ordering::Relaxed);
+        }
         let bytes = weight(&module, wasm_len);
         self.cache.insert(sha256, Entry { module, bytes });
         // Apply the byte bound now rather than on some later access.

@@ -32,10 +32,12 @@ pub(crate) struct PluginCore {
     pub stats: PluginStats,
     /// Epoch ticks a callback may run.
     pub deadline_ticks: u64,
-    /// The module exports request body or trailers callbacks.
-    pub request_body: bool,
-    /// The module exports response body or trailers callbacks.
-    pub response_body: bool,
+    /// The module exports request body or trailers callbacks (and did not
+    /// declare that it does not need them).
+    pub request_body: AtomicBool,
+    /// The module exports response body or trailers callbacks (and did not
+    /// declare that it does not need them).
+    pub response_body: AtomicBool,
     /// Rate limits this plugin's misuse and limit warnings.
     pub warnings: WarnLimiter,
     /// Keeps the module in the engine's cache while the plugin lives.
@@ -43,6 +45,17 @@ pub(crate) struct PluginCore {
 }
 
 impl PluginCore {
+    /// Takes note of the callbacks the module declared it needs
+    /// (`wasp_abi::HTTP_CALLBACKS_EXPORT`; the same for every VM).
+    pub fn declare_callbacks(&self, callbacks: u32) {
+        if callbacks & wasp_abi::HTTP_CALLBACK_REQUEST_BODY == 0 {
+            self.request_body.store(false, Ordering::Relaxed);
+        }
+        if callbacks & wasp_abi::HTTP_CALLBACK_RESPONSE_BODY == 0 {
+            self.response_body.store(false, Ordering::Relaxed);
+        }
+    }
+
     fn label(&self) -> [&str; 1] {
         [self.spec.name.as_str()]
     }
@@ -147,8 +160,8 @@ impl Plugin {
         let request_body = exports(["proxy_on_request_body", "proxy_on_request_trailers"]);
         let response_body = exports(["proxy_on_response_body", "proxy_on_response_trailers"]);
         let core = Arc::new(PluginCore {
-            request_body,
-            response_body,
+            request_body: AtomicBool::new(request_body),
+            response_body: AtomicBool::new(response_body),
             spec,
             sha256,
             pre,

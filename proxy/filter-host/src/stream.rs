@@ -89,6 +89,9 @@ pub(crate) struct StreamData {
     pub request_trailers: HeaderList,
     pub response_headers: HeaderList,
     pub response_trailers: HeaderList,
+    /// A filter changed the request headers (index 0) or the response
+    /// headers (index 1) in the current headers phase.
+    pub headers_changed: [bool; 2],
     /// The request body bytes shown to the filter being called.
     pub request_body: Vec<u8>,
     /// The response body bytes shown to the filter being called.

@@ -100,11 +100,12 @@ impl ChainPass {
         let request_ends = body.is_end_stream();
         match active
             .stream
-            .request_headers(convert::request_list(&parts, scheme), request_ends)
+            .filter_request_headers(convert::request_list(&parts, scheme), request_ends)
             .await
         {
-            Ok(list) if convert::request_unchanged(&list, &parts, scheme) => {}
-            Ok(list) => convert::apply_request(&list, &mut parts),
+            Ok(None) => {}
+            Ok(Some(list)) if convert::request_unchanged(&list, &parts, scheme) => {}
+            Ok(Some(list)) => convert::apply_request(&list, &mut parts),
             Err(reply) => return Err(self.reply_locally(reply).await),
         }
         // The body bytes received, for `request.size` and `request.total_size`.
@@ -153,11 +154,12 @@ impl ChainPass {
         let response_ends = body.is_end_stream();
         match active
             .stream
-            .response_headers(convert::response_list(&parts), response_ends)
+            .filter_response_headers(convert::response_list(&parts), response_ends)
             .await
         {
-            Ok(list) if convert::response_unchanged(&list, &parts) => {}
-            Ok(list) => convert::apply_response(&list, &mut parts),
+            Ok(None) => {}
+            Ok(Some(list)) if convert::response_unchanged(&list, &parts) => {}
+            Ok(Some(list)) => convert::apply_response(&list, &mut parts),
             Err(reply) => {
                 active.facts.set_response(&reply.details, 0);
                 return local::filter_reply(reply);

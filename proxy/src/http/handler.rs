@@ -70,11 +70,15 @@ where
         upstream_duration: None,
         bytes_sent: 0,
         method: req.method().clone(),
-        path: req
-            .uri()
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .to_owned(),
+        // Only the access log reads it: no copy per request without one.
+        path: if listener.access_log {
+            req.uri()
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_owned()
+        } else {
+            String::new()
+        },
         version: req.version(),
         request_id,
         conn: Arc::clone(&conn),

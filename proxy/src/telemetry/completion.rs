@@ -41,7 +41,7 @@ pub struct Completion {
     pub bytes_sent: u64,
     /// Method, for the access log.
     pub method: http::Method,
-    /// Path and query, for the access log.
+    /// Path and query, for the access log (empty when it is off).
     pub path: String,
     /// Protocol version, for the access log.
     pub version: http::Version,

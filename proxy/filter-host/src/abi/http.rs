@@ -14,11 +14,21 @@ use crate::stream::{HeaderList, LocalReply, header_get, header_remove, header_re
 
 type C<'a> = Caller<'a, VmState>;
 
-/// Runs `f` on the header map `map_type` of the effective context.
+/// Whether a map operation may change the map.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Read,
+    Write,
+}
+
+/// Runs `f` on the header map `map_type` of the effective context. A write
+/// to the stream's request or response headers is noted, so that the proxy
+/// takes the headers back only when a filter changed them.
 fn map_op<R>(
     caller: &mut C<'_>,
     call: &str,
     map_type: u32,
+    access: Access,
     f: impl FnOnce(&mut HeaderList) -> R,
 ) -> Result<R, Status> {
     let Ok(kind) = MapType::try_from(map_type) else {
@@ -34,6 +44,13 @@ fn map_op<R>(
             };
             let data = binding.data.clone();
             let mut data = data.lock().unwrap_or_else(PoisonError::into_inner);
+            if access == Access::Write {
+                match kind {
+                    MapType::HttpRequestHeaders => data.headers_changed[0] = true,
+                    MapType::HttpResponseHeaders => data.headers_changed[1] = true,
+                    _ => {}
+                }
+            }
             let list = match kind {
                 MapType::HttpRequestHeaders => &mut data.request_headers,
                 MapType::HttpRequestTrailers => &mut data.request_trailers,
@@ -129,7 +146,9 @@ pub(crate) fn read_map(
 fn get_map_pairs(mut caller: C<'_>, map_type: u32, ptr_ptr: u32, size_ptr: u32) -> CallResult {
     const CALL: &str = "proxy_get_header_map_pairs";
     answer(|| {
-        let encoded = map_op(&mut caller, CALL, map_type, |list| encode_map(list))?;
+        let encoded = map_op(&mut caller, CALL, map_type, Access::Read, |list| {
+            encode_map(list)
+        })?;
         copy_out(&mut caller, CALL, &encoded, ptr_ptr, size_ptr)
     })
 }
@@ -139,7 +158,7 @@ fn set_map_pairs(mut caller: C<'_>, map_type: u32, ptr: u32, len: u32) -> CallRe
     answer(|| {
         let pairs = read_map(&caller, CALL, "map_data", ptr, len)?;
         let core = Arc::clone(&caller.data().core);
-        map_op(&mut caller, CALL, map_type, |list| {
+        map_op(&mut caller, CALL, map_type, Access::Write, |list| {
             limits::check_headers(&core, limits::map_size(list), &pairs)?;
             *list = pairs;
             Ok(())
@@ -162,7 +181,7 @@ fn get_map_value(
         let key = read_str(&caller, CALL, "key", key_ptr, key_len)?;
         // A missing header is `NotFound` (what current SDKs expect); an empty
         // one is `Ok` with no data.
-        let value = map_op(&mut caller, CALL, map_type, |list| {
+        let value = map_op(&mut caller, CALL, map_type, Access::Read, |list| {
             header_get(list, &key).map(<[u8]>::to_vec)
         })?
         .ok_or(Status::NotFound)?;
@@ -188,7 +207,7 @@ fn edit_map_value(
         let key = read_str(&caller, call, "key", key_ptr, key_len)?;
         let value = read(&caller, call, "value", value_ptr, value_len)?;
         let core = Arc::clone(&caller.data().core);
-        map_op(&mut caller, call, map_type, |list| {
+        map_op(&mut caller, call, map_type, Access::Write, |list| {
             let before = limits::map_size(list);
             let after = edited_size(list, edit, &key, value.len());
             limits::check_size(&core, before, after)?;
@@ -224,16 +243,22 @@ fn remove_map_value(mut caller: C<'_>, map_type: u32, key_ptr: u32, key_len: u32
     const CALL: &str = "proxy_remove_header_map_value";
     answer(|| {
         let key = read_str(&caller, CALL, "key", key_ptr, key_len)?;
-        Ok(map_op(&mut caller, CALL, map_type, |list| {
-            header_remove(list, &key)
-        })?)
+        Ok(map_op(
+            &mut caller,
+            CALL,
+            map_type,
+            Access::Write,
+            |list| header_remove(list, &key),
+        )?)
     })
 }
 
 fn get_map_size(mut caller: C<'_>, map_type: u32, size_ptr: u32) -> CallResult {
     const CALL: &str = "proxy_get_header_map_size";
     answer(|| {
-        let size = map_op(&mut caller, CALL, map_type, |list| encoded_map_len(list))?;
+        let size = map_op(&mut caller, CALL, map_type, Access::Read, |list| {
+            encoded_map_len(list)
+        })?;
         Ok(write_u32(
             &mut caller,
             CALL,

@@ -184,6 +184,7 @@ impl Vm {
             Some(f) => Some(f),
             None => typed::<(), ()>(&instance, &mut store, "_start")?,
         };
+        let declared = typed::<(), u32>(&instance, &mut store, wasp_abi::HTTP_CALLBACKS_EXPORT)?;
         let mut vm = Self {
             store,
             ex,
@@ -191,6 +192,13 @@ impl Vm {
         };
         if let Some(init) = init {
             vm.call(&init, ()).map_err(|f| start_err(f.to_string()))?;
+        }
+        if let Some(declared) = declared {
+            let callbacks = vm
+                .call(&declared, ())
+                .map_err(|f| start_err(f.to_string()))?;
+            vm.drop_undeclared(callbacks);
+            core.declare_callbacks(callbacks);
         }
         vm.store.data_mut().start_log = Some(Vec::new());
         let started = vm.start_root();
@@ -208,6 +216,23 @@ impl Vm {
                 log,
             }),
             Err(failure) => Err(start_err(failure.to_string())),
+        }
+    }
+
+    /// Forgets the optional callbacks the module declared it does not need
+    /// (`wasp_abi::HTTP_CALLBACKS_EXPORT`): they are never called.
+    fn drop_undeclared(&mut self, callbacks: u32) {
+        let ex = &mut self.ex;
+        if callbacks & wasp_abi::HTTP_CALLBACK_REQUEST_BODY == 0 {
+            ex.request_body = None;
+            ex.request_trailers = None;
+        }
+        if callbacks & wasp_abi::HTTP_CALLBACK_RESPONSE_BODY == 0 {
+            ex.response_body = None;
+            ex.response_trailers = None;
+        }
+        if callbacks & wasp_abi::HTTP_CALLBACK_LOG == 0 {
+            ex.log = None;
         }
     }
 

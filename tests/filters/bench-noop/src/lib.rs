@@ -2,7 +2,8 @@
 //! context for every request and returns `Continue` on the request and
 //! response headers, so a chain of N of them measures what the host costs per
 //! filter and per request (context creation, two header callbacks, done, log,
-//! delete) and nothing else.
+//! delete) and nothing else. It declares that it needs no body, trailers or
+//! log callbacks (`Callbacks::HEADERS`), so bodies stream past it.
 //!
 //! Build: `scripts/build-filters.sh` (writes `target/filters/bench_noop.wasm`).
 
@@ -25,6 +26,9 @@ impl RootFilter for NoopRoot {
 pub struct Noop;
 
 impl HttpFilter for Noop {
+    // No body, trailers or log callbacks: bodies stream past the filter.
+    const CALLBACKS: Callbacks = Callbacks::HEADERS;
+
     fn on_request_headers(&mut self, _: &mut HttpCtx<Self>, _end_of_stream: bool) -> Action {
         Action::Continue
     }
