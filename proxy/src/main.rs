@@ -80,6 +80,11 @@ enum Command {
         /// are kept regardless; unused ones are dropped after a reload).
         #[arg(long, value_name = "BYTES", default_value_t = wasp_config::defaults::MODULE_CACHE_BYTES)]
         module_cache_bytes: u64,
+        /// Most series one labeled family of filter metrics may hold
+        /// (`family{k="v"}` names); further series are refused and counted
+        /// in `wasp_filter_metric_series_dropped_total{family}`.
+        #[arg(long, value_name = "N", default_value_t = wasp_filter_host::DEFAULT_MAX_SERIES_PER_FAMILY)]
+        metric_series_per_family: usize,
     },
     /// Check a configuration file and print every error found.
     Validate {
@@ -137,6 +142,7 @@ fn main() -> ExitCode {
             admin_address,
             listener_address,
             module_cache_bytes,
+            metric_series_per_family,
         } => {
             logging::init(match log_format {
                 Format::Text => LogFormat::Text,
@@ -171,6 +177,7 @@ fn main() -> ExitCode {
                     cluster: node_cluster,
                 },
                 module_cache_bytes,
+                metric_series_per_family,
             };
             match wasp_proxy::run(options) {
                 Ok(()) => ExitCode::SUCCESS,

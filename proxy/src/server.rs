@@ -38,6 +38,15 @@ pub struct RunOptions {
     pub node: NodeOverrides,
     /// Most bytes of compiled filter modules kept in the engine's cache.
     pub module_cache_bytes: u64,
+    /// Most series one labeled family of filter metrics may hold.
+    pub metric_series_per_family: usize,
+}
+
+/// The engine settings of [`RunOptions`].
+#[derive(Clone, Copy, Debug)]
+struct EngineSettings {
+    module_cache_bytes: u64,
+    metric_series_per_family: usize,
 }
 
 /// Runs the proxy until SIGTERM or SIGINT, then drains and returns.
@@ -58,6 +67,10 @@ pub fn run(options: RunOptions) -> anyhow::Result<()> {
         None => tokio::runtime::Builder::new_multi_thread(),
     };
     let runtime = runtime.enable_all().thread_name("wasp-worker").build()?;
+    let engine = EngineSettings {
+        module_cache_bytes: options.module_cache_bytes,
+        metric_series_per_family: options.metric_series_per_family,
+    };
     runtime.block_on(async move {
         match options.control_plane {
             Some(control_plane) => {
@@ -65,27 +78,13 @@ pub fn run(options: RunOptions) -> anyhow::Result<()> {
                 let cache = control_plane.cache_dir.clone();
                 let (source, modules) = ControlPlaneSource::start(control_plane)
                     .with_context(|| format!("cache directory {}", cache.display()))?;
-                serve(
-                    source,
-                    modules,
-                    options.node,
-                    origin,
-                    options.module_cache_bytes,
-                )
-                .await
+                serve(source, modules, options.node, origin, engine).await
             }
             None => {
                 let origin = options.config_path.display().to_string();
                 let source = FileSource::new(options.config_path);
                 let modules = Arc::new(FileModules);
-                serve(
-                    source,
-                    modules,
-                    options.node,
-                    origin,
-                    options.module_cache_bytes,
-                )
-                .await
+                serve(source, modules, options.node, origin, engine).await
             }
         }
     })
@@ -135,11 +134,11 @@ async fn serve<S: ConfigSource>(
     modules: Arc<dyn ModuleStore>,
     node: NodeOverrides,
     origin: String,
-    module_cache_bytes: u64,
+    engine: EngineSettings,
 ) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let plugins = PluginLoader {
-        engine: filter_engine_with(&metrics, module_cache_bytes)?,
+        engine: filter_engine_with(&metrics, engine)?,
         modules,
         node,
     };
@@ -227,15 +226,22 @@ pub fn validate_file(path: &Path) -> anyhow::Result<String> {
 
 /// The process's Wasm engine, exporting its metrics with the proxy's.
 pub fn filter_engine(metrics: &Metrics) -> anyhow::Result<FilterEngine> {
-    filter_engine_with(metrics, config::defaults::MODULE_CACHE_BYTES)
+    filter_engine_with(
+        metrics,
+        EngineSettings {
+            module_cache_bytes: config::defaults::MODULE_CACHE_BYTES,
+            metric_series_per_family: wasp_filter_host::DEFAULT_MAX_SERIES_PER_FAMILY,
+        },
+    )
 }
 
-/// [`filter_engine`] with a module cache of `module_cache_bytes`.
-fn filter_engine_with(metrics: &Metrics, module_cache_bytes: u64) -> anyhow::Result<FilterEngine> {
+/// [`filter_engine`] with the given cache size and series cap.
+fn filter_engine_with(metrics: &Metrics, engine: EngineSettings) -> anyhow::Result<FilterEngine> {
     FilterEngine::new(EngineOptions {
         max_memory_bytes: config::MAX_PLUGIN_MEMORY_BYTES,
         registry: metrics.registry.clone(),
-        module_cache_bytes,
+        module_cache_bytes: engine.module_cache_bytes,
+        max_metric_series_per_family: engine.metric_series_per_family,
         ..EngineOptions::default()
     })
     .context("wasm engine")

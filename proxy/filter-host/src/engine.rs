@@ -11,7 +11,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, Module, PoolingAlloca
 use crate::abi::HostImports;
 use crate::callout::Callouts;
 use crate::error::HostError;
-use crate::metrics::FilterMetrics;
+use crate::metrics::{DEFAULT_MAX_SERIES_PER_FAMILY, FilterMetrics};
 use crate::module_cache::{ModuleCache, ModuleCacheStatus};
 use crate::node::NodeInfo;
 use crate::plugin::Plugin;
@@ -40,6 +40,10 @@ pub struct EngineOptions {
     /// Most bytes of compiled modules the cache keeps (modules plugins use
     /// stay alive regardless). Default 256 MiB.
     pub module_cache_bytes: u64,
+    /// Most series one labeled family of filter metrics may hold; more are
+    /// refused and counted in `wasp_filter_metric_series_dropped_total`.
+    /// Default [`DEFAULT_MAX_SERIES_PER_FAMILY`].
+    pub max_metric_series_per_family: usize,
 }
 
 impl Default for EngineOptions {
@@ -52,6 +56,7 @@ impl Default for EngineOptions {
             node: NodeInfo::default(),
             registry: prometheus::Registry::new(),
             module_cache_bytes: wasp_config::defaults::MODULE_CACHE_BYTES,
+            max_metric_series_per_family: DEFAULT_MAX_SERIES_PER_FAMILY,
         }
     }
 }
@@ -116,8 +121,11 @@ impl FilterEngine {
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(|e| HostError::Engine(e.to_string()))?;
         let imports = HostImports::new(&engine).map_err(|e| HostError::Engine(e.to_string()))?;
-        let metrics = FilterMetrics::new(options.registry.clone())
-            .map_err(|e| HostError::Engine(format!("metrics: {e}")))?;
+        let metrics = FilterMetrics::new(
+            options.registry.clone(),
+            options.max_metric_series_per_family,
+        )
+        .map_err(|e| HostError::Engine(format!("metrics: {e}")))?;
         let services = Arc::new(Services {
             shared_data: SharedData::default(),
             queues: SharedQueues::default(),
