@@ -78,8 +78,10 @@ sig = b64(hmac.new(key, f"{head}.{body}".encode(), hashlib.sha256).digest())
 print(json.dumps(jwks), f"{head}.{body}.{sig}")
 PY
 )
+CURL_EXTRA=()
 if [[ ",$chains," == *",mesh-"* ]]; then
     OHA_EXTRA=(-H "authorization: Bearer $mesh_token")
+    CURL_EXTRA=(-H "authorization: Bearer $mesh_token")
 fi
 
 # chain_modules CHAIN: one line per plugin of a chain (noop-N, rewrite-N,
@@ -145,7 +147,7 @@ render_chain() {
 wait_ready() {
     local url="$1" pid="$2"
     for _ in $(seq 1 6000); do
-        if curl -fsS -o /dev/null "$url" 2>/dev/null; then return 0; fi
+        if curl -fsS -o /dev/null "${CURL_EXTRA[@]}" "$url" 2>/dev/null; then return 0; fi
         kill -0 "$pid" 2>/dev/null || return 1
         sleep 0.01
     done
