@@ -214,6 +214,23 @@ def targets(rows, peers):
             f"- the same judged by CPU per request (capacity of one core): "
             f"{'met' if cpu0 / cpu5 >= 0.8 else 'not met'} ({cpu0 / cpu5:.0%})"
         )
+    mesh, none = get(rows, "wasp/mesh-1", "closed", "rps"), get(rows, "wasp/noop-0", "closed", "rps")
+    if mesh and none:
+        out.append(
+            f"- the full chain (mesh-1) keeps ≥ 60% of wasp's no-filter req/s: "
+            f"{'met' if mesh / none >= 0.6 else 'not met'} ({mesh / none:.0%})"
+        )
+    envoy_mesh = get(rows, "envoy-v8/mesh-1", "closed", "rps")
+    if mesh and envoy_mesh:
+        out.append(
+            f"- the full chain is ≥ 2× Envoy (V8)'s req/s with the same chain: "
+            f"{'met' if mesh / envoy_mesh >= 2 else 'not met'} ({mesh / envoy_mesh:.2f}×)"
+        )
+    mesh_rss = get(rows, "wasp/mesh-1", "closed", "rss_mib")
+    if mesh_rss is not None:
+        out.append(
+            f"- wasp's RSS with the full chain ≤ 20 MiB: {'met' if mesh_rss <= 20 else 'not met'} ({mesh_rss:.1f} MiB)"
+        )
     for peer in peers:
         pairs = [
             (n.split("/", 1)[1], get(rows, n, "closed", "rps"), get(rows, peer + "/" + n.split("/", 1)[1], "closed", "rps"))

@@ -29,7 +29,7 @@ pub use dispatch::TIMER_GRANULARITY;
 pub use error::{Error, Result};
 pub use filter::{Action, Callbacks, HeaderList, HttpFilter, RootFilter};
 pub use headers::{Body, Headers};
-pub use metrics::{Counter, Gauge, Histogram};
+pub use metrics::{Counter, Gauge, Histogram, labeled_name};
 pub use properties::{Properties, get_property, now};
 pub use shared::{SharedQueue, SharedValue};
 pub use wasp_abi::{LogLevel, Status};

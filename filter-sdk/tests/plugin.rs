@@ -71,6 +71,14 @@ impl RootFilter for Root {
 impl HttpFilter for Probe {
     fn on_request_headers(&mut self, ctx: &mut HttpCtx<Self>, _: bool) -> Action {
         self.requests.increment(1);
+        if let Some(method) = ctx.request_headers().get("x-method-label") {
+            Counter::with_labels(
+                "probe_by_method_total",
+                &[("method", &method), ("kind", "x")],
+            )
+            .unwrap()
+            .increment(1);
+        }
         self.inflight.add(1);
         let principal = ctx.source_principal().unwrap_or_else(|| "anonymous".into());
         ctx.request_headers().set("x-principal", &principal);
@@ -201,4 +209,28 @@ fn panics_are_logged_with_their_message() {
     assert!(outcome.is_err());
     assert!(host.logged(LogLevel::Critical, "asked to panic"));
     assert!(host.logged(LogLevel::Critical, "plugin.rs"));
+}
+
+#[test]
+fn labeled_series_are_defined_once_per_label_set() {
+    let mut host = Harness::new(Root::default());
+    assert!(host.configure(r#"{"tick_ms": 0}"#));
+    for method in ["GET", "GET", "POST", "GET"] {
+        let mut stream = host.stream();
+        stream.request_headers(&[(":path", "/"), ("x-method-label", method)], true);
+    }
+    let family = host.metric_family("probe_by_method_total");
+    assert_eq!(family.len(), 2, "{family:?}");
+    let get = host
+        .labeled_metric("probe_by_method_total", &[("method", "GET"), ("kind", "x")])
+        .unwrap();
+    assert_eq!(get.name, r#"probe_by_method_total{kind="x",method="GET"}"#);
+    assert_eq!((get.kind, get.value), (MetricType::Counter, 3));
+    let post = host
+        .labeled_metric(
+            "probe_by_method_total",
+            &[("kind", "x"), ("method", "POST")],
+        )
+        .unwrap();
+    assert_eq!(post.value, 1);
 }

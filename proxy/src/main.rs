@@ -85,6 +85,11 @@ enum Command {
         /// with --control-plane, none otherwise].
         #[arg(long, value_name = "DIR")]
         compiled_cache_dir: Option<PathBuf>,
+        /// Most series one labeled family of filter metrics may hold
+        /// (`family{k="v"}` names); further series are refused and counted
+        /// in `wasp_filter_metric_series_dropped_total{family}`.
+        #[arg(long, value_name = "N", default_value_t = wasp_filter_host::DEFAULT_MAX_SERIES_PER_FAMILY)]
+        metric_series_per_family: usize,
     },
     /// Check a configuration file and print every error found.
     Validate {
@@ -143,6 +148,7 @@ fn main() -> ExitCode {
             listener_address,
             module_cache_bytes,
             compiled_cache_dir,
+            metric_series_per_family,
         } => {
             logging::init(match log_format {
                 Format::Text => LogFormat::Text,
@@ -180,6 +186,7 @@ fn main() -> ExitCode {
                 },
                 module_cache_bytes,
                 compiled_cache_dir,
+                metric_series_per_family,
             };
             match wasp_proxy::run(options) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -40,6 +40,8 @@ pub struct RunOptions {
     pub module_cache_bytes: u64,
     /// Where compiled filter modules are kept on disk (none: nowhere).
     pub compiled_cache_dir: Option<PathBuf>,
+    /// Most series one labeled family of filter metrics may hold.
+    pub metric_series_per_family: usize,
 }
 
 /// Runs the proxy until SIGTERM or SIGINT, then drains and returns.
@@ -60,6 +62,11 @@ pub fn run(options: RunOptions) -> anyhow::Result<()> {
         None => tokio::runtime::Builder::new_multi_thread(),
     };
     let runtime = runtime.enable_all().thread_name("wasp-worker").build()?;
+    let engine = EngineSettings {
+        module_cache_bytes: options.module_cache_bytes,
+        compiled_cache_dir: options.compiled_cache_dir,
+        metric_series_per_family: options.metric_series_per_family,
+    };
     runtime.block_on(async move {
         match options.control_plane {
             Some(control_plane) => {
@@ -67,33 +74,13 @@ pub fn run(options: RunOptions) -> anyhow::Result<()> {
                 let cache = control_plane.cache_dir.clone();
                 let (source, modules) = ControlPlaneSource::start(control_plane)
                     .with_context(|| format!("cache directory {}", cache.display()))?;
-                serve(
-                    source,
-                    modules,
-                    options.node,
-                    origin,
-                    EngineSettings {
-                        module_cache_bytes: options.module_cache_bytes,
-                        compiled_cache_dir: options.compiled_cache_dir,
-                    },
-                )
-                .await
+                serve(source, modules, options.node, origin, engine).await
             }
             None => {
                 let origin = options.config_path.display().to_string();
                 let source = FileSource::new(options.config_path);
                 let modules = Arc::new(FileModules);
-                serve(
-                    source,
-                    modules,
-                    options.node,
-                    origin,
-                    EngineSettings {
-                        module_cache_bytes: options.module_cache_bytes,
-                        compiled_cache_dir: options.compiled_cache_dir,
-                    },
-                )
-                .await
+                serve(source, modules, options.node, origin, engine).await
             }
         }
     })
@@ -246,6 +233,7 @@ pub fn filter_engine(metrics: &Metrics) -> anyhow::Result<FilterEngine> {
         EngineSettings {
             module_cache_bytes: config::defaults::MODULE_CACHE_BYTES,
             compiled_cache_dir: None,
+            metric_series_per_family: wasp_filter_host::DEFAULT_MAX_SERIES_PER_FAMILY,
         },
     )
 }
@@ -254,6 +242,7 @@ pub fn filter_engine(metrics: &Metrics) -> anyhow::Result<FilterEngine> {
 struct EngineSettings {
     module_cache_bytes: u64,
     compiled_cache_dir: Option<PathBuf>,
+    metric_series_per_family: usize,
 }
 
 /// [`filter_engine`] with the command line's settings.
@@ -263,6 +252,7 @@ fn filter_engine_with(metrics: &Metrics, settings: EngineSettings) -> anyhow::Re
         registry: metrics.registry.clone(),
         module_cache_bytes: settings.module_cache_bytes,
         compiled_cache_dir: settings.compiled_cache_dir,
+        max_metric_series_per_family: settings.metric_series_per_family,
         ..EngineOptions::default()
     })
     .context("wasm engine")

@@ -567,10 +567,16 @@ pub unsafe fn proxy_increment_metric(id: u32, offset: i64) -> u32 {
 }
 
 pub unsafe fn proxy_record_metric(id: u32, value: u64) -> u32 {
+    // As Envoy and wasp: a counter adds the value, a gauge is set to it.
     edit_metric(id, |metric| {
-        metric.value = i64::try_from(value).unwrap_or(i64::MAX);
-        if metric.kind == MetricType::Histogram {
-            metric.samples.push(value);
+        let value_i64 = i64::try_from(value).unwrap_or(i64::MAX);
+        match metric.kind {
+            MetricType::Counter => metric.value = metric.value.saturating_add(value_i64),
+            MetricType::Gauge => metric.value = value_i64,
+            MetricType::Histogram => {
+                metric.value = value_i64;
+                metric.samples.push(value);
+            }
         }
         OK
     })

@@ -80,6 +80,7 @@ impl Harness {
     pub fn new<R: RootFilter>(root: R) -> Harness {
         with(|m| *m = Default::default());
         dispatch::reset();
+        crate::metrics::reset_cache();
         let mut root = Some(root);
         call(ROOT_ID, || {
             dispatch::create_root(
@@ -304,6 +305,24 @@ impl Harness {
     /// A metric the filter defined.
     pub fn metric(&self, name: &str) -> Option<MetricRecord> {
         with(|m| m.metric(name).cloned())
+    }
+
+    /// The series of a labeled family the filter defined (labels in any
+    /// order), as `Counter::with_labels` and the like name it.
+    pub fn labeled_metric(&self, family: &str, labels: &[(&str, &str)]) -> Option<MetricRecord> {
+        self.metric(&crate::metrics::labeled_name(family, labels))
+    }
+
+    /// Every series of the labeled family `family` the filter defined.
+    pub fn metric_family(&self, family: &str) -> Vec<MetricRecord> {
+        let prefix = format!("{family}{{");
+        with(|m| {
+            m.metrics
+                .iter()
+                .filter(|r| r.name == family || r.name.starts_with(&prefix))
+                .cloned()
+                .collect()
+        })
     }
 
     /// A shared-data value and its CAS version.

@@ -13,7 +13,7 @@ use crate::abi::HostImports;
 use crate::callout::Callouts;
 use crate::compiled_cache::CompiledCache;
 use crate::error::HostError;
-use crate::metrics::FilterMetrics;
+use crate::metrics::{DEFAULT_MAX_SERIES_PER_FAMILY, FilterMetrics};
 use crate::module_cache::{ModuleCache, ModuleCacheStatus};
 use crate::node::NodeInfo;
 use crate::plugin::Plugin;
@@ -45,6 +45,10 @@ pub struct EngineOptions {
     /// Where compiled modules are kept on disk (see `compiled_cache`), so
     /// a restart loads machine code instead of compiling; `None`: nowhere.
     pub compiled_cache_dir: Option<PathBuf>,
+    /// Most series one labeled family of filter metrics may hold; more are
+    /// refused and counted in `wasp_filter_metric_series_dropped_total`.
+    /// Default [`DEFAULT_MAX_SERIES_PER_FAMILY`].
+    pub max_metric_series_per_family: usize,
 }
 
 impl Default for EngineOptions {
@@ -58,6 +62,7 @@ impl Default for EngineOptions {
             registry: prometheus::Registry::new(),
             module_cache_bytes: wasp_config::defaults::MODULE_CACHE_BYTES,
             compiled_cache_dir: None,
+            max_metric_series_per_family: DEFAULT_MAX_SERIES_PER_FAMILY,
         }
     }
 }
@@ -123,8 +128,11 @@ impl FilterEngine {
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(|e| HostError::Engine(e.to_string()))?;
         let imports = HostImports::new(&engine).map_err(|e| HostError::Engine(e.to_string()))?;
-        let metrics = FilterMetrics::new(options.registry.clone())
-            .map_err(|e| HostError::Engine(format!("metrics: {e}")))?;
+        let metrics = FilterMetrics::new(
+            options.registry.clone(),
+            options.max_metric_series_per_family,
+        )
+        .map_err(|e| HostError::Engine(format!("metrics: {e}")))?;
         let services = Arc::new(Services {
             shared_data: SharedData::default(),
             queues: SharedQueues::default(),

@@ -44,6 +44,7 @@ pub use chain::{ChainStream, FilterChain};
 pub use engine::{EngineOptions, FilterEngine};
 pub use error::HostError;
 pub use facts::{StreamFacts, UpstreamFacts, response_flags};
+pub use metrics::DEFAULT_MAX_SERIES_PER_FAMILY;
 pub use module_cache::{CachedModule, ModuleCacheStatus};
 pub use node::NodeInfo;
 pub use plugin::{Plugin, PluginStatus};

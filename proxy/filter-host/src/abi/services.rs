@@ -243,13 +243,18 @@ fn define_metric(
         let name = read_str(&caller, CALL, "name", name_ptr, name_len)?;
         let core = &caller.data().core;
         let id = core.services.metrics.define(kind, &name).map_err(|error| {
-            tracing::warn!(
-                plugin = %core.spec.name,
-                call = CALL,
-                metric = %name,
-                %error,
-                "filter metric not defined"
-            );
+            // Rate-limited: a filter building label sets per request would
+            // otherwise log one line per request once its family is full.
+            if let Some(suppressed) = core.warnings.admit(&format!("{CALL}/{}", error.kind())) {
+                tracing::warn!(
+                    plugin = %core.spec.name,
+                    call = CALL,
+                    metric = %name,
+                    %error,
+                    suppressed,
+                    "filter metric not defined"
+                );
+            }
             error.status()
         })?;
         Ok(write_u32(

@@ -1,24 +1,47 @@
 //! Metrics: the ones filters define (`proxy_define_metric`), exported through
 //! the proxy's Prometheus registry under the filter's own name (see [`name`]
-//! for sanitizing and the reserved `wasp_` prefix), and the host's own
-//! per-plugin counters (traps, timeouts, restarts, health).
+//! for sanitizing, the labeled form and the reserved `wasp_` prefix), and the
+//! host's own per-plugin counters (traps, timeouts, restarts, health).
 //!
-//! Filter metrics are process-wide and keyed by their exported name: every
-//! plugin (and every VM of it) defining the same name gets the same id and
-//! updates the same series, as Envoy's plugins share one stat per name. The
-//! same name defined with another type is refused.
+//! Filter metrics are process-wide and keyed by their exported series: every
+//! plugin (and every VM of it) defining the same series gets the same id and
+//! updates it, as Envoy's plugins share one stat per name. A name in the
+//! labeled form `family{k="v"}` is one series of the labeled family
+//! `family`; all series of a family have one type and one set of label
+//! names, and a family holds at most [`FilterMetrics::max_series_per_family`]
+//! series: defining more is refused and counted in
+//! `wasp_filter_metric_series_dropped_total{family}`.
+//!
+//! Update semantics follow Envoy 1.40 (checked against its binary):
+//! `proxy_increment_metric` adds to a counter (a negative offset is refused)
+//! or a gauge; `proxy_record_metric` sets a gauge, records a histogram
+//! sample, and *adds* its value to a counter. Histograms have Envoy's
+//! default buckets ([`HISTOGRAM_BUCKETS`]), which are also Istio's.
 
 mod name;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
 use prometheus::{
-    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 use wasp_abi::{MetricType, Status};
 
 use name::{MetricName, NameError};
+
+/// Envoy's default histogram bucket bounds (`supported_buckets`), used by
+/// Istio for its duration and size histograms.
+pub(crate) const HISTOGRAM_BUCKETS: &[f64] = &[
+    0.5, 1.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0, 30000.0,
+    60000.0, 300000.0, 600000.0, 1800000.0, 3600000.0,
+];
+
+/// Default most series per labeled family (`--metric-series-per-family`).
+pub const DEFAULT_MAX_SERIES_PER_FAMILY: usize = 1000;
 
 /// Why `proxy_define_metric` refused a name; every case answers `BadArgument`.
 #[derive(Debug, thiserror::Error)]
@@ -29,15 +52,39 @@ pub(crate) enum DefineError {
     /// The exported name is already a metric of another type.
     #[error("`{exported}` is already defined as a {defined:?}")]
     TypeMismatch {
-        /// The sanitized name.
+        /// The family name.
         exported: String,
         /// The type it was first defined with.
         defined: MetricType,
     },
+    /// The family already has series with other label names.
+    #[error("family `{family}` has labels {defined:?}, not {asked:?}")]
+    LabelMismatch {
+        /// The family name.
+        family: String,
+        /// The label names its first series had.
+        defined: Vec<String>,
+        /// The label names of the refused series.
+        asked: Vec<String>,
+    },
+    /// `le` is the bucket label of a histogram's series.
+    #[error("histogram `{family}` may not have an `le` label (it names the buckets)")]
+    BucketLabel {
+        /// The family name.
+        family: String,
+    },
+    /// The family already holds the most series allowed.
+    #[error("family `{family}` already has {max} series, the most allowed; series dropped")]
+    TooManySeries {
+        /// The family name.
+        family: String,
+        /// The cap.
+        max: usize,
+    },
     /// The registry refused the metric (e.g. a name registered by the proxy).
     #[error("`{exported}` cannot be registered: {source}")]
     Registry {
-        /// The sanitized name.
+        /// The family name.
         exported: String,
         /// The registry's reason.
         source: prometheus::Error,
@@ -49,8 +96,21 @@ impl DefineError {
     pub fn status(&self) -> Status {
         Status::BadArgument
     }
+
+    /// A short key per kind of refusal, for rate-limiting warnings.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Name(_) => "name",
+            Self::TypeMismatch { .. } => "type",
+            Self::LabelMismatch { .. } => "labels",
+            Self::BucketLabel { .. } => "le",
+            Self::TooManySeries { .. } => "cardinality",
+            Self::Registry { .. } => "registry",
+        }
+    }
 }
 
+/// One series a filter updates.
 enum Handle {
     Counter(IntCounter),
     Gauge(IntGauge),
@@ -67,16 +127,70 @@ impl Handle {
     }
 }
 
+/// The registered collector of a family.
+enum FamilyVec {
+    Counter(IntCounterVec),
+    Gauge(IntGaugeVec),
+    Histogram(HistogramVec),
+}
+
+impl FamilyVec {
+    fn new(kind: MetricType, family: &str, labels: &[&str]) -> Result<Self, prometheus::Error> {
+        let help = format!("filter metric {family}");
+        Ok(match kind {
+            MetricType::Counter => {
+                Self::Counter(IntCounterVec::new(Opts::new(family, help), labels)?)
+            }
+            MetricType::Gauge => Self::Gauge(IntGaugeVec::new(Opts::new(family, help), labels)?),
+            MetricType::Histogram => Self::Histogram(HistogramVec::new(
+                HistogramOpts::new(family, help).buckets(HISTOGRAM_BUCKETS.to_vec()),
+                labels,
+            )?),
+        })
+    }
+
+    fn collector(&self) -> Box<dyn prometheus::core::Collector> {
+        match self {
+            Self::Counter(v) => Box::new(v.clone()),
+            Self::Gauge(v) => Box::new(v.clone()),
+            Self::Histogram(v) => Box::new(v.clone()),
+        }
+    }
+
+    fn series(&self, values: &[&str]) -> Handle {
+        match self {
+            Self::Counter(v) => Handle::Counter(v.with_label_values(values)),
+            Self::Gauge(v) => Handle::Gauge(v.with_label_values(values)),
+            Self::Histogram(v) => Handle::Histogram(v.with_label_values(values)),
+        }
+    }
+}
+
+/// A family and how many series it has.
+struct Family {
+    kind: MetricType,
+    label_names: Vec<String>,
+    vec: FamilyVec,
+    series: usize,
+}
+
 #[derive(Default)]
 struct Defined {
     handles: Vec<Handle>,
-    by_name: HashMap<String, u32>,
+    /// Canonical series name → id.
+    by_series: HashMap<String, u32>,
+    families: HashMap<String, Family>,
 }
 
 /// Metrics defined by filters, process-wide (ids are shared by all VMs).
 pub(crate) struct FilterMetrics {
     registry: Registry,
     defined: Mutex<Defined>,
+    /// Most series one family may hold.
+    pub max_series_per_family: usize,
+    /// `wasp_filter_metric_series_dropped_total{family}`: series definitions
+    /// refused because their family was full.
+    pub series_dropped: IntCounterVec,
     /// `wasp_filter_traps_total{plugin}`.
     pub traps: IntCounterVec,
     /// `wasp_filter_timeouts_total{plugin}`.
@@ -108,13 +222,13 @@ fn labelled(
 }
 
 impl FilterMetrics {
-    /// Registers the host's metrics in `registry`.
-    pub fn new(registry: Registry) -> Result<Self, prometheus::Error> {
-        let counter = |name: &str, help: &str| -> Result<IntCounterVec, prometheus::Error> {
-            let vec = IntCounterVec::new(Opts::new(name, help), &["plugin"])?;
-            registry.register(Box::new(vec.clone()))?;
-            Ok(vec)
-        };
+    /// Registers the host's metrics in `registry`; a family of filter
+    /// metrics may hold at most `max_series_per_family` series.
+    pub fn new(
+        registry: Registry,
+        max_series_per_family: usize,
+    ) -> Result<Self, prometheus::Error> {
+        let counter = |name: &str, help: &str| labelled(&registry, name, help, &["plugin"]);
         let gauge = |name: &str, help: &str| -> Result<IntGaugeVec, prometheus::Error> {
             let vec = IntGaugeVec::new(Opts::new(name, help), &["plugin"])?;
             registry.register(Box::new(vec.clone()))?;
@@ -150,18 +264,27 @@ impl FilterMetrics {
                 "Hostcalls a filter misused (bad pointer, argument or enum value)",
                 &["plugin", "call"],
             )?,
+            series_dropped: labelled(
+                &registry,
+                "wasp_filter_metric_series_dropped_total",
+                "Filter metric series not defined because their family reached its series cap",
+                &["family"],
+            )?,
+            max_series_per_family,
             registry,
             defined: Mutex::default(),
         })
     }
 
-    /// Defines (or looks up) the metric a filter names: the same exported
-    /// name gives the same id whichever plugin asks; another type, an empty
-    /// name or one in the proxy's `wasp_` namespace is refused.
+    /// Defines (or looks up) the series a filter names: the same series
+    /// gives the same id whichever plugin asks. Refused: another type or
+    /// other label names for a defined family, a malformed name, one in the
+    /// proxy's `wasp_` namespace, and a new series of a full family.
     pub fn define(&self, kind: MetricType, defined_name: &str) -> Result<u32, DefineError> {
         let name = MetricName::parse(defined_name)?;
+        let canonical = name.canonical();
         let mut defined = self.defined.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(id) = defined.by_name.get(&name.family).copied() {
+        if let Some(id) = defined.by_series.get(&canonical).copied() {
             let existing = defined.handles[id as usize].kind();
             return if existing == kind {
                 Ok(id)
@@ -172,29 +295,66 @@ impl FilterMetrics {
                 })
             };
         }
-        let full = &name.family;
-        let registry_error = |source| DefineError::Registry {
-            exported: full.clone(),
-            source,
-        };
-        let help = format!("filter metric {defined_name}");
-        let handle = match kind {
-            MetricType::Counter => IntCounter::new(full, &help).map(Handle::Counter),
-            MetricType::Gauge => IntGauge::new(full, &help).map(Handle::Gauge),
-            MetricType::Histogram => {
-                Histogram::with_opts(HistogramOpts::new(full, &help)).map(Handle::Histogram)
-            }
+        let label_names = name.label_names();
+        if kind == MetricType::Histogram && label_names.contains(&"le") {
+            return Err(DefineError::BucketLabel {
+                family: name.family,
+            });
         }
-        .map_err(registry_error)?;
-        let collector: Box<dyn prometheus::core::Collector> = match &handle {
-            Handle::Counter(c) => Box::new(c.clone()),
-            Handle::Gauge(g) => Box::new(g.clone()),
-            Handle::Histogram(h) => Box::new(h.clone()),
+        let Defined {
+            handles,
+            by_series,
+            families,
+        } = &mut *defined;
+        let family = match families.get_mut(&name.family) {
+            Some(family) => {
+                if family.kind != kind {
+                    return Err(DefineError::TypeMismatch {
+                        exported: name.family,
+                        defined: family.kind,
+                    });
+                }
+                if family.label_names != label_names {
+                    return Err(DefineError::LabelMismatch {
+                        family: name.family.clone(),
+                        defined: family.label_names.clone(),
+                        asked: label_names.iter().map(|s| (*s).to_owned()).collect(),
+                    });
+                }
+                if family.series >= self.max_series_per_family {
+                    self.series_dropped
+                        .with_label_values(&[name.family.as_str()])
+                        .inc();
+                    return Err(DefineError::TooManySeries {
+                        family: name.family,
+                        max: self.max_series_per_family,
+                    });
+                }
+                family
+            }
+            None => {
+                let registry_error = |source| DefineError::Registry {
+                    exported: name.family.clone(),
+                    source,
+                };
+                let vec =
+                    FamilyVec::new(kind, &name.family, &label_names).map_err(registry_error)?;
+                self.registry
+                    .register(vec.collector())
+                    .map_err(registry_error)?;
+                families.entry(name.family.clone()).or_insert(Family {
+                    kind,
+                    label_names: label_names.iter().map(|s| (*s).to_owned()).collect(),
+                    vec,
+                    series: 0,
+                })
+            }
         };
-        self.registry.register(collector).map_err(registry_error)?;
-        let id = defined.handles.len() as u32;
-        defined.handles.push(handle);
-        defined.by_name.insert(name.family, id);
+        let values: Vec<&str> = name.labels.iter().map(|(_, v)| v.as_str()).collect();
+        let id = handles.len() as u32;
+        handles.push(family.vec.series(&values));
+        family.series += 1;
+        by_series.insert(canonical, id);
         Ok(id)
     }
 
@@ -218,26 +378,16 @@ impl FilterMetrics {
         })
     }
 
-    /// Sets a gauge, or records a histogram sample.
+    /// Sets a gauge, records a histogram sample, or adds to a counter (as
+    /// Envoy does).
     pub fn record(&self, id: u32, value: u64) -> Result<(), Status> {
-        self.with(id, |h| match h {
-            Handle::Gauge(g) => {
-                g.set(value as i64);
-                Ok(())
+        self.with(id, |h| {
+            match h {
+                Handle::Gauge(g) => g.set(value as i64),
+                Handle::Histogram(hist) => hist.observe(value as f64),
+                Handle::Counter(c) => c.inc_by(value),
             }
-            Handle::Histogram(hist) => {
-                hist.observe(value as f64);
-                Ok(())
-            }
-            Handle::Counter(c) => {
-                let current = c.get();
-                if value >= current {
-                    c.inc_by(value - current);
-                    Ok(())
-                } else {
-                    Err(Status::BadArgument)
-                }
-            }
+            Ok(())
         })
     }
 
@@ -248,111 +398,5 @@ impl FilterMetrics {
             Handle::Gauge(g) => Ok(g.get() as u64),
             Handle::Histogram(_) => Err(Status::BadArgument),
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Host metrics on a fresh registry, as the proxy's would be.
-    fn metrics() -> (FilterMetrics, Registry) {
-        let registry = Registry::new();
-        (FilterMetrics::new(registry.clone()).unwrap(), registry)
-    }
-
-    /// The exported families of `registry`: name and the sum of their values.
-    fn exported(registry: &Registry) -> Vec<(String, f64)> {
-        registry
-            .gather()
-            .iter()
-            .map(|family| {
-                let sum = family
-                    .get_metric()
-                    .iter()
-                    .map(|m| m.get_counter().get_value() + m.get_gauge().get_value())
-                    .sum();
-                (family.name().to_owned(), sum)
-            })
-            .collect()
-    }
-
-    #[test]
-    fn a_filter_metric_is_exported_under_its_own_sanitized_name() {
-        let (metrics, registry) = metrics();
-        let id = metrics
-            .define(MetricType::Counter, "compat.requests_total")
-            .unwrap();
-        metrics.increment(id, 3).unwrap();
-        let families = exported(&registry);
-        assert!(
-            families.contains(&("compat_requests_total".to_owned(), 3.0)),
-            "{families:?}"
-        );
-        assert!(
-            !families
-                .iter()
-                .any(|(name, _)| name.contains("filter_metric")),
-            "{families:?}"
-        );
-    }
-
-    #[test]
-    fn a_name_in_the_proxys_namespace_is_refused_and_the_proxys_metric_kept() {
-        let (metrics, registry) = metrics();
-        let proxy =
-            IntCounterVec::new(Opts::new("wasp_requests_total", "proxy"), &["code"]).unwrap();
-        registry.register(Box::new(proxy.clone())).unwrap();
-        proxy.with_label_values(&["200"]).inc();
-        for name in [
-            "wasp_requests_total",
-            "wasp.requests_total",
-            "wasp_new_total",
-        ] {
-            let refused = metrics.define(MetricType::Counter, name);
-            assert!(
-                matches!(refused, Err(DefineError::Name(NameError::Reserved { .. }))),
-                "{name}: {refused:?}"
-            );
-            assert_eq!(refused.unwrap_err().status(), Status::BadArgument);
-        }
-        let families = exported(&registry);
-        assert!(families.contains(&("wasp_requests_total".to_owned(), 1.0)));
-        assert!(!families.iter().any(|(name, _)| name == "wasp_new_total"));
-    }
-
-    #[test]
-    fn a_name_the_registry_already_holds_is_refused() {
-        let (metrics, registry) = metrics();
-        let other = IntGauge::new("process_open_fds", "registered by someone else").unwrap();
-        registry.register(Box::new(other)).unwrap();
-        let refused = metrics.define(MetricType::Gauge, "process_open_fds");
-        assert!(
-            matches!(refused, Err(DefineError::Registry { .. })),
-            "{refused:?}"
-        );
-        // A refused name is not remembered: defining it stays refused.
-        assert!(
-            metrics
-                .define(MetricType::Gauge, "process_open_fds")
-                .is_err()
-        );
-    }
-
-    #[test]
-    fn another_type_for_a_defined_name_is_refused() {
-        let (metrics, _) = metrics();
-        metrics.define(MetricType::Gauge, "compat.active").unwrap();
-        let refused = metrics.define(MetricType::Counter, "compat_active");
-        assert!(
-            matches!(
-                refused,
-                Err(DefineError::TypeMismatch {
-                    defined: MetricType::Gauge,
-                    ..
-                })
-            ),
-            "{refused:?}"
-        );
     }
 }
