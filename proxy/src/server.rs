@@ -63,6 +63,7 @@ pub fn run(options: RunOptions) -> anyhow::Result<()> {
             Some(control_plane) => {
                 let origin = format!("control plane {}", control_plane.url);
                 let cache = control_plane.cache_dir.clone();
+                let mesh = Arc::clone(&control_plane.mesh);
                 let (source, modules) = ControlPlaneSource::start(control_plane)
                     .with_context(|| format!("cache directory {}", cache.display()))?;
                 serve(
@@ -71,6 +72,7 @@ pub fn run(options: RunOptions) -> anyhow::Result<()> {
                     options.node,
                     origin,
                     options.module_cache_bytes,
+                    mesh,
                 )
                 .await
             }
@@ -84,6 +86,7 @@ pub fn run(options: RunOptions) -> anyhow::Result<()> {
                     options.node,
                     origin,
                     options.module_cache_bytes,
+                    crate::mesh::MeshIdentity::new(),
                 )
                 .await
             }
@@ -104,6 +107,7 @@ async fn first_snapshot<S: ConfigSource>(
     source: &mut S,
     metrics: &Arc<Metrics>,
     plugins: &PluginLoader,
+    mesh: &Arc<crate::mesh::MeshIdentity>,
 ) -> anyhow::Result<(Snapshot, First)> {
     loop {
         let Update {
@@ -114,7 +118,7 @@ async fn first_snapshot<S: ConfigSource>(
         let built = match config {
             Ok(config) => {
                 plugins.apply_node(&config.node);
-                Snapshot::build(config, 1, None, metrics, plugins).await
+                Snapshot::build(config, 1, None, metrics, plugins, mesh).await
             }
             Err(err) => Err(err),
         };
@@ -136,6 +140,7 @@ async fn serve<S: ConfigSource>(
     node: NodeOverrides,
     origin: String,
     module_cache_bytes: u64,
+    mesh: Arc<crate::mesh::MeshIdentity>,
 ) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let plugins = PluginLoader {
@@ -143,7 +148,7 @@ async fn serve<S: ConfigSource>(
         modules,
         node,
     };
-    let (mut snapshot, first) = first_snapshot(&mut source, &metrics, &plugins).await?;
+    let (mut snapshot, first) = first_snapshot(&mut source, &metrics, &plugins, &mesh).await?;
     let admin_address = snapshot.config.admin.as_ref().map(|a| a.address.clone());
     snapshot.source_version = first.version.clone();
     let state = ProxyState::new(snapshot, metrics);
@@ -221,7 +226,8 @@ pub fn validate_file(path: &Path) -> anyhow::Result<String> {
         node: NodeOverrides::default(),
     };
     plugins.apply_node(&config.node);
-    runtime.block_on(Snapshot::build(config, 1, None, &metrics, &plugins))?;
+    let mesh = crate::mesh::MeshIdentity::new();
+    runtime.block_on(Snapshot::build(config, 1, None, &metrics, &plugins, &mesh))?;
     Ok(summary)
 }
 

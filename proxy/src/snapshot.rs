@@ -90,16 +90,18 @@ impl Snapshot {
     /// Builds a snapshot from a validated configuration. Clusters whose
     /// configuration did not change are taken over from `previous`, with
     /// their connection pools; unchanged filter plugins with their VMs. A
-    /// plugin that fails to load fails the whole build.
+    /// plugin that fails to load fails the whole build. `mesh` is the
+    /// process's workload identity (the previous snapshot's).
     pub async fn build(
         config: Config,
         version: u64,
         previous: Option<&Snapshot>,
         metrics: &Metrics,
         plugins: &PluginLoader,
+        mesh: &Arc<MeshIdentity>,
     ) -> Result<Self, ConfigError> {
         let mut sink = ErrorSink::default();
-        let mesh = previous.map_or_else(MeshIdentity::new, |p| Arc::clone(&p.mesh));
+        let mesh = Arc::clone(mesh);
         if let Some(mesh_config) = &config.mesh {
             // Files are read again on every reload: rotated files take
             // effect for the next handshakes.

@@ -54,9 +54,16 @@ impl Proxy {
             modules: Arc::new(FileModules),
             node: crate::wasm::node::NodeOverrides::default(),
         };
-        let snapshot = Snapshot::build(config, 1, None, &metrics, &plugins)
-            .await
-            .expect("snapshot builds");
+        let snapshot = Snapshot::build(
+            config,
+            1,
+            None,
+            &metrics,
+            &plugins,
+            &crate::mesh::MeshIdentity::new(),
+        )
+        .await
+        .expect("snapshot builds");
         let address = snapshot.listeners[&name].address;
         let listener: Arc<str> = name.as_str().into();
         let state = ProxyState::new(snapshot, metrics);
