@@ -59,6 +59,10 @@ pub struct CaOptions {
     pub lifetime: Duration,
     /// An operator-supplied CA instead of the stored root.
     pub supplied: Option<SuppliedCa>,
+    /// Rotate the stored root: make a new one, trusted at once beside the
+    /// old one; it signs after this overlap, and the old root leaves the
+    /// bundle after another (at least the certificate lifetime).
+    pub rotate_root: Option<Duration>,
 }
 
 /// A CA the operator supplies (files).
@@ -73,13 +77,47 @@ pub struct SuppliedCa {
     pub bundle_file: Option<String>,
 }
 
-/// The certificate authority.
-pub struct Ca {
+/// One signing CA.
+struct Signer {
     issuer: Issuer<'static, KeyPair>,
     /// Certificates after the leaf in issued chains (PEM).
     chain_pem: String,
-    /// The roots proxies trust (PEM).
+    /// The roots proxies trust while it signs alone (PEM).
     bundle_pem: String,
+}
+
+impl Signer {
+    fn new(cert_pem: String, key_pem: &str, bundle_pem: String) -> Result<Self, CaError> {
+        let key = KeyPair::from_pem(key_pem).map_err(|e| material("key", e))?;
+        let first = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+            .next()
+            .ok_or_else(|| material("certificate", "no certificate"))?
+            .map_err(|e| material("certificate", e))?;
+        let issuer =
+            Issuer::from_ca_cert_der(&first, key).map_err(|e| material("certificate", e))?;
+        Ok(Self {
+            issuer,
+            chain_pem: cert_pem,
+            bundle_pem,
+        })
+    }
+}
+
+/// A root rotation in progress: `next` is trusted from the start, signs
+/// after `overlap`, and is the only root after twice `overlap`.
+struct Rotation {
+    next: Signer,
+    next_key_pem: String,
+    started: std::time::Instant,
+    overlap: Duration,
+    promoted: std::sync::atomic::AtomicBool,
+}
+
+/// The certificate authority.
+pub struct Ca {
+    current: Signer,
+    rotation: Option<Rotation>,
+    store: std::sync::Arc<dyn Store>,
     trust_domain: String,
     lifetime: Duration,
 }
@@ -102,7 +140,7 @@ fn material(what: &str, reason: impl ToString) -> CaError {
 impl Ca {
     /// The supplied CA, or the root kept in `store` (made and stored at
     /// first start).
-    pub fn start(store: &dyn Store, options: &CaOptions) -> Result<Ca, CaError> {
+    pub fn start(store: std::sync::Arc<dyn Store>, options: &CaOptions) -> Result<Ca, CaError> {
         wasp_config::check_trust_domain(&options.trust_domain)
             .map_err(|e| material("trust domain", e))?;
         let (cert_pem, key_pem, bundle_pem) = match &options.supplied {
@@ -137,25 +175,76 @@ impl Ca {
                 }
             }
         };
-        let key = KeyPair::from_pem(&key_pem).map_err(|e| material("key", e))?;
-        let first = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
-            .next()
-            .ok_or_else(|| material("certificate", "no certificate"))?
-            .map_err(|e| material("certificate", e))?;
-        let issuer =
-            Issuer::from_ca_cert_der(&first, key).map_err(|e| material("certificate", e))?;
+        let current = Signer::new(cert_pem, &key_pem, bundle_pem)?;
+        let rotation = match options.rotate_root {
+            Some(overlap) => {
+                let (cert, key) = new_root(&options.trust_domain)?;
+                tracing::info!(
+                    ?overlap,
+                    "CA root rotation started: the new root is trusted now and signs after the overlap"
+                );
+                Some(Rotation {
+                    next: Signer::new(cert.clone(), &key, cert)?,
+                    next_key_pem: key,
+                    started: std::time::Instant::now(),
+                    overlap,
+                    promoted: std::sync::atomic::AtomicBool::new(false),
+                })
+            }
+            None => None,
+        };
         Ok(Ca {
-            issuer,
-            chain_pem: cert_pem,
-            bundle_pem,
+            current,
+            rotation,
+            store,
             trust_domain: options.trust_domain.clone(),
             lifetime: options.lifetime,
         })
     }
 
-    /// The trust bundle (PEM).
-    pub fn bundle(&self) -> &str {
-        &self.bundle_pem
+    /// The signer now, and the bundle proxies trust now.
+    fn phase(&self) -> (&Signer, String) {
+        let Some(rotation) = &self.rotation else {
+            return (&self.current, self.current.bundle_pem.clone());
+        };
+        let elapsed = rotation.started.elapsed();
+        let both = format!("{}{}", self.current.bundle_pem, rotation.next.bundle_pem);
+        if elapsed < rotation.overlap {
+            return (&self.current, both);
+        }
+        if !rotation
+            .promoted
+            .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            self.promote(rotation);
+        }
+        if elapsed < rotation.overlap * 2 {
+            (&rotation.next, both)
+        } else {
+            (&rotation.next, rotation.next.bundle_pem.clone())
+        }
+    }
+
+    /// Keeps the new root in the store: a restart signs with it.
+    fn promote(&self, rotation: &Rotation) {
+        let stored = self
+            .store
+            .put_meta(ROOT_KEY, rotation.next_key_pem.as_bytes())
+            .and_then(|()| {
+                self.store
+                    .put_meta(ROOT_CERT, rotation.next.chain_pem.as_bytes())
+            });
+        match stored {
+            Ok(()) => tracing::info!("CA root rotation: the new root signs now"),
+            Err(err) => {
+                tracing::error!(error = %err, "CA root rotation: the new root could not be stored")
+            }
+        }
+    }
+
+    /// The trust bundle (PEM): during a root rotation both roots.
+    pub fn bundle(&self) -> String {
+        self.phase().1
     }
 
     /// The SPIFFE ID of a proxy with `labels`.
@@ -181,6 +270,7 @@ impl Ca {
         csr_pem: &str,
         labels: &BTreeMap<String, String>,
     ) -> Result<(String, String), CaError> {
+        let (signer, _) = self.phase();
         let id = self.spiffe_id(labels);
         wasp_config::check_spiffe_id(&id).map_err(CaError::Csr)?;
         let mut csr = CertificateSigningRequestParams::from_pem(csr_pem)
@@ -205,9 +295,9 @@ impl Ca {
         params.use_authority_key_identifier_extension = true;
         csr.params = params;
         let cert = csr
-            .signed_by(&self.issuer)
+            .signed_by(&signer.issuer)
             .map_err(|e| CaError::Csr(e.to_string()))?;
-        Ok((format!("{}{}", cert.pem(), self.chain_pem), id))
+        Ok((format!("{}{}", cert.pem(), signer.chain_pem), id))
     }
 }
 
@@ -240,6 +330,7 @@ mod tests {
             trust_domain: "mesh.test".into(),
             lifetime: Duration::from_secs(3600),
             supplied: None,
+            rotate_root: None,
         }
     }
 
@@ -247,19 +338,19 @@ mod tests {
     fn the_root_is_made_once_and_kept_in_the_store() {
         let dir = tempfile::tempdir().unwrap();
         let first = {
-            let store = RedbStore::open(dir.path()).unwrap();
-            Ca::start(&store, &options()).unwrap().bundle().to_owned()
+            let store = std::sync::Arc::new(RedbStore::open(dir.path()).unwrap());
+            Ca::start(store, &options()).unwrap().bundle()
         };
-        let store = RedbStore::open(dir.path()).unwrap();
-        let again = Ca::start(&store, &options()).unwrap();
+        let store = std::sync::Arc::new(RedbStore::open(dir.path()).unwrap());
+        let again = Ca::start(store, &options()).unwrap();
         assert_eq!(again.bundle(), first);
     }
 
     #[test]
     fn issued_certificates_carry_only_the_spiffe_id_of_the_labels() {
         let dir = tempfile::tempdir().unwrap();
-        let store = RedbStore::open(dir.path()).unwrap();
-        let ca = Ca::start(&store, &options()).unwrap();
+        let store = std::sync::Arc::new(RedbStore::open(dir.path()).unwrap());
+        let ca = Ca::start(store, &options()).unwrap();
         let key = KeyPair::generate().unwrap();
         // The request asks for other names; they are ignored.
         let csr = CertificateParams::new(vec!["evil.example".to_owned()])

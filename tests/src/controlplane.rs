@@ -156,6 +156,12 @@ impl ControlPlane {
         self.launch().await;
     }
 
+    /// [`restart`](Self::restart) with these extra arguments from now on.
+    pub async fn restart_with(&mut self, args: &[&str]) {
+        self.extra = args.iter().map(|a| (*a).to_owned()).collect();
+        self.restart().await;
+    }
+
     fn log_path(&self) -> PathBuf {
         self.data.path().join("wasp-cp.log")
     }

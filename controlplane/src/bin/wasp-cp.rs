@@ -40,6 +40,11 @@ struct Cli {
     /// The private key of --ca-cert (PEM).
     #[arg(long, value_name = "FILE", requires = "ca_cert")]
     ca_key: Option<String>,
+    /// Rotate the stored root: a new root is trusted beside the old one at
+    /// once, signs after DURATION, and is the only root after twice
+    /// DURATION (give at least --cert-lifetime; do not restart meanwhile).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with = "ca_cert")]
+    rotate_root: Option<std::time::Duration>,
     /// The roots proxies trust with --ca-cert [default: the --ca-cert file].
     #[arg(long, value_name = "FILE", requires = "ca_cert")]
     ca_bundle: Option<String>,
@@ -98,6 +103,7 @@ fn main() -> ExitCode {
                     key_file,
                     bundle_file: cli.ca_bundle,
                 }),
+            rotate_root: cli.rotate_root,
         },
     };
     let runtime = match tokio::runtime::Runtime::new() {

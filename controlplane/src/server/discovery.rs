@@ -32,11 +32,11 @@ impl DiscoveryService {
 
 type Updates = Pin<Box<dyn Stream<Item = Result<api::ConfigUpdate, Status>> + Send>>;
 
-fn update(record: &ConfigRecord, bundle: &str) -> api::ConfigUpdate {
+fn update(record: &ConfigRecord, bundle: String) -> api::ConfigUpdate {
     api::ConfigUpdate {
         version: record.version,
         document: record.resolved.clone(),
-        trust_bundle_pem: bundle.to_owned(),
+        trust_bundle_pem: bundle,
         certificate: None,
     }
 }
@@ -54,7 +54,7 @@ fn issue(
             Some(api::ConfigUpdate {
                 version: 0,
                 document: String::new(),
-                trust_bundle_pem: shared.ca.bundle().to_owned(),
+                trust_bundle_pem: shared.ca.bundle(),
                 certificate: Some(api::IssuedCertificate {
                     chain_pem,
                     spiffe_id,
@@ -145,18 +145,19 @@ fn name_modules(registry: &crate::Registry, text: String) -> String {
 fn updates_for(
     heads: tokio::sync::watch::Receiver<Arc<Heads>>,
     labels: BTreeMap<String, String>,
-    bundle: String,
+    ca: Arc<crate::ca::Ca>,
     certificates: tokio::sync::mpsc::UnboundedReceiver<api::ConfigUpdate>,
 ) -> Updates {
     let state = (heads, labels, None::<u64>);
     let configs = futures_util::stream::unfold(state, move |(mut heads, labels, sent)| {
-        let bundle = bundle.clone();
+        let ca = Arc::clone(&ca);
         async move {
             loop {
                 let pick: Option<Arc<ConfigRecord>> = heads.borrow_and_update().for_node(&labels);
                 if let Some(record) = pick.filter(|r| Some(r.version) != sent) {
                     let version = record.version;
-                    return Some((Ok(update(&record, &bundle)), (heads, labels, Some(version))));
+                    let bundle = ca.bundle();
+                    return Some((Ok(update(&record, bundle)), (heads, labels, Some(version))));
                 }
                 heads.changed().await.ok()?;
             }
@@ -207,8 +208,8 @@ impl Discovery for DiscoveryService {
             certificates,
         ));
         let heads = self.shared.registry.subscribe();
-        let bundle = self.shared.ca.bundle().to_owned();
-        Ok(Response::new(updates_for(heads, labels, bundle, issued)))
+        let ca = Arc::clone(&self.shared.ca);
+        Ok(Response::new(updates_for(heads, labels, ca, issued)))
     }
 
     async fn fetch_module(

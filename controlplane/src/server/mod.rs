@@ -99,7 +99,7 @@ pub async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     let store = Arc::new(RedbStore::open(&options.data_dir).map_err(CpError::from)?);
-    let ca = Arc::new(Ca::start(&*store, &options.ca)?);
+    let ca = Arc::new(Ca::start(store.clone(), &options.ca)?);
     let shared = Shared {
         ca,
         registry: Arc::new(Registry::new(store)?),
