@@ -25,6 +25,8 @@ const MAX_HOST_LABELS: usize = 100;
 const MAX_PASSTHROUGH: usize = 1024;
 /// One log line per denied host per this period.
 const LOG_PERIOD: Duration = Duration::from_secs(60);
+/// Hosts whose last log time is remembered (older entries go first).
+const MAX_LOGGED: usize = 4096;
 
 /// Where a request that matched no route goes.
 pub enum Decision {
@@ -81,7 +83,14 @@ pub struct Egress {
     filter_chain: Option<Arc<FilterChain>>,
     metrics: Metrics,
     passthrough: Mutex<HashMap<String, Arc<Route>>>,
-    denials: Mutex<HashMap<String, Instant>>,
+    denials: Mutex<Denials>,
+}
+
+/// What denials have been counted under their own label and logged when.
+#[derive(Default)]
+struct Denials {
+    labels: std::collections::HashSet<String>,
+    logged: HashMap<String, Instant>,
 }
 
 impl std::fmt::Debug for Egress {
@@ -115,7 +124,7 @@ impl Egress {
             filter_chain,
             metrics: metrics.clone(),
             passthrough: Mutex::new(HashMap::new()),
-            denials: Mutex::new(HashMap::new()),
+            denials: Mutex::new(Denials::default()),
         }
     }
 
@@ -166,28 +175,33 @@ impl Egress {
     /// Counts a denial (host labels capped) and logs it once per host per
     /// minute.
     fn denied(&self, destination: &str) {
-        let mut seen = self.denials.lock().expect("lock");
-        let now = Instant::now();
-        let known = seen.contains_key(destination);
-        let label = if known || seen.len() < MAX_HOST_LABELS {
-            destination
-        } else {
-            "other"
-        };
+        let mut denials = self.denials.lock().expect("lock");
+        let own_label = denials.labels.contains(destination)
+            || (denials.labels.len() < MAX_HOST_LABELS
+                && denials.labels.insert(destination.to_owned()));
+        let label = if own_label { destination } else { "other" };
         self.metrics.egress_denied.with_label_values(&[label]).inc();
-        let log = match seen.get(destination) {
-            Some(last) => now.duration_since(*last) >= LOG_PERIOD,
-            None => true,
-        };
-        if log {
-            tracing::warn!(
-                destination,
-                "egress denied: not in the registry nor the egress list (REGISTRY_ONLY)"
-            );
-            if known || seen.len() < MAX_HOST_LABELS {
-                seen.insert(destination.to_owned(), now);
+        let now = Instant::now();
+        let due = denials
+            .logged
+            .get(destination)
+            .is_none_or(|last| now.duration_since(*last) >= LOG_PERIOD);
+        if !due {
+            return;
+        }
+        tracing::warn!(
+            destination,
+            "egress denied: not in the registry nor the egress list (REGISTRY_ONLY)"
+        );
+        if denials.logged.len() >= MAX_LOGGED {
+            denials
+                .logged
+                .retain(|_, last| now.duration_since(*last) < LOG_PERIOD);
+            if denials.logged.len() >= MAX_LOGGED {
+                denials.logged.clear();
             }
         }
+        denials.logged.insert(destination.to_owned(), now);
     }
 }
 
@@ -218,6 +232,25 @@ mod tests {
         let wildcard = Allowed::parse("*.example.com");
         assert!(wildcard.matches("a.b.example.com", 80));
         assert!(!wildcard.matches("example.com", 80));
+    }
+
+    #[test]
+    fn denied_host_labels_are_capped() {
+        let metrics = Metrics::new();
+        let egress = Egress::new(&Config::default(), &HashMap::new(), None, &metrics);
+        for i in 0..MAX_HOST_LABELS + 5 {
+            egress.denied(&format!("host{i}.example:80"));
+        }
+        egress.denied("host0.example:80");
+        let counter = |host: &str| metrics.egress_denied.with_label_values(&[host]).get();
+        assert_eq!(counter("host0.example:80"), 2);
+        assert_eq!(counter("other"), 5);
+        let families = metrics.registry.gather();
+        let denied = families
+            .iter()
+            .find(|f| f.get_name() == "wasp_egress_denied_total")
+            .unwrap();
+        assert_eq!(denied.get_metric().len(), MAX_HOST_LABELS + 1);
     }
 
     #[test]
