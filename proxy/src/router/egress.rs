@@ -248,7 +248,7 @@ mod tests {
         let families = metrics.registry.gather();
         let denied = families
             .iter()
-            .find(|f| f.get_name() == "wasp_egress_denied_total")
+            .find(|f| f.name() == "wasp_egress_denied_total")
             .unwrap();
         assert_eq!(denied.get_metric().len(), MAX_HOST_LABELS + 1);
     }
