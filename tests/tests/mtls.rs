@@ -72,11 +72,20 @@ impl Inbound {
             .map(|(_, resp)| resp)
     }
 
-    async fn failures(&self, reason: &str) -> f64 {
-        self.wasp.metrics().await.sum(
-            "wasp_mtls_handshake_failures_total",
-            &[("listener", "inbound"), ("reason", reason)],
-        )
+    /// The failures counted for `reason`, once they reach `expected` (the
+    /// server counts after the client saw the refusal) or after 5 s.
+    async fn failures(&self, reason: &str, expected: f64) -> f64 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let count = self.wasp.metrics().await.sum(
+                "wasp_mtls_handshake_failures_total",
+                &[("listener", "inbound"), ("reason", reason)],
+            );
+            if count >= expected || std::time::Instant::now() > deadline {
+                return count;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 }
 
@@ -137,12 +146,12 @@ async fn strict_refuses_bad_client_certificates_and_counts_each_reason() {
     for (reason, config) in cases {
         let result = inbound.get_tls(config).await;
         assert!(result.is_err(), "{reason}: {result:?}");
-        assert_eq!(inbound.failures(reason).await, 1.0, "{reason}");
+        assert_eq!(inbound.failures(reason, 1.0).await, 1.0, "{reason}");
     }
     // A certificate without any URI SAN is refused as well.
     let none = ca.leaf(&[], Validity::Current).client_config(&ca);
     assert!(inbound.get_tls(none).await.is_err());
-    assert_eq!(inbound.failures("uri_san_count").await, 2.0);
+    assert_eq!(inbound.failures("uri_san_count", 2.0).await, 2.0);
     // Plain text on a STRICT port is no handshake at all.
     let plain = Client::http1()
         .get(&format!("http://{}/", inbound.listen))
