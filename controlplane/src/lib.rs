@@ -8,6 +8,7 @@
 //! data directory.
 
 pub mod auth;
+pub mod ca;
 pub mod configs;
 pub mod error;
 pub mod proxies;

@@ -11,6 +11,7 @@ pub mod conn;
 pub mod http;
 pub mod limits;
 pub mod listener;
+pub mod mesh;
 pub mod reload;
 pub mod router;
 pub mod server;

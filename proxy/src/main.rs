@@ -175,6 +175,7 @@ fn main() -> ExitCode {
                     admin: admin_address,
                     listeners: listener_address.into_iter().collect(),
                 },
+                mesh: wasp_proxy::mesh::MeshIdentity::new(),
             });
             let options = wasp_proxy::RunOptions {
                 config_path: config.unwrap_or_default(),

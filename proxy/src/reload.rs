@@ -132,6 +132,7 @@ async fn build_and_swap_with_node(
         Some(&current),
         &state.metrics,
         &control.plugins,
+        &current.mesh,
     )
     .await?;
     next.source_version = version.to_owned();

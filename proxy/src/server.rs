@@ -72,15 +72,17 @@ pub fn run(options: RunOptions) -> anyhow::Result<()> {
             Some(control_plane) => {
                 let origin = format!("control plane {}", control_plane.url);
                 let cache = control_plane.cache_dir.clone();
+                let mesh = Arc::clone(&control_plane.mesh);
                 let (source, modules) = ControlPlaneSource::start(control_plane)
                     .with_context(|| format!("cache directory {}", cache.display()))?;
-                serve(source, modules, options.node, origin, engine).await
+                serve(source, modules, options.node, origin, engine, mesh).await
             }
             None => {
                 let origin = options.config_path.display().to_string();
                 let source = FileSource::new(options.config_path);
                 let modules = Arc::new(FileModules);
-                serve(source, modules, options.node, origin, engine).await
+                let mesh = crate::mesh::MeshIdentity::new();
+                serve(source, modules, options.node, origin, engine, mesh).await
             }
         }
     })
@@ -99,6 +101,7 @@ async fn first_snapshot<S: ConfigSource>(
     source: &mut S,
     metrics: &Arc<Metrics>,
     plugins: &PluginLoader,
+    mesh: &Arc<crate::mesh::MeshIdentity>,
 ) -> anyhow::Result<(Snapshot, First)> {
     loop {
         let Update {
@@ -109,7 +112,7 @@ async fn first_snapshot<S: ConfigSource>(
         let built = match config {
             Ok(config) => {
                 plugins.apply_node(&config.node);
-                Snapshot::build(config, 1, None, metrics, plugins).await
+                Snapshot::build(config, 1, None, metrics, plugins, mesh).await
             }
             Err(err) => Err(err),
         };
@@ -132,6 +135,7 @@ async fn serve<S: ConfigSource>(
     node: NodeOverrides,
     origin: String,
     engine: EngineSettings,
+    mesh: Arc<crate::mesh::MeshIdentity>,
 ) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
     let plugins = PluginLoader {
@@ -144,7 +148,7 @@ async fn serve<S: ConfigSource>(
     plugins
         .engine
         .set_callouts(Arc::new(ClusterCallouts::new(directory)));
-    let (mut snapshot, first) = first_snapshot(&mut source, &metrics, &plugins).await?;
+    let (mut snapshot, first) = first_snapshot(&mut source, &metrics, &plugins, &mesh).await?;
     let admin_address = snapshot.config.admin.as_ref().map(|a| a.address.clone());
     snapshot.source_version = first.version.clone();
     let state = ProxyState::new(snapshot, metrics);
@@ -222,7 +226,8 @@ pub fn validate_file(path: &Path) -> anyhow::Result<String> {
         clusters: Arc::default(),
     };
     plugins.apply_node(&config.node);
-    runtime.block_on(Snapshot::build(config, 1, None, &metrics, &plugins))?;
+    let mesh = crate::mesh::MeshIdentity::new();
+    runtime.block_on(Snapshot::build(config, 1, None, &metrics, &plugins, &mesh))?;
     Ok(summary)
 }
 

@@ -10,7 +10,11 @@ use prometheus::IntGauge;
 use tokio_rustls::TlsAcceptor;
 
 use crate::limits::{HeaderLimits, Timeouts};
+use crate::mesh::MeshIdentity;
+use crate::mesh::inbound::{self, MtlsListener};
+use crate::mesh::outbound::UpstreamTls;
 use crate::router::RouteTable;
+use crate::router::egress::Egress;
 use crate::telemetry::Metrics;
 use crate::tls;
 use crate::upstream::Cluster;
@@ -35,6 +39,9 @@ pub struct Snapshot {
     pub clusters: HashMap<String, Arc<Cluster>>,
     /// Wasm filter chains by name.
     pub filter_chains: crate::wasm::Chains,
+    /// The workload identity and trust bundle, shared with the previous
+    /// and the next snapshots.
+    pub mesh: Arc<MeshIdentity>,
 }
 
 /// The per-request view of one listener.
@@ -47,6 +54,10 @@ pub struct ListenerRuntime {
     pub routes: RouteTable,
     /// TLS termination, when configured.
     pub tls: Option<TlsAcceptor>,
+    /// Mutual TLS (STRICT or PERMISSIVE), when configured.
+    pub mtls: Option<Arc<MtlsListener>>,
+    /// The egress policy, on outbound listeners.
+    pub egress: Option<Egress>,
     /// Whether to write access log lines.
     pub access_log: bool,
     /// Client connections with no request in flight this long are closed;
@@ -79,24 +90,45 @@ impl Snapshot {
     /// Builds a snapshot from a validated configuration. Clusters whose
     /// configuration did not change are taken over from `previous`, with
     /// their connection pools; unchanged filter plugins with their VMs. A
-    /// plugin that fails to load fails the whole build.
+    /// plugin that fails to load fails the whole build. `mesh` is the
+    /// process's workload identity (the previous snapshot's).
     pub async fn build(
         config: Config,
         version: u64,
         previous: Option<&Snapshot>,
         metrics: &Metrics,
         plugins: &PluginLoader,
+        mesh: &Arc<MeshIdentity>,
     ) -> Result<Self, ConfigError> {
         let mut sink = ErrorSink::default();
+        let mesh = Arc::clone(mesh);
+        if let Some(mesh_config) = &config.mesh {
+            // Files are read again on every reload: rotated files take
+            // effect for the next handshakes.
+            match mesh.load_files(mesh_config) {
+                Ok(staged) => staged.install(&mesh),
+                Err(err) => sink.push("mesh", err.to_string()),
+            }
+        }
         let mut clusters = HashMap::new();
-        for cluster_config in &config.clusters {
+        for (i, cluster_config) in config.clusters.iter().enumerate() {
             let reused = previous
                 .and_then(|p| p.clusters.get(&cluster_config.name))
                 .filter(|c| c.config == *cluster_config)
                 .cloned();
             let cluster = match reused {
                 Some(cluster) => cluster,
-                None => Cluster::new(cluster_config.clone(), metrics).await,
+                None => {
+                    let failures = metrics.upstream_tls_failures.clone();
+                    let tls = match UpstreamTls::new(cluster_config, &mesh, failures) {
+                        Ok(tls) => tls,
+                        Err(err) => {
+                            sink.push(format!("clusters[{i}].tls"), err);
+                            None
+                        }
+                    };
+                    Cluster::new(cluster_config.clone(), metrics, tls).await
+                }
             };
             clusters.insert(cluster_config.name.clone(), cluster);
         }
@@ -120,6 +152,30 @@ impl Snapshot {
                     None
                 }
             });
+            let mtls = match &listener.mtls {
+                Some(m) if m.mode != wasp_config::MtlsMode::Disable => {
+                    match inbound::acceptor(&mesh) {
+                        Ok(acceptor) => Some(Arc::new(MtlsListener {
+                            acceptor,
+                            permissive: m.mode == wasp_config::MtlsMode::Permissive,
+                            failures: metrics.mtls_handshake_failures.clone(),
+                            connections: metrics.mtls_connections.clone(),
+                        })),
+                        Err(err) => {
+                            sink.push(format!("{at}.mtls"), err.to_string());
+                            None
+                        }
+                    }
+                }
+                _ => None,
+            };
+            let egress = listener.outbound.then(|| {
+                let chain = listener
+                    .filter_chain
+                    .as_ref()
+                    .and_then(|name| filter_chains.get(name).cloned());
+                Egress::new(&config, &clusters, chain, metrics)
+            });
             let Ok(address) = listener.address.parse() else {
                 sink.push(format!("{at}.address"), "not an IP:port address");
                 continue;
@@ -135,6 +191,8 @@ impl Snapshot {
                     address,
                     routes,
                     tls,
+                    mtls,
+                    egress,
                     access_log: listener.access_log,
                     idle_timeout: listener.idle_timeout,
                     header_limits,
@@ -171,6 +229,7 @@ impl Snapshot {
             by_address,
             clusters,
             filter_chains,
+            mesh,
         })
     }
 

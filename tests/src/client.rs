@@ -161,6 +161,17 @@ pub async fn tls_request(
     .with_root_certificates(roots)
     .with_no_client_auth();
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    tls_request_with(config, addr, server_name, request).await
+}
+
+/// [`tls_request`] with the client's TLS settings given whole (e.g. with a
+/// client certificate for mutual TLS).
+pub async fn tls_request_with(
+    config: rustls::ClientConfig,
+    addr: SocketAddr,
+    server_name: &str,
+    request: Request<Body>,
+) -> anyhow::Result<(Option<Vec<u8>>, Resp)> {
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let tcp = tokio::net::TcpStream::connect(addr).await?;
     let name = ServerName::try_from(server_name.to_owned())?;

@@ -69,16 +69,24 @@ pub struct ControlPlane {
     data: tempfile::TempDir,
     grpc: SocketAddr,
     http: SocketAddr,
+    extra: Vec<String>,
 }
 
 impl ControlPlane {
     /// Starts `wasp-cp` on a new data directory and waits until it answers.
     pub async fn start() -> ControlPlane {
+        ControlPlane::start_with(&[]).await
+    }
+
+    /// [`ControlPlane::start`] with more command-line arguments (e.g.
+    /// `--cert-lifetime 4s`), kept across restarts.
+    pub async fn start_with(args: &[&str]) -> ControlPlane {
         let mut cp = ControlPlane {
             child: None,
             data: tempfile::tempdir().expect("temporary directory"),
             grpc: free_addr(),
             http: free_addr(),
+            extra: args.iter().map(|a| (*a).to_owned()).collect(),
         };
         cp.launch().await;
         cp
@@ -97,6 +105,7 @@ impl ControlPlane {
             .arg(self.grpc.to_string())
             .arg("--http-listen")
             .arg(self.http.to_string())
+            .args(&self.extra)
             .env("WASP_TOKEN", TOKEN)
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -145,6 +154,12 @@ impl ControlPlane {
     pub async fn restart(&mut self) {
         self.stop();
         self.launch().await;
+    }
+
+    /// [`restart`](Self::restart) with these extra arguments from now on.
+    pub async fn restart_with(&mut self, args: &[&str]) {
+        self.extra = args.iter().map(|a| (*a).to_owned()).collect();
+        self.restart().await;
     }
 
     fn log_path(&self) -> PathBuf {

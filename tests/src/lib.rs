@@ -21,6 +21,7 @@ pub mod envoy;
 pub mod grpc;
 pub mod grpc_echo;
 pub mod jwt;
+pub mod mesh;
 pub mod metrics;
 pub mod modules;
 pub mod ports;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use wasp_controlplane::auth::read_token_file;
+use wasp_controlplane::ca::{CaOptions, SuppliedCa};
 use wasp_controlplane::server::{self, ServeOptions};
 
 /// The wasp control plane: stores Wasm modules and versioned
@@ -26,6 +27,27 @@ struct Cli {
     /// [default: the WASP_TOKEN environment variable].
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
+    /// The SPIFFE trust domain of issued identities.
+    #[arg(long, value_name = "DOMAIN", default_value = "cluster.local")]
+    trust_domain: String,
+    /// Lifetime of issued workload certificates (proxies renew at half).
+    #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = humantime::parse_duration)]
+    cert_lifetime: std::time::Duration,
+    /// Sign with this CA certificate (PEM, then its chain) instead of the
+    /// root kept in the store; needs --ca-key.
+    #[arg(long, value_name = "FILE", requires = "ca_key")]
+    ca_cert: Option<String>,
+    /// The private key of --ca-cert (PEM).
+    #[arg(long, value_name = "FILE", requires = "ca_cert")]
+    ca_key: Option<String>,
+    /// Rotate the stored root: a new root is trusted beside the old one at
+    /// once, signs after DURATION, and is the only root after twice
+    /// DURATION (give at least --cert-lifetime; do not restart meanwhile).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, conflicts_with = "ca_cert")]
+    rotate_root: Option<std::time::Duration>,
+    /// The roots proxies trust with --ca-cert [default: the --ca-cert file].
+    #[arg(long, value_name = "FILE", requires = "ca_cert")]
+    ca_bundle: Option<String>,
 }
 
 fn token(cli: &Cli) -> Result<String, String> {
@@ -70,6 +92,19 @@ fn main() -> ExitCode {
         listen: cli.listen,
         http_listen: cli.http_listen,
         token,
+        ca: CaOptions {
+            trust_domain: cli.trust_domain,
+            lifetime: cli.cert_lifetime,
+            supplied: cli
+                .ca_cert
+                .zip(cli.ca_key)
+                .map(|(cert_file, key_file)| SuppliedCa {
+                    cert_file,
+                    key_file,
+                    bundle_file: cli.ca_bundle,
+                }),
+            rotate_root: cli.rotate_root,
+        },
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

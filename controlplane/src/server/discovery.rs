@@ -32,10 +32,39 @@ impl DiscoveryService {
 
 type Updates = Pin<Box<dyn Stream<Item = Result<api::ConfigUpdate, Status>> + Send>>;
 
-fn update(record: &ConfigRecord) -> api::ConfigUpdate {
+fn update(record: &ConfigRecord, bundle: String) -> api::ConfigUpdate {
     api::ConfigUpdate {
         version: record.version,
         document: record.resolved.clone(),
+        trust_bundle_pem: bundle,
+        certificate: None,
+    }
+}
+
+/// Signs a proxy's CSR with the CA; the answer goes out on its stream.
+fn issue(
+    shared: &Shared,
+    node_id: &str,
+    labels: &BTreeMap<String, String>,
+    csr: &api::CertificateRequest,
+) -> Option<api::ConfigUpdate> {
+    match shared.ca.sign(&csr.csr_pem, labels) {
+        Ok((chain_pem, spiffe_id)) => {
+            tracing::info!(node_id, spiffe_id, "certificate issued");
+            Some(api::ConfigUpdate {
+                version: 0,
+                document: String::new(),
+                trust_bundle_pem: shared.ca.bundle(),
+                certificate: Some(api::IssuedCertificate {
+                    chain_pem,
+                    spiffe_id,
+                }),
+            })
+        }
+        Err(err) => {
+            tracing::warn!(node_id, error = %err, "certificate request refused");
+            None
+        }
     }
 }
 
@@ -43,8 +72,10 @@ fn update(record: &ConfigRecord) -> api::ConfigUpdate {
 async fn read_reports(
     shared: Shared,
     node_id: String,
+    labels: BTreeMap<String, String>,
     connection: u64,
     mut incoming: Streaming<api::SubscribeRequest>,
+    certificates: tokio::sync::mpsc::UnboundedSender<api::ConfigUpdate>,
 ) {
     loop {
         match incoming.message().await {
@@ -65,6 +96,11 @@ async fn read_reports(
                         .unwrap_or_default();
                     tracing::warn!(node_id, version = nack.version, error, "NACK");
                     shared.proxies.nack(&node_id, nack.version, error);
+                }
+                Some(Kind::Csr(csr)) => {
+                    if let Some(issued) = issue(&shared, &node_id, &labels, &csr) {
+                        let _ = certificates.send(issued);
+                    }
                 }
                 Some(Kind::Hello(_)) | None => {}
             },
@@ -109,21 +145,28 @@ fn name_modules(registry: &crate::Registry, text: String) -> String {
 fn updates_for(
     heads: tokio::sync::watch::Receiver<Arc<Heads>>,
     labels: BTreeMap<String, String>,
+    ca: Arc<crate::ca::Ca>,
+    certificates: tokio::sync::mpsc::UnboundedReceiver<api::ConfigUpdate>,
 ) -> Updates {
     let state = (heads, labels, None::<u64>);
-    Box::pin(futures_util::stream::unfold(
-        state,
-        |(mut heads, labels, sent)| async move {
+    let configs = futures_util::stream::unfold(state, move |(mut heads, labels, sent)| {
+        let ca = Arc::clone(&ca);
+        async move {
             loop {
                 let pick: Option<Arc<ConfigRecord>> = heads.borrow_and_update().for_node(&labels);
                 if let Some(record) = pick.filter(|r| Some(r.version) != sent) {
                     let version = record.version;
-                    return Some((Ok(update(&record)), (heads, labels, Some(version))));
+                    let bundle = ca.bundle();
+                    return Some((Ok(update(&record, bundle)), (heads, labels, Some(version))));
                 }
                 heads.changed().await.ok()?;
             }
-        },
-    ))
+        }
+    });
+    let issued = futures_util::stream::unfold(certificates, |mut rx| async move {
+        rx.recv().await.map(|update| (Ok(update), rx))
+    });
+    Box::pin(futures_util::stream::select(configs, issued))
 }
 
 #[tonic::async_trait]
@@ -155,14 +198,18 @@ impl Discovery for DiscoveryService {
                 .proxies
                 .connected(&hello.node_id, labels.clone(), hello.running_version);
         tracing::info!(node_id = hello.node_id, "proxy connected");
+        let (certificates, issued) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(read_reports(
             self.shared.clone(),
             hello.node_id,
+            labels.clone(),
             connection,
             incoming,
+            certificates,
         ));
         let heads = self.shared.registry.subscribe();
-        Ok(Response::new(updates_for(heads, labels)))
+        let ca = Arc::clone(&self.shared.ca);
+        Ok(Response::new(updates_for(heads, labels, ca, issued)))
     }
 
     async fn fetch_module(

@@ -17,6 +17,7 @@ use wasp_controlplane_api::discovery_server::DiscoveryServer;
 
 use crate::CpError;
 use crate::auth::Auth;
+use crate::ca::{Ca, CaError, CaOptions};
 use crate::proxies::Proxies;
 use crate::registry::Registry;
 use crate::store::RedbStore;
@@ -35,6 +36,8 @@ pub struct ServeOptions {
     pub http_listen: SocketAddr,
     /// The bearer token writes need.
     pub token: String,
+    /// The certificate authority.
+    pub ca: CaOptions,
 }
 
 /// Why the server could not start.
@@ -51,6 +54,9 @@ pub enum ServeError {
         /// Why.
         source: std::io::Error,
     },
+    /// The CA could not start.
+    #[error(transparent)]
+    Ca(#[from] CaError),
     /// The gRPC server failed.
     #[error("gRPC server: {0}")]
     Grpc(#[from] tonic::transport::Error),
@@ -65,6 +71,8 @@ pub struct Shared {
     pub proxies: Arc<Proxies>,
     /// Access checks.
     pub auth: Auth,
+    /// The certificate authority proxies' CSRs go to.
+    pub ca: Arc<Ca>,
 }
 
 /// Runs `job` on the registry off the async workers (the store's commits
@@ -90,9 +98,11 @@ pub async fn serve(
     options: ServeOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
-    let store = RedbStore::open(&options.data_dir).map_err(CpError::from)?;
+    let store = Arc::new(RedbStore::open(&options.data_dir).map_err(CpError::from)?);
+    let ca = Arc::new(Ca::start(store.clone(), &options.ca)?);
     let shared = Shared {
-        registry: Arc::new(Registry::new(Arc::new(store))?),
+        ca,
+        registry: Arc::new(Registry::new(store)?),
         proxies: Arc::new(Proxies::default()),
         auth: Auth::new(options.token),
     };

@@ -124,4 +124,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every version, oldest first.
     fn configs(&self) -> Result<Vec<ConfigRecord>, StoreError>;
+
+    /// A small value kept under `key` (e.g. the CA root), if any.
+    fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Stores `value` under `key` atomically, replacing any previous one.
+    fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
 }

@@ -20,6 +20,9 @@ const SIGNATURES: TableDefinition<&str, &str> = TableDefinition::new("module_sig
 /// version → [`ConfigRecord`] (JSON).
 const CONFIGS: TableDefinition<u64, &str> = TableDefinition::new("configs");
 
+/// Small named values (the CA root and key).
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
 /// The database file's name in the data directory.
 pub const DB_FILE: &str = "wasp-cp.redb";
 
@@ -60,6 +63,7 @@ impl RedbStore {
         txn.open_table(TAGS).map_err(db_err)?;
         txn.open_table(CONFIGS).map_err(db_err)?;
         txn.open_table(SIGNATURES).map_err(db_err)?;
+        txn.open_table(META).map_err(db_err)?;
         txn.commit().map_err(db_err)?;
         Ok(Self { db })
     }
@@ -190,6 +194,22 @@ impl Store for RedbStore {
                 })
             })
             .collect()
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(META).map_err(db_err)?;
+        let value = table.get(key).map_err(db_err)?;
+        Ok(value.map(|v| v.value().to_vec()))
+    }
+
+    fn put_meta(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut table = txn.open_table(META).map_err(db_err)?;
+            table.insert(key, value).map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)
     }
 
     fn blob_count(&self) -> Result<usize, StoreError> {

@@ -9,6 +9,7 @@
 pub mod defaults;
 mod error;
 mod filters;
+mod mesh;
 mod model;
 mod validate;
 
@@ -16,6 +17,10 @@ pub use error::{ConfigError, ErrorSink, FieldError};
 pub use filters::{
     FailurePolicy, FilterChainConfig, MAX_PLUGIN_MEMORY_BYTES, PluginConfig, PluginLimitsConfig,
     PluginValidator, VmConfig, configuration_bytes,
+};
+pub use mesh::{
+    ClusterTls, DEFAULT_TRUST_DOMAIN, ListenerMtls, MeshConfig, MtlsMode, OutboundTrafficPolicy,
+    UpstreamTlsMode, check_spiffe_id, check_trust_domain,
 };
 pub use model::*;
 pub use validate::{validate, validate_with};

@@ -10,6 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::defaults;
 use crate::filters::FilterChainConfig;
+use crate::mesh::{ClusterTls, ListenerMtls, MeshConfig, OutboundTrafficPolicy};
 
 /// The whole configuration of one wasp process.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -33,6 +34,16 @@ pub struct Config {
     /// `node.*` and `xds.node`.
     #[serde(default, skip_serializing_if = "NodeConfig::is_empty")]
     pub node: NodeConfig,
+    /// The workload identity for mutual TLS and the trusted roots.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mesh: Option<MeshConfig>,
+    /// What outbound listeners do with requests that match no route.
+    #[serde(default, skip_serializing_if = "OutboundTrafficPolicy::is_default")]
+    pub outbound_traffic_policy: OutboundTrafficPolicy,
+    /// Destinations outside the registry that outbound listeners may reach:
+    /// `host`, `*.domain`, either with `:port`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub egress: Vec<String>,
 }
 
 /// The proxy's node identity.
@@ -94,6 +105,14 @@ pub struct ListenerConfig {
     /// TLS termination; plain text (HTTP/1.1 and h2c) when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<ListenerTls>,
+    /// Mutual TLS with the mesh certificate (STRICT, PERMISSIVE, DISABLE).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtls: Option<ListenerMtls>,
+    /// The listener captures the workload's outbound traffic: a request
+    /// that matches no route goes to the cluster named like its host, or is
+    /// subject to `outbound_traffic_policy` and `egress`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub outbound: bool,
     /// Emit one access log line per request on this listener.
     #[serde(default)]
     pub access_log: bool,
@@ -439,6 +458,9 @@ pub struct ClusterConfig {
     /// endpoint is used (panic mode).
     #[serde(default = "defaults::panic_threshold")]
     pub panic_threshold: u32,
+    /// TLS origination to the endpoints (ISTIO_MUTUAL, SIMPLE, DISABLE).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ClusterTls>,
 }
 
 /// One endpoint: an address and its load-balancing weight.

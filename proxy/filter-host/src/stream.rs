@@ -41,6 +41,12 @@ pub struct TlsInfo {
     pub version: Option<String>,
     /// URI SANs of the client certificate (SPIFFE id first), when mTLS.
     pub peer_uri_sans: Vec<String>,
+    /// Subject of the client certificate, when mTLS.
+    pub peer_subject: Option<String>,
+    /// Lowercase hex SHA-256 of the client certificate (DER), when mTLS.
+    pub peer_cert_sha256: Option<String>,
+    /// URI SANs of the certificate the proxy presented.
+    pub local_uri_sans: Vec<String>,
 }
 
 /// What the host knows about the request when its chain starts (for

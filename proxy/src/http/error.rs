@@ -52,6 +52,12 @@ pub enum ProxyError {
         /// The request's path.
         path: String,
     },
+    /// An outbound listener's egress policy refused the destination (502).
+    #[error("egress to {host} is not allowed")]
+    EgressDenied {
+        /// The request's authority.
+        host: String,
+    },
     /// The request asks to switch to a protocol its route does not allow
     /// (403, and the connection closes, as in Envoy).
     #[error("upgrade to '{protocol}' is not allowed on this route")]
@@ -138,6 +144,7 @@ impl ProxyError {
     pub fn code_details(&self) -> &'static str {
         match self {
             Self::NoRoute { .. } => "route_not_found",
+            Self::EgressDenied { .. } => "egress_denied",
             Self::UpgradeNotAllowed { .. } => "upgrade_failed",
             Self::UnexpectedUpgrade { .. } => {
                 "upstream_reset_before_response_started{protocol_error}"
@@ -161,6 +168,9 @@ impl ProxyError {
                 | UpstreamError::Handshake { .. } => {
                     "upstream_reset_before_response_started{connection_failure}"
                 }
+                UpstreamError::Tls { .. } => {
+                    "upstream_reset_before_response_started{connection_failure,TLS_error}"
+                }
                 UpstreamError::Overflow(_) => "upstream_reset_before_response_started{overflow}",
                 UpstreamError::PerTryTimeout(_) => "upstream_per_try_timeout",
                 UpstreamError::RouteTimeout(_) => "upstream_response_timeout",
@@ -175,7 +185,7 @@ impl ProxyError {
     /// Envoy's response flags for this error (the `response.flags` property).
     pub fn response_flags(&self) -> u64 {
         match self {
-            Self::NoRoute { .. } => flags::NO_ROUTE_FOUND,
+            Self::NoRoute { .. } | Self::EgressDenied { .. } => flags::NO_ROUTE_FOUND,
             Self::UnexpectedUpgrade { .. } => flags::UPSTREAM_PROTOCOL_ERROR,
             Self::UpgradeNotAllowed { .. }
             | Self::ListenerRemoved { .. }
@@ -193,6 +203,7 @@ impl ProxyError {
                 UpstreamError::NoEndpoint(_) => flags::NO_HEALTHY_UPSTREAM,
                 UpstreamError::Connect { .. }
                 | UpstreamError::ConnectTimeout { .. }
+                | UpstreamError::Tls { .. }
                 | UpstreamError::Handshake { .. } => flags::UPSTREAM_CONNECTION_FAILURE,
                 UpstreamError::Overflow(_) => flags::UPSTREAM_OVERFLOW,
                 UpstreamError::PerTryTimeout(_) | UpstreamError::RouteTimeout(_) => {
@@ -210,7 +221,10 @@ impl ProxyError {
     pub fn closes_connection(&self) -> bool {
         !matches!(
             self,
-            Self::NoRoute { .. } | Self::UnexpectedUpgrade { .. } | Self::Upstream { .. }
+            Self::NoRoute { .. }
+                | Self::EgressDenied { .. }
+                | Self::UnexpectedUpgrade { .. }
+                | Self::Upstream { .. }
         )
     }
 }

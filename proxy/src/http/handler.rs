@@ -18,6 +18,7 @@ use super::timeout::StreamTimer;
 use super::{admission, forward, headers, local, upgrade};
 use crate::body::{BoxError, UpstreamBody};
 use crate::conn::ConnInfo;
+use crate::router::egress::Decision;
 use crate::router::{RequestView, Route, RouteAction};
 use crate::snapshot::ListenerRuntime;
 use crate::state::ProxyState;
@@ -116,8 +117,12 @@ where
     }))
 }
 
+/// Port of a request authority without one (outbound listeners speak
+/// plain HTTP).
+const DEFAULT_HTTP_PORT: u16 = 80;
+
 /// Routes an admitted request and serves it along its route (404 when no
-/// route matches).
+/// route matches, or the egress policy's decision on an outbound listener).
 async fn route<B>(
     listener: &ListenerRuntime,
     conn: &ConnInfo,
@@ -138,6 +143,24 @@ where
         headers: req.headers(),
     };
     match listener.routes.find(&view) {
+        None if listener.egress.is_some() => {
+            let authority = headers::request_authority(req.uri(), req.headers())
+                .unwrap_or_default()
+                .to_owned();
+            let egress = listener.egress.as_ref().expect("checked");
+            match egress.resolve(&authority, DEFAULT_HTTP_PORT).await {
+                Decision::Route(route) => {
+                    completion.route = Some(Arc::clone(&route.name));
+                    let trusted_hops = listener.trusted_hops;
+                    serve(&route, conn, trusted_hops, req, completion, upstream).await
+                }
+                Decision::Deny(host) => {
+                    let err = ProxyError::EgressDenied { host };
+                    completion.set_response(err.code_details(), err.response_flags());
+                    local::error(&err)
+                }
+            }
+        }
         None => {
             let err = ProxyError::NoRoute {
                 host: host.to_owned(),

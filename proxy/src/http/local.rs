@@ -32,7 +32,8 @@ fn text(status: StatusCode, body: impl Into<bytes::Bytes>) -> Response<ProxyBody
 /// over the listener's limits, 501 for a transfer coding other than
 /// `chunked`, 408 for the listener's request and stream idle timeouts, 403
 /// for an upgrade the route does not allow,
-/// 502 for a protocol switch the request did not ask for, 503 on a
+/// 502 for a protocol switch the request did not ask for and a destination
+/// the egress policy refuses, 503 on a
 /// connection of a removed listener, and for upstream failures Envoy's
 /// choices: 503 for connect failures, resets, no endpoint and
 /// circuit-breaker overflow (marked `x-wasp-overloaded: true`), 504 for
@@ -43,7 +44,9 @@ pub fn error(err: &ProxyError) -> Response<ProxyBody> {
     let status = match err {
         ProxyError::NoRoute { .. } => StatusCode::NOT_FOUND,
         ProxyError::UpgradeNotAllowed { .. } => StatusCode::FORBIDDEN,
-        ProxyError::UnexpectedUpgrade { .. } => StatusCode::BAD_GATEWAY,
+        ProxyError::UnexpectedUpgrade { .. } | ProxyError::EgressDenied { .. } => {
+            StatusCode::BAD_GATEWAY
+        }
         ProxyError::ListenerRemoved { .. } => StatusCode::SERVICE_UNAVAILABLE,
         ProxyError::RequestBody(_) | ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
         ProxyError::HeadersTooLarge { .. } | ProxyError::TooManyHeaders { .. } => {

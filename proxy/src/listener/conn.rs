@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::conn::ConnInfo;
 use crate::http::body::ProxyBody;
 use crate::http::handle;
+use crate::mesh::{inbound, spiffe};
 use crate::state::ProxyState;
 
 /// Time a client gets to complete the TLS handshake.
@@ -38,7 +39,7 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
     removed: CancellationToken,
 ) {
-    let (listener, tls, idle_timeout, builder) = {
+    let (listener, tls, mtls, mesh, idle_timeout, builder) = {
         let snapshot = state.snapshot.load();
         let Some(runtime) = snapshot.by_address.get(&address) else {
             return;
@@ -46,9 +47,29 @@ pub async fn serve(
         (
             Arc::clone(&runtime.name),
             runtime.tls.clone(),
+            runtime.mtls.clone(),
+            Arc::clone(&snapshot.mesh),
             runtime.idle_timeout,
             Arc::clone(&runtime.http),
         )
+    };
+    // Mutual TLS replaces the listener's TLS; PERMISSIVE serves plain text
+    // too, told apart by the client's first byte.
+    let tls = match &mtls {
+        None => tls,
+        Some(m) => {
+            let use_tls = !m.permissive
+                || match inbound::starts_with_tls(&stream, TLS_HANDSHAKE_TIMEOUT).await {
+                    Some(tls) => tls,
+                    None => return,
+                };
+            if !use_tls {
+                m.connections
+                    .with_label_values(&[&*listener, "plaintext"])
+                    .inc();
+            }
+            use_tls.then(|| m.acceptor.clone())
+        }
     };
     let _ = stream.set_nodelay(true);
     let client_ip: Arc<str> = client.ip().to_string().into();
@@ -108,18 +129,26 @@ pub async fn serve(
                 Ok(Ok(tls_stream)) => {
                     drop(acceptor);
                     let session = tls_stream.get_ref().1;
-                    let _ = conn_info.tls.set(wasp_filter_host::TlsInfo {
-                        server_name: session.server_name().map(str::to_owned),
-                        version: session
-                            .protocol_version()
-                            .and_then(|v| v.as_str())
-                            .map(str::to_owned),
-                        peer_uri_sans: Vec::new(),
-                    });
+                    let facts = inbound::session_facts(session, mtls.is_some().then_some(&*mesh));
+                    if let Some(m) = &mtls {
+                        m.connections.with_label_values(&[&*listener, "mtls"]).inc();
+                    }
+                    let _ = conn_info.tls.set(facts);
                     drive(&builder, TokioIo::new(tls_stream), service, stop, idle).await
                 }
-                Ok(Err(err)) => tracing::debug!(%client, error = %err, "TLS handshake failed"),
-                Err(_) => tracing::debug!(%client, "TLS handshake timed out"),
+                Ok(Err(err)) => {
+                    let reason = spiffe::failure_reason(&err);
+                    if let Some(m) = &mtls {
+                        m.failures.with_label_values(&[&*listener, reason]).inc();
+                    }
+                    tracing::debug!(%client, error = %err, reason, "TLS handshake failed");
+                }
+                Err(_) => {
+                    if let Some(m) = &mtls {
+                        m.failures.with_label_values(&[&*listener, "timeout"]).inc();
+                    }
+                    tracing::debug!(%client, "TLS handshake timed out");
+                }
             }
         }
     }

@@ -2,6 +2,7 @@
 //! action — forward to a cluster (or weighted clusters), answer directly, or
 //! redirect.
 
+pub mod egress;
 mod matcher;
 
 pub use matcher::{CompiledMatch, RequestView};
@@ -135,6 +136,28 @@ impl RouteTable {
 }
 
 impl Route {
+    /// A route that forwards every request to `cluster` with the default
+    /// route settings (timeout, upgrades), running `filter_chain`: what an
+    /// outbound listener uses for a destination it found in the registry or
+    /// lets out.
+    pub fn to_cluster(
+        name: &str,
+        cluster: Arc<Cluster>,
+        filter_chain: Option<Arc<wasp_filter_host::FilterChain>>,
+    ) -> Self {
+        let config: RouteConfig = serde_json::from_value(serde_json::json!({
+            "name": name,
+            "route": {"cluster": &*cluster.name},
+        }))
+        .expect("a route to a cluster with defaults");
+        let clusters = HashMap::from([(cluster.name.to_string(), cluster)]);
+        let mut sink = ErrorSink::default();
+        let mut route = Self::build(&config, 0, name, &clusters, &mut sink)
+            .expect("a route to a known cluster builds");
+        route.filter_chain = filter_chain;
+        route
+    }
+
     fn build(
         config: &RouteConfig,
         index: usize,

@@ -34,6 +34,18 @@ pub struct Metrics {
     /// `wasp_downstream_rq_idle_timeout_total{listener}`: requests ended by
     /// `stream_idle_timeout`.
     pub downstream_rq_idle_timeout: IntCounterVec,
+    /// `wasp_mtls_handshake_failures_total{listener,reason}`: inbound
+    /// (m)TLS handshakes that failed, by reason.
+    pub mtls_handshake_failures: IntCounterVec,
+    /// `wasp_mtls_connections_total{listener,transport="mtls"|"plaintext"}`:
+    /// connections accepted on mutual-TLS listeners.
+    pub mtls_connections: IntCounterVec,
+    /// `wasp_upstream_tls_failures_total{cluster,reason}`: TLS handshakes
+    /// to upstream endpoints that failed, by reason.
+    pub upstream_tls_failures: IntCounterVec,
+    /// `wasp_egress_denied_total{host}`: requests denied by the egress
+    /// policy (hosts beyond the label cap count as `other`).
+    pub egress_denied: IntCounterVec,
     /// `wasp_upstream_cx_active{cluster}`.
     pub upstream_cx_active: IntGaugeVec,
     /// `wasp_upstream_cx_total{cluster}`.
@@ -129,6 +141,30 @@ impl Metrics {
                 "wasp_downstream_cx_idle_timeout_total",
                 "Downstream connections closed for idleness",
                 listener,
+            ),
+            mtls_handshake_failures: counter(
+                &r,
+                "wasp_mtls_handshake_failures_total",
+                "Inbound TLS handshakes on mutual-TLS listeners that failed, by reason",
+                &["listener", "reason"],
+            ),
+            mtls_connections: counter(
+                &r,
+                "wasp_mtls_connections_total",
+                "Connections served on mutual-TLS listeners, by transport",
+                &["listener", "transport"],
+            ),
+            upstream_tls_failures: counter(
+                &r,
+                "wasp_upstream_tls_failures_total",
+                "TLS handshakes to upstream endpoints that failed, by reason",
+                &["cluster", "reason"],
+            ),
+            egress_denied: counter(
+                &r,
+                "wasp_egress_denied_total",
+                "Requests denied by the egress policy, by host",
+                &["host"],
             ),
             downstream_rq_timeout: counter(
                 &r,

@@ -1,5 +1,6 @@
-//! Opening upstream connections: TCP with a connect timeout, then the HTTP/1.1
-//! or HTTP/2 handshake, with the connection's task spawned and counted.
+//! Opening upstream connections: TCP with a connect timeout, TLS when the
+//! cluster originates it, then the HTTP/1.1 or HTTP/2 handshake, with the
+//! connection's task spawned and counted.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -8,6 +9,9 @@ use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use prometheus::{IntCounter, IntGauge};
 use tokio::net::TcpStream;
+use tokio_util::either::Either;
+
+use crate::mesh::outbound::UpstreamTls;
 
 use super::UpstreamError;
 use super::breaker::Permit;
@@ -45,6 +49,37 @@ async fn tcp(
     Ok(stream)
 }
 
+/// A connected socket, wrapped in TLS when the cluster originates it.
+type Stream = Either<TcpStream, tokio_rustls::client::TlsStream<TcpStream>>;
+
+async fn open(
+    addr: SocketAddr,
+    timeout: Duration,
+    metrics: &ConnMetrics,
+    tls: Option<&UpstreamTls>,
+) -> Result<(Stream, LocalAddr), UpstreamError> {
+    let stream = tcp(addr, timeout, metrics).await?;
+    let local = LocalAddr(local_addr(&stream));
+    let stream = match tls {
+        None => Either::Left(stream),
+        Some(tls) => {
+            let handshake = tokio::time::timeout(timeout, tls.connect(stream));
+            match handshake.await {
+                Ok(Ok(stream)) => Either::Right(stream),
+                Ok(Err(source)) => {
+                    metrics.connect_fail.inc();
+                    return Err(UpstreamError::Tls { addr, source });
+                }
+                Err(_) => {
+                    metrics.connect_fail.inc();
+                    return Err(UpstreamError::ConnectTimeout { addr, timeout });
+                }
+            }
+        }
+    };
+    Ok((stream, local))
+}
+
 /// The local address of the connection a response came on, in the
 /// response's extensions (`upstream.local_address` for filters).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,9 +102,9 @@ pub async fn http1(
     metrics: &ConnMetrics,
     permit: Permit,
     upgrades: bool,
+    tls: Option<&UpstreamTls>,
 ) -> Result<(http1::SendRequest<UpstreamBody>, LocalAddr), UpstreamError> {
-    let stream = tcp(addr, timeout, metrics).await?;
-    let local = LocalAddr(local_addr(&stream));
+    let (stream, local) = open(addr, timeout, metrics, tls).await?;
     let (sender, conn) = http1::Builder::new()
         .handshake(TokioIo::new(stream))
         .await
@@ -98,9 +133,9 @@ pub async fn http2(
     timeout: Duration,
     metrics: &ConnMetrics,
     permit: Permit,
+    tls: Option<&UpstreamTls>,
 ) -> Result<(http2::SendRequest<UpstreamBody>, LocalAddr), UpstreamError> {
-    let stream = tcp(addr, timeout, metrics).await?;
-    let local = LocalAddr(local_addr(&stream));
+    let (stream, local) = open(addr, timeout, metrics, tls).await?;
     let (sender, conn) = http2::Builder::new(TokioExecutor::new())
         .adaptive_window(true)
         .handshake(TokioIo::new(stream))

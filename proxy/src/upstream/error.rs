@@ -26,6 +26,14 @@ pub enum UpstreamError {
         /// The configured connect timeout.
         timeout: Duration,
     },
+    /// The TLS handshake on a new connection failed.
+    #[error("upstream TLS handshake with {addr} failed: {source}")]
+    Tls {
+        /// The endpoint.
+        addr: SocketAddr,
+        /// The TLS error.
+        source: std::io::Error,
+    },
     /// The HTTP handshake on a new connection failed.
     #[error("upstream handshake with {addr} failed: {source}")]
     Handshake {
@@ -77,9 +85,10 @@ impl UpstreamError {
     pub fn retry_class(&self) -> RetryClass {
         match self {
             Self::NoEndpoint(_) | Self::RouteTimeout(_) | Self::Downstream(_) => RetryClass::Never,
-            Self::Connect { .. } | Self::ConnectTimeout { .. } | Self::Handshake { .. } => {
-                RetryClass::ConnectFailure
-            }
+            Self::Connect { .. }
+            | Self::ConnectTimeout { .. }
+            | Self::Tls { .. }
+            | Self::Handshake { .. } => RetryClass::ConnectFailure,
             Self::Reset { .. } | Self::PerTryTimeout(_) => RetryClass::Reset,
             Self::Overflow(_) => RetryClass::Always,
         }

@@ -74,6 +74,7 @@ pub struct Cluster {
     epoch: Instant,
     conn_metrics: ConnMetrics,
     breakers: Arc<Breakers>,
+    tls: Option<Arc<crate::mesh::outbound::UpstreamTls>>,
     /// Metric handles.
     pub metrics: ClusterMetrics,
 }
@@ -86,8 +87,13 @@ impl std::fmt::Debug for Cluster {
 
 impl Cluster {
     /// Builds a cluster, resolving its endpoints, and starts its background
-    /// work (DNS refresh, health checks, pool maintenance) for as long as it lives.
-    pub async fn new(config: ClusterConfig, metrics: &Metrics) -> Arc<Self> {
+    /// work (DNS refresh, health checks, pool maintenance) for as long as it
+    /// lives. `tls`: how it originates TLS, if it does.
+    pub async fn new(
+        config: ClusterConfig,
+        metrics: &Metrics,
+        tls: Option<crate::mesh::outbound::UpstreamTls>,
+    ) -> Arc<Self> {
         let name: Arc<str> = config.name.as_str().into();
         let label = [&*name];
         let conn_metrics = ConnMetrics {
@@ -130,6 +136,7 @@ impl Cluster {
             epoch: Instant::now(),
             conn_metrics,
             breakers,
+            tls: tls.map(Arc::new),
             metrics: cluster_metrics,
         });
         cluster.set_endpoints(&addrs);
@@ -192,6 +199,7 @@ impl Cluster {
             idle_timeout: self.config.idle_timeout,
             metrics: self.conn_metrics.clone(),
             breakers: Arc::clone(&self.breakers),
+            tls: self.tls.clone(),
         };
         let pool = match self.config.protocol {
             UpstreamProtocol::Http1 => Pool::Http1(Http1Pool::new(settings)),
@@ -287,6 +295,7 @@ impl Cluster {
             &self.conn_metrics,
             permit,
             true,
+            self.tls.as_deref(),
         )
         .await?;
         let mut response = sender
@@ -361,6 +370,7 @@ pub(crate) fn test_endpoints(n: u16) -> Vec<Arc<Endpoint>> {
                     connect_fail: metrics.upstream_cx_connect_fail.with_label_values(&["t"]),
                 },
                 breakers: Arc::clone(&breakers),
+                tls: None,
             };
             let labels = ["t", &addr.to_string()];
             Arc::new(Endpoint::new(

@@ -43,6 +43,8 @@ pub struct PoolSettings {
     pub metrics: ConnMetrics,
     /// The cluster's circuit breakers.
     pub breakers: Arc<Breakers>,
+    /// TLS origination, when the cluster has it.
+    pub tls: Option<Arc<crate::mesh::outbound::UpstreamTls>>,
 }
 
 /// A connection ready for one request.
@@ -142,7 +144,15 @@ impl Http1Pool {
 
     async fn connect(&self, permit: super::breaker::Permit) -> Result<Http1Sender, UpstreamError> {
         let s = &self.settings;
-        connect::http1(s.addr, s.connect_timeout, &s.metrics, permit, false).await
+        connect::http1(
+            s.addr,
+            s.connect_timeout,
+            &s.metrics,
+            permit,
+            false,
+            s.tls.as_deref(),
+        )
+        .await
     }
 
     async fn acquire(&self) -> Result<Http1Sender, UpstreamError> {
@@ -281,7 +291,14 @@ impl Http2Pool {
             .try_connection()
             .ok_or(UpstreamError::Overflow(super::Breaker::MaxPending))?;
         let s = &self.settings;
-        let (sender, local) = connect::http2(addr, s.connect_timeout, &s.metrics, permit).await?;
+        let (sender, local) = connect::http2(
+            addr,
+            s.connect_timeout,
+            &s.metrics,
+            permit,
+            s.tls.as_deref(),
+        )
+        .await?;
         *self.current.lock().expect("pool lock") = Some((sender.clone(), local));
         Ok(Connection::Http2(addr, sender, local))
     }

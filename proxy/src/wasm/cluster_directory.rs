@@ -78,7 +78,7 @@ mod tests {
 
     async fn cluster(name: &str, metrics: &Metrics) -> Arc<Cluster> {
         let yaml = format!("{{name: {name}, endpoints: [{{address: '127.0.0.1:9'}}]}}");
-        Cluster::new(serde_yaml_ng::from_str(&yaml).unwrap(), metrics).await
+        Cluster::new(serde_yaml_ng::from_str(&yaml).unwrap(), metrics, None).await
     }
 
     struct Running(HashMap<String, Arc<Cluster>>);

@@ -109,6 +109,13 @@ pub(super) fn property(data: &StreamData, segs: &[&str]) -> Option<Vec<u8>> {
         ["connection", "uri_san_peer_certificate"] => {
             tls?.peer_uri_sans.first()?.as_bytes().to_vec()
         }
+        ["connection", "uri_san_local_certificate"] => {
+            tls?.local_uri_sans.first()?.as_bytes().to_vec()
+        }
+        ["connection", "subject_peer_certificate"] => tls?.peer_subject.clone()?.into_bytes(),
+        ["connection", "sha256_peer_certificate_digest"] => {
+            tls?.peer_cert_sha256.clone()?.into_bytes()
+        }
         ["upstream", field] => upstream(data, field)?,
         ["xds", "cluster_name"] => facts.known().cluster_name.clone()?.into_bytes(),
         ["xds", "route_name"] => facts.known().route_name.clone()?.into_bytes(),

@@ -55,9 +55,16 @@ impl Proxy {
             node: crate::wasm::node::NodeOverrides::default(),
             clusters: Arc::default(),
         };
-        let snapshot = Snapshot::build(config, 1, None, &metrics, &plugins)
-            .await
-            .expect("snapshot builds");
+        let snapshot = Snapshot::build(
+            config,
+            1,
+            None,
+            &metrics,
+            &plugins,
+            &crate::mesh::MeshIdentity::new(),
+        )
+        .await
+        .expect("snapshot builds");
         let address = snapshot.listeners[&name].address;
         let listener: Arc<str> = name.as_str().into();
         let state = ProxyState::new(snapshot, metrics);

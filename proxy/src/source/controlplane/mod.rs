@@ -10,6 +10,7 @@
 //! [`AddressOverrides`] give this proxy its own addresses.
 
 mod backoff;
+mod certs;
 mod overrides;
 mod session;
 pub mod signatures;
@@ -49,6 +50,9 @@ pub struct ControlPlaneOptions {
     pub trusted_keys: Option<TrustedKeys>,
     /// Addresses that replace the pushed configuration's.
     pub overrides: AddressOverrides,
+    /// Where certificates issued by the control plane's CA and its trust
+    /// bundle are installed.
+    pub mesh: Arc<crate::mesh::MeshIdentity>,
 }
 
 impl ControlPlaneOptions {

@@ -17,6 +17,7 @@ use wasp_controlplane_api::discovery_client::DiscoveryClient;
 use wasp_controlplane_api::subscribe_request::Kind;
 
 use super::backoff::Backoff;
+use super::certs;
 use super::{ControlPlaneOptions, Pushed, Report, TRIGGER_PUSH};
 use crate::source::Update;
 use crate::wasm::module_cache::{ModuleCache, sha256_of};
@@ -103,7 +104,33 @@ fn report_message(report: Report) -> api::SubscribeRequest {
     api::SubscribeRequest { kind: Some(kind) }
 }
 
+/// Fires at `at`; never when there is nothing to renew.
+async fn renewal(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Session<'_> {
+    /// Sends a certificate signing request for a fresh key; the key waits
+    /// for the answer.
+    fn request_certificate(
+        &self,
+        outbound: &mpsc::UnboundedSender<api::SubscribeRequest>,
+    ) -> Option<certs::PendingKey> {
+        match certs::request() {
+            Ok((key, message)) => {
+                let _ = outbound.send(message);
+                Some(key)
+            }
+            Err(err) => {
+                tracing::warn!(error = err, "no certificate request");
+                None
+            }
+        }
+    }
+
     async fn connect(&self) -> Result<Client, String> {
         let endpoint = Endpoint::from_shared(self.options.url.clone())
             .map_err(|err| format!("{}: {err}", self.options.url))?
@@ -141,6 +168,8 @@ impl Session<'_> {
             .map_err(|status| format!("subscribe: {}", status.message()))?
             .into_inner();
         backoff.reset();
+        let mut pending = self.request_certificate(&outbound);
+        let mut renew_at: Option<tokio::time::Instant> = None;
         tracing::info!(
             url = self.options.url,
             node_id = self.options.node_id,
@@ -152,6 +181,18 @@ impl Session<'_> {
                     let Some(update) = message.map_err(|s| format!("subscription: {}", s.message()))? else {
                         return Ok(());
                     };
+                    certs::install_bundle(&self.options.mesh, &update.trust_bundle_pem);
+                    if let Some(issued) = &update.certificate {
+                        match pending.take().map(|key| certs::install(&self.options.mesh, key, issued)) {
+                            Some(Ok(renew_in)) => {
+                                tracing::info!(spiffe_id = issued.spiffe_id, ?renew_in, "workload certificate from the control plane");
+                                renew_at = Some(tokio::time::Instant::now() + renew_in);
+                            }
+                            Some(Err(err)) => tracing::warn!(error = err, "issued certificate refused"),
+                            None => tracing::warn!("a certificate nobody asked for was ignored"),
+                        }
+                        continue;
+                    }
                     if *self.running.lock().expect("lock") == Some(update.version) {
                         let _ = outbound.send(report_message(Report::Ack(update.version)));
                         continue;
@@ -164,6 +205,10 @@ impl Session<'_> {
                 report = self.reports.recv() => {
                     let Some(report) = report else { return Ok(()) };
                     let _ = outbound.send(report_message(report));
+                }
+                () = renewal(renew_at) => {
+                    renew_at = None;
+                    pending = self.request_certificate(&outbound);
                 }
             }
         }
