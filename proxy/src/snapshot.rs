@@ -35,6 +35,8 @@ pub struct Snapshot {
     pub clusters: HashMap<String, Arc<Cluster>>,
     /// Wasm filter chains by name.
     pub filter_chains: crate::wasm::Chains,
+    /// Canary versions of plugins, by chain name.
+    pub canaries: crate::wasm::canary::Canaries,
 }
 
 /// The per-request view of one listener.
@@ -88,13 +90,11 @@ impl Snapshot {
         plugins: &PluginLoader,
     ) -> Result<Self, ConfigError> {
         let mut sink = ErrorSink::default();
-        let filter_chains = crate::wasm::build_chains(
-            &config,
-            previous.map(|p| &p.filter_chains),
-            plugins,
-            &mut sink,
-        )
-        .await;
+        let old = previous
+            .map(|p| crate::wasm::plugins_of(&p.filter_chains, &p.canaries))
+            .unwrap_or_default();
+        let (filter_chains, canaries) =
+            crate::wasm::build_chains(&config, &old, plugins, &mut sink).await;
         let mut clusters = HashMap::new();
         for cluster_config in &config.clusters {
             let reused = previous
@@ -110,7 +110,13 @@ impl Snapshot {
         let mut listeners = HashMap::new();
         for (i, listener) in config.listeners.iter().enumerate() {
             let at = format!("listeners[{i}]");
-            let routes = RouteTable::build(listener, &at, &clusters, &filter_chains, &mut sink);
+            let routes = RouteTable::build(
+                listener,
+                &at,
+                &clusters,
+                (&filter_chains, &canaries),
+                &mut sink,
+            );
             let tls = listener.tls.as_ref().and_then(|t| match tls::acceptor(t) {
                 Ok(acceptor) => Some(acceptor),
                 Err(err) => {
@@ -169,6 +175,7 @@ impl Snapshot {
             by_address,
             clusters,
             filter_chains,
+            canaries,
         })
     }
 

@@ -66,6 +66,10 @@ async fn read_reports(
                     tracing::warn!(node_id, version = nack.version, error, "NACK");
                     shared.proxies.nack(&node_id, nack.version, error);
                 }
+                Some(Kind::Report(report)) => {
+                    let matched = shared.registry.record_report(&report);
+                    shared.proxies.add_rollout_counts(&node_id, &matched);
+                }
                 Some(Kind::Hello(_)) | None => {}
             },
             Ok(None) => break,
