@@ -80,6 +80,10 @@ enum Command {
         /// are kept regardless; unused ones are dropped after a reload).
         #[arg(long, value_name = "BYTES", default_value_t = wasp_config::defaults::MODULE_CACHE_BYTES)]
         module_cache_bytes: u64,
+        /// How often to report canary counts to the control plane (while a
+        /// configuration with canaries runs), e.g. `1s`, `500ms`.
+        #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_report_interval, requires = "control_plane")]
+        report_interval: std::time::Duration,
     },
     /// Check a configuration file and print every error found.
     Validate {
@@ -87,6 +91,15 @@ enum Command {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+}
+
+/// `--report-interval`: a duration of at least 10 ms.
+fn parse_report_interval(text: &str) -> Result<std::time::Duration, String> {
+    let interval = humantime::parse_duration(text).map_err(|err| format!("'{text}': {err}"))?;
+    if interval < std::time::Duration::from_millis(10) {
+        return Err(format!("'{text}' is shorter than 10ms"));
+    }
+    Ok(interval)
 }
 
 /// `--node-labels`.
@@ -137,6 +150,7 @@ fn main() -> ExitCode {
             admin_address,
             listener_address,
             module_cache_bytes,
+            report_interval,
         } => {
             logging::init(match log_format {
                 Format::Text => LogFormat::Text,
@@ -161,6 +175,7 @@ fn main() -> ExitCode {
                     admin: admin_address,
                     listeners: listener_address.into_iter().collect(),
                 },
+                report_interval,
             });
             let options = wasp_proxy::RunOptions {
                 config_path: config.unwrap_or_default(),
