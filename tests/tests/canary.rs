@@ -4,7 +4,8 @@
 //! its share of requests, the proxy's reported counts match what clients
 //! saw, a newer version supersedes a rollout, and a rollout continues
 //! across a `wasp-cp` restart (SIGKILL) until it is promoted; bad canary
-//! configurations are refused with their paths.
+//! configurations are refused with their paths; a file configuration
+//! splits requests the same way.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -332,4 +333,46 @@ async fn bad_canary_configurations_are_refused_with_their_paths() {
     let out = cp.ctl(&["get", "rollout", "1:edge/header"]);
     assert_eq!(out.code, Some(1), "{out:?}");
     assert_eq!(out.stderr, "waspctl: no rollout 1:edge/header\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_configuration_splits_requests_and_shows_the_canary_in_filters() {
+    let up = Upstream::start("up").await;
+    let dir = wasp_e2e::wat::WatDir::new();
+    let stable = dir.write("stable", &header_filter("stable"));
+    let canary = dir.write("canary", &header_filter("canary"));
+    let config = Config::new()
+        .filter_chain(FilterChain::new("edge").plugin(
+            Plugin::new("header", &stable).set("canary", json!({"module": canary, "percent": 40})),
+        ))
+        .listener(
+            Listener::new("main", free_addr())
+                .route(Route::prefix("/").filter_chain("edge").cluster("up")),
+        )
+        .cluster(Cluster::new("up").endpoint(up.addr));
+    let wasp = Wasp::start(config).await;
+    let listen = wasp.config_dump().await["config"]["listeners"][0]["address"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let outcomes = requests(listen, 4, 500).await;
+    assert!(outcomes.iter().all(|(s, _, _)| *s == 200), "{outcomes:?}");
+    let canaries = outcomes.iter().filter(|(_, f, _)| f == "canary").count();
+    assert!(
+        (150..=250).contains(&canaries),
+        "canary served {canaries} of 500"
+    );
+    let filters = Client::http1()
+        .get(&wasp.admin_url("/filters"))
+        .await
+        .unwrap()
+        .json();
+    let shown = &filters["filter_chains"][0]["canary"];
+    assert_eq!(
+        (&shown["plugin"], &shown["percent"]),
+        (&json!("header"), &json!(40.0)),
+        "{filters}"
+    );
+    assert_eq!(shown["traps"], 0, "{filters}");
 }
