@@ -41,7 +41,7 @@ struct Figures {
     requests: u64,
     errors: u64,
     /// oha's error kinds with counts (requests cut off by the end of the
-    /// run count here as `aborted due to deadline`).
+    /// run count here as `aborted due to deadline`) and non-200 statuses.
     error_kinds: String,
     p50: f64,
     p99: f64,
@@ -86,6 +86,12 @@ fn oha(url: &str, rate: u32, duration: u32) -> anyhow::Result<Figures> {
     let error_kinds = error_map
         .iter()
         .map(|(k, v)| format!("{k}: {v}"))
+        .chain(
+            codes
+                .iter()
+                .filter(|(code, _)| *code != "200")
+                .map(|(code, n)| format!("status {code}: {n}")),
+        )
         .collect::<Vec<_>>()
         .join("; ");
     Ok(Figures {
