@@ -45,21 +45,56 @@ impl Resolver {
     }
 }
 
-impl PluginValidator for Resolver {
-    fn validate_plugin(&self, plugin: &PluginConfig, at: &str, sink: &mut ErrorSink) {
-        match self.resolve(&plugin.module) {
+impl Resolver {
+    /// Checks that `module` names a module (with `sha256`, when given),
+    /// at `at`.
+    fn check(&self, module: &str, sha256: Option<&String>, at: &str, sink: &mut ErrorSink) {
+        match self.resolve(module) {
             Ok(sha) => {
-                if let Some(expected) = &plugin.sha256 {
-                    if !sha.eq_ignore_ascii_case(expected) {
-                        sink.push(
-                            format!("{at}.sha256"),
-                            format!("module {} has sha256 {sha}", plugin.module),
-                        );
-                    }
+                if let Some(expected) = sha256
+                    && !sha.eq_ignore_ascii_case(expected)
+                {
+                    sink.push(
+                        format!("{at}.sha256"),
+                        format!("module {module} has sha256 {sha}"),
+                    );
                 }
             }
             Err(message) => sink.push(format!("{at}.module"), message),
         }
+    }
+}
+
+impl PluginValidator for Resolver {
+    fn validate_plugin(&self, plugin: &PluginConfig, at: &str, sink: &mut ErrorSink) {
+        self.check(&plugin.module, plugin.sha256.as_ref(), at, sink);
+        if let Some(canary) = &plugin.canary {
+            let at = format!("{at}.canary");
+            self.check(&canary.module, canary.sha256.as_ref(), &at, sink);
+        }
+    }
+}
+
+/// Pins `map`'s `module` to `sha256:<hex>` and sets its `sha256`.
+fn pin(
+    map: &mut serde_yaml_ng::Mapping,
+    resolver: &Resolver,
+    at: String,
+) -> Result<(), FieldError> {
+    let module = map
+        .get("module")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    match resolver.resolve(module) {
+        Ok(sha) => {
+            map.insert("module".into(), format!("sha256:{sha}").into());
+            map.insert("sha256".into(), sha.into());
+            Ok(())
+        }
+        Err(message) => Err(FieldError {
+            path: format!("{at}.module"),
+            message,
+        }),
     }
 }
 
@@ -90,20 +125,11 @@ pub fn resolve(document: &str, resolver: &Resolver) -> Result<String, Vec<FieldE
             let Some(map) = plugin.as_mapping_mut() else {
                 continue;
             };
-            let module = map
-                .get("module")
-                .and_then(Value::as_str)
-                .unwrap_or_default();
-            match resolver.resolve(module) {
-                Ok(sha) => {
-                    map.insert("module".into(), format!("sha256:{sha}").into());
-                    map.insert("sha256".into(), sha.into());
-                }
-                Err(message) => errors.push(FieldError {
-                    path: format!("filter_chains[{i}].plugins[{j}].module"),
-                    message,
-                }),
+            let at = format!("filter_chains[{i}].plugins[{j}]");
+            if let Some(canary) = map.get_mut("canary").and_then(Value::as_mapping_mut) {
+                errors.extend(pin(canary, resolver, format!("{at}.canary")).err());
             }
+            errors.extend(pin(map, resolver, at).err());
         }
     }
     if !errors.is_empty() {
@@ -112,19 +138,25 @@ pub fn resolve(document: &str, resolver: &Resolver) -> Result<String, Vec<FieldE
     Ok(serde_yaml_ng::to_string(&value).expect("a parsed document serializes"))
 }
 
-/// Every plugin's module reference in `config`, with its path.
+/// Every plugin's module reference in `config` (canaries' too), with its path.
 pub fn module_references(config: &Config) -> Vec<(String, String)> {
     config
         .filter_chains
         .iter()
         .enumerate()
         .flat_map(|(i, chain)| {
-            chain.plugins.iter().enumerate().map(move |(j, plugin)| {
-                (
-                    format!("filter_chains[{i}].plugins[{j}]"),
-                    plugin.module.clone(),
-                )
-            })
+            chain
+                .plugins
+                .iter()
+                .enumerate()
+                .flat_map(move |(j, plugin)| {
+                    let at = format!("filter_chains[{i}].plugins[{j}]");
+                    let canary = plugin
+                        .canary
+                        .as_ref()
+                        .map(|c| (format!("{at}.canary"), c.module.clone()));
+                    std::iter::once((at, plugin.module.clone())).chain(canary)
+                })
         })
         .collect()
 }

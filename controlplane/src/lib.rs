@@ -14,6 +14,7 @@ pub mod error;
 pub mod proxies;
 pub mod reference;
 pub mod registry;
+pub mod rollout;
 pub mod server;
 pub mod store;
 pub mod targeting;

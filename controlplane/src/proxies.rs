@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
+use crate::rollout::Counts;
 use crate::time;
 
 /// What the control plane knows about one proxy.
@@ -30,6 +31,21 @@ pub struct ProxyStatus {
     pub last_error: String,
     /// When it answered last.
     pub last_report_at: String,
+    /// Its counts for each rollout it took part in, oldest first.
+    pub rollouts: Vec<ProxyRollout>,
+}
+
+/// A proxy's part in one rollout.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct ProxyRollout {
+    /// The rollout's id.
+    pub id: String,
+    /// The rollout's state (filled in from the registry when listed).
+    pub state: String,
+    /// What the stable version served on this proxy.
+    pub stable: Counts,
+    /// What the canary version served on this proxy.
+    pub canary: Counts,
 }
 
 /// Every proxy seen since start, by node id.
@@ -96,6 +112,28 @@ impl Proxies {
         entry.last_result = result.to_owned();
         entry.last_error = error;
         entry.last_report_at = time::now();
+    }
+
+    /// Adds a report's counts (see
+    /// [`Registry::record_report`](crate::Registry::record_report)).
+    pub fn add_rollout_counts(&self, node_id: &str, matched: &[crate::rollout::Matched]) {
+        let mut proxies = self.proxies.lock().expect("lock");
+        let entry = proxies.entry(node_id.to_owned()).or_default();
+        for (id, stable, canary) in matched {
+            let position = entry.rollouts.iter().position(|r| r.id == *id);
+            let slot = match position {
+                Some(i) => &mut entry.rollouts[i],
+                None => {
+                    entry.rollouts.push(ProxyRollout {
+                        id: id.clone(),
+                        ..ProxyRollout::default()
+                    });
+                    entry.rollouts.last_mut().expect("pushed")
+                }
+            };
+            slot.stable.add(*stable);
+            slot.canary.add(*canary);
+        }
     }
 
     /// Every proxy, sorted by node id.

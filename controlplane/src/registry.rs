@@ -12,6 +12,7 @@ use wasp_config::FieldError;
 use crate::configs::{self, Resolver};
 use crate::error::CpError;
 use crate::reference::{self, DEFAULT_TAG, ModuleRef};
+use crate::rollout::{self, RolloutRecord};
 use crate::store::{ConfigRecord, ModuleRecord, NewConfig, Store};
 use crate::targeting::{self, Heads, Selector};
 use crate::time;
@@ -25,6 +26,17 @@ pub struct Registry {
     /// Serializes writes: validation and storing happen as one step.
     write: Mutex<()>,
     heads: watch::Sender<Arc<Heads>>,
+    /// Every rollout, with counts newer than the store's.
+    pub(crate) rollouts: Mutex<Rollouts>,
+}
+
+/// The rollouts in memory.
+#[derive(Debug, Default)]
+pub(crate) struct Rollouts {
+    /// Every rollout.
+    pub records: Vec<RolloutRecord>,
+    /// Whether counts changed since they were last stored.
+    pub dirty: bool,
 }
 
 /// What an apply did.
@@ -44,11 +56,60 @@ impl Registry {
     /// A registry over `store`, publishing its newest configurations.
     pub fn new(store: Arc<dyn Store>) -> Result<Self, CpError> {
         let heads = Heads::from_configs(store.configs()?);
-        Ok(Self {
+        let records = store.rollouts()?;
+        let registry = Self {
             store,
             write: Mutex::new(()),
             heads: watch::Sender::new(Arc::new(heads)),
-        })
+            rollouts: Mutex::new(Rollouts {
+                records,
+                dirty: false,
+            }),
+        };
+        registry.settle_rollouts()?;
+        Ok(registry)
+    }
+
+    /// The store.
+    pub(crate) fn store(&self) -> &dyn Store {
+        &*self.store
+    }
+
+    /// The newest configuration per selector.
+    pub(crate) fn heads(&self) -> Arc<Heads> {
+        Arc::clone(&self.heads.borrow())
+    }
+
+    /// Serializes writes.
+    pub(crate) fn write_lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.write.lock().expect("lock")
+    }
+
+    /// The version the next stored configuration gets (writes are
+    /// serialized, so it is known before storing).
+    pub(crate) fn next_version(&self) -> Result<u64, CpError> {
+        Ok(self.store.latest_config()?.map_or(1, |c| c.version + 1))
+    }
+
+    /// Stores a version with the rollouts it starts (its plugins' canaries)
+    /// and publishes it. Call with the write lock held.
+    fn store_version(&self, mut new: NewConfig) -> Result<ConfigRecord, CpError> {
+        let next = self.next_version()?;
+        let parse = |doc: &str| {
+            wasp_config::parse(doc).map_err(|e| CpError::Invalid(e.field_errors().to_vec()))
+        };
+        let started = rollout::started_by(
+            next,
+            &new.selector,
+            &parse(&new.document)?,
+            &parse(&new.resolved)?,
+        );
+        new.rollouts.extend(started.iter().cloned());
+        let record = self.store.append_config(new)?;
+        self.rollouts.lock().expect("lock").records.extend(started);
+        self.publish(&record);
+        self.settle_rollouts()?;
+        Ok(record)
     }
 
     /// The newest configuration per selector now and whenever it changes.
@@ -56,7 +117,7 @@ impl Registry {
         self.heads.subscribe()
     }
 
-    fn publish(&self, record: &ConfigRecord) {
+    pub(crate) fn publish(&self, record: &ConfigRecord) {
         self.heads
             .send_modify(|heads| *heads = Arc::new(heads.with(Arc::new(record.clone()))));
     }
@@ -173,12 +234,13 @@ impl Registry {
         if dry_run {
             return Ok(Applied::Valid);
         }
-        let record = self.store.append_config(NewConfig {
+        let record = self.store_version(NewConfig {
             author: author.to_owned(),
             message: message.to_owned(),
             document: document.to_owned(),
             resolved,
             selector,
+            rollouts: Vec::new(),
         })?;
         tracing::info!(
             version = record.version,
@@ -186,7 +248,6 @@ impl Registry {
             selector = targeting::display(&record.selector),
             "configuration applied"
         );
-        self.publish(&record);
         Ok(Applied::Stored(record))
     }
 
@@ -243,12 +304,13 @@ impl Registry {
                     .collect(),
             )
         })?;
-        let record = self.store.append_config(NewConfig {
+        let record = self.store_version(NewConfig {
             author: author.to_owned(),
             message: format!("rollback to version {target}"),
             document: old.document,
             resolved: old.resolved,
             selector: old.selector,
+            rollouts: Vec::new(),
         })?;
         tracing::info!(
             version = record.version,
@@ -256,7 +318,6 @@ impl Registry {
             author,
             "configuration rolled back"
         );
-        self.publish(&record);
         Ok(record)
     }
 }

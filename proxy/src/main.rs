@@ -90,6 +90,10 @@ enum Command {
         /// in `wasp_filter_metric_series_dropped_total{family}`.
         #[arg(long, value_name = "N", default_value_t = wasp_filter_host::DEFAULT_MAX_SERIES_PER_FAMILY)]
         metric_series_per_family: usize,
+        /// How often to report canary counts to the control plane (while a
+        /// configuration with canaries runs), e.g. `1s`, `500ms`.
+        #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_report_interval, requires = "control_plane")]
+        report_interval: std::time::Duration,
     },
     /// Check a configuration file and print every error found.
     Validate {
@@ -97,6 +101,15 @@ enum Command {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+}
+
+/// `--report-interval`: a duration of at least 10 ms.
+fn parse_report_interval(text: &str) -> Result<std::time::Duration, String> {
+    let interval = humantime::parse_duration(text).map_err(|err| format!("'{text}': {err}"))?;
+    if interval < std::time::Duration::from_millis(10) {
+        return Err(format!("'{text}' is shorter than 10ms"));
+    }
+    Ok(interval)
 }
 
 /// `--node-labels`.
@@ -149,6 +162,7 @@ fn main() -> ExitCode {
             module_cache_bytes,
             compiled_cache_dir,
             metric_series_per_family,
+            report_interval,
         } => {
             logging::init(match log_format {
                 Format::Text => LogFormat::Text,
@@ -176,6 +190,7 @@ fn main() -> ExitCode {
                     listeners: listener_address.into_iter().collect(),
                 },
                 mesh: wasp_proxy::mesh::MeshIdentity::new(),
+                report_interval,
             });
             let options = wasp_proxy::RunOptions {
                 config_path: config.unwrap_or_default(),

@@ -54,6 +54,9 @@ pub fn spawn<S: ConfigSource>(
             let update = source.next().await;
             let outcome = apply(&control, &listeners, update).await;
             source.report(&outcome);
+            if matches!(outcome.outcome, crate::source::Outcome::Accepted { .. }) {
+                source.serving(&control.proxy.snapshot.load());
+            }
         }
     });
 }

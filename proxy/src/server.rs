@@ -159,6 +159,7 @@ async fn serve<S: ConfigSource>(
     let generation = state.snapshot.load().version;
     let accepted = ReloadOutcome::accepted(first.version.clone(), first.trigger, generation);
     source.report(&accepted);
+    source.serving(&state.snapshot.load());
     *control.last_reload.lock().expect("lock") = Some(accepted);
 
     let mut listeners = ListenerManager::new(Arc::clone(&state));

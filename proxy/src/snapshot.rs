@@ -42,6 +42,8 @@ pub struct Snapshot {
     /// The workload identity and trust bundle, shared with the previous
     /// and the next snapshots.
     pub mesh: Arc<MeshIdentity>,
+    /// Canary versions of plugins, by chain name.
+    pub canaries: crate::wasm::canary::Canaries,
 }
 
 /// The per-request view of one listener.
@@ -134,17 +136,21 @@ impl Snapshot {
         }
         // Plugins' root contexts may call out while the chains load.
         plugins.clusters.stage(&clusters);
-        let filter_chains = crate::wasm::build_chains(
-            &config,
-            previous.map(|p| &p.filter_chains),
-            plugins,
-            &mut sink,
-        )
-        .await;
+        let old = previous
+            .map(|p| crate::wasm::plugins_of(&p.filter_chains, &p.canaries))
+            .unwrap_or_default();
+        let (filter_chains, canaries) =
+            crate::wasm::build_chains(&config, &old, plugins, &mut sink).await;
         let mut listeners = HashMap::new();
         for (i, listener) in config.listeners.iter().enumerate() {
             let at = format!("listeners[{i}]");
-            let routes = RouteTable::build(listener, &at, &clusters, &filter_chains, &mut sink);
+            let routes = RouteTable::build(
+                listener,
+                &at,
+                &clusters,
+                (&filter_chains, &canaries),
+                &mut sink,
+            );
             let tls = listener.tls.as_ref().and_then(|t| match tls::acceptor(t) {
                 Ok(acceptor) => Some(acceptor),
                 Err(err) => {
@@ -230,6 +236,7 @@ impl Snapshot {
             clusters,
             filter_chains,
             mesh,
+            canaries,
         })
     }
 

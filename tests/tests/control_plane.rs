@@ -261,6 +261,18 @@ async fn waspctl_reports_bad_input_in_one_line_and_fails() {
     let lines: Vec<&str> = out.stderr.lines().collect();
     assert_eq!(lines[0], "waspctl: 1 configuration error(s):", "{out:?}");
     assert!(lines[1].starts_with("  listeners[0].address: "), "{out:?}");
+    // YAML that does not parse: one error at the document, where it broke.
+    std::fs::write(&bad, "listeners: [{name: l\n  address: [\n").unwrap();
+    let out = cp.ctl(&["apply", "-f", bad.to_str().unwrap()]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 2, "{out:?}");
+    assert_eq!(lines[0], "waspctl: 1 configuration error(s):", "{out:?}");
+    assert!(lines[1].contains("line "), "{out:?}");
+    assert_one_line_failure(
+        &cp.ctl(&["apply", "-f", "/nonexistent.yaml"]),
+        "cannot read /nonexistent.yaml",
+    );
     let (listen, admin) = (free_addr(), free_addr());
     std::fs::write(&bad, document(listen, admin, &up, "a@v9", Some("x"))).unwrap();
     let out = cp.ctl(&["apply", "--dry-run", "-f", bad.to_str().unwrap()]);

@@ -140,10 +140,25 @@ impl Admin for AdminService {
         Ok(Response::new(api::ListProxiesResponse {
             proxies: self
                 .shared
-                .proxies
-                .list()
+                .proxies_view()
                 .into_iter()
                 .map(convert::proxy)
+                .collect(),
+        }))
+    }
+
+    async fn list_rollouts(
+        &self,
+        request: Request<api::ListRolloutsRequest>,
+    ) -> Result<Response<api::ListRolloutsResponse>, Status> {
+        self.shared.auth.check_grpc(Access::Read, &request)?;
+        Ok(Response::new(api::ListRolloutsResponse {
+            rollouts: self
+                .shared
+                .registry
+                .rollouts()
+                .into_iter()
+                .map(convert::rollout)
                 .collect(),
         }))
     }

@@ -4,6 +4,7 @@ use wasp_config::FieldError;
 use wasp_controlplane_api as api;
 
 use crate::proxies::ProxyStatus;
+use crate::rollout::{Counts, RolloutRecord};
 use crate::store::{ConfigRecord, ModuleRecord};
 
 /// A registry entry as a message.
@@ -56,5 +57,51 @@ pub fn proxy(status: ProxyStatus) -> api::ProxyStatus {
         last_result: status.last_result,
         last_error: status.last_error,
         last_report_at: status.last_report_at,
+        rollouts: status
+            .rollouts
+            .into_iter()
+            .map(|r| api::ProxyRollout {
+                id: r.id,
+                state: r.state,
+                stable: Some(counts(r.stable, "")),
+                canary: Some(counts(r.canary, "")),
+            })
+            .collect(),
+    }
+}
+
+/// A version's counts as a message.
+fn counts(counts: Counts, sha256: &str) -> api::VersionCounts {
+    api::VersionCounts {
+        sha256: sha256.to_owned(),
+        requests: counts.requests,
+        errors: counts.errors,
+        traps: counts.traps,
+    }
+}
+
+/// A rollout as a message.
+pub fn rollout(r: RolloutRecord) -> api::Rollout {
+    api::Rollout {
+        stable: Some(counts(r.stable, &r.stable_sha256)),
+        canary: Some(counts(r.canary, &r.canary_sha256)),
+        id: r.id,
+        version: r.version,
+        chain: r.chain,
+        plugin: r.plugin,
+        selector: r.selector.into_iter().collect(),
+        stable_module: r.stable_module,
+        stable_sha256: r.stable_sha256,
+        canary_module: r.canary_module,
+        canary_sha256: r.canary_sha256,
+        percent: r.percent,
+        healthy_period_ms: r.healthy_period_ms,
+        max_error_percent: r.max_error_percent,
+        min_requests: r.min_requests,
+        state: r.state.as_str().to_owned(),
+        started_at: r.started_at,
+        ended_at: r.ended_at,
+        reason: r.reason,
+        result_version: r.result_version,
     }
 }

@@ -102,6 +102,10 @@ async fn read_reports(
                         let _ = certificates.send(issued);
                     }
                 }
+                Some(Kind::Report(report)) => {
+                    let matched = shared.registry.record_report(&report);
+                    shared.proxies.add_rollout_counts(&node_id, &matched);
+                }
                 Some(Kind::Hello(_)) | None => {}
             },
             Ok(None) => break,

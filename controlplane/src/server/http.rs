@@ -1,5 +1,5 @@
 //! Read-only HTTP/JSON endpoints for curl: `GET /modules`, `/configs`,
-//! `/configs/current` and `/proxies`. Open on loopback; elsewhere they need
+//! `/configs/current`, `/proxies` and `/rollouts`. Open on loopback; elsewhere they need
 //! the bearer token.
 
 use std::convert::Infallible;
@@ -66,10 +66,11 @@ fn handle(shared: &Shared, peer: SocketAddr, request: &Request<Incoming>) -> Res
                 .collect::<Vec<_>>()
         })),
         "/configs/current" => from_cp(shared.registry.config(None)),
-        "/proxies" => json(StatusCode::OK, &shared.proxies.list()),
+        "/proxies" => json(StatusCode::OK, &shared.proxies_view()),
+        "/rollouts" => json(StatusCode::OK, &shared.registry.rollouts()),
         _ => error(
             StatusCode::NOT_FOUND,
-            "not found; try /modules, /configs, /configs/current, /proxies",
+            "not found; try /modules, /configs, /configs/current, /proxies, /rollouts",
         ),
     }
 }

@@ -75,6 +75,22 @@ pub struct Shared {
     pub ca: Arc<Ca>,
 }
 
+impl Shared {
+    /// Every proxy, with the state of each rollout it took part in.
+    pub fn proxies_view(&self) -> Vec<crate::proxies::ProxyStatus> {
+        let rollouts = self.registry.rollouts();
+        let mut all = self.proxies.list();
+        for proxy in &mut all {
+            for part in &mut proxy.rollouts {
+                if let Some(r) = rollouts.iter().find(|r| r.id == part.id) {
+                    part.state = r.state.as_str().to_owned();
+                }
+            }
+        }
+        all
+    }
+}
+
 /// Runs `job` on the registry off the async workers (the store's commits
 /// wait for the disk).
 pub(crate) async fn blocking<T: Send + 'static>(
@@ -115,6 +131,7 @@ pub async fn serve(
         "wasp-cp started"
     );
     tokio::spawn(http::serve(http, shared.clone()));
+    tokio::spawn(crate::rollout::run(Arc::clone(&shared.registry)));
     tonic::transport::Server::builder()
         .add_service(
             AdminServer::new(AdminService::new(shared.clone()))

@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::rollout::RolloutRecord;
+
 /// One `name@tag` of the registry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModuleRecord {
@@ -65,6 +67,9 @@ pub struct NewConfig {
     pub resolved: String,
     /// The proxies it is for (empty: all).
     pub selector: BTreeMap<String, String>,
+    /// Rollouts stored in the same transaction (those the version starts,
+    /// ends or carries on).
+    pub rollouts: Vec<RolloutRecord>,
 }
 
 /// Why the store failed.
@@ -113,8 +118,14 @@ pub trait Store: Send + Sync + 'static {
     /// How many distinct module contents are stored.
     fn blob_count(&self) -> Result<usize, StoreError>;
 
-    /// Stores `config` as the next version and returns it.
+    /// Stores `config` as the next version, with its rollouts, and returns it.
     fn append_config(&self, config: NewConfig) -> Result<ConfigRecord, StoreError>;
+
+    /// Stores (replaces) these rollouts.
+    fn put_rollouts(&self, rollouts: &[RolloutRecord]) -> Result<(), StoreError>;
+
+    /// Every rollout, by id.
+    fn rollouts(&self) -> Result<Vec<RolloutRecord>, StoreError>;
 
     /// Version `version`.
     fn config(&self, version: u64) -> Result<Option<ConfigRecord>, StoreError>;

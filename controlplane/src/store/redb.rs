@@ -8,7 +8,7 @@ use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{ConfigRecord, ModuleRecord, NewConfig, Store, StoreError};
+use super::{ConfigRecord, ModuleRecord, NewConfig, RolloutRecord, Store, StoreError};
 use crate::time;
 
 /// sha256 hex → module bytes.
@@ -19,6 +19,8 @@ const TAGS: TableDefinition<&str, &str> = TableDefinition::new("module_tags");
 const SIGNATURES: TableDefinition<&str, &str> = TableDefinition::new("module_signatures");
 /// version → [`ConfigRecord`] (JSON).
 const CONFIGS: TableDefinition<u64, &str> = TableDefinition::new("configs");
+/// rollout id → [`RolloutRecord`] (JSON).
+const ROLLOUTS: TableDefinition<&str, &str> = TableDefinition::new("rollouts");
 
 /// Small named values (the CA root and key).
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
@@ -64,6 +66,7 @@ impl RedbStore {
         txn.open_table(CONFIGS).map_err(db_err)?;
         txn.open_table(SIGNATURES).map_err(db_err)?;
         txn.open_table(META).map_err(db_err)?;
+        txn.open_table(ROLLOUTS).map_err(db_err)?;
         txn.commit().map_err(db_err)?;
         Ok(Self { db })
     }
@@ -235,10 +238,40 @@ impl Store for RedbStore {
             configs
                 .insert(record.version, encode(&record).as_str())
                 .map_err(db_err)?;
+            let mut rollouts = txn.open_table(ROLLOUTS).map_err(db_err)?;
+            for rollout in &config.rollouts {
+                rollouts
+                    .insert(rollout.id.as_str(), encode(rollout).as_str())
+                    .map_err(db_err)?;
+            }
             record
         };
         txn.commit().map_err(db_err)?;
         Ok(record)
+    }
+
+    fn put_rollouts(&self, rollouts: &[RolloutRecord]) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(db_err)?;
+        {
+            let mut table = txn.open_table(ROLLOUTS).map_err(db_err)?;
+            for rollout in rollouts {
+                table
+                    .insert(rollout.id.as_str(), encode(rollout).as_str())
+                    .map_err(db_err)?;
+            }
+        }
+        txn.commit().map_err(db_err)
+    }
+
+    fn rollouts(&self) -> Result<Vec<RolloutRecord>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let table = txn.open_table(ROLLOUTS).map_err(db_err)?;
+        let mut all = Vec::new();
+        for entry in table.iter().map_err(db_err)? {
+            let (key, value) = entry.map_err(db_err)?;
+            all.push(decode(key.value(), value.value())?);
+        }
+        Ok(all)
     }
 
     fn config(&self, version: u64) -> Result<Option<ConfigRecord>, StoreError> {
@@ -325,6 +358,7 @@ mod tests {
             document: "doc".into(),
             resolved: "resolved".into(),
             selector: Default::default(),
+            rollouts: Vec::new(),
         };
         {
             let store = RedbStore::open(dir.path()).unwrap();

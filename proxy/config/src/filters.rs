@@ -59,6 +59,10 @@ pub struct PluginConfig {
     /// Sandbox limits.
     #[serde(default)]
     pub limits: PluginLimitsConfig,
+    /// A new version of this plugin run for a share of the chain's
+    /// requests (see [`CanaryConfig`](crate::CanaryConfig)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<crate::CanaryConfig>,
 }
 
 /// VM settings of a plugin.

@@ -6,6 +6,7 @@
 //! validated as a whole so the operator sees every problem at once, each with
 //! its path.
 
+mod canary;
 pub mod defaults;
 mod error;
 mod filters;
@@ -13,6 +14,10 @@ mod mesh;
 mod model;
 mod validate;
 
+pub use canary::{
+    CanaryConfig, DEFAULT_HEALTHY_PERIOD, DEFAULT_MAX_ERROR_PERCENT, DEFAULT_MIN_REQUESTS,
+    RolloutPolicy, chain_canary,
+};
 pub use error::{ConfigError, ErrorSink, FieldError};
 pub use filters::{
     FailurePolicy, FilterChainConfig, MAX_PLUGIN_MEMORY_BYTES, PluginConfig, PluginLimitsConfig,

@@ -371,3 +371,61 @@ clusters:
         ]
     );
 }
+
+#[test]
+fn a_canary_is_parsed_with_its_policy_defaults_and_runs_its_own_module() {
+    let config = parse(
+        "filter_chains: [{name: c, plugins: [{name: p, module: a.wasm, configuration: {k: 1}, \
+         canary: {module: b.wasm, percent: 12.5}}]}]\n\
+         listeners: [{name: l, address: '127.0.0.1:1', filter_chain: c, routes: [{direct_response: {status: 200}}]}]",
+    )
+    .unwrap();
+    let plugin = &config.filter_chains[0].plugins[0];
+    let canary = plugin.canary.as_ref().unwrap();
+    assert_eq!(canary.percent, 12.5);
+    assert_eq!(canary.rollout, crate::RolloutPolicy::default());
+    let version = plugin.canary_version().unwrap();
+    assert_eq!(version.module, "b.wasm");
+    assert_eq!(version.configuration, plugin.configuration, "inherited");
+    assert!(version.canary.is_none());
+    assert_eq!(crate::chain_canary(&config.filter_chains[0]).unwrap().0, 0);
+}
+
+#[test]
+fn bad_canaries_are_refused_at_their_paths() {
+    let errs = errors(
+        r#"
+filter_chains:
+  - name: c
+    plugins:
+      - name: p
+        module: a.wasm
+        canary: {module: "", sha256: nothex, percent: 100, rollout: {healthy_period: 0s, max_error_percent: -1, min_requests: 0}}
+      - name: q
+        module: b.wasm
+        canary: {module: c.wasm, percent: 0}
+listeners: [{name: l, address: '127.0.0.1:1', filter_chain: c, routes: [{direct_response: {status: 200}}]}]
+"#,
+    );
+    assert_eq!(
+        errs,
+        vec![
+            "filter_chains[0].plugins[0].canary.module: must not be empty",
+            "filter_chains[0].plugins[0].canary.sha256: must be 64 hexadecimal digits",
+            "filter_chains[0].plugins[0].canary.percent: must be greater than 0 and less than 100, not 100",
+            "filter_chains[0].plugins[0].canary.rollout.healthy_period: must be greater than zero",
+            "filter_chains[0].plugins[0].canary.rollout.max_error_percent: must be at least 0 and less than 100, not -1",
+            "filter_chains[0].plugins[0].canary.rollout.min_requests: must be at least 1",
+            "filter_chains[0].plugins[1].canary: chain 'c' already has a canary (plugins[0]); one per chain",
+            "filter_chains[0].plugins[1].canary.percent: must be greater than 0 and less than 100, not 0",
+        ]
+    );
+    let unknown = errors(
+        "filter_chains: [{name: c, plugins: [{name: p, module: a, canary: {module: b, percent: 5, weight: 3}}]}]\nlisteners: []",
+    );
+    assert_eq!(unknown.len(), 1);
+    assert!(
+        unknown[0].starts_with("filter_chains[0].plugins[0].canary.weight: unknown field `weight`"),
+        "{unknown:?}"
+    );
+}

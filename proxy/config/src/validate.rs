@@ -614,6 +614,7 @@ fn validate_filter_chains(config: &Config, sink: &mut ErrorSink) {
                 sink,
             );
         }
+        crate::canary::validate_chain(chain, &at, sink);
     }
     let mut check_ref = |name: &Option<String>, at: String| {
         if let Some(name) = name

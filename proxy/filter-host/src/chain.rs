@@ -3,7 +3,7 @@
 //! waits while a filter is paused, buffers bodies a filter asked to see whole,
 //! and applies the failure policy when a filter's VM fails.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
@@ -91,6 +91,7 @@ impl FilterChain {
             data,
             filters,
             responders,
+            failures: AtomicU32::new(0),
         }
     }
 }
@@ -138,6 +139,9 @@ pub struct ChainStream {
     /// How many filters (in request order) take part in response phases:
     /// all, or those that saw the request up to a local reply.
     responders: AtomicUsize,
+    /// How many times a filter failed on this stream (trap, deadline,
+    /// dead VM), whatever its failure policy made of it.
+    failures: AtomicU32,
 }
 
 impl std::fmt::Debug for ChainStream {
@@ -252,6 +256,7 @@ impl ChainStream {
     fn fail(&self, i: usize, failure: Option<&VmFailure>) -> Result<Step, LocalReply> {
         let filter = &self.filters[i];
         let name = filter.plugin.name();
+        self.failures.fetch_add(1, Ordering::Relaxed);
         if let Some(failure) = failure {
             tracing::warn!(plugin = name, reason = %failure, "filter failed on this request");
         }
@@ -579,6 +584,13 @@ impl ChainStream {
             details: reply.details,
             grpc_status: None,
         }
+    }
+
+    /// How many times a filter failed on this stream so far (trap,
+    /// deadline, dead VM): the failures its failure policy answered,
+    /// whether with a 503 or by skipping the filter.
+    pub fn failures(&self) -> u32 {
+        self.failures.load(Ordering::Relaxed)
     }
 
     /// Filter state set so far (`proxy_set_property`), by dotted path.

@@ -76,8 +76,10 @@ fn route(state: &Control, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             reply(StatusCode::OK, "application/json", body.into())
         }
         "/filters" => {
+            let snapshot = state.proxy.snapshot.load();
             let dump = crate::wasm::dump(
-                &state.proxy.snapshot.load().filter_chains,
+                &snapshot.filter_chains,
+                &snapshot.canaries,
                 &state.plugins.engine,
             );
             let body = serde_json::to_vec_pretty(&dump).expect("JSON encoding never fails");

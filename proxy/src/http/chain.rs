@@ -21,6 +21,7 @@ use crate::conn::ConnInfo;
 use crate::router::{Route, RouteAction, Target};
 use crate::telemetry::{Completion, protocol_name};
 use crate::wasm::body::{FilteredBody, Phase, ReplySlot};
+use crate::wasm::canary::Tally;
 use crate::wasm::convert;
 
 /// One request's pass through a filter chain (or through none).
@@ -31,6 +32,9 @@ pub struct ChainPass {
 struct Active {
     chain: Arc<FilterChain>,
     stream: Arc<ChainStream>,
+    /// The request's count for its version, when the chain has a canary
+    /// (it holds `stream` too).
+    tally: Option<Arc<Tally>>,
     /// A reply a filter sent while the request body streamed.
     reply: ReplySlot,
     /// What the request path learns, for the filters' properties.
@@ -77,9 +81,20 @@ impl ChainPass {
                 start: SystemTime::now(),
                 facts,
             };
+            // With a canary, one cheap draw picks the version this request runs.
+            let canary = route.canary.as_ref().map(|c| (c, c.draw()));
+            let chain = match canary {
+                Some((c, true)) => &c.canary_chain,
+                _ => chain,
+            };
+            let stream = Arc::new(chain.start(info));
+            let tally = canary.map(|(c, is_canary)| {
+                Arc::new(Tally::new(Arc::clone(c), is_canary, Arc::clone(&stream)))
+            });
             Active {
                 chain: Arc::clone(chain),
-                stream: Arc::new(chain.start(info)),
+                stream,
+                tally,
                 reply: Arc::new(Mutex::new(None)),
                 facts: completion.facts.clone().expect("set above"),
             }
@@ -162,19 +177,31 @@ impl ChainPass {
             Ok(Some(list)) => convert::apply_response(&list, &mut parts),
             Err(reply) => {
                 active.facts.set_response(&reply.details, 0);
-                return local::filter_reply(reply);
+                let response = local::filter_reply(reply);
+                if let Some(tally) = &active.tally {
+                    tally.set_status(response.status());
+                }
+                return response;
             }
         }
         let Active {
             chain,
             stream,
             reply,
+            tally,
             ..
         } = self.active.expect("checked above");
+        if let Some(tally) = &tally {
+            tally.set_status(parts.status);
+        }
         // The chain stream lives as long as the response body (on_done and
-        // on_log run when it is dropped).
+        // on_log run when it is dropped); so does the request's tally.
         if !chain.handles_response_body() {
-            return Response::from_parts(parts, body.with_guard(stream));
+            let guard: Arc<dyn Send + Sync> = match tally {
+                Some(tally) => tally,
+                None => stream,
+            };
+            return Response::from_parts(parts, body.with_guard(guard));
         }
         // The headers keep the framing the filters left: a filter that
         // changes the body's length drops `content-length` and the body is
@@ -183,7 +210,12 @@ impl ChainPass {
         if response_ends {
             body = body.ended();
         }
-        Response::from_parts(parts, ProxyBody::filtered(body))
+        let body = ProxyBody::filtered(body);
+        let body = match tally {
+            Some(tally) => body.with_guard(tally),
+            None => body,
+        };
+        Response::from_parts(parts, body)
     }
 
     /// The response for a local reply sent in a request phase, after the
@@ -193,6 +225,14 @@ impl ChainPass {
         let stream = &active.stream;
         active.facts.set_response(&reply.details, 0);
         let reply = stream.respond_locally(reply).await;
-        local::filter_reply(reply).map(|body| body.with_guard(Arc::clone(stream) as _))
+        let response = local::filter_reply(reply);
+        let guard: Arc<dyn Send + Sync> = match &active.tally {
+            Some(tally) => {
+                tally.set_status(response.status());
+                Arc::clone(tally) as _
+            }
+            None => Arc::clone(stream) as _,
+        };
+        response.map(|body| body.with_guard(guard))
     }
 }

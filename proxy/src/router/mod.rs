@@ -32,6 +32,8 @@ pub struct Route {
     pub action: RouteAction,
     /// Filters run on its requests (the route's chain, else the listener's).
     pub filter_chain: Option<Arc<wasp_filter_host::FilterChain>>,
+    /// The chain's canary, when a plugin of it has one.
+    pub canary: Option<Arc<crate::wasm::canary::Canary>>,
 }
 
 /// What a route does with the requests it matches.
@@ -107,7 +109,7 @@ impl RouteTable {
         listener: &ListenerConfig,
         at: &str,
         clusters: &HashMap<String, Arc<Cluster>>,
-        chains: &crate::wasm::Chains,
+        (chains, canaries): (&crate::wasm::Chains, &crate::wasm::canary::Canaries),
         sink: &mut ErrorSink,
     ) -> Self {
         let routes = listener
@@ -115,14 +117,14 @@ impl RouteTable {
             .iter()
             .enumerate()
             .filter_map(|(i, route)| {
-                let chain = route
+                let name = route
                     .filter_chain
                     .as_ref()
-                    .or(listener.filter_chain.as_ref())
-                    .and_then(|name| chains.get(name).cloned());
+                    .or(listener.filter_chain.as_ref());
                 let mut built =
                     Route::build(route, i, &format!("{at}.routes[{i}]"), clusters, sink)?;
-                built.filter_chain = chain;
+                built.filter_chain = name.and_then(|name| chains.get(name).cloned());
+                built.canary = name.and_then(|name| canaries.get(name).cloned());
                 Some(built)
             })
             .collect();
@@ -234,6 +236,7 @@ impl Route {
             matcher,
             action,
             filter_chain: None,
+            canary: None,
         })
     }
 }

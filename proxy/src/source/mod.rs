@@ -38,6 +38,12 @@ pub trait ConfigSource: Send + 'static {
         let _ = outcome;
     }
 
+    /// Told which snapshot serves now (after the first one is built and
+    /// after each accepted update); the default does nothing.
+    fn serving(&mut self, snapshot: &crate::snapshot::Snapshot) {
+        let _ = snapshot;
+    }
+
     /// Whether a rejected first configuration is reported and the next one
     /// awaited (a control plane will push another) instead of failing the
     /// start (a file); the default is `false`.

@@ -5,6 +5,7 @@
 
 pub mod body;
 pub mod callouts;
+pub mod canary;
 pub mod cluster_directory;
 pub mod convert;
 pub mod module_cache;
@@ -102,46 +103,100 @@ impl PluginValidator for PluginLoader {
         if let Err((field, message)) = loaded {
             sink.push(format!("{at}.{field}"), message);
         }
+        if let Some(version) = plugin.canary_version() {
+            let loaded = self
+                .module(&version)
+                .and_then(|module| self.start(&version, plugin_spec(&version, module.bytes)));
+            if let Err((field, message)) = loaded {
+                sink.push(format!("{at}.canary.{field}"), message);
+            }
+        }
     }
 }
 
-/// Loads every chain of `config` with `loader`, off the async workers.
-/// Plugins identical to one of `previous` (same module bytes and settings)
-/// are taken over with their VMs. Errors go to `sink` with their
+/// Every plugin of `chains` and `canaries` (for reuse by the next snapshot).
+pub fn plugins_of(chains: &Chains, canaries: &canary::Canaries) -> Vec<Arc<Plugin>> {
+    chains
+        .values()
+        .chain(canaries.values().map(|c| &c.canary_chain))
+        .flat_map(|chain| chain.plugins().iter().cloned())
+        .collect()
+}
+
+/// Loads `plugin` (found at `at`), or takes over the identical one of
+/// `old`; errors go to `sink`.
+async fn load(
+    loader: &PluginLoader,
+    plugin: &PluginConfig,
+    old: &[Arc<Plugin>],
+    at: &str,
+    sink: &mut ErrorSink,
+) -> Option<Arc<Plugin>> {
+    let loaded = {
+        let (loader, plugin) = (loader.clone(), plugin.clone());
+        let old = old.to_vec();
+        tokio::task::spawn_blocking(move || {
+            let module = loader.module(&plugin)?;
+            let spec = plugin_spec(&plugin, module.bytes);
+            match old.iter().find(|p| *p.spec() == spec) {
+                Some(reused) => Ok(Arc::clone(reused)),
+                None => loader.start(&plugin, spec),
+            }
+        })
+        .await
+    };
+    match loaded {
+        Ok(Ok(plugin)) => Some(plugin),
+        Ok(Err((field, message))) => {
+            sink.push(format!("{at}.{field}"), message);
+            None
+        }
+        Err(err) => {
+            sink.push(format!("{at}.module"), format!("plugin load failed: {err}"));
+            None
+        }
+    }
+}
+
+/// Loads every chain of `config` with `loader`, off the async workers,
+/// and for a chain with a canary also the chain running the canary
+/// version. Plugins identical to one of `old` (same module bytes and
+/// settings) are taken over with their VMs. Errors go to `sink` with their
 /// configuration path.
 pub async fn build_chains(
     config: &Config,
-    previous: Option<&Chains>,
+    old: &[Arc<Plugin>],
     loader: &PluginLoader,
     sink: &mut ErrorSink,
-) -> Chains {
-    let old: Vec<Arc<Plugin>> = previous
-        .into_iter()
-        .flat_map(|chains| chains.values())
-        .flat_map(|chain| chain.plugins().iter().cloned())
-        .collect();
+) -> (Chains, canary::Canaries) {
     let mut chains = HashMap::new();
+    let mut canaries = HashMap::new();
     for (i, chain) in config.filter_chains.iter().enumerate() {
         let mut plugins = Vec::new();
         for (j, plugin) in chain.plugins.iter().enumerate() {
             let at = format!("filter_chains[{i}].plugins[{j}]");
-            let loaded = {
-                let (loader, plugin) = (loader.clone(), plugin.clone());
-                let old = old.clone();
-                tokio::task::spawn_blocking(move || {
-                    let module = loader.module(&plugin)?;
-                    let spec = plugin_spec(&plugin, module.bytes);
-                    match old.iter().find(|p| *p.spec() == spec) {
-                        Some(reused) => Ok(Arc::clone(reused)),
-                        None => loader.start(&plugin, spec),
-                    }
-                })
-                .await
-            };
-            match loaded {
-                Ok(Ok(plugin)) => plugins.push(plugin),
-                Ok(Err((field, message))) => sink.push(format!("{at}.{field}"), message),
-                Err(err) => sink.push(format!("{at}.module"), format!("plugin load failed: {err}")),
+            if let Some(plugin) = load(loader, plugin, old, &at, sink).await {
+                plugins.push(plugin);
+            }
+        }
+        if let Some((j, plugin)) = wasp_config::chain_canary(chain)
+            && let Some(version) = plugin.canary_version()
+            && let Some(stable) = plugins.get(j).cloned()
+        {
+            let at = format!("filter_chains[{i}].plugins[{j}].canary");
+            if let Some(loaded) = load(loader, &version, old, &at, sink).await {
+                let mut with_canary = plugins.clone();
+                with_canary[j] = Arc::clone(&loaded);
+                let percent = plugin.canary.as_ref().map_or(0.0, |c| c.percent);
+                let canary = canary::Canary::new(
+                    &chain.name,
+                    &plugin.name,
+                    percent,
+                    Arc::new(FilterChain::new(chain.name.clone(), with_canary)),
+                    stable.status().sha256,
+                    loaded.status().sha256,
+                );
+                canaries.insert(chain.name.clone(), Arc::new(canary));
             }
         }
         chains.insert(
@@ -149,11 +204,15 @@ pub async fn build_chains(
             Arc::new(FilterChain::new(chain.name.clone(), plugins)),
         );
     }
-    chains
+    (chains, canaries)
 }
 
 /// `/filters`: every chain with its plugins' state.
-pub fn dump(chains: &Chains, engine: &FilterEngine) -> serde_json::Value {
+pub fn dump(
+    chains: &Chains,
+    canaries: &canary::Canaries,
+    engine: &FilterEngine,
+) -> serde_json::Value {
     let mut names: Vec<&String> = chains.keys().collect();
     names.sort();
     let chains: Vec<serde_json::Value> = names
@@ -178,7 +237,23 @@ pub fn dump(chains: &Chains, engine: &FilterEngine) -> serde_json::Value {
                     })
                 })
                 .collect();
-            serde_json::json!({ "name": name, "plugins": plugins })
+            let canary = canaries.get(name).map(|c| {
+                let plugin = c
+                    .canary_chain
+                    .plugins()
+                    .iter()
+                    .find(|p| p.name() == c.plugin)
+                    .map(|p| p.status());
+                serde_json::json!({
+                    "plugin": c.plugin,
+                    "percent": c.percent,
+                    "stable_sha256": c.stable.sha256,
+                    "sha256": c.canary.sha256,
+                    "traps": plugin.as_ref().map(|s| s.traps),
+                    "healthy": plugin.as_ref().map(|s| s.healthy),
+                })
+            });
+            serde_json::json!({ "name": name, "plugins": plugins, "canary": canary })
         })
         .collect();
     let cache = engine.module_cache();

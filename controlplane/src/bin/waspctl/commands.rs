@@ -122,6 +122,12 @@ pub async fn run(cli: &Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::Get {
+            command: GetCommand::Rollout { id },
+        } => {
+            let mut client = connect::connect(cli).await?;
+            crate::rollouts::show(&mut client, cli.output, id.as_deref()).await
+        }
         Command::Rollback { version } => {
             let mut client = connect::connect(cli).await?;
             let response = client
@@ -261,6 +267,7 @@ async fn proxies(client: &mut Client, out: Output) -> Result<()> {
                         "last_result": p.last_result,
                         "last_error": p.last_error,
                         "last_report_at": p.last_report_at,
+                        "rollouts": crate::rollouts::proxy_json(p),
                     })
                 })
                 .collect(),
@@ -273,6 +280,7 @@ async fn proxies(client: &mut Client, out: Output) -> Result<()> {
                 "SINCE",
                 "RUNNING",
                 "LAST",
+                "ROLLOUTS",
                 "ERROR",
             ],
             &proxies
@@ -289,6 +297,7 @@ async fn proxies(client: &mut Client, out: Output) -> Result<()> {
                         p.connected_since.clone(),
                         p.running_version.to_string(),
                         last,
+                        crate::rollouts::proxy_cell(p),
                         p.last_error.replace('\n', "; "),
                     ]
                 })

@@ -5,6 +5,7 @@
 mod commands;
 mod connect;
 mod output;
+mod rollouts;
 mod sign;
 
 use std::path::PathBuf;
@@ -145,6 +146,11 @@ enum GetCommand {
     },
     /// Every configuration version.
     Versions,
+    /// Canary rollouts (newest first) and where each stands.
+    Rollout {
+        /// Only this rollout (`<version>:<chain>/<plugin>`).
+        id: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {

@@ -26,6 +26,7 @@ use wasp_config::{ConfigError, FieldError};
 use wasp_controlplane_api::signing::TrustedKeys;
 
 use super::{ConfigSource, Outcome, ReloadOutcome, Update};
+use crate::wasm::canary::Canary;
 use crate::wasm::module_cache::ModuleCache;
 
 /// The trigger of updates pushed by the control plane.
@@ -53,6 +54,8 @@ pub struct ControlPlaneOptions {
     /// Where certificates issued by the control plane's CA and its trust
     /// bundle are installed.
     pub mesh: Arc<crate::mesh::MeshIdentity>,
+    /// How often canary counts are reported.
+    pub report_interval: std::time::Duration,
 }
 
 impl ControlPlaneOptions {
@@ -81,6 +84,14 @@ impl ControlPlaneOptions {
 enum Report {
     Ack(u64),
     Nack(u64, Vec<FieldError>),
+}
+
+/// The canaries of the snapshot serving now, with its version: what the
+/// session reports counts of.
+#[derive(Default)]
+pub(crate) struct Board {
+    version: u64,
+    canaries: Vec<Arc<Canary>>,
 }
 
 /// A pushed configuration: the update and the document it was parsed from.
@@ -135,6 +146,8 @@ pub struct ControlPlaneSource {
     pending: Option<(u64, String)>,
     /// The version running (last accepted); shared with the session.
     running: Arc<Mutex<Option<u64>>>,
+    /// The serving snapshot's canaries; shared with the session.
+    board: Arc<Mutex<Board>>,
     last_good: LastGood,
 }
 
@@ -156,12 +169,14 @@ impl ControlPlaneSource {
         let (updates_tx, updates) = mpsc::channel(1);
         let (reports, reports_rx) = mpsc::unbounded_channel();
         let running = Arc::new(Mutex::new(None));
+        let board = Arc::new(Mutex::new(Board::default()));
         tokio::spawn(session::run(
             options,
             Arc::clone(&modules),
             updates_tx,
             reports_rx,
             Arc::clone(&running),
+            Arc::clone(&board),
         ));
         let source = Self {
             updates,
@@ -169,6 +184,7 @@ impl ControlPlaneSource {
             cached,
             pending: None,
             running,
+            board,
             last_good,
         };
         Ok((source, modules))
@@ -213,5 +229,15 @@ impl ConfigSource for ControlPlaneSource {
 
     fn waits_for_a_valid_first(&self) -> bool {
         true
+    }
+
+    fn serving(&mut self, snapshot: &crate::snapshot::Snapshot) {
+        let Ok(version) = snapshot.source_version.parse() else {
+            return;
+        };
+        *self.board.lock().expect("lock") = Board {
+            version,
+            canaries: snapshot.canaries.values().cloned().collect(),
+        };
     }
 }

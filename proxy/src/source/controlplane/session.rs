@@ -18,7 +18,7 @@ use wasp_controlplane_api::subscribe_request::Kind;
 
 use super::backoff::Backoff;
 use super::certs;
-use super::{ControlPlaneOptions, Pushed, Report, TRIGGER_PUSH};
+use super::{Board, ControlPlaneOptions, Pushed, Report, TRIGGER_PUSH};
 use crate::source::Update;
 use crate::wasm::module_cache::{ModuleCache, sha256_of};
 
@@ -52,6 +52,7 @@ struct Session<'a> {
     updates: &'a mpsc::Sender<Pushed>,
     reports: &'a mut mpsc::UnboundedReceiver<Report>,
     running: &'a Mutex<Option<u64>>,
+    board: &'a Mutex<Board>,
 }
 
 /// Keeps a subscription open, reconnecting after each failure.
@@ -61,6 +62,7 @@ pub(super) async fn run(
     updates: mpsc::Sender<Pushed>,
     mut reports: mpsc::UnboundedReceiver<Report>,
     running: Arc<Mutex<Option<u64>>>,
+    board: Arc<Mutex<Board>>,
 ) {
     let mut backoff = Backoff::default();
     loop {
@@ -70,6 +72,7 @@ pub(super) async fn run(
             updates: &updates,
             reports: &mut reports,
             running: &running,
+            board: &board,
         };
         match session.run(&mut backoff).await {
             Ok(()) => tracing::warn!(
@@ -175,8 +178,15 @@ impl Session<'_> {
             node_id = self.options.node_id,
             "subscribed to the control plane"
         );
+        let mut ticker = tokio::time::interval(self.options.report_interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                _ = ticker.tick() => {
+                    if let Some(report) = canary_report(&self.board.lock().expect("lock")) {
+                        let _ = outbound.send(report);
+                    }
+                }
                 message = inbound.message() => {
                     let Some(update) = message.map_err(|s| format!("subscription: {}", s.message()))? else {
                         return Ok(());
@@ -224,14 +234,23 @@ impl Session<'_> {
                 let mut errors = Vec::new();
                 for (i, chain) in config.filter_chains.iter().enumerate() {
                     for (j, plugin) in chain.plugins.iter().enumerate() {
-                        let Some(sha256) = sha256_of(&plugin.module) else {
-                            continue;
-                        };
-                        if let Err(message) = self.fetch(client, &sha256).await {
-                            errors.push(FieldError {
-                                path: format!("filter_chains[{i}].plugins[{j}].module"),
-                                message: format!("plugin '{}': {message}", plugin.name),
-                            });
+                        let at = format!("filter_chains[{i}].plugins[{j}]");
+                        let canary = plugin
+                            .canary
+                            .as_ref()
+                            .map(|c| (format!("{at}.canary.module"), &c.module));
+                        let modules =
+                            std::iter::once((format!("{at}.module"), &plugin.module)).chain(canary);
+                        for (path, module) in modules {
+                            let Some(sha256) = sha256_of(module) else {
+                                continue;
+                            };
+                            if let Err(message) = self.fetch(client, &sha256).await {
+                                errors.push(FieldError {
+                                    path,
+                                    message: format!("plugin '{}': {message}", plugin.name),
+                                });
+                            }
                         }
                     }
                 }
@@ -294,6 +313,38 @@ impl Session<'_> {
         tracing::info!(sha256, "module fetched");
         Ok(())
     }
+}
+
+/// The counts of the serving snapshot's canaries since the last report,
+/// or `None` when no canary served a request.
+fn canary_report(board: &Board) -> Option<api::SubscribeRequest> {
+    let mut served = false;
+    let canaries = board
+        .canaries
+        .iter()
+        .map(|canary| {
+            let (stable, taken) = canary.take();
+            served |= stable.requests > 0 || taken.requests > 0;
+            let counts = |sha256: &str, t: crate::wasm::canary::Taken| api::VersionCounts {
+                sha256: sha256.to_owned(),
+                requests: t.requests,
+                errors: t.errors,
+                traps: t.traps,
+            };
+            api::CanaryCounts {
+                chain: canary.chain.clone(),
+                plugin: canary.plugin.clone(),
+                stable: Some(counts(&canary.stable.sha256, stable)),
+                canary: Some(counts(&canary.canary.sha256, taken)),
+            }
+        })
+        .collect();
+    served.then_some(api::SubscribeRequest {
+        kind: Some(Kind::Report(api::Report {
+            version: board.version,
+            canaries,
+        })),
+    })
 }
 
 /// The next message to send, for the outbound stream.

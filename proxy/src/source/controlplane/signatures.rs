@@ -21,23 +21,32 @@ pub fn load_trusted_keys(path: &Path) -> Result<TrustedKeys, String> {
     TrustedKeys::parse(&text).map_err(|err| format!("{}: {err}", path.display()))
 }
 
-/// Every plugin of `config` whose module (already in `cache`) lacks a
-/// signature by a trusted key, as errors at the plugin's `module` path.
+/// Every plugin of `config` whose module or canary module (already in
+/// `cache`) lacks a signature by a trusted key, as errors at its `module` path.
 pub fn check(config: &Config, cache: &ModuleCache, trusted: &TrustedKeys) -> Vec<FieldError> {
     let mut errors = Vec::new();
     for (i, chain) in config.filter_chains.iter().enumerate() {
         for (j, plugin) in chain.plugins.iter().enumerate() {
-            let Some(sha256) = sha256_of(&plugin.module) else {
-                continue;
-            };
-            if let Err(reason) = trusted.check(&sha256, &cache.signatures(&sha256)) {
-                errors.push(FieldError {
-                    path: format!("filter_chains[{i}].plugins[{j}].module"),
-                    message: format!(
-                        "module sha256:{sha256} of plugin '{}' {reason}",
-                        plugin.name
-                    ),
-                });
+            let at = format!("filter_chains[{i}].plugins[{j}]");
+            let canary = plugin
+                .canary
+                .as_ref()
+                .map(|c| (format!("{at}.canary.module"), &c.module));
+            for (path, module) in
+                std::iter::once((format!("{at}.module"), &plugin.module)).chain(canary)
+            {
+                let Some(sha256) = sha256_of(module) else {
+                    continue;
+                };
+                if let Err(reason) = trusted.check(&sha256, &cache.signatures(&sha256)) {
+                    errors.push(FieldError {
+                        path,
+                        message: format!(
+                            "module sha256:{sha256} of plugin '{}' {reason}",
+                            plugin.name
+                        ),
+                    });
+                }
             }
         }
     }
