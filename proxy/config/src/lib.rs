@@ -9,6 +9,8 @@
 pub mod defaults;
 mod error;
 mod filters;
+#[cfg(any(test, fuzzing))]
+pub mod fuzzing;
 mod model;
 mod validate;
 

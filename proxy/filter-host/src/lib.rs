@@ -15,6 +15,8 @@ mod chain;
 mod engine;
 mod error;
 mod facts;
+#[cfg(any(test, fuzzing))]
+pub mod fuzzing;
 mod limits;
 mod memory;
 mod metrics;

@@ -1,5 +1,6 @@
 //! Behaviour tests of the host, each with small WAT modules.
 
+mod callout_limits;
 mod compat;
 mod limits;
 mod overhead;
