@@ -7,7 +7,8 @@
 //! - the upstream never sees more requests than the proxy sent (a request
 //!   the proxy did not frame as one, smuggled in a body or header block,
 //!   would show as one more), and never a request it cannot parse;
-//! - whatever the client reads starts as an HTTP/1.x response;
+//! - whatever the client reads starts as an HTTP/1.x response (unless the
+//!   input opens with the HTTP/2 preface: h2c with prior knowledge);
 //! - nothing panics or hangs (each input is bounded in time).
 
 use std::net::SocketAddr;
@@ -220,7 +221,10 @@ pub fn h1_request(data: &[u8]) {
             "the upstream could not parse what the proxy sent"
         );
         assert!(
-            received.is_empty() || received.starts_with(b"HTTP/1."),
+            received.is_empty()
+                || received.starts_with(b"HTTP/1.")
+                // h2c with prior knowledge is served as HTTP/2.
+                || data.starts_with(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
             "the client read something other than a response: {:?}",
             String::from_utf8_lossy(&received[..received.len().min(200)])
         );
