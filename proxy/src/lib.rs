@@ -8,6 +8,8 @@
 pub mod admin;
 pub mod body;
 pub mod conn;
+#[cfg(any(test, fuzzing))]
+pub mod fuzzing;
 pub mod http;
 pub mod limits;
 pub mod listener;

@@ -189,6 +189,8 @@ pub const GRPC_STATUS_OK: u32 = 0;
 pub const GRPC_STATUS_UNAVAILABLE: u32 = 14;
 /// gRPC status code `DEADLINE_EXCEEDED`.
 pub const GRPC_STATUS_DEADLINE_EXCEEDED: u32 = 4;
+/// gRPC status code `RESOURCE_EXHAUSTED`.
+pub const GRPC_STATUS_RESOURCE_EXHAUSTED: u32 = 8;
 /// gRPC status code `CANCELLED`.
 pub const GRPC_STATUS_CANCELLED: u32 = 1;
 

@@ -94,6 +94,14 @@ pub const PLUGIN_MAX_SHARED_DATA_KEYS: u64 = 10_000;
 pub const PLUGIN_MAX_QUEUE_DEPTH: u64 = 10_000;
 /// Bytes one shared queue holds.
 pub const PLUGIN_MAX_QUEUE_BYTES: u64 = 16 << 20;
+/// Bytes of one callout's request (headers, body and trailers; for a gRPC
+/// stream, every message sent) a filter may make the host send.
+pub const PLUGIN_MAX_CALLOUT_REQUEST_BYTES: u64 = 1 << 20;
+/// Bytes of one callout's response (headers, body and trailers; for a gRPC
+/// stream, the part of a message not yet delivered) the host buffers.
+pub const PLUGIN_MAX_CALLOUT_RESPONSE_BYTES: u64 = 4 << 20;
+/// Callouts (HTTP and gRPC calls, open gRPC streams) one VM may have in flight.
+pub const PLUGIN_MAX_CALLOUTS_IN_FLIGHT: u64 = 256;
 /// Bytes of compiled filter modules kept in the engine's cache.
 pub const MODULE_CACHE_BYTES: u64 = 256 << 20;
 /// Most VMs of one plugin (one per worker thread up to this many).
@@ -215,4 +223,16 @@ pub(crate) fn plugin_max_queue_depth() -> u64 {
 }
 pub(crate) fn plugin_max_queue_bytes() -> u64 {
     PLUGIN_MAX_QUEUE_BYTES
+}
+
+pub(crate) fn plugin_max_callout_request_bytes() -> u64 {
+    PLUGIN_MAX_CALLOUT_REQUEST_BYTES
+}
+
+pub(crate) fn plugin_max_callout_response_bytes() -> u64 {
+    PLUGIN_MAX_CALLOUT_RESPONSE_BYTES
+}
+
+pub(crate) fn plugin_max_callouts_in_flight() -> u64 {
+    PLUGIN_MAX_CALLOUTS_IN_FLIGHT
 }

@@ -140,6 +140,16 @@ pub struct PluginLimitsConfig {
     /// Bytes a shared queue holds when this plugin enqueues.
     #[serde(default = "defaults::plugin_max_queue_bytes")]
     pub max_queue_bytes: u64,
+    /// Bytes of one callout's request (headers, body, trailers; all the
+    /// messages of a gRPC stream).
+    #[serde(default = "defaults::plugin_max_callout_request_bytes")]
+    pub max_callout_request_bytes: u64,
+    /// Bytes of one callout's response the host buffers for the filter.
+    #[serde(default = "defaults::plugin_max_callout_response_bytes")]
+    pub max_callout_response_bytes: u64,
+    /// Callouts one VM may have in flight (calls and open gRPC streams).
+    #[serde(default = "defaults::plugin_max_callouts_in_flight")]
+    pub max_callouts_in_flight: u64,
 }
 
 impl Default for PluginLimitsConfig {
@@ -156,6 +166,9 @@ impl Default for PluginLimitsConfig {
             max_shared_data_keys: defaults::PLUGIN_MAX_SHARED_DATA_KEYS,
             max_queue_depth: defaults::PLUGIN_MAX_QUEUE_DEPTH,
             max_queue_bytes: defaults::PLUGIN_MAX_QUEUE_BYTES,
+            max_callout_request_bytes: defaults::PLUGIN_MAX_CALLOUT_REQUEST_BYTES,
+            max_callout_response_bytes: defaults::PLUGIN_MAX_CALLOUT_RESPONSE_BYTES,
+            max_callouts_in_flight: defaults::PLUGIN_MAX_CALLOUTS_IN_FLIGHT,
         }
     }
 }

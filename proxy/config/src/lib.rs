@@ -11,6 +11,8 @@ pub mod defaults;
 mod error;
 mod filters;
 mod mesh;
+#[cfg(any(test, fuzzing))]
+pub mod fuzzing;
 mod model;
 mod validate;
 
@@ -46,7 +48,8 @@ pub fn parse(text: &str) -> Result<Config, ConfigError> {
     let deserializer = serde_yaml_ng::Deserializer::from_str(text);
     let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|err| {
         let path = err.path().to_string();
-        let path = if path == "." {
+        // The root is "." (or empty, for an unknown field at the top).
+        let path = if path == "." || path.is_empty() {
             "config".to_owned()
         } else {
             path

@@ -687,6 +687,15 @@ fn validate_plugin<'a>(
         ("max_shared_data_keys", limits.max_shared_data_keys),
         ("max_queue_depth", limits.max_queue_depth),
         ("max_queue_bytes", limits.max_queue_bytes),
+        (
+            "max_callout_request_bytes",
+            limits.max_callout_request_bytes,
+        ),
+        (
+            "max_callout_response_bytes",
+            limits.max_callout_response_bytes,
+        ),
+        ("max_callouts_in_flight", limits.max_callouts_in_flight),
     ];
     for (field, value) in at_least_one {
         if value == 0 {

@@ -28,6 +28,9 @@ pub struct CalloutRequest {
     pub timeout: Duration,
     /// Require HTTP/2 (gRPC).
     pub http2: bool,
+    /// Most response bytes (headers, body, trailers) to buffer; past it the
+    /// call fails with [`CalloutError::ResponseTooLarge`]. Zero: no limit.
+    pub max_response_bytes: u64,
 }
 
 /// The answer to a callout.
@@ -50,6 +53,9 @@ pub enum CalloutError {
     /// The timeout elapsed.
     #[error("callout timed out")]
     Timeout,
+    /// The response passed the plugin's `max_callout_response_bytes`.
+    #[error("callout response larger than {0} bytes")]
+    ResponseTooLarge(u64),
     /// The call failed (connect, reset, protocol error).
     #[error("callout failed: {0}")]
     Failed(String),

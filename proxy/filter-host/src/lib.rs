@@ -18,6 +18,8 @@ mod compiled_cache;
 mod engine;
 mod error;
 mod facts;
+#[cfg(any(test, fuzzing))]
+pub mod fuzzing;
 mod limits;
 mod memory;
 mod metrics;

@@ -25,6 +25,9 @@ pub(crate) enum Limit {
     SharedDataKeys,
     QueueDepth,
     QueueBytes,
+    CalloutRequestBytes,
+    CalloutResponseBytes,
+    CalloutsInFlight,
 }
 
 impl Limit {
@@ -39,6 +42,9 @@ impl Limit {
             Self::SharedDataKeys => "max_shared_data_keys",
             Self::QueueDepth => "max_queue_depth",
             Self::QueueBytes => "max_queue_bytes",
+            Self::CalloutRequestBytes => "max_callout_request_bytes",
+            Self::CalloutResponseBytes => "max_callout_response_bytes",
+            Self::CalloutsInFlight => "max_callouts_in_flight",
         }
     }
 
@@ -54,6 +60,9 @@ impl Limit {
             Self::SharedDataKeys => l.max_shared_data_keys,
             Self::QueueDepth => l.max_queue_depth,
             Self::QueueBytes => l.max_queue_bytes,
+            Self::CalloutRequestBytes => l.max_callout_request_bytes,
+            Self::CalloutResponseBytes => l.max_callout_response_bytes,
+            Self::CalloutsInFlight => l.max_callouts_in_flight,
         }
     }
 }
@@ -78,6 +87,18 @@ pub(crate) fn exceeded(core: &PluginCore, call: &str, limit: Limit) -> Status {
         );
     }
     Status::BadArgument
+}
+
+/// Counts and (rate-limited) logs that a callout's response was dropped
+/// for passing `max_callout_response_bytes`; the callout fails.
+pub(crate) fn response_too_large(core: &PluginCore, call: &str) {
+    let _ = exceeded(core, call, Limit::CalloutResponseBytes);
+}
+
+/// Bytes of a callout's request or response: header and trailer names plus
+/// values, and the body.
+pub(crate) fn callout_size(headers: &HeaderList, body: usize, trailers: &HeaderList) -> u64 {
+    (map_size(headers).0 + body + map_size(trailers).0) as u64
 }
 
 /// Whether growing a value from `before` to `after` passes `max`: a change

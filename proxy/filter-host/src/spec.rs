@@ -35,6 +35,13 @@ pub struct PluginLimits {
     pub max_queue_depth: u64,
     /// Bytes a shared queue may hold when this plugin enqueues.
     pub max_queue_bytes: u64,
+    /// Bytes of one callout's request (headers, body, trailers; all the
+    /// messages of a gRPC stream).
+    pub max_callout_request_bytes: u64,
+    /// Bytes of one callout's response the host buffers.
+    pub max_callout_response_bytes: u64,
+    /// Callouts the VM may have in flight (calls and open gRPC streams).
+    pub max_callouts_in_flight: u64,
 }
 
 impl Default for PluginLimits {
@@ -57,6 +64,9 @@ impl From<&wasp_config::PluginLimitsConfig> for PluginLimits {
             max_shared_data_keys: c.max_shared_data_keys,
             max_queue_depth: c.max_queue_depth,
             max_queue_bytes: c.max_queue_bytes,
+            max_callout_request_bytes: c.max_callout_request_bytes,
+            max_callout_response_bytes: c.max_callout_response_bytes,
+            max_callouts_in_flight: c.max_callouts_in_flight,
         }
     }
 }

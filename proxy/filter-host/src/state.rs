@@ -50,6 +50,9 @@ pub(crate) struct GrpcStream {
     pub inbound: Vec<u8>,
     /// gRPC status from the headers or trailers, or the failure.
     pub status: Option<(u32, String)>,
+    /// Request bytes sent so far (headers and framed messages), counted
+    /// against `max_callout_request_bytes`.
+    pub sent: u64,
 }
 
 /// Per-VM store data.

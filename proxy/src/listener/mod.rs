@@ -2,7 +2,7 @@
 //! listeners before the new snapshot is swapped in, so a port that cannot be
 //! bound fails the reload instead of losing a listener.
 
-mod conn;
+pub(crate) mod conn;
 
 pub use crate::serving::{HttpBuilder, http_builder};
 

@@ -103,10 +103,22 @@ async fn send(
         .boxed_unsync();
     let response = exchange(&lookup, &request, body).await?;
     let (parts, body) = response.into_parts();
-    let collected = body
+    // Never buffer more than the filter may receive (`max_response_bytes`).
+    let max = request.max_response_bytes;
+    let limit = usize::try_from(max)
+        .ok()
+        .filter(|&m| m > 0)
+        .unwrap_or(usize::MAX);
+    let collected = http_body_util::Limited::new(body, limit)
         .collect()
         .await
-        .map_err(|e| CalloutError::Failed(e.to_string()))?;
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                CalloutError::ResponseTooLarge(max)
+            } else {
+                CalloutError::Failed(e.to_string())
+            }
+        })?;
     let trailers = collected
         .trailers()
         .map(convert::trailer_list)

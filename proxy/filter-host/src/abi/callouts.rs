@@ -24,6 +24,7 @@ use wasp_abi::Status;
 use super::http::read_map;
 use super::{ENV, HostImports};
 use crate::callout::{CalloutRequest, Callouts};
+use crate::limits::{self, Limit, callout_size};
 use crate::memory::{CallResult, answer, misuse, read, read_str, write_u32};
 use crate::state::{CalloutKind, GrpcStream, VmState};
 use crate::stream::{HeaderList, header_get};
@@ -91,14 +92,31 @@ fn callouts_to(
     Ok(callouts)
 }
 
+/// Checks the plugin's callout limits before a new callout: calls in flight
+/// and the request's size. Refusals answer `BadArgument` and are counted.
+fn admit(caller: &C<'_>, call: &str, request: &CalloutRequest) -> Result<(), Status> {
+    let core = &caller.data().core;
+    let limits = &core.spec.limits;
+    if caller.data().pending.len() as u64 >= limits.max_callouts_in_flight {
+        return Err(limits::exceeded(core, call, Limit::CalloutsInFlight));
+    }
+    let size = callout_size(&request.headers, request.body.len(), &request.trailers);
+    if size > limits.max_callout_request_bytes {
+        return Err(limits::exceeded(core, call, Limit::CalloutRequestBytes));
+    }
+    Ok(())
+}
+
 /// Starts a callout and returns its token.
 fn start(
     caller: &mut C<'_>,
     call: &str,
-    request: CalloutRequest,
+    mut request: CalloutRequest,
     kind: CalloutKind,
 ) -> Result<u32, Status> {
     let callouts = callouts_to(caller, call, &request.cluster, kind)?;
+    admit(caller, call, &request)?;
+    request.max_response_bytes = caller.data().core.spec.limits.max_callout_response_bytes;
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return Err(misuse(caller, call, "runtime", Status::InternalFailure));
     };
@@ -147,6 +165,7 @@ fn http_call(
             trailers: read_map(&caller, CALL, "trailers", trailers_ptr, trailers_len)?,
             timeout: Duration::from_millis(u64::from(timeout_ms)),
             http2: false,
+            max_response_bytes: 0,
         };
         let token = start(&mut caller, CALL, request, CalloutKind::Http)?;
         Ok(write_u32(
@@ -197,12 +216,16 @@ fn grpc_request(
         trailers: Vec::new(),
         timeout,
         http2: true,
+        max_response_bytes: 0,
     })
 }
 
 /// Opens a gRPC stream and returns its token.
-fn open_stream(caller: &mut C<'_>, call: &str, request: CalloutRequest) -> Result<u32, Status> {
+fn open_stream(caller: &mut C<'_>, call: &str, mut request: CalloutRequest) -> Result<u32, Status> {
     let callouts = callouts_to(caller, call, &request.cluster, CalloutKind::GrpcStream)?;
+    admit(caller, call, &request)?;
+    request.max_response_bytes = caller.data().core.spec.limits.max_callout_response_bytes;
+    let sent = callout_size(&request.headers, 0, &request.trailers);
     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
         return Err(misuse(caller, call, "runtime", Status::InternalFailure));
     };
@@ -229,6 +252,7 @@ fn open_stream(caller: &mut C<'_>, call: &str, request: CalloutRequest) -> Resul
             task,
             inbound: Vec::new(),
             status: None,
+            sent,
         },
     );
     Ok(token)
@@ -321,11 +345,15 @@ pub(super) fn register(imports: &mut HostImports) -> wasmtime::Result<()> {
             const CALL: &str = "proxy_grpc_send";
             answer(|| {
                 let message = read(&c, CALL, "message", ptr, len)?;
-                let stream = c
-                    .data_mut()
-                    .grpc_streams
-                    .get_mut(&token)
-                    .ok_or(Status::NotFound)?;
+                let max = c.data().core.spec.limits.max_callout_request_bytes;
+                let state = c.data_mut();
+                let stream = state.grpc_streams.get_mut(&token).ok_or(Status::NotFound)?;
+                let sent = stream.sent.saturating_add(message.len() as u64 + 5);
+                if sent > max {
+                    let core = Arc::clone(&state.core);
+                    return Err(limits::exceeded(&core, CALL, Limit::CalloutRequestBytes).into());
+                }
+                stream.sent = sent;
                 let Some(outgoing) = stream.outgoing.as_ref() else {
                     let argument = "token (stream already ended)";
                     return Err(misuse(&c, CALL, argument, Status::BadArgument).into());

@@ -21,6 +21,9 @@ const ENOTSUP: u32 = 58;
 const ESPIPE: u32 = 70;
 const ENOTCAPABLE: u32 = 76;
 
+/// Bytes of one `fd_write` kept for the log.
+const MAX_WRITE: usize = 64 << 10;
+
 /// Maps a memory access status to `EFAULT`.
 fn fault<T>(result: Result<T, wasp_abi::Status>) -> Result<T, u32> {
     result.map_err(|_| EFAULT)
@@ -39,12 +42,19 @@ fn fd_write(mut caller: C<'_>, fd: u32, iovs: u32, iovs_len: u32, nwritten_ptr: 
         return EBADF;
     }
     errno((|| {
+        // Every buffer is checked, but the log keeps at most MAX_WRITE bytes:
+        // iovs may all point at the same large buffer.
         let mut text = Vec::new();
+        let mut written: u32 = 0;
         for i in 0..iovs_len {
-            let iov = fault(read(&caller, CALL, "iovs", iovs.wrapping_add(i * 8), 8))?;
+            let at = iovs.wrapping_add(i.wrapping_mul(8));
+            let iov = fault(read(&caller, CALL, "iovs", at, 8))?;
             let ptr = u32::from_le_bytes([iov[0], iov[1], iov[2], iov[3]]);
             let len = u32::from_le_bytes([iov[4], iov[5], iov[6], iov[7]]);
-            text.extend(fault(read(&caller, CALL, "iov buffer", ptr, len))?);
+            let room = MAX_WRITE.saturating_sub(text.len());
+            let buffer = fault(read(&caller, CALL, "iov buffer", ptr, len))?;
+            text.extend_from_slice(&buffer[..buffer.len().min(room)]);
+            written = written.saturating_add(len);
         }
         let message = String::from_utf8_lossy(&text);
         let message = message.trim_end_matches('\n');
@@ -62,7 +72,7 @@ fn fd_write(mut caller: C<'_>, fd: u32, iovs: u32, iovs_len: u32, nwritten_ptr: 
             CALL,
             "nwritten",
             nwritten_ptr,
-            text.len() as u32,
+            written,
         ))
     })())
 }
@@ -140,7 +150,11 @@ fn clock_time_get(mut caller: C<'_>, clock: u32, _precision: u64, time_ptr: u32)
 }
 
 fn random_get(mut caller: C<'_>, buf: u32, len: u32) -> u32 {
-    let mut bytes = vec![0u8; len as usize];
+    // Reading the range first checks it, so `len` never sizes an
+    // allocation larger than the VM's memory.
+    let Ok(mut bytes) = read(&caller, "random_get", "buf", buf, len) else {
+        return EFAULT;
+    };
     fastrand::fill(&mut bytes);
     errno(fault(write(&mut caller, "random_get", "buf", buf, &bytes)))
 }

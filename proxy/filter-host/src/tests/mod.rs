@@ -1,6 +1,7 @@
 //! Behaviour tests of the host, each with small WAT modules.
 
 mod callbacks;
+mod callout_limits;
 mod compat;
 mod limits;
 mod overhead;

@@ -13,6 +13,7 @@
 //! whichever context is effective, as Envoy reads it from the root context.
 
 use crate::callout::{CalloutError, CalloutResponse, StreamEvent};
+use crate::limits::{self, callout_size};
 use crate::state::{CalloutKind, CalloutView};
 use crate::stream::header_get;
 
@@ -36,6 +37,23 @@ impl Vm {
         let Some(kind) = self.store.data_mut().pending.remove(&token) else {
             return Ok(());
         };
+        // The proxy stops reading past the limit; a response that still
+        // passes it (another Callouts implementation) fails here.
+        let core = std::sync::Arc::clone(&self.store.data().core);
+        let max = core.spec.limits.max_callout_response_bytes;
+        let result = match result {
+            Ok(r) if callout_size(&r.headers, r.body.len(), &r.trailers) > max => {
+                Err(CalloutError::ResponseTooLarge(max))
+            }
+            other => other,
+        };
+        if let Err(CalloutError::ResponseTooLarge(_)) = &result {
+            let call = match kind {
+                CalloutKind::Http => "proxy_http_call (response)",
+                _ => "proxy_grpc_call (response)",
+            };
+            limits::response_too_large(&core, call);
+        }
         let root = self.enter_root();
         let outcome = match kind {
             CalloutKind::Http => self.deliver_http(root, token, result),
@@ -166,12 +184,27 @@ impl Vm {
                 }
             }
             Some(StreamEvent::Data(bytes)) => {
+                let core = std::sync::Arc::clone(&self.store.data().core);
+                let max = core.spec.limits.max_callout_response_bytes;
                 let messages = {
                     let Some(stream) = self.store.data_mut().grpc_streams.get_mut(&token) else {
                         return Ok(());
                     };
                     stream.inbound.extend_from_slice(&bytes);
-                    take_messages(&mut stream.inbound)
+                    let messages = take_messages(&mut stream.inbound);
+                    if stream.inbound.len() as u64 > max {
+                        // A message larger than the limit: end the stream.
+                        stream.inbound = Vec::new();
+                        stream.outgoing = None;
+                        stream.task.abort();
+                        stream.status = Some((
+                            wasp_abi::GRPC_STATUS_RESOURCE_EXHAUSTED,
+                            CalloutError::ResponseTooLarge(max).to_string(),
+                        ));
+                        limits::response_too_large(&core, "proxy_grpc_stream (response)");
+                        return self.stream_event(ctx, token, None);
+                    }
+                    messages
                 };
                 for body in messages {
                     let len = body.len() as u32;
@@ -200,6 +233,11 @@ impl Vm {
             Some(StreamEvent::Failed(err)) => {
                 let code = match err {
                     CalloutError::Timeout => wasp_abi::GRPC_STATUS_DEADLINE_EXCEEDED,
+                    CalloutError::ResponseTooLarge(_) => {
+                        let core = std::sync::Arc::clone(&self.store.data().core);
+                        limits::response_too_large(&core, "proxy_grpc_stream (response)");
+                        wasp_abi::GRPC_STATUS_RESOURCE_EXHAUSTED
+                    }
                     _ => wasp_abi::GRPC_STATUS_UNAVAILABLE,
                 };
                 set_status(self, Some((code, err.to_string())));
@@ -249,6 +287,11 @@ fn grpc_outcome(result: Result<CalloutResponse, CalloutError>) -> (u32, String, 
         Err(CalloutError::Timeout) => (
             wasp_abi::GRPC_STATUS_DEADLINE_EXCEEDED,
             "timeout".to_owned(),
+            Vec::new(),
+        ),
+        Err(err @ CalloutError::ResponseTooLarge(_)) => (
+            wasp_abi::GRPC_STATUS_RESOURCE_EXHAUSTED,
+            err.to_string(),
             Vec::new(),
         ),
         Err(err) => (
