@@ -10,9 +10,9 @@ mod canary;
 pub mod defaults;
 mod error;
 mod filters;
-mod mesh;
 #[cfg(any(test, fuzzing))]
 pub mod fuzzing;
+mod mesh;
 mod model;
 mod validate;
 
