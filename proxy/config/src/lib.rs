@@ -13,6 +13,7 @@ mod filters;
 #[cfg(any(test, fuzzing))]
 pub mod fuzzing;
 mod mesh;
+mod mesh_validate;
 mod model;
 mod validate;
 

@@ -13,7 +13,8 @@ fn errors(yaml: &str) -> Vec<String> {
 fn example_config_is_valid() {
     let text = include_str!("../../../examples/demo/wasp.yaml");
     let config = parse(text).unwrap();
-    assert_eq!(config.listeners[0].routes.len(), 4);
+    assert_eq!(config.listeners[0].routes.len(), 7);
+    assert_eq!(config.filter_chains.len(), 4);
 }
 
 #[test]

@@ -100,7 +100,7 @@ fn check(config: &Config, sink: &mut ErrorSink) {
     }
     validate_filter_chains(config, sink);
     validate_node(&config.node, sink);
-    crate::mesh::validate_mesh(config, sink);
+    crate::mesh_validate::validate_mesh(config, sink);
 }
 
 /// A listener's request limits: header limits within Envoy's bounds.
