@@ -81,7 +81,7 @@ enum Command {
         #[arg(long, value_name = "BYTES", default_value_t = wasp_config::defaults::MODULE_CACHE_BYTES)]
         module_cache_bytes: u64,
         /// Keep compiled filter modules in this directory, so that a restart
-        /// loads them instead of compiling [default: <cache-dir>/compiled
+        /// loads them instead of compiling [default: CACHE_DIR/compiled
         /// with --control-plane, none otherwise].
         #[arg(long, value_name = "DIR")]
         compiled_cache_dir: Option<PathBuf>,

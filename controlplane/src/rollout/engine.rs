@@ -212,7 +212,7 @@ impl Registry {
     }
 }
 
-/// Ticks the registry's rollouts every [`TICK`] until the process ends.
+/// Ticks the registry's rollouts every `TICK` (250 ms) until the process ends.
 pub async fn run(registry: Arc<Registry>) {
     let mut interval = tokio::time::interval(TICK);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
