@@ -25,4 +25,4 @@ export WASP_REQUIRE_PROMETHEUS=1
 if [[ -x scripts/build-filters.sh ]]; then
     scripts/build-filters.sh
 fi
-cargo test --workspace --all-targets "$@"
+cargo test --workspace --all-targets --no-fail-fast "$@"

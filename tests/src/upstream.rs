@@ -191,6 +191,26 @@ impl Upstream {
         self.state.requests.lock().expect("requests lock").clone()
     }
 
+    /// Waits up to 10 s until `n` requests have been recorded whole and
+    /// returns them: [`Upstream::hits`] counts a request when its head
+    /// arrives, the record follows once its body has.
+    pub async fn wait_requests(&self, n: usize) -> Vec<serde_json::Value> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let requests = self.requests();
+            if requests.len() >= n {
+                return requests;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{}: {} of {n} requests recorded",
+                self.state.name,
+                requests.len()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     /// Sets the counters back to zero.
     pub fn reset_counts(&self) {
         self.state.hits.store(0, Ordering::SeqCst);

@@ -121,11 +121,7 @@ async fn mirror_sends_the_same_copy() {
     for (i, addr) in pair.addrs.into_iter().enumerate() {
         let (resp, _) = send(addr, "/orders?id=7", &[("x-user", "alice")], "the order").await;
         assert_eq!(resp.status, 200);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while shadow.hits() < i as u64 + 1 {
-            assert!(Instant::now() < deadline, "no copy from {addr}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        shadow.wait_requests(i + 1).await;
     }
     let copies = shadow.requests();
     let (envoy, wasp) = (&copies[0], &copies[1]);

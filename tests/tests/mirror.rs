@@ -78,9 +78,8 @@ async fn every_request_reaches_the_shadow_with_its_body_and_shadow_authority() {
         let (status, _) = post(&client, &format!("http://{listen}/orders/{i}?x=1"), body).await;
         assert_eq!(status, 200);
     }
-    wait_hits(&shadow, 40).await;
+    let mut copies = shadow.wait_requests(40).await;
     assert_eq!(app.hits(), 40);
-    let mut copies = shadow.requests();
     copies.sort_by_key(|c| c["body"].as_str().map(str::to_owned));
     for copy in &copies {
         let i: u32 = copy["path"].as_str().unwrap()["/orders/".len()..]
@@ -200,8 +199,8 @@ async fn a_body_over_the_limit_is_mirrored_headers_only_and_reaches_the_app_whol
     let (status, _) = post(&Client::http1(), &format!("http://{listen}/upload"), body).await;
     assert_eq!(status, 200);
     assert_eq!(app.body_bytes(), 200 * 1024);
-    wait_hits(&shadow, 1).await;
-    let copy = &shadow.requests()[0];
+    let copies = shadow.wait_requests(1).await;
+    let copy = &copies[0];
     assert_eq!(
         (copy["path"].as_str(), copy["body_len"].as_u64()),
         (Some("/upload"), Some(0))
