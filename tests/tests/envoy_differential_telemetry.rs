@@ -20,13 +20,7 @@ const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT: &str = "00f067aa0ba902b7";
 
 fn peer() -> String {
-    Workload {
-        name: "productpage-v1".into(),
-        namespace: "bookinfo".into(),
-        app: "productpage".into(),
-        version: "v1".into(),
-    }
-    .encode()
+    Workload::named("productpage-v1", "bookinfo", "productpage", "v1").encode()
 }
 
 /// Sends a GET with `headers` to `addr`.

@@ -23,7 +23,8 @@ use wasp_e2e::{
 use wasp_filter_telemetry::Workload;
 
 const NODE: &str = "node: {id: sidecar~10.0.0.2~reviews-v2-1.bookinfo, cluster: reviews, \
-    metadata: {WORKLOAD_NAME: reviews-v2, NAMESPACE: bookinfo, APP: reviews, VERSION: v2}}";
+    metadata: {WORKLOAD_NAME: reviews-v2, NAMESPACE: bookinfo, APP: reviews, VERSION: v2, \
+    CLUSTER_ID: east}, labels: {service.istio.io/canonical-name: reviews-svc}}";
 
 /// wasp as the `reviews-v2` sidecar with the telemetry filter
 /// (`configuration`) on every request to an echo upstream.
@@ -44,13 +45,7 @@ async fn start(configuration: Value, args: &[&str]) -> (Wasp, SocketAddr, Upstre
 }
 
 fn productpage() -> String {
-    Workload {
-        name: "productpage-v1".into(),
-        namespace: "bookinfo".into(),
-        app: "productpage".into(),
-        version: "v1".into(),
-    }
-    .encode()
+    Workload::named("productpage-v1", "bookinfo", "productpage", "v1").encode()
 }
 
 /// Sends one GET from the productpage workload with extra headers.
@@ -93,18 +88,24 @@ async fn send_mix(listen: SocketAddr) {
 const COMMON: &[(&str, &str)] = &[
     ("reporter", "destination"),
     ("source_workload", "productpage-v1"),
+    ("source_canonical_service", "productpage"),
+    ("source_canonical_revision", "v1"),
     ("source_workload_namespace", "bookinfo"),
     ("source_principal", "unknown"),
     ("source_app", "productpage"),
     ("source_version", "v1"),
+    ("source_cluster", "unknown"),
     ("destination_workload", "reviews-v2"),
     ("destination_workload_namespace", "bookinfo"),
     ("destination_principal", "unknown"),
     ("destination_app", "reviews"),
     ("destination_version", "v2"),
     ("destination_service", "reviews.bookinfo.svc.cluster.local"),
+    ("destination_canonical_service", "reviews-svc"),
+    ("destination_canonical_revision", "v2"),
     ("destination_service_name", "reviews"),
     ("destination_service_namespace", "bookinfo"),
+    ("destination_cluster", "east"),
     ("request_protocol", "http"),
     ("grpc_response_status", ""),
     ("response_flags", "-"),
@@ -259,7 +260,14 @@ async fn a_w3c_trace_is_continued_to_the_upstream_and_peer_headers_stay_between_
     assert_eq!(resp.status, 200);
     // The client learns who answered.
     let answered = Workload::decode(resp.header("x-envoy-peer-metadata").unwrap()).unwrap();
-    assert_eq!(answered.name, "reviews-v2");
+    assert_eq!(
+        (
+            answered.name.as_str(),
+            answered.canonical_service.as_str(),
+            answered.cluster.as_str()
+        ),
+        ("reviews-v2", "reviews-svc", "east")
+    );
     assert_eq!(
         resp.header("x-envoy-peer-metadata-id"),
         Some("sidecar~10.0.0.2~reviews-v2-1.bookinfo")

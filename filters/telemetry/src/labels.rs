@@ -121,10 +121,19 @@ impl RequestFacts {
         vec![
             ("reporter", self.reporter.as_str().to_owned()),
             ("source_workload", self.source.name.clone()),
+            (
+                "source_canonical_service",
+                self.source.canonical_service.clone(),
+            ),
+            (
+                "source_canonical_revision",
+                self.source.canonical_revision.clone(),
+            ),
             ("source_workload_namespace", self.source.namespace.clone()),
             ("source_principal", self.source_principal.clone()),
             ("source_app", self.source.app.clone()),
             ("source_version", self.source.version.clone()),
+            ("source_cluster", self.source.cluster.clone()),
             ("destination_workload", self.destination.name.clone()),
             (
                 "destination_workload_namespace",
@@ -134,8 +143,17 @@ impl RequestFacts {
             ("destination_app", self.destination.app.clone()),
             ("destination_version", self.destination.version.clone()),
             ("destination_service", self.service.0.clone()),
+            (
+                "destination_canonical_service",
+                self.destination.canonical_service.clone(),
+            ),
+            (
+                "destination_canonical_revision",
+                self.destination.canonical_revision.clone(),
+            ),
             ("destination_service_name", self.service.1.clone()),
             ("destination_service_namespace", self.service.2.clone()),
+            ("destination_cluster", self.destination.cluster.clone()),
             ("request_protocol", self.protocol.to_owned()),
             ("response_code", self.response_code.to_string()),
             ("grpc_response_status", self.grpc_status.clone()),

@@ -70,7 +70,10 @@ impl RootFilter for TelemetryRoot {
             ctx.property_string(["node"].iter().chain(path))
                 .or_else(|| ctx.property_string(["xds", "node"].iter().chain(path)))
         };
-        let local = Workload::from_node(|key| node(&["metadata", key]), node(&["cluster"]));
+        let local = Workload::from_node(
+            |path| node(&[&["metadata"], path].concat()),
+            node(&["cluster"]),
+        );
         let node_id = node(&["id"]).unwrap_or_default();
         self.shared = Some(Rc::new(Shared {
             config,

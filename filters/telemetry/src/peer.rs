@@ -23,6 +23,13 @@ pub const METADATA_ID_HEADER: &str = "x-envoy-peer-metadata-id";
 /// What labels use when a fact is not known, as Istio does.
 pub const UNKNOWN: &str = "unknown";
 
+/// Istio's label with a workload's canonical service.
+pub const CANONICAL_NAME: &str = "service.istio.io/canonical-name";
+/// Istio's label with a workload's canonical revision.
+pub const CANONICAL_REVISION: &str = "service.istio.io/canonical-revision";
+/// What `*_canonical_revision` says when no label names one, as in Istio.
+pub const LATEST: &str = "latest";
+
 /// A workload's labels.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Workload {
@@ -34,6 +41,12 @@ pub struct Workload {
     pub app: String,
     /// `*_version`.
     pub version: String,
+    /// `*_canonical_service`.
+    pub canonical_service: String,
+    /// `*_canonical_revision`.
+    pub canonical_revision: String,
+    /// `*_cluster`: the cluster id the workload runs in (`CLUSTER_ID`).
+    pub cluster: String,
 }
 
 impl Default for Workload {
@@ -43,6 +56,9 @@ impl Default for Workload {
             namespace: UNKNOWN.into(),
             app: UNKNOWN.into(),
             version: UNKNOWN.into(),
+            canonical_service: UNKNOWN.into(),
+            canonical_revision: LATEST.into(),
+            cluster: UNKNOWN.into(),
         }
     }
 }
@@ -53,20 +69,81 @@ fn or_unknown(value: Option<String>) -> String {
         .unwrap_or_else(|| UNKNOWN.into())
 }
 
+/// Istio's canonical service: the canonical-name label, else
+/// `app.kubernetes.io/name`, else `app`, else the workload's name.
+fn canonical_service(label: impl Fn(&str) -> Option<String>, name: &str) -> String {
+    [CANONICAL_NAME, "app.kubernetes.io/name", "app"]
+        .iter()
+        .find_map(|k| label(k).filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| name.to_owned())
+}
+
+/// Istio's canonical revision: the canonical-revision label, else
+/// `app.kubernetes.io/version`, else `version`, else `latest`.
+fn canonical_revision(label: impl Fn(&str) -> Option<String>) -> String {
+    [CANONICAL_REVISION, "app.kubernetes.io/version", "version"]
+        .iter()
+        .find_map(|k| label(k).filter(|v| !v.is_empty()))
+        .unwrap_or_else(|| LATEST.to_owned())
+}
+
 impl Workload {
-    /// This proxy's workload from its node: `node.metadata.WORKLOAD_NAME`
-    /// (else `node.cluster`), `NAMESPACE`, `APP` (or `app`), `VERSION` (or
-    /// `version`). `metadata` answers `node.metadata.<key>`.
-    pub fn from_node(metadata: impl Fn(&str) -> Option<String>, cluster: Option<String>) -> Self {
-        let first = |keys: &[&str]| {
-            keys.iter()
-                .find_map(|k| metadata(k).filter(|v| !v.is_empty()))
+    /// A workload from its name, namespace, `app` and `version` labels, in
+    /// a cluster nobody named: its canonical service and revision are
+    /// derived as Istio derives them.
+    pub fn named(name: &str, namespace: &str, app: &str, version: &str) -> Self {
+        let known = |v: &str| (v != UNKNOWN).then(|| v.to_owned());
+        let label = |key: &str| match key {
+            "app" => known(app),
+            "version" => known(version),
+            _ => None,
         };
         Workload {
-            name: or_unknown(first(&["WORKLOAD_NAME"]).or(cluster)),
+            name: name.to_owned(),
+            namespace: namespace.to_owned(),
+            app: app.to_owned(),
+            version: version.to_owned(),
+            canonical_service: canonical_service(label, name),
+            canonical_revision: canonical_revision(label),
+            cluster: UNKNOWN.into(),
+        }
+    }
+
+    /// This proxy's workload from its node: `node.metadata.WORKLOAD_NAME`
+    /// (else `node.cluster`), `NAMESPACE`, `APP` (or `app`), `VERSION` (or
+    /// `version`), `CLUSTER_ID`, and the canonical service and revision
+    /// from the Istio labels, read as metadata keys or in a `LABELS`
+    /// struct. `metadata` answers `node.metadata.<path>`.
+    pub fn from_node(
+        metadata: impl Fn(&[&str]) -> Option<String>,
+        cluster: Option<String>,
+    ) -> Self {
+        let first = |keys: &[&str]| {
+            keys.iter()
+                .find_map(|k| metadata(&[k]).filter(|v| !v.is_empty()))
+        };
+        let label = |key: &str| {
+            metadata(&["LABELS", key])
+                .filter(|v| !v.is_empty())
+                .or_else(|| metadata(&[key]))
+        };
+        let name = or_unknown(first(&["WORKLOAD_NAME"]).or(cluster));
+        let app = or_unknown(first(&["APP", "app"]).or_else(|| label("app")));
+        let version = or_unknown(first(&["VERSION", "version"]).or_else(|| label("version")));
+        let known = |v: &String| (v != UNKNOWN).then(|| v.clone());
+        let label_or_app = |key: &str| match key {
+            "app" => known(&app),
+            "version" => known(&version),
+            _ => label(key),
+        };
+        Workload {
+            canonical_service: canonical_service(label_or_app, &name),
+            canonical_revision: canonical_revision(label_or_app),
+            cluster: or_unknown(first(&["CLUSTER_ID"])),
             namespace: or_unknown(first(&["NAMESPACE"])),
-            app: or_unknown(first(&["APP", "app"])),
-            version: or_unknown(first(&["VERSION", "version"])),
+            name,
+            app,
+            version,
         }
     }
 
@@ -76,7 +153,12 @@ impl Workload {
             kind: Some(Kind::StringValue(s.to_owned())),
         };
         let mut labels = BTreeMap::new();
-        for (key, value) in [("app", &self.app), ("version", &self.version)] {
+        for (key, value) in [
+            ("app", &self.app),
+            ("version", &self.version),
+            (CANONICAL_NAME, &self.canonical_service),
+            (CANONICAL_REVISION, &self.canonical_revision),
+        ] {
             if value != UNKNOWN {
                 labels.insert(key.to_owned(), string(value));
             }
@@ -85,6 +167,7 @@ impl Workload {
         for (key, value) in [
             ("WORKLOAD_NAME", &self.name),
             ("NAMESPACE", &self.namespace),
+            ("CLUSTER_ID", &self.cluster),
         ] {
             if value != UNKNOWN {
                 fields.insert(key.to_owned(), string(value));
@@ -114,16 +197,16 @@ impl Workload {
             Some(Kind::StructValue(labels)) => labels.clone(),
             _ => Struct::default(),
         };
+        let label = |key: &str| text(&labels, key).filter(|v| !v.is_empty());
+        let name = or_unknown(text(&metadata, "WORKLOAD_NAME"));
         Some(Workload {
-            name: or_unknown(text(&metadata, "WORKLOAD_NAME")),
             namespace: or_unknown(text(&metadata, "NAMESPACE")),
-            app: or_unknown(
-                text(&labels, "app").or_else(|| text(&labels, "service.istio.io/canonical-name")),
-            ),
-            version: or_unknown(
-                text(&labels, "version")
-                    .or_else(|| text(&labels, "service.istio.io/canonical-revision")),
-            ),
+            app: or_unknown(label("app")),
+            version: or_unknown(label("version")),
+            canonical_service: canonical_service(label, &name),
+            canonical_revision: canonical_revision(label),
+            cluster: or_unknown(text(&metadata, "CLUSTER_ID")),
+            name,
         })
     }
 }
@@ -134,19 +217,48 @@ mod tests {
 
     #[test]
     fn a_workload_round_trips_through_the_exchange_header() {
-        let workload = Workload {
-            name: "reviews-v2".into(),
-            namespace: "bookinfo".into(),
-            app: "reviews".into(),
-            version: "v2".into(),
-        };
+        let mut workload = Workload::named("reviews-v2", "bookinfo", "reviews", "v2");
+        workload.cluster = "east".into();
         assert_eq!(Workload::decode(&workload.encode()), Some(workload));
+    }
+
+    #[test]
+    fn canonical_labels_follow_istios_fallbacks() {
+        let workload = Workload::named("ratings-v1", "bookinfo", "ratings", "v1");
+        assert_eq!(
+            (
+                workload.canonical_service.as_str(),
+                workload.canonical_revision.as_str()
+            ),
+            ("ratings", "v1")
+        );
+        let bare = Workload::named("ratings-v1", "bookinfo", UNKNOWN, UNKNOWN);
+        assert_eq!(bare.canonical_service, "ratings-v1");
+        assert_eq!(bare.canonical_revision, LATEST);
+        let node = |path: &[&str]| match path {
+            ["WORKLOAD_NAME"] => Some("reviews-v2".to_owned()),
+            ["LABELS", "service.istio.io/canonical-name"] => Some("reviews-svc".to_owned()),
+            ["app.kubernetes.io/version"] => Some("2.1".to_owned()),
+            ["CLUSTER_ID"] => Some("east".to_owned()),
+            _ => None,
+        };
+        let local = Workload::from_node(node, None);
+        assert_eq!(
+            (
+                local.canonical_service.as_str(),
+                local.canonical_revision.as_str(),
+                local.cluster.as_str(),
+                local.app.as_str()
+            ),
+            ("reviews-svc", "2.1", "east", UNKNOWN)
+        );
     }
 
     #[test]
     fn unknown_facts_are_left_out_and_read_back_as_unknown() {
         let workload = Workload {
             name: "ratings".into(),
+            canonical_service: "ratings".into(),
             ..Workload::default()
         };
         assert_eq!(Workload::decode(&workload.encode()), Some(workload));

@@ -30,12 +30,7 @@ fn host(config: &str) -> Harness {
 }
 
 fn productpage() -> Workload {
-    Workload {
-        name: "productpage-v1".into(),
-        namespace: "bookinfo".into(),
-        app: "productpage".into(),
-        version: "v1".into(),
-    }
+    Workload::named("productpage-v1", "bookinfo", "productpage", "v1")
 }
 
 /// One request through the filter answered `status`, with the facts the
@@ -64,10 +59,13 @@ fn inbound_labels(code: &str) -> Vec<(&'static str, String)> {
     vec![
         ("reporter", own("destination")),
         ("source_workload", own("productpage-v1")),
+        ("source_canonical_service", own("productpage")),
+        ("source_canonical_revision", own("v1")),
         ("source_workload_namespace", own("bookinfo")),
         ("source_principal", own("unknown")),
         ("source_app", own("productpage")),
         ("source_version", own("v1")),
+        ("source_cluster", own("unknown")),
         ("destination_workload", own("reviews-v2")),
         ("destination_workload_namespace", own("bookinfo")),
         ("destination_principal", own("unknown")),
@@ -77,8 +75,11 @@ fn inbound_labels(code: &str) -> Vec<(&'static str, String)> {
             "destination_service",
             own("reviews.bookinfo.svc.cluster.local"),
         ),
+        ("destination_canonical_service", own("reviews")),
+        ("destination_canonical_revision", own("v2")),
         ("destination_service_name", own("reviews")),
         ("destination_service_namespace", own("bookinfo")),
+        ("destination_cluster", own("unknown")),
         ("request_protocol", own("http")),
         ("response_code", own(code)),
         ("grpc_response_status", own("")),
@@ -169,11 +170,7 @@ fn a_source_sends_its_metadata_and_labels_the_destination_from_the_answer() {
     );
     let sent = stream.request_header(METADATA_HEADER).expect("sent");
     assert_eq!(Workload::decode(&sent).unwrap().name, "reviews-v2");
-    let ratings = Workload {
-        name: "ratings-v1".into(),
-        app: "ratings".into(),
-        ..productpage()
-    };
+    let ratings = Workload::named("ratings-v1", "bookinfo", "ratings", "v1");
     host.set_property(&["response", "code"], &int(200));
     stream.response_headers(
         &[(":status", "200"), (METADATA_HEADER, &ratings.encode())],

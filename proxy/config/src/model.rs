@@ -59,12 +59,20 @@ pub struct NodeConfig {
     /// `node.metadata.<key>`: string values.
     #[serde(default)]
     pub metadata: std::collections::BTreeMap<String, String>,
+    /// The workload's labels, as Istio's bootstrap carries them: filters
+    /// read them as `node.metadata.LABELS.<key>` (keys may hold `.` and
+    /// `/`, e.g. `service.istio.io/canonical-name`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 impl NodeConfig {
     /// True when nothing is set.
     pub fn is_empty(&self) -> bool {
-        self.id.is_empty() && self.cluster.is_empty() && self.metadata.is_empty()
+        self.id.is_empty()
+            && self.cluster.is_empty()
+            && self.metadata.is_empty()
+            && self.labels.is_empty()
     }
 }
 

@@ -295,6 +295,17 @@ fn node_errors_are_reported_with_their_paths() {
         ],
         "{errs:?}"
     );
+    let errs = errors(
+        "node: {metadata: {LABELS: x}, labels: {\"service.istio.io/canonical-name\": ok, \"\": v}}\nlisteners: [{name: a, address: '127.0.0.1:1', routes: []}]",
+    );
+    assert_eq!(
+        errs,
+        [
+            "node.metadata.LABELS: set the labels in node.labels, not as a metadata string",
+            "node.labels.: keys must be non-empty, without control characters",
+        ],
+        "{errs:?}"
+    );
     let errs = errors("node: {idd: x}\nlisteners: [{name: a, address: '127.0.0.1:1', routes: []}]");
     assert!(errs[0].starts_with("node.idd: unknown field"), "{errs:?}");
 }

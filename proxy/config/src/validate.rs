@@ -147,6 +147,26 @@ fn validate_node(node: &NodeConfig, sink: &mut ErrorSink) {
             );
         }
     }
+    if !node.labels.is_empty() && node.metadata.contains_key("LABELS") {
+        sink.push(
+            "node.metadata.LABELS",
+            "set the labels in node.labels, not as a metadata string",
+        );
+    }
+    for (key, value) in &node.labels {
+        if key.is_empty() || control(key) {
+            sink.push(
+                format!("node.labels.{key}"),
+                "keys must be non-empty, without control characters",
+            );
+        }
+        if control(value) {
+            sink.push(
+                format!("node.labels.{key}"),
+                "must not contain control characters",
+            );
+        }
+    }
 }
 
 fn validate_clusters<'a>(clusters: &'a [ClusterConfig], sink: &mut ErrorSink) -> HashSet<&'a str> {

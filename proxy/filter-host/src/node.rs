@@ -12,6 +12,8 @@ pub struct NodeInfo {
     pub cluster: String,
     /// `node.metadata.<key>` (string values).
     pub metadata: Vec<(String, String)>,
+    /// `node.metadata.LABELS.<key>`: the workload's labels.
+    pub labels: Vec<(String, String)>,
 }
 
 /// `user_agent_name` in the encoded node.
@@ -26,25 +28,30 @@ impl NodeInfo {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The value of `node.metadata.LABELS.<key>`.
+    pub fn label_value(&self, key: &str) -> Option<&str> {
+        self.labels
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// The node as a serialized `envoy.config.core.v3.Node`: `id` (1),
     /// `cluster` (2), `metadata` (3, a `google.protobuf.Struct` of string
-    /// values), `user_agent_name` (6) and `user_agent_version` (7). Empty
-    /// strings are left out, as protobuf does.
+    /// values, with the labels as a nested `LABELS` struct),
+    /// `user_agent_name` (6) and `user_agent_version` (7). Empty strings are
+    /// left out, as protobuf does.
     pub fn to_protobuf(&self) -> Vec<u8> {
         let mut out = Vec::new();
         string_field(&mut out, 1, &self.id);
         string_field(&mut out, 2, &self.cluster);
-        if !self.metadata.is_empty() {
-            let mut fields = Vec::new();
-            for (key, value) in &self.metadata {
-                // google.protobuf.Value { string_value = 3 }
+        if !self.metadata.is_empty() || !self.labels.is_empty() {
+            let mut fields = string_struct(&self.metadata);
+            if !self.labels.is_empty() {
+                // google.protobuf.Value { struct_value = 5 }
                 let mut value_msg = Vec::new();
-                bytes_field(&mut value_msg, 3, value.as_bytes());
-                // map<string, Value> entry { key = 1, value = 2 }
-                let mut entry = Vec::new();
-                string_field(&mut entry, 1, key);
-                bytes_field(&mut entry, 2, &value_msg);
-                bytes_field(&mut fields, 1, &entry);
+                bytes_field(&mut value_msg, 5, &string_struct(&self.labels));
+                struct_entry(&mut fields, "LABELS", &value_msg);
             }
             bytes_field(&mut out, 3, &fields);
         }
@@ -52,6 +59,26 @@ impl NodeInfo {
         string_field(&mut out, 7, env!("CARGO_PKG_VERSION"));
         out
     }
+}
+
+/// The fields of a `google.protobuf.Struct` whose values are strings.
+fn string_struct(pairs: &[(String, String)]) -> Vec<u8> {
+    let mut fields = Vec::new();
+    for (key, value) in pairs {
+        // google.protobuf.Value { string_value = 3 }
+        let mut value_msg = Vec::new();
+        bytes_field(&mut value_msg, 3, value.as_bytes());
+        struct_entry(&mut fields, key, &value_msg);
+    }
+    fields
+}
+
+/// One `map<string, Value>` entry `{ key = 1, value = 2 }` of a Struct.
+fn struct_entry(fields: &mut Vec<u8>, key: &str, value_msg: &[u8]) {
+    let mut entry = Vec::new();
+    string_field(&mut entry, 1, key);
+    bytes_field(&mut entry, 2, value_msg);
+    bytes_field(fields, 1, &entry);
 }
 
 fn varint(out: &mut Vec<u8>, mut value: u64) {
@@ -86,6 +113,7 @@ mod tests {
             id: "sidecar~10.0.0.1".into(),
             cluster: "web".into(),
             metadata: vec![("ns".into(), "prod".into())],
+            labels: Vec::new(),
         };
         let bytes = node.to_protobuf();
         let mut expected = vec![0x0a, 16];
@@ -104,6 +132,21 @@ mod tests {
         assert_eq!(bytes[expected.len()], 0x3a);
         assert_eq!(usize::from(bytes[expected.len() + 1]), version.len());
         assert_eq!(&bytes[expected.len() + 2..], version.as_bytes());
+    }
+
+    #[test]
+    fn labels_encode_as_a_nested_labels_struct() {
+        let node = NodeInfo {
+            labels: vec![("a".into(), "b".into())],
+            ..NodeInfo::default()
+        };
+        // metadata: Struct { "LABELS": Value { struct_value: Struct { "a": "b" } } }
+        let inner = [0x0a, 8, 0x0a, 1, b'a', 0x12, 3, 0x1a, 1, b'b'];
+        let mut expected = vec![0x1a, 24, 0x0a, 22, 0x0a, 6];
+        expected.extend_from_slice(b"LABELS");
+        expected.extend_from_slice(&[0x12, 12, 0x2a, 10]);
+        expected.extend_from_slice(&inner);
+        assert_eq!(&node.to_protobuf()[..expected.len()], &expected[..]);
     }
 
     #[test]

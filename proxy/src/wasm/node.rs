@@ -28,6 +28,11 @@ impl NodeOverrides {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
+            labels: config
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
         }
     }
 }
@@ -42,6 +47,7 @@ mod tests {
             id: "from-file".into(),
             cluster: "file-cluster".into(),
             metadata: [("ns".to_owned(), "prod".to_owned())].into(),
+            labels: [("app".to_owned(), "web".to_owned())].into(),
         };
         let none = NodeOverrides::default().node_info(&config);
         assert_eq!(
@@ -56,5 +62,6 @@ mod tests {
         assert_eq!(id_only.id, "from-cli");
         assert_eq!(id_only.cluster, "file-cluster");
         assert_eq!(id_only.metadata, vec![("ns".to_owned(), "prod".to_owned())]);
+        assert_eq!(id_only.label_value("app"), Some("web"));
     }
 }

@@ -44,10 +44,14 @@ pub(crate) fn get(state: &VmState, path: &[String]) -> Option<Vec<u8>> {
         ["node", "id"] => return Some(node.id.as_bytes().to_vec()),
         ["node", "cluster"] => return Some(node.cluster.as_bytes().to_vec()),
         ["node", "metadata", key] => return node.metadata_value(key).map(|v| v.into()),
+        ["node", "metadata", "LABELS", key] => return node.label_value(key).map(|v| v.into()),
         ["xds", "node"] => return Some(node.to_protobuf()),
         ["xds", "node", "id"] => return Some(node.id.as_bytes().to_vec()),
         ["xds", "node", "cluster"] => return Some(node.cluster.as_bytes().to_vec()),
         ["xds", "node", "metadata", key] => return node.metadata_value(key).map(|v| v.into()),
+        ["xds", "node", "metadata", "LABELS", key] => {
+            return node.label_value(key).map(|v| v.into());
+        }
         ["xds", "listener_direction"] => return Some(int(LISTENER_DIRECTION)),
         _ => {}
     }
