@@ -136,6 +136,41 @@ impl Client {
         }
         self.request(request.body(empty())?).await
     }
+
+    /// Repeats a GET of `url` with `headers` until `done` holds of its
+    /// answer, for up to 5 s (each GET waits at most 10 s); fails the test
+    /// naming `what` and the last answer otherwise.
+    pub async fn get_until(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        what: &str,
+        done: impl Fn(&Resp) -> bool,
+    ) -> Resp {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            let resp = match tokio::time::timeout(
+                Duration::from_secs(10),
+                self.get_with(url, headers),
+            )
+            .await
+            {
+                Ok(resp) => resp.expect("GET"),
+                Err(_) => panic!("{what}: no answer to GET {url} within 10 s"),
+            };
+            if done(&resp) {
+                return resp;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}: last answer {} {:?} {}",
+                resp.status,
+                resp.headers,
+                resp.text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
 
 /// GET `url` on a fresh HTTP/1.1 client.

@@ -11,7 +11,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use wasp_e2e::{
     Client, Cluster, Config, FilterChain, Listener, Plugin, Resp, Route, Upstream, Wasp,
@@ -76,28 +76,16 @@ impl AsFeatures {
         }
     }
 
-    /// Repeats a GET with `headers` until `done` holds of its answer (5 s).
+    /// Repeats a GET of `/eventually` with `headers` until `done` holds of
+    /// its answer (5 s).
     async fn eventually(
         &self,
         headers: &[(&str, &str)],
         what: &str,
         done: impl Fn(&Resp) -> bool,
     ) -> Resp {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let resp = self.get("/eventually", headers).await;
-            if done(&resp) {
-                return resp;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what}: last answer {} {:?} {}",
-                resp.status,
-                resp.headers,
-                resp.text()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let url = format!("http://{}/eventually", self.listen);
+        self.client.get_until(&url, headers, what, done).await
     }
 
     /// No VM of the filter failed (a trap would have answered 503 and

@@ -196,28 +196,16 @@ impl Features {
         }
     }
 
-    /// Repeats `probe` until `done` holds of its answer, for up to 5 s.
+    /// Repeats a GET of `/eventually` with `headers` until `done` holds of
+    /// its answer (5 s).
     async fn eventually(
         &self,
         headers: &[(&str, &str)],
         what: &str,
         done: impl Fn(&Resp) -> bool,
     ) -> Resp {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let resp = self.get("/eventually", headers).await;
-            if done(&resp) {
-                return resp;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what}: last answer {} {:?} {}",
-                resp.status,
-                resp.headers,
-                resp.text()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let url = format!("http://{}/eventually", self.listen);
+        self.client.get_until(&url, headers, what, done).await
     }
 }
 
