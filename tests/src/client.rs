@@ -149,15 +149,13 @@ impl Client {
     ) -> Resp {
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         loop {
-            let resp = match tokio::time::timeout(
-                Duration::from_secs(10),
-                self.get_with(url, headers),
-            )
-            .await
-            {
-                Ok(resp) => resp.expect("GET"),
-                Err(_) => panic!("{what}: no answer to GET {url} within 10 s"),
-            };
+            let resp =
+                match tokio::time::timeout(Duration::from_secs(10), self.get_with(url, headers))
+                    .await
+                {
+                    Ok(resp) => resp.expect("GET"),
+                    Err(_) => panic!("{what}: no answer to GET {url} within 10 s"),
+                };
             if done(&resp) {
                 return resp;
             }
@@ -171,6 +169,35 @@ impl Client {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// One request on a fresh HTTP/1.1 connection to `addr`, with exactly the
+/// headers given (`host` among them), read whole: what a differential test
+/// sends alike to two proxies.
+pub async fn one_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Resp {
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to {addr}: {e}"));
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("HTTP/1.1 handshake");
+    tokio::spawn(connection);
+    let mut request = Request::builder().method(method).uri(path);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(Full::new(body.into())).expect("request");
+    let response = sender
+        .send_request(request)
+        .await
+        .unwrap_or_else(|e| panic!("{method} {path} to {addr}: {e}"));
+    Resp::read(response).await.expect("reading the response")
 }
 
 /// GET `url` on a fresh HTTP/1.1 client.

@@ -10,9 +10,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
+use wasp_e2e::client::one_request;
 use wasp_e2e::envoy::{Envoy, EnvoyConfig, WasmPlugin};
 use wasp_e2e::jwt::{self, JwksServer, claims, token};
 use wasp_e2e::{Upstream, Wasp, filter_module, free_addr};
@@ -47,27 +46,14 @@ fn authz_configuration() -> Value {
 
 /// One request: its status and the `x-jwt-sub` the upstream received.
 async fn send(addr: SocketAddr, path: &str, bearer: Option<&str>) -> (u16, Option<String>) {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    let mut request = http::Request::builder()
-        .uri(path)
-        .header(http::header::HOST, "chain.test");
-    if let Some(token) = bearer {
-        request = request.header(http::header::AUTHORIZATION, format!("Bearer {token}"));
-    }
-    let response = sender
-        .send_request(request.body(Full::new(Bytes::new())).unwrap())
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    let sub = serde_json::from_slice::<Value>(&body)
+    let authorization = bearer.map(|token| format!("Bearer {token}"));
+    let mut headers = vec![("host", "chain.test")];
+    headers.extend(authorization.as_deref().map(|v| ("authorization", v)));
+    let resp = one_request(addr, "GET", path, &headers, Bytes::new()).await;
+    let sub = serde_json::from_slice::<Value>(&resp.body)
         .ok()
         .and_then(|echo| echo["headers"]["x-jwt-sub"].as_str().map(str::to_owned));
-    (status, sub)
+    (resp.status, sub)
 }
 
 /// Waits until alice's token opens `/admin` (the JWKS is fetched on a tick).

@@ -8,9 +8,8 @@
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::rt::TokioIo;
 use serde_json::json;
+use wasp_e2e::client::one_request;
 use wasp_e2e::envoy::{Envoy, EnvoyConfig, WasmPlugin};
 use wasp_e2e::{ChunkedEcho, Wasp, filter_module, free_addr};
 
@@ -49,25 +48,10 @@ impl Case {
 
 /// Status and body of one request on a fresh HTTP/1.1 connection.
 async fn send(addr: SocketAddr, case: &Case) -> (u16, String) {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    let mut request = http::Request::builder()
-        .method(case.method)
-        .uri(case.path)
-        .header(http::header::HOST, case.host);
-    for (name, value) in &case.headers {
-        request = request.header(*name, *value);
-    }
-    let response = sender
-        .send_request(request.body(Empty::<Bytes>::new()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
+    let mut headers = vec![("host", case.host)];
+    headers.extend(case.headers.iter().copied());
+    let resp = one_request(addr, case.method, case.path, &headers, Bytes::new()).await;
+    (resp.status, resp.text())
 }
 
 fn policies() -> serde_json::Value {

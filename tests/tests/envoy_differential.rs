@@ -9,10 +9,8 @@
 
 use std::net::SocketAddr;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 use wasp_e2e::chunked::{CHUNKS, ECHO_BODY, ECHO_HEADER};
+use wasp_e2e::client::one_request;
 use wasp_e2e::envoy::{Envoy, EnvoyConfig, WasmPlugin};
 use wasp_e2e::{ChunkedEcho, Metrics, Wasp, filter_module, free_addr};
 
@@ -38,29 +36,13 @@ async fn send_with(
     headers: &[(&str, &str)],
     body: &str,
 ) -> Observed {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    let mut request = http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header(http::header::HOST, "differential.test");
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let request = request
-        .body(Full::new(Bytes::from(body.to_owned())))
-        .unwrap();
-    let response = sender.send_request(request).await.unwrap();
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let mut all = vec![("host", "differential.test")];
+    all.extend_from_slice(headers);
+    let resp = one_request(addr, method, path, &all, body.to_owned()).await;
     Observed {
-        status,
-        headers,
-        body: String::from_utf8(body.to_vec()).unwrap(),
+        status: resp.status,
+        headers: resp.headers,
+        body: String::from_utf8(resp.body.to_vec()).unwrap(),
     }
 }
 

@@ -8,9 +8,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 use serde_json::json;
+use wasp_e2e::client::one_request;
 use wasp_e2e::envoy::{Envoy, EnvoyConfig, WasmPlugin};
 use wasp_e2e::jwt::{self, JwksServer, b64, claims, sign_raw, token};
 use wasp_e2e::{Upstream, Wasp, filter_module, free_addr};
@@ -19,28 +18,11 @@ const ISSUER: &str = "https://idp.test";
 
 /// Status and `www-authenticate` of one request with `authorization`.
 async fn send(addr: SocketAddr, authorization: Option<&str>) -> (u16, Option<String>) {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    let mut request = http::Request::builder()
-        .uri("/data")
-        .header(http::header::HOST, "differential.test");
-    if let Some(value) = authorization {
-        request = request.header(http::header::AUTHORIZATION, value);
-    }
-    let response = sender
-        .send_request(request.body(Full::new(Bytes::new())).unwrap())
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let challenge = response
-        .headers()
-        .get(http::header::WWW_AUTHENTICATE)
-        .map(|v| v.to_str().unwrap().to_owned());
-    let _ = response.into_body().collect().await;
-    (status, challenge)
+    let mut headers = vec![("host", "differential.test")];
+    headers.extend(authorization.map(|v| ("authorization", v)));
+    let resp = one_request(addr, "GET", "/data", &headers, Bytes::new()).await;
+    let challenge = resp.header("www-authenticate").map(str::to_owned);
+    (resp.status, challenge)
 }
 
 /// Waits until a valid token passes on `addr` (the JWKS is fetched on a tick).
