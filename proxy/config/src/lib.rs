@@ -15,6 +15,8 @@ pub mod fuzzing;
 mod mesh;
 mod mesh_validate;
 mod model;
+mod resilience_validate;
+mod route_validate;
 mod validate;
 
 pub use canary::{
