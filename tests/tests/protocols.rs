@@ -228,30 +228,23 @@ async fn grpc_unary_and_server_streaming_pass_through() {
         .await
         .expect("Watch through the proxy")
         .into_inner();
-    let first = tokio::time::timeout(Duration::from_secs(10), stream.message())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert_eq!(first.status, PbStatus::Serving as i32);
-    grpc.reporter
-        .set_service_status("svc", ServingStatus::NotServing)
-        .await;
-    let second = tokio::time::timeout(Duration::from_secs(10), stream.message())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert_eq!(second.status, PbStatus::NotServing as i32);
-    grpc.reporter
-        .set_service_status("svc", ServingStatus::Serving)
-        .await;
-    let third = tokio::time::timeout(Duration::from_secs(10), stream.message())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    assert_eq!(third.status, PbStatus::Serving as i32);
+    let mut next_status = async || {
+        tokio::time::timeout(Duration::from_secs(10), stream.message())
+            .await
+            .expect("a health update within 10 s")
+            .expect("the watch stream")
+            .expect("a message")
+            .status
+    };
+    assert_eq!(next_status().await, PbStatus::Serving as i32);
+    for status in [ServingStatus::NotServing, ServingStatus::Serving] {
+        grpc.reporter.set_service_status("svc", status).await;
+        let expected = match status {
+            ServingStatus::NotServing => PbStatus::NotServing,
+            _ => PbStatus::Serving,
+        };
+        assert_eq!(next_status().await, expected as i32);
+    }
 
     // The trailers themselves, seen by a plain HTTP/2 client.
     let frame = [0u8, 0, 0, 0, 5, 0x0a, 3, b's', b'v', b'c'];

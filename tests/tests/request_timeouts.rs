@@ -21,6 +21,15 @@ fn config(listen: SocketAddr, up: SocketAddr, setting: &str, value: &str) -> Con
         .cluster(Cluster::new("up").endpoint(up))
 }
 
+/// Requests of listener `main` cut by an idle timeout.
+async fn idle_timeouts(wasp: &Wasp) -> f64 {
+    let metrics = wasp.metrics().await;
+    metrics.sum(
+        "wasp_downstream_rq_idle_timeout_total",
+        &[("listener", "main")],
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_not_received_within_request_timeout_gets_408() {
     let listen = free_addr();
@@ -74,14 +83,7 @@ async fn a_request_idle_for_stream_idle_timeout_gets_408() {
         "{waited:?}"
     );
     assert!(conn.closed().await);
-    let metrics = wasp.metrics().await;
-    assert_eq!(
-        metrics.sum(
-            "wasp_downstream_rq_idle_timeout_total",
-            &[("listener", "main")]
-        ),
-        1.0
-    );
+    assert_eq!(idle_timeouts(&wasp).await, 1.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,14 +98,7 @@ async fn a_response_stalled_for_stream_idle_timeout_is_cut() {
     let response = conn.response().await.expect("a response");
     assert_eq!(response.status, 200);
     assert!(!response.complete, "the stalled body is cut: {response:?}");
-    let metrics = wasp.metrics().await;
-    assert_eq!(
-        metrics.sum(
-            "wasp_downstream_rq_idle_timeout_total",
-            &[("listener", "main")]
-        ),
-        1.0
-    );
+    assert_eq!(idle_timeouts(&wasp).await, 1.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
