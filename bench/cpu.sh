@@ -13,7 +13,8 @@
 # (min–max) per target, plus the RSS after the runs.
 #
 # Targets: wasp, wasp-resilience, wasp-noop-1, wasp-noop-5, wasp-noop-10,
-# nginx, haproxy, envoy, envoy-v8-noop-1, envoy-v8-noop-5.
+# nginx, haproxy, pingora (bench/peers/pingora), envoy, envoy-v8-noop-1,
+# envoy-v8-noop-5.
 #
 # With --rate R every target gets the same R requests/s (oha -q) instead of
 # a closed loop: CPU per request falls as the rate rises (more requests per
@@ -34,7 +35,7 @@ cd "$root"
 requests=100000
 rounds=3
 connections=50
-only="wasp,wasp-resilience,wasp-noop-1,wasp-noop-5,nginx,haproxy,envoy"
+only="wasp,wasp-resilience,wasp-noop-1,wasp-noop-5,nginx,haproxy,pingora,envoy"
 out=""
 rate=""
 while [[ $# -gt 0 ]]; do
@@ -44,7 +45,7 @@ while [[ $# -gt 0 ]]; do
         --only) only="$2"; shift 2 ;;
         --out) out="$2"; shift 2 ;;
         --rate) rate="$2"; shift 2 ;;
-        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -63,6 +64,7 @@ if [[ -z "${NOOP_WASM:-}" && ( ",$only," == *",wasp-noop-"* || ",$only," == *",e
     scripts/build-filters.sh >&2
 fi
 noop_wasm="${NOOP_WASM:-$root/target/filters/bench_noop.wasm}"
+if [[ ",$only," == *",pingora,"* ]]; then pingora_binary; fi
 
 work="$(mktemp -d /tmp/wasp-cpubench.XXXXXX)"
 trap 'stop_all; rm -rf "$work"' EXIT
@@ -124,6 +126,9 @@ for target in "${targets[@]}"; do
         haproxy)
             render bench/configs/haproxy.cfg "$work/haproxy.cfg"
             start_pinned "$PROXY_CPU" haproxy haproxy -db -f "$work/haproxy.cfg" ;;
+        pingora)
+            start_pinned "$PROXY_CPU" pingora "$PINGORA_BIN" "127.0.0.1:$proxy_port" \
+                "127.0.0.1:$upstream_port" -c bench/configs/pingora.yaml ;;
         *) log "unknown target $target"; exit 2 ;;
     esac
     url_of[$target]="http://127.0.0.1:$proxy_port/1k"

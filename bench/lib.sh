@@ -50,6 +50,20 @@ build_wasp() {
     WASP_BIN="$target_dir/release/wasp"
 }
 
+# pingora_binary: sets PINGORA_BIN to the peer in bench/peers/pingora, built
+# in release mode (its build needs cmake, installed from Debian if missing).
+pingora_binary() {
+    if ! command -v cmake >/dev/null; then
+        log "installing cmake (for the Pingora peer)"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends cmake
+    fi
+    log "building the Pingora peer (release)"
+    CARGO_TARGET_DIR="$root/target/peers" cargo build --release --locked \
+        --manifest-path "$root/bench/peers/pingora/Cargo.toml" >&2
+    PINGORA_BIN="$root/target/peers/release/wasp-bench-pingora"
+}
+
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
@@ -82,9 +96,19 @@ wait_http() {
 stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 stop_all() { for pid in "${PIDS[@]}"; do stop_pid "$pid"; done; }
 
-# CPU time (user + system) of a process in clock ticks.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+# CPU time (user + system) in clock ticks and resident memory of a process
+# and its children (nginx's workers under a master process).
+family() { echo "$1"; pgrep -P "$1" || true; }
+cpu_ticks() {
+    local total=0 p
+    for p in $(family "$1"); do total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
+    echo "$total"
+}
+rss_kib() {
+    local total=0 p
+    for p in $(family "$1"); do total=$((total + $(awk '/^VmRSS/ {print $2}' "/proc/$p/status"))); done
+    echo "$total"
+}
 
 # Extra oha arguments for every run (e.g. -H "authorization: Bearer …").
 OHA_EXTRA=()

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Benchmark: a fixed 1 KiB GET on loopback, straight to the upstream (the
-# limit) and through wasp, wasp with its resilience policies on, Envoy, nginx
-# and HAProxy — each proxy pinned to one CPU with one worker thread, the load
-# generator and the upstream pinned to the other CPU.
+# limit) and through wasp, wasp with its resilience policies on, Envoy, nginx,
+# HAProxy and Pingora (bench/peers/pingora) — each proxy pinned to one CPU
+# with one worker thread, the load generator and the upstream pinned to the
+# other CPU. The scaling rows wasp-2w and nginx-2w run two workers on both
+# CPUs, which they share with the load generator: compare their ratios only.
 #
 # Per target: a closed-loop run (max throughput, CPU seconds per 1,000
 # requests, RSS) and a fixed-rate run with latency correction (no coordinated
@@ -24,7 +26,7 @@ while [[ $# -gt 0 ]]; do
         --connections) connections="$2"; shift 2 ;;
         --rate) rate="$2"; shift 2 ;;
         --only) only="$2"; shift 2 ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -46,7 +48,8 @@ render bench/configs/upstream-nginx.conf "$work/upstream.conf"
 start_pinned "$LOADGEN_CPU" upstream nginx -c "$work/upstream.conf"
 wait_http "http://127.0.0.1:$upstream_port/1k"
 
-targets=(direct wasp wasp-resilience envoy nginx haproxy)
+targets=(direct wasp wasp-resilience envoy nginx haproxy pingora wasp-2w nginx-2w)
+if [[ -z "$only" || ",$only," == *",pingora,"* ]]; then pingora_binary; fi
 declare -A url_of pid_of
 for target in "${targets[@]}"; do
     if [[ -n "$only" && ",$only," != *",$target,"* ]]; then continue; fi
@@ -68,6 +71,17 @@ for target in "${targets[@]}"; do
         haproxy)
             render bench/configs/haproxy.cfg "$work/haproxy.cfg"
             start_pinned "$PROXY_CPU" haproxy haproxy -db -f "$work/haproxy.cfg" ;;
+        pingora)
+            start_pinned "$PROXY_CPU" pingora "$PINGORA_BIN" "127.0.0.1:$proxy_port" \
+                "127.0.0.1:$upstream_port" -c bench/configs/pingora.yaml ;;
+        wasp-2w)
+            render bench/configs/wasp.yaml "$work/wasp-2w.yaml"
+            start_pinned "$PROXY_CPU,$LOADGEN_CPU" wasp-2w "$WASP_BIN" run --config "$work/wasp-2w.yaml" --workers 2 ;;
+        nginx-2w)
+            render bench/configs/nginx-proxy.conf "$work/nginx-2w.tmp"
+            sed -e 's/^worker_processes 1;/worker_processes 2;/' -e 's/^master_process off;/master_process on;/' \
+                -e 's/nginx-proxy\.pid/nginx-2w.pid/' "$work/nginx-2w.tmp" > "$work/nginx-2w.conf"
+            start_pinned "$PROXY_CPU,$LOADGEN_CPU" nginx-2w nginx -c "$work/nginx-2w.conf" ;;
     esac
     url_of[$target]="http://127.0.0.1:$proxy_port/1k"
     pid_of[$target]=$LAST_PID

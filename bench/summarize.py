@@ -13,7 +13,7 @@ import argparse
 import json
 import sys
 
-PROXIES = ["wasp", "wasp-resilience", "envoy", "nginx", "haproxy"]
+PROXIES = ["wasp", "wasp-resilience", "envoy", "nginx", "haproxy", "pingora", "wasp-2w", "nginx-2w"]
 
 
 def record(args):
@@ -99,7 +99,12 @@ def table(path):
     lines.append("")
     lines.append("| ratio | req/s | p99 | CPU / req | RSS |")
     lines.append("|---|---:|---:|---:|---:|")
-    pairs = [("wasp", p) for p in ["envoy", "nginx", "haproxy"]] + [("wasp-resilience", "wasp")]
+    pairs = [("wasp", p) for p in ["envoy", "nginx", "haproxy", "pingora"]] + [
+        ("wasp-resilience", "wasp"),
+        ("wasp-2w", "nginx-2w"),
+        ("wasp-2w", "wasp"),
+        ("nginx-2w", "nginx"),
+    ]
     for a, b in pairs:
         if a in rows and b in rows:
             vals = [
