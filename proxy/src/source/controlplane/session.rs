@@ -21,7 +21,7 @@ use wasp_controlplane_api::subscribe_request::Kind;
 
 use super::backoff::Backoff;
 use super::certs;
-use super::transport::{self, TlsRoute, Transport};
+use super::transport::{self, TlsRoute, Transport, source_text};
 use super::{Board, ControlPlaneOptions, Pushed, Report, TRIGGER_PUSH};
 use crate::source::Update;
 use crate::wasm::module_cache::{ModuleCache, sha256_of};
@@ -452,15 +452,4 @@ async fn next_outbound(
     mpsc::UnboundedReceiver<api::SubscribeRequest>,
 )> {
     rx.recv().await.map(|message| (message, rx))
-}
-
-/// The sources of an error, joined.
-pub(super) fn source_text(err: &dyn std::error::Error) -> String {
-    let mut parts = Vec::new();
-    let mut source = err.source();
-    while let Some(inner) = source {
-        parts.push(inner.to_string());
-        source = inner.source();
-    }
-    parts.join(": ")
 }

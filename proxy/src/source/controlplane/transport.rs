@@ -195,12 +195,18 @@ pub(super) async fn mtls_channel(
         .connect_timeout(timeout)
         .connect_with_connector(connector)
         .await
-        .map_err(|err| {
-            format!(
-                "cannot connect: {err}: {}",
-                super::session::source_text(&err)
-            )
-        })
+        .map_err(|err| format!("cannot connect: {err}: {}", source_text(&err)))
+}
+
+/// The sources of an error, joined.
+pub(super) fn source_text(err: &dyn std::error::Error) -> String {
+    let mut parts = Vec::new();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        parts.push(inner.to_string());
+        source = inner.source();
+    }
+    parts.join(": ")
 }
 
 #[cfg(test)]
