@@ -16,7 +16,9 @@
 # with the same certificates (ECDSA P-256, SPIFFE URI SANs, made with
 # openssl). Each sidecar runs one worker pinned to CPU 0; oha and nginx to
 # CPU 1. Prints requests/s and p99 per case and proxy side by side, the
-# wasp/Envoy ratios, and each proxy's cost of mTLS.
+# wasp/Envoy ratios, and each proxy's cost of mTLS; for Envoy also its
+# upstream TLS handshakes and how many resumed a TLS session (a resumed
+# handshake skips the certificate signature and chain verification).
 #
 # Usage: bench/mtls.sh [--duration SECS] [--connections N] [--only wasp,envoy]
 # WASP_BIN=PATH uses that wasp binary instead of building one (release).
@@ -32,7 +34,7 @@ while [[ $# -gt 0 ]]; do
         --duration) duration="$2"; shift 2 ;;
         --connections) connections="$2"; shift 2 ;;
         --only) only="$2"; shift 2 ;;
-        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -237,13 +239,15 @@ print(round(s["summary"]["requestsPerSec"]), round(s["latencyPercentiles"]["p99"
     if [[ "$proxy" == envoy ]]; then
         # The mTLS clusters did handshake (a SAN mismatch would have failed
         # the requests); the new-connection one about once per request.
-        curl -fsS "http://127.0.0.1:$a_admin/stats?filter=^cluster\.mtls.*\.ssl\.handshake$" | python3 -c '
+        curl -fsS "http://127.0.0.1:$a_admin/stats?filter=^cluster\\.mtls.*\\.ssl\\.(handshake|session_reused)$" | python3 -c '
 import sys
 counts = dict(line.split(": ") for line in sys.stdin.read().split("\n") if ": " in line)
-pooled, fresh = int(counts.get("cluster.mtls.ssl.handshake", 0)), int(counts.get("cluster.mtls-new.ssl.handshake", 0))
-if pooled == 0 or fresh == 0:
+count = lambda cluster, stat: int(counts.get(f"cluster.{cluster}.ssl.{stat}", 0))
+if count("mtls", "handshake") == 0 or count("mtls-new", "handshake") == 0:
     sys.exit(f"envoy: no upstream TLS handshakes: {counts}")
-print(f"bench: envoy TLS handshakes, pooled cluster: {pooled}, new-connection cluster: {fresh}", file=sys.stderr)
+print("bench: envoy TLS handshakes (of which resumed sessions): pooled cluster %d (%d), new-connection cluster %d (%d)"
+      % (count("mtls", "handshake"), count("mtls", "session_reused"),
+         count("mtls-new", "handshake"), count("mtls-new", "session_reused")), file=sys.stderr)
 '
     fi
     # The pair's two processes stop before the next pair starts.
