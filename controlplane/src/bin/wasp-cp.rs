@@ -36,7 +36,8 @@ struct Cli {
     /// 0.0.0.0 means the host each proxy reached --listen at].
     #[arg(long, value_name = "HOST:PORT")]
     tls_advertise: Option<String>,
-    /// The read-only HTTP/JSON address (/modules, /configs, /proxies).
+    /// The read-only HTTP/JSON address (/modules, /configs, /proxies,
+    /// /rollouts, /metrics).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7071")]
     http_listen: SocketAddr,
     /// A file whose first line is the bearer token writes need
