@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
-# Cost of mutual TLS between two wasp sidecars: a 1 KiB GET from oha to
-# sidecar A (plain HTTP, keep-alive), A to sidecar B, B to an nginx upstream.
-# A reaches B four ways (routes of A, one cluster each):
-#   /mtls/   ISTIO_MUTUAL, pooled connections (warm mTLS)
+# Cost of mutual TLS between two sidecars: a 1 KiB GET from oha to sidecar A
+# (plain HTTP, keep-alive), A to sidecar B, B to an nginx upstream. A reaches
+# B four ways (routes of A, one cluster each):
+#   /mtls/   mutual TLS, pooled connections (warm mTLS)
 #   /plain/  plain text, pooled connections
-#   /mtlsn/  ISTIO_MUTUAL, a new connection per request (max_idle_per_endpoint 0):
-#            one mTLS handshake per request (A originates, B verifies)
+#   /mtlsn/  mutual TLS, a new connection per request: one mTLS handshake
+#            per request (A originates, B verifies)
 #   /plainn/ plain text, a new TCP connection per request
-# Both sidecars run one worker pinned to CPU 0; oha and nginx to CPU 1.
-# Certificates (ECDSA P-256, SPIFFE URI SANs) are made with openssl.
-# Prints requests/s and p99 per case, and the ratios.
+# The same A -> B pair runs as two wasp sidecars (ISTIO_MUTUAL clusters,
+# STRICT listener; max_idle_per_endpoint 0 for a new connection each) and as
+# two Envoy sidecars set up as Istio sets up ISTIO_MUTUAL (upstream TLS
+# context with the client certificate and a validation context with the
+# root and an exact URI SAN match; downstream TLS context requiring client
+# certificates; max_requests_per_connection 1 for a new connection each),
+# with the same certificates (ECDSA P-256, SPIFFE URI SANs, made with
+# openssl). Each sidecar runs one worker pinned to CPU 0; oha and nginx to
+# CPU 1. Prints requests/s and p99 per case and proxy side by side, the
+# wasp/Envoy ratios, and each proxy's cost of mTLS; for Envoy also its
+# upstream TLS handshakes and how many resumed a TLS session (a resumed
+# handshake skips the certificate signature and chain verification).
 #
-# Usage: bench/mtls.sh [--duration SECS] [--connections N]
+# Usage: bench/mtls.sh [--duration SECS] [--connections N] [--only wasp,envoy]
 # WASP_BIN=PATH uses that wasp binary instead of building one (release).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,11 +28,13 @@ cd "$root"
 
 duration=10
 connections=50
+only=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --duration) duration="$2"; shift 2 ;;
         --connections) connections="$2"; shift 2 ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        --only) only="$2"; shift 2 ;;
+        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -31,7 +42,14 @@ done
 # shellcheck source=bench/lib.sh
 source "$root/bench/lib.sh"
 PIDS=()
-wasp_binary
+proxies=()
+for proxy in wasp envoy; do
+    if [[ -z "$only" || ",$only," == *",$proxy,"* ]]; then proxies+=("$proxy"); fi
+done
+if [[ ${#proxies[@]} -eq 0 ]]; then echo "--only: wasp, envoy or both" >&2; exit 2; fi
+install_tools
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+if [[ ",${proxies[*]}," == *wasp* ]]; then wasp_binary build; else wasp_binary skip; fi
 work="$(mktemp -d /tmp/wasp-bench-mtls.XXXXXX)"
 trap 'stop_all; rm -rf "$work"' EXIT
 
@@ -56,10 +74,13 @@ render bench/configs/upstream-nginx.conf "$work/upstream.conf"
 start_pinned "$LOADGEN_CPU" upstream nginx -c "$work/upstream.conf"
 wait_http "http://127.0.0.1:$upstream_port/1k"
 
-b_mtls=$(free_port); b_plain=$(free_port); a_port=$(free_port)
-a_admin=$(free_port); b_admin=$(free_port)
-mesh() { echo "mesh: {cert_file: $work/$1.pem, key_file: $work/$1.key, trust_bundle: $work/ca.pem}"; }
-cat > "$work/b.yaml" <<YAML
+# wasp: B serves STRICT mTLS and plain text, A has one cluster per case.
+start_wasp() {
+    local b_mtls b_plain a_admin b_admin tls
+    b_mtls=$(free_port); b_plain=$(free_port); a_port=$(free_port)
+    a_admin=$(free_port); b_admin=$(free_port)
+    mesh() { echo "mesh: {cert_file: $work/$1.pem, key_file: $work/$1.key, trust_bundle: $work/ca.pem}"; }
+    cat > "$work/b.yaml" <<YAML
 $(mesh b)
 admin: {address: "127.0.0.1:$b_admin"}
 listeners:
@@ -68,8 +89,8 @@ listeners:
 clusters:
   - {name: app, endpoints: ["127.0.0.1:$upstream_port"], max_idle_per_endpoint: 1024}
 YAML
-tls='{mode: ISTIO_MUTUAL, expected_identities: ["spiffe://cluster.local/ns/bench/sa/b"]}'
-cat > "$work/a.yaml" <<YAML
+    tls='{mode: ISTIO_MUTUAL, expected_identities: ["spiffe://cluster.local/ns/bench/sa/b"]}'
+    cat > "$work/a.yaml" <<YAML
 $(mesh a)
 admin: {address: "127.0.0.1:$a_admin"}
 listeners:
@@ -86,19 +107,126 @@ clusters:
   - {name: mtls-new, endpoints: ["127.0.0.1:$b_mtls"], max_idle_per_endpoint: 0, tls: $tls}
   - {name: plain-new, endpoints: ["127.0.0.1:$b_plain"], max_idle_per_endpoint: 0}
 YAML
-start_pinned "$PROXY_CPU" wasp-b "$WASP_BIN" run --config "$work/b.yaml" --workers 1
-start_pinned "$PROXY_CPU" wasp-a "$WASP_BIN" run --config "$work/a.yaml" --workers 1
-for case in mtls plain mtlsn plainn; do
-    wait_http "http://127.0.0.1:$a_port/$case/1k"
-done
+    start_pinned "$PROXY_CPU" wasp-b "$WASP_BIN" run --config "$work/b.yaml" --workers 1
+    start_pinned "$PROXY_CPU" wasp-a "$WASP_BIN" run --config "$work/a.yaml" --workers 1
+}
+
+# Envoy: the same pair. HTTP/1.1 to B, as wasp's clusters speak.
+envoy_cluster() {
+    # per_connection: `pooled`, or 1 for a new connection per request.
+    local name="$1" port="$2" tls="$3" per_connection="$4"
+    cat <<YAML
+    - name: $name
+      type: STATIC
+      connect_timeout: 1s
+      load_assignment:
+        cluster_name: $name
+        endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: $port}}}}]}]
+      typed_extension_protocol_options:
+        envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+          "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+          explicit_http_config: {http_protocol_options: {}}
+YAML
+    if [[ "$per_connection" == 1 ]]; then
+        echo "          common_http_protocol_options: {max_requests_per_connection: 1}"
+    fi
+    if [[ "$tls" == mtls ]]; then
+        cat <<YAML
+      transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+          common_tls_context:
+            alpn_protocols: ["http/1.1"]
+            tls_certificates: [{certificate_chain: {filename: $work/a.pem}, private_key: {filename: $work/a.key}}]
+            validation_context:
+              trusted_ca: {filename: $work/ca.pem}
+              match_typed_subject_alt_names:
+                - {san_type: URI, matcher: {exact: "spiffe://cluster.local/ns/bench/sa/b"}}
+YAML
+    fi
+}
+
+envoy_listener() {
+    local name="$1" port="$2" tls="$3" routes="$4"
+    cat <<YAML
+    - name: $name
+      address: {socket_address: {address: 127.0.0.1, port_value: $port}}
+      filter_chains:
+        - filters:
+            - name: envoy.filters.network.http_connection_manager
+              typed_config:
+                "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+                stat_prefix: $name
+                route_config: {virtual_hosts: [{name: all, domains: ["*"], routes: $routes}]}
+                http_filters:
+                  - name: envoy.filters.http.router
+                    typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+YAML
+    if [[ "$tls" == mtls ]]; then
+        cat <<YAML
+          transport_socket:
+            name: envoy.transport_sockets.tls
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext
+              require_client_certificate: true
+              common_tls_context:
+                alpn_protocols: ["http/1.1"]
+                tls_certificates: [{certificate_chain: {filename: $work/b.pem}, private_key: {filename: $work/b.key}}]
+                validation_context: {trusted_ca: {filename: $work/ca.pem}}
+YAML
+    fi
+}
+
+start_envoy() {
+    local b_mtls b_plain b_admin to_app routes
+    b_mtls=$(free_port); b_plain=$(free_port); a_port=$(free_port)
+    a_admin=$(free_port); b_admin=$(free_port)
+    to_app='[{match: {prefix: /}, route: {cluster: app}}]'
+    {
+        echo "admin: {address: {socket_address: {address: 127.0.0.1, port_value: $b_admin}}}"
+        echo "static_resources:"
+        echo "  listeners:"
+        envoy_listener mtls "$b_mtls" mtls "$to_app"
+        envoy_listener plain "$b_plain" plain "$to_app"
+        echo "  clusters:"
+        envoy_cluster app "$upstream_port" plain pooled
+    } > "$work/envoy-b.yaml"
+    routes='[{match: {prefix: /mtlsn/}, route: {cluster: mtls-new, prefix_rewrite: /}},
+             {match: {prefix: /plainn/}, route: {cluster: plain-new, prefix_rewrite: /}},
+             {match: {prefix: /mtls/}, route: {cluster: mtls, prefix_rewrite: /}},
+             {match: {prefix: /plain/}, route: {cluster: plain, prefix_rewrite: /}}]'
+    {
+        echo "admin: {address: {socket_address: {address: 127.0.0.1, port_value: $a_admin}}}"
+        echo "static_resources:"
+        echo "  listeners:"
+        envoy_listener outbound "$a_port" plain "$routes"
+        echo "  clusters:"
+        envoy_cluster mtls "$b_mtls" mtls pooled
+        envoy_cluster plain "$b_plain" plain pooled
+        envoy_cluster mtls-new "$b_mtls" mtls 1
+        envoy_cluster plain-new "$b_plain" plain 1
+    } > "$work/envoy-a.yaml"
+    start_pinned "$PROXY_CPU" envoy-b "$ENVOY_BIN" -c "$work/envoy-b.yaml" --concurrency 1 -l error \
+        --disable-hot-restart
+    start_pinned "$PROXY_CPU" envoy-a "$ENVOY_BIN" -c "$work/envoy-a.yaml" --concurrency 1 -l error \
+        --disable-hot-restart
+}
 
 declare -A rps p99
-for case in plain mtls plainn mtlsn; do
-    url="http://127.0.0.1:$a_port/$case/1k"
-    log "$case: ${duration}s, $connections connections"
-    oha_run -z 2s -c "$connections" "$url" > /dev/null
-    oha_run -z "${duration}s" -c "$connections" "$url" > "$work/$case.json"
-    read -r rps["$case"] p99["$case"] < <(python3 -c '
+cases=(plain mtls plainn mtlsn)
+for proxy in "${proxies[@]}"; do
+    pair_start=${#PIDS[@]}
+    "start_$proxy"
+    for case in "${cases[@]}"; do
+        wait_http "http://127.0.0.1:$a_port/$case/1k"
+    done
+    for case in "${cases[@]}"; do
+        url="http://127.0.0.1:$a_port/$case/1k"
+        log "$proxy $case: ${duration}s, $connections connections"
+        oha_run -z 2s -c "$connections" "$url" > /dev/null
+        oha_run -z "${duration}s" -c "$connections" "$url" > "$work/$proxy-$case.json"
+        read -r rps["$proxy-$case"] p99["$proxy-$case"] < <(python3 -c '
 import json, sys
 s = json.load(open(sys.argv[1]))
 codes = s.get("statusCodeDistribution", {})
@@ -106,18 +234,67 @@ bad = sum(v for k, v in codes.items() if k != "200")
 if bad:
     sys.exit(f"{bad} non-200 answers: {codes}")
 print(round(s["summary"]["requestsPerSec"]), round(s["latencyPercentiles"]["p99"] * 1000, 2))
-' "$work/$case.json")
+' "$work/$proxy-$case.json")
+    done
+    if [[ "$proxy" == envoy ]]; then
+        # The mTLS clusters did handshake (a SAN mismatch would have failed
+        # the requests); the new-connection one about once per request.
+        curl -fsS "http://127.0.0.1:$a_admin/stats?filter=^cluster\\.mtls.*\\.ssl\\.(handshake|session_reused)$" | python3 -c '
+import sys
+counts = dict(line.split(": ") for line in sys.stdin.read().split("\n") if ": " in line)
+count = lambda cluster, stat: int(counts.get(f"cluster.{cluster}.ssl.{stat}", 0))
+if count("mtls", "handshake") == 0 or count("mtls-new", "handshake") == 0:
+    sys.exit(f"envoy: no upstream TLS handshakes: {counts}")
+print("bench: envoy TLS handshakes (of which resumed sessions): pooled cluster %d (%d), new-connection cluster %d (%d)"
+      % (count("mtls", "handshake"), count("mtls", "session_reused"),
+         count("mtls-new", "handshake"), count("mtls-new", "session_reused")), file=sys.stderr)
+'
+    fi
+    # The pair's two processes stop before the next pair starts.
+    for pid in "${PIDS[@]:$pair_start}"; do stop_pid "$pid"; done
 done
 
-echo "load: $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min) on $(nproc) CPUs; wasp $WASP_BIN_SOURCE"
-printf '%-34s %12s %10s\n' "case" "requests/s" "p99 ms"
-printf '%-34s %12s %10s\n' "warm, plain text" "${rps[plain]}" "${p99[plain]}"
-printf '%-34s %12s %10s\n' "warm, mutual TLS" "${rps[mtls]}" "${p99[mtls]}"
-printf '%-34s %12s %10s\n' "new connection each, plain text" "${rps[plainn]}" "${p99[plainn]}"
-printf '%-34s %12s %10s\n' "new connection each, mutual TLS" "${rps[mtlsn]}" "${p99[mtlsn]}"
-python3 -c '
+envoy_version=""
+if [[ ",${proxies[*]}," == *envoy* ]]; then
+    envoy_version=$("$ENVOY_BIN" --version | sed -n 's|.*version: [0-9a-f]*/\([0-9.]*\)/.*|\1|p')
+fi
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min; before the run: $load_before) on $(nproc) CPUs;" \
+    "wasp $WASP_BIN_SOURCE${envoy_version:+; Envoy $envoy_version}"
+{
+    for proxy in "${proxies[@]}"; do
+        for case in "${cases[@]}"; do
+            echo "$proxy $case ${rps[$proxy-$case]} ${p99[$proxy-$case]}"
+        done
+    done
+} | python3 -c '
 import sys
-p, m, pn, mn = map(float, sys.argv[1:])
-print(f"warm mTLS costs {100 * (1 - m / p):.1f}% of plain-text requests/s")
-print(f"mTLS handshakes/s (A originates + B verifies, one CPU): {mn:.0f}; plain-text connections/s: {pn:.0f}")
-' "${rps[plain]}" "${rps[mtls]}" "${rps[plainn]}" "${rps[mtlsn]}"
+rows = {}
+proxies = []
+for line in sys.stdin:
+    proxy, case, rps, p99 = line.split()
+    rows[(proxy, case)] = (float(rps), float(p99))
+    if proxy not in proxies:
+        proxies.append(proxy)
+names = [("plain", "warm, plain text"), ("mtls", "warm, mutual TLS"),
+         ("plainn", "new connection each, plain text"), ("mtlsn", "new connection each, mutual TLS")]
+both = len(proxies) == 2
+head = "%-34s" % "case"
+for p in proxies:
+    head += " %12s %13s" % (p + " req/s", p + " p99 ms")
+if both:
+    head += " %17s" % "wasp/envoy req/s"
+print(head)
+for case, title in names:
+    line = "%-34s" % title
+    for p in proxies:
+        line += " %12.0f %13.2f" % rows[(p, case)]
+    if both:
+        line += " %17.2f" % (rows[("wasp", case)][0] / rows[("envoy", case)][0])
+    print(line)
+for p in proxies:
+    plain, mtls = rows[(p, "plain")][0], rows[(p, "mtls")][0]
+    plainn, mtlsn = rows[(p, "plainn")][0], rows[(p, "mtlsn")][0]
+    print(f"{p}: warm mTLS costs {100 * (1 - mtls / plain):.1f}% of plain-text requests/s; "
+          f"mTLS handshakes/s (A originates + B verifies, one CPU): {mtlsn:.0f}, "
+          f"{mtlsn / plainn:.2f} of plain-text connections/s ({plainn:.0f})")
+'

@@ -1,6 +1,8 @@
 //! Access: writes need `authorization: Bearer <token>` (compared in
 //! constant time); reads are open from loopback and need the token from
-//! anywhere else.
+//! anywhere else. A proxy that reached the TLS endpoint with a workload
+//! certificate is authenticated by it instead: its subscription must claim
+//! the identity the certificate carries ([`Auth::check_subscriber`]).
 
 use std::net::SocketAddr;
 
@@ -24,6 +26,57 @@ pub enum AuthError {
     /// The token is wrong.
     #[error("invalid token")]
     Invalid,
+    /// The client certificate names another identity than the one the
+    /// subscription claims.
+    #[error(
+        "client certificate identity {presented} does not match the identity {claimed} this subscription claims"
+    )]
+    IdentityMismatch {
+        /// The SPIFFE ID of the client certificate.
+        presented: String,
+        /// The SPIFFE ID the subscription's labels give.
+        claimed: String,
+    },
+}
+
+/// Who sent a request and how: set as the connection's info by the TLS
+/// endpoint; plaintext connections have only an address.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Peer {
+    /// The client's address.
+    pub addr: Option<SocketAddr>,
+    /// Whether the connection is TLS.
+    pub tls: bool,
+    /// The SPIFFE ID of the verified client certificate (mutual TLS).
+    pub identity: Option<String>,
+}
+
+impl Peer {
+    /// The peer of a gRPC request.
+    pub fn of<T>(request: &tonic::Request<T>) -> Peer {
+        request.extensions().get::<Peer>().cloned().unwrap_or(Peer {
+            addr: request.remote_addr(),
+            tls: false,
+            identity: None,
+        })
+    }
+
+    /// `plaintext`, `tls` or `mtls`.
+    pub fn transport(&self) -> &'static str {
+        match (self.tls, &self.identity) {
+            (false, _) => "plaintext",
+            (true, None) => "tls",
+            (true, Some(_)) => "mtls",
+        }
+    }
+}
+
+/// The `authorization` metadata of a gRPC request.
+pub fn authorization<T>(request: &tonic::Request<T>) -> Option<&str> {
+    request
+        .metadata()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
 }
 
 /// The control plane's token.
@@ -66,11 +119,37 @@ impl Auth {
         access: Access,
         request: &tonic::Request<T>,
     ) -> Result<(), tonic::Status> {
-        let header = request
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok());
-        self.check(access, request.remote_addr(), header)
+        self.check(access, Peer::of(request).addr, authorization(request))
+            .map_err(|err| tonic::Status::unauthenticated(err.to_string()))
+    }
+
+    /// Checks a subscription claiming the SPIFFE ID `claimed`: a peer with
+    /// a client certificate must present exactly that identity (the token
+    /// is then not needed); any other peer is a read.
+    pub fn check_subscriber(
+        &self,
+        peer: &Peer,
+        header: Option<&str>,
+        claimed: &str,
+    ) -> Result<(), AuthError> {
+        match &peer.identity {
+            Some(presented) if presented == claimed => Ok(()),
+            Some(presented) => Err(AuthError::IdentityMismatch {
+                presented: presented.clone(),
+                claimed: claimed.to_owned(),
+            }),
+            None => self.check(Access::Read, peer.addr, header),
+        }
+    }
+
+    /// Checks a proxy's read (a module fetch): a verified workload
+    /// certificate is enough; otherwise as any read.
+    pub fn check_proxy_read<T>(&self, request: &tonic::Request<T>) -> Result<(), tonic::Status> {
+        let peer = Peer::of(request);
+        if peer.identity.is_some() {
+            return Ok(());
+        }
+        self.check(Access::Read, peer.addr, authorization(request))
             .map_err(|err| tonic::Status::unauthenticated(err.to_string()))
     }
 }
@@ -116,5 +195,59 @@ mod tests {
             auth.check(Access::Write, remote, Some("Bearer s3cret")),
             Ok(())
         );
+    }
+
+    #[test]
+    fn a_certified_subscriber_must_claim_the_identity_of_its_certificate() {
+        let auth = Auth::new("s3cret".into());
+        let mtls = Peer {
+            addr: Some(REMOTE.parse().unwrap()),
+            tls: true,
+            identity: Some("spiffe://mesh.test/ns/shop/sa/web".into()),
+        };
+        assert_eq!(mtls.transport(), "mtls");
+        // No token needed with a certificate.
+        assert_eq!(
+            auth.check_subscriber(&mtls, None, "spiffe://mesh.test/ns/shop/sa/web"),
+            Ok(())
+        );
+        // Even the right token does not make a mismatch pass.
+        assert_eq!(
+            auth.check_subscriber(
+                &mtls,
+                Some("Bearer s3cret"),
+                "spiffe://mesh.test/ns/shop/sa/db"
+            ),
+            Err(AuthError::IdentityMismatch {
+                presented: "spiffe://mesh.test/ns/shop/sa/web".into(),
+                claimed: "spiffe://mesh.test/ns/shop/sa/db".into(),
+            })
+        );
+    }
+
+    #[test]
+    fn a_subscriber_without_a_certificate_needs_the_token_off_loopback() {
+        let auth = Auth::new("s3cret".into());
+        let tls = Peer {
+            addr: Some(REMOTE.parse().unwrap()),
+            tls: true,
+            identity: None,
+        };
+        assert_eq!(tls.transport(), "tls");
+        let claimed = "spiffe://mesh.test/ns/shop/sa/web";
+        assert_eq!(
+            auth.check_subscriber(&tls, None, claimed),
+            Err(AuthError::Missing)
+        );
+        assert_eq!(
+            auth.check_subscriber(&tls, Some("Bearer s3cret"), claimed),
+            Ok(())
+        );
+        let plain = Peer {
+            addr: Some(LOOPBACK.parse().unwrap()),
+            ..Peer::default()
+        };
+        assert_eq!(plain.transport(), "plaintext");
+        assert_eq!(auth.check_subscriber(&plain, None, claimed), Ok(()));
     }
 }

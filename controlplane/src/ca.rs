@@ -247,6 +247,50 @@ impl Ca {
         self.phase().1
     }
 
+    /// The trust domain of issued identities.
+    pub fn trust_domain(&self) -> &str {
+        &self.trust_domain
+    }
+
+    /// The chain of the CA signing now (PEM).
+    pub fn signer_pem(&self) -> String {
+        self.phase().0.chain_pem.clone()
+    }
+
+    /// A certificate for the control plane's own TLS endpoint: a new key,
+    /// the DNS names and IP addresses `names` as SANs, server
+    /// authentication only, the CA's certificate lifetime.
+    pub fn issue_server(&self, names: &[String]) -> Result<ServerCertificate, CaError> {
+        let (signer, _) = self.phase();
+        let mut params = CertificateParams::default();
+        params.subject_alt_names = names
+            .iter()
+            .map(|n| server_san(n))
+            .collect::<Result<_, _>>()?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "wasp-cp");
+        let now = ::time::OffsetDateTime::now_utc();
+        params.not_before = now - BACKDATE;
+        params.not_after = now + self.lifetime;
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.use_authority_key_identifier_extension = true;
+        let key = KeyPair::generate().map_err(|e| material("server key", e))?;
+        let cert = params
+            .signed_by(&key, &signer.issuer)
+            .map_err(|e| material("server certificate", e))?;
+        Ok(ServerCertificate {
+            chain_pem: format!("{}{}", cert.pem(), signer.chain_pem),
+            key_pem: key.serialize_pem(),
+            lifetime: self.lifetime,
+            signer_pem: signer.chain_pem.clone(),
+        })
+    }
+
     /// The SPIFFE ID of a proxy with `labels`.
     pub fn spiffe_id(&self, labels: &BTreeMap<String, String>) -> String {
         let pick = |keys: &[&str]| {
@@ -299,6 +343,34 @@ impl Ca {
             .map_err(|e| CaError::Csr(e.to_string()))?;
         Ok((format!("{}{}", cert.pem(), signer.chain_pem), id))
     }
+}
+
+/// A server certificate the CA issued to the control plane itself.
+#[derive(Clone, Debug)]
+pub struct ServerCertificate {
+    /// The chain, leaf first (PEM).
+    pub chain_pem: String,
+    /// The leaf's private key (PEM, PKCS#8).
+    pub key_pem: String,
+    /// The leaf's lifetime.
+    pub lifetime: Duration,
+    /// The chain of the CA that signed it (PEM), to tell when the signer
+    /// changed (a root rotation's promotion).
+    pub signer_pem: String,
+}
+
+/// A name the control plane's server certificate carries: an IP address
+/// or a DNS name.
+fn server_san(name: &str) -> Result<SanType, CaError> {
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = name.parse::<std::net::IpAddr>() {
+        return Ok(SanType::IpAddress(ip));
+    }
+    rustls_pki_types::DnsName::try_from(name)
+        .map_err(|e| material(&format!("server name '{name}'"), e))?;
+    name.try_into()
+        .map(SanType::DnsName)
+        .map_err(|e: rcgen::Error| material(&format!("server name '{name}'"), e))
 }
 
 /// A new self-signed root for `trust_domain`: certificate and key (PEM).

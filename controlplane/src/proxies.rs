@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use serde::Serialize;
 
+use crate::auth::Peer;
 use crate::rollout::Counts;
 use crate::time;
 
@@ -33,6 +34,11 @@ pub struct ProxyStatus {
     pub last_report_at: String,
     /// Its counts for each rollout it took part in, oldest first.
     pub rollouts: Vec<ProxyRollout>,
+    /// How its last subscription reached the control plane: `plaintext`,
+    /// `tls` or `mtls` (see [`Peer::transport`]).
+    pub transport: String,
+    /// With `mtls`, the SPIFFE ID of the certificate it presented.
+    pub peer_identity: String,
 }
 
 /// A proxy's part in one rollout.
@@ -58,12 +64,14 @@ pub struct Proxies {
 }
 
 impl Proxies {
-    /// A proxy opened its subscription; returns the connection's number.
+    /// A proxy opened its subscription from `peer`; returns the
+    /// connection's number.
     pub fn connected(
         &self,
         node_id: &str,
         labels: BTreeMap<String, String>,
         running_version: u64,
+        peer: &Peer,
     ) -> u64 {
         let mut connections = self.connections.lock().expect("lock");
         let n = connections.entry(node_id.to_owned()).or_default();
@@ -74,6 +82,8 @@ impl Proxies {
         entry.labels = labels;
         entry.connected = true;
         entry.connected_since = time::now();
+        entry.transport = peer.transport().to_owned();
+        entry.peer_identity = peer.identity.clone().unwrap_or_default();
         if entry.running_version == 0 {
             entry.running_version = running_version;
         }
@@ -157,10 +167,11 @@ mod tests {
     #[test]
     fn a_nack_keeps_the_running_version_and_records_the_error() {
         let proxies = Proxies::default();
-        let c = proxies.connected("n1", BTreeMap::new(), 0);
+        let c = proxies.connected("n1", BTreeMap::new(), 0, &Peer::default());
         proxies.ack("n1", 3);
         proxies.nack("n1", 4, "filter_chains[0].plugins[0].module: bad".into());
         let p = &proxies.list()[0];
+        assert_eq!(p.transport, "plaintext");
         assert_eq!((p.running_version, p.last_version), (3, 4));
         assert_eq!(p.last_result, "NACK");
         proxies.disconnected("n1", c);
@@ -168,10 +179,31 @@ mod tests {
     }
 
     #[test]
+    fn a_subscription_over_mtls_records_the_transport_and_the_peer_identity() {
+        let proxies = Proxies::default();
+        let peer = Peer {
+            addr: None,
+            tls: true,
+            identity: Some("spiffe://mesh.test/ns/shop/sa/web".into()),
+        };
+        proxies.connected("n1", BTreeMap::new(), 0, &peer);
+        let p = &proxies.list()[0];
+        assert_eq!(p.transport, "mtls");
+        assert_eq!(p.peer_identity, "spiffe://mesh.test/ns/shop/sa/web");
+        // Back on the bootstrap endpoint: no identity left behind.
+        proxies.connected("n1", BTreeMap::new(), 0, &Peer::default());
+        let p = &proxies.list()[0];
+        assert_eq!(
+            (p.transport.as_str(), p.peer_identity.as_str()),
+            ("plaintext", "")
+        );
+    }
+
+    #[test]
     fn the_end_of_a_stale_connection_leaves_the_new_one_connected() {
         let proxies = Proxies::default();
-        let old = proxies.connected("n1", BTreeMap::new(), 0);
-        let _new = proxies.connected("n1", BTreeMap::new(), 0);
+        let old = proxies.connected("n1", BTreeMap::new(), 0, &Peer::default());
+        let _new = proxies.connected("n1", BTreeMap::new(), 0, &Peer::default());
         proxies.disconnected("n1", old);
         assert!(proxies.list()[0].connected);
     }

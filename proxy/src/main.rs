@@ -94,6 +94,11 @@ enum Command {
         /// configuration with canaries runs), e.g. `1s`, `500ms`.
         #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_report_interval, requires = "control_plane")]
         report_interval: std::time::Duration,
+        /// The control plane's TLS endpoint (`https://HOST:PORT`), used with
+        /// mutual TLS once this proxy holds a workload certificate
+        /// [default: the endpoint the control plane names].
+        #[arg(long, value_name = "URL", requires = "control_plane")]
+        control_plane_tls_url: Option<String>,
     },
     /// Check a configuration file and print every error found.
     Validate {
@@ -163,6 +168,7 @@ fn main() -> ExitCode {
             compiled_cache_dir,
             metric_series_per_family,
             report_interval,
+            control_plane_tls_url,
         } => {
             logging::init(match log_format {
                 Format::Text => LogFormat::Text,
@@ -180,6 +186,7 @@ fn main() -> ExitCode {
                 .or_else(|| control_plane.is_some().then(|| cache_dir.join("compiled")));
             let control_plane = control_plane.map(|url| ControlPlaneOptions {
                 url,
+                tls_url: control_plane_tls_url,
                 node_id: node_id.clone().unwrap_or_default(),
                 labels: node_labels.0,
                 cache_dir,

@@ -69,6 +69,7 @@ pub struct ControlPlane {
     data: tempfile::TempDir,
     grpc: SocketAddr,
     http: SocketAddr,
+    tls: SocketAddr,
     extra: Vec<String>,
 }
 
@@ -86,6 +87,7 @@ impl ControlPlane {
             data: tempfile::tempdir().expect("temporary directory"),
             grpc: free_addr(),
             http: free_addr(),
+            tls: free_addr(),
             extra: args.iter().map(|a| (*a).to_owned()).collect(),
         };
         cp.launch().await;
@@ -105,6 +107,8 @@ impl ControlPlane {
             .arg(self.grpc.to_string())
             .arg("--http-listen")
             .arg(self.http.to_string())
+            .arg("--tls-listen")
+            .arg(self.tls.to_string())
             .args(&self.extra)
             .env("WASP_TOKEN", TOKEN)
             .env("RUST_LOG", "info")
@@ -174,6 +178,11 @@ impl ControlPlane {
     /// The gRPC URL.
     pub fn url(&self) -> String {
         format!("http://{}", self.grpc)
+    }
+
+    /// The TLS endpoint's address (`--tls-listen`).
+    pub fn tls_addr(&self) -> SocketAddr {
+        self.tls
     }
 
     /// `http://HTTP{path}` on the JSON endpoints.

@@ -4,7 +4,7 @@
 //! with an admin server; [`Upstream`] is a controllable HTTP/1.1 + h2c server,
 //! [`GrpcHealth`] a tonic gRPC server, [`WsEcho`] a WebSocket echo server and
 //! [`ChunkedEcho`] an upstream for filter tests, [`ControlPlane`] runs
-//! `wasp-cp` and `waspctl`, [`GrpcEcho`] raw gRPC upstreams for filter
+//! `wasp-cp` and `waspctl` ([`discovery`] drives its proxy API by hand), [`GrpcEcho`] raw gRPC upstreams for filter
 //! callouts, [`RawUpstream`] and [`RawConn`] HTTP/1.1 on raw sockets;
 //! [`client`] has HTTP/1.1, h2c and TLS
 //! clients; [`Config`] builds the configuration a test runs on;
@@ -16,6 +16,7 @@ pub mod chunked;
 pub mod client;
 pub mod config;
 pub mod controlplane;
+pub mod discovery;
 pub mod emscripten;
 pub mod envoy;
 pub mod grpc;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use wasp_controlplane::auth::read_token_file;
 use wasp_controlplane::ca::{CaOptions, SuppliedCa};
+use wasp_controlplane::server::tls::TlsOptions;
 use wasp_controlplane::server::{self, ServeOptions};
 
 /// The wasp control plane: stores Wasm modules and versioned
@@ -17,10 +18,26 @@ struct Cli {
     /// Where modules and configurations are stored (created when absent).
     #[arg(long, value_name = "DIR")]
     data_dir: PathBuf,
-    /// The gRPC address (waspctl and proxies).
+    /// The plaintext gRPC address (waspctl, and proxies bootstrapping with
+    /// the token).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7070")]
     listen: SocketAddr,
-    /// The read-only HTTP/JSON address (/modules, /configs, /proxies).
+    /// The TLS gRPC address: the same API with a certificate from this
+    /// control plane's CA; proxies holding a workload certificate reconnect
+    /// here and authenticate with it. `off`: no TLS endpoint.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7072", value_parser = parse_tls_listen)]
+    tls_listen: TlsListen,
+    /// A DNS name or IP address of the TLS endpoint's certificate
+    /// (repeat for several); the names proxies reach it by.
+    #[arg(long = "tls-san", value_name = "NAME", default_values = ["localhost", "127.0.0.1"])]
+    tls_sans: Vec<String>,
+    /// The `host:port` proxies are told to reach the TLS endpoint at
+    /// [default: the --tls-listen address; an unspecified host such as
+    /// 0.0.0.0 means the host each proxy reached --listen at].
+    #[arg(long, value_name = "HOST:PORT")]
+    tls_advertise: Option<String>,
+    /// The read-only HTTP/JSON address (/modules, /configs, /proxies,
+    /// /rollouts, /metrics).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7071")]
     http_listen: SocketAddr,
     /// A file whose first line is the bearer token writes need
@@ -48,6 +65,20 @@ struct Cli {
     /// The roots proxies trust with --ca-cert [default: the --ca-cert file].
     #[arg(long, value_name = "FILE", requires = "ca_cert")]
     ca_bundle: Option<String>,
+}
+
+/// `--tls-listen`: an address, or none.
+#[derive(Clone, Copy, Debug)]
+struct TlsListen(Option<SocketAddr>);
+
+fn parse_tls_listen(value: &str) -> Result<TlsListen, String> {
+    if value == "off" {
+        return Ok(TlsListen(None));
+    }
+    value
+        .parse()
+        .map(|addr| TlsListen(Some(addr)))
+        .map_err(|e| format!("'{value}': {e} (an address, or `off`)"))
 }
 
 fn token(cli: &Cli) -> Result<String, String> {
@@ -105,6 +136,11 @@ fn main() -> ExitCode {
                 }),
             rotate_root: cli.rotate_root,
         },
+        tls: cli.tls_listen.0.map(|listen| TlsOptions {
+            listen,
+            names: cli.tls_sans,
+            advertise: cli.tls_advertise,
+        }),
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,

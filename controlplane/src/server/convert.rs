@@ -57,6 +57,8 @@ pub fn proxy(status: ProxyStatus) -> api::ProxyStatus {
         last_result: status.last_result,
         last_error: status.last_error,
         last_report_at: status.last_report_at,
+        transport: status.transport,
+        peer_identity: status.peer_identity,
         rollouts: status
             .rollouts
             .into_iter()

@@ -1,7 +1,9 @@
 //! The `Discovery` gRPC service: proxies subscribe, receive the
 //! configuration that targets them (the newest version whose selector
 //! their labels match) and each newer one, and answer ACK or NACK; they
-//! fetch module bytes and signatures by sha256.
+//! fetch module bytes and signatures by sha256. Every update names the TLS
+//! endpoint; a subscriber that reached it with a workload certificate must
+//! claim the identity the certificate carries, or it is refused.
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
@@ -14,7 +16,8 @@ use wasp_controlplane_api::discovery_server::Discovery;
 use wasp_controlplane_api::subscribe_request::Kind;
 
 use super::{Shared, blocking};
-use crate::auth::Access;
+use crate::auth::{Access, Peer, authorization};
+use crate::metrics::{REJECT_IDENTITY_MISMATCH, REJECT_UNAUTHENTICATED};
 use crate::store::ConfigRecord;
 use crate::targeting::Heads;
 
@@ -32,12 +35,13 @@ impl DiscoveryService {
 
 type Updates = Pin<Box<dyn Stream<Item = Result<api::ConfigUpdate, Status>> + Send>>;
 
-fn update(record: &ConfigRecord, bundle: String) -> api::ConfigUpdate {
+fn update(record: &ConfigRecord, bundle: String, tls_endpoint: String) -> api::ConfigUpdate {
     api::ConfigUpdate {
         version: record.version,
         document: record.resolved.clone(),
         trust_bundle_pem: bundle,
         certificate: None,
+        tls_endpoint,
     }
 }
 
@@ -59,6 +63,7 @@ fn issue(
                     chain_pem,
                     spiffe_id,
                 }),
+                tls_endpoint: shared.tls_endpoint.clone().unwrap_or_default(),
             })
         }
         Err(err) => {
@@ -149,19 +154,21 @@ fn name_modules(registry: &crate::Registry, text: String) -> String {
 fn updates_for(
     heads: tokio::sync::watch::Receiver<Arc<Heads>>,
     labels: BTreeMap<String, String>,
-    ca: Arc<crate::ca::Ca>,
+    shared: Shared,
     certificates: tokio::sync::mpsc::UnboundedReceiver<api::ConfigUpdate>,
 ) -> Updates {
     let state = (heads, labels, None::<u64>);
     let configs = futures_util::stream::unfold(state, move |(mut heads, labels, sent)| {
-        let ca = Arc::clone(&ca);
+        let shared = shared.clone();
         async move {
             loop {
                 let pick: Option<Arc<ConfigRecord>> = heads.borrow_and_update().for_node(&labels);
                 if let Some(record) = pick.filter(|r| Some(r.version) != sent) {
                     let version = record.version;
-                    let bundle = ca.bundle();
-                    return Some((Ok(update(&record, bundle)), (heads, labels, Some(version))));
+                    let bundle = shared.ca.bundle();
+                    let tls = shared.tls_endpoint.clone().unwrap_or_default();
+                    let update = update(&record, bundle, tls);
+                    return Some((Ok(update), (heads, labels, Some(version))));
                 }
                 heads.changed().await.ok()?;
             }
@@ -181,7 +188,14 @@ impl Discovery for DiscoveryService {
         &self,
         request: Request<Streaming<api::SubscribeRequest>>,
     ) -> Result<Response<Updates>, Status> {
-        self.shared.auth.check_grpc(Access::Read, &request)?;
+        let peer = Peer::of(&request);
+        let header = authorization(&request).map(str::to_owned);
+        if peer.identity.is_none() {
+            if let Err(status) = self.shared.auth.check_grpc(Access::Read, &request) {
+                self.shared.counters.rejected(REJECT_UNAUTHENTICATED);
+                return Err(status);
+            }
+        }
         let mut incoming = request.into_inner();
         let hello = match incoming.message().await? {
             Some(api::SubscribeRequest {
@@ -197,11 +211,29 @@ impl Discovery for DiscoveryService {
             return Err(Status::invalid_argument("hello.node_id must not be empty"));
         }
         let labels: BTreeMap<String, String> = hello.labels.into_iter().collect();
-        let connection =
-            self.shared
-                .proxies
-                .connected(&hello.node_id, labels.clone(), hello.running_version);
-        tracing::info!(node_id = hello.node_id, "proxy connected");
+        let claimed = self.shared.ca.spiffe_id(&labels);
+        if let Err(err) = self
+            .shared
+            .auth
+            .check_subscriber(&peer, header.as_deref(), &claimed)
+        {
+            self.shared.counters.rejected(REJECT_IDENTITY_MISMATCH);
+            tracing::warn!(node_id = hello.node_id, peer = ?peer.addr, error = %err, "subscription refused");
+            return Err(Status::permission_denied(err.to_string()));
+        }
+        let connection = self.shared.proxies.connected(
+            &hello.node_id,
+            labels.clone(),
+            hello.running_version,
+            &peer,
+        );
+        self.shared.counters.subscribed(peer.transport());
+        tracing::info!(
+            node_id = hello.node_id,
+            transport = peer.transport(),
+            peer_identity = peer.identity.as_deref().unwrap_or(""),
+            "proxy connected"
+        );
         let (certificates, issued) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(read_reports(
             self.shared.clone(),
@@ -212,15 +244,15 @@ impl Discovery for DiscoveryService {
             certificates,
         ));
         let heads = self.shared.registry.subscribe();
-        let ca = Arc::clone(&self.shared.ca);
-        Ok(Response::new(updates_for(heads, labels, ca, issued)))
+        let shared = self.shared.clone();
+        Ok(Response::new(updates_for(heads, labels, shared, issued)))
     }
 
     async fn fetch_module(
         &self,
         request: Request<api::FetchModuleRequest>,
     ) -> Result<Response<api::ModuleBytes>, Status> {
-        self.shared.auth.check_grpc(Access::Read, &request)?;
+        self.shared.auth.check_proxy_read(&request)?;
         let sha256 = request.into_inner().sha256;
         let sha = sha256.clone();
         let (bytes, signatures) = blocking(&self.shared, move |r| {

@@ -1,6 +1,6 @@
 //! Read-only HTTP/JSON endpoints for curl: `GET /modules`, `/configs`,
-//! `/configs/current`, `/proxies` and `/rollouts`. Open on loopback; elsewhere they need
-//! the bearer token.
+//! `/configs/current`, `/proxies`, `/rollouts` and `/metrics` (Prometheus text). Open on
+//! loopback; elsewhere they need the bearer token.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -68,9 +68,13 @@ fn handle(shared: &Shared, peer: SocketAddr, request: &Request<Incoming>) -> Res
         "/configs/current" => from_cp(shared.registry.config(None)),
         "/proxies" => json(StatusCode::OK, &shared.proxies_view()),
         "/rollouts" => json(StatusCode::OK, &shared.registry.rollouts()),
+        "/metrics" => Response::builder()
+            .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
+            .body(Full::new(Bytes::from(shared.counters.render())))
+            .expect("valid response"),
         _ => error(
             StatusCode::NOT_FOUND,
-            "not found; try /modules, /configs, /configs/current, /proxies, /rollouts",
+            "not found; try /modules, /configs, /configs/current, /proxies, /rollouts, /metrics",
         ),
     }
 }

@@ -1,10 +1,13 @@
-//! `wasp-cp`: the gRPC server (the `Admin` and `Discovery` services) and the
-//! read-only HTTP/JSON endpoints, over one [`Registry`].
+//! `wasp-cp`: the gRPC server (the `Admin` and `Discovery` services) on the
+//! plaintext bootstrap endpoint and, with the same services, on the
+//! [`tls`] endpoint; and the read-only HTTP/JSON endpoints, over one
+//! [`Registry`].
 
 mod admin;
 mod convert;
 mod discovery;
 mod http;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,6 +21,7 @@ use wasp_controlplane_api::discovery_server::DiscoveryServer;
 use crate::CpError;
 use crate::auth::Auth;
 use crate::ca::{Ca, CaError, CaOptions};
+use crate::metrics::Counters;
 use crate::proxies::Proxies;
 use crate::registry::Registry;
 use crate::store::RedbStore;
@@ -38,6 +42,8 @@ pub struct ServeOptions {
     pub token: String,
     /// The certificate authority.
     pub ca: CaOptions,
+    /// The TLS endpoint, when served.
+    pub tls: Option<tls::TlsOptions>,
 }
 
 /// Why the server could not start.
@@ -73,6 +79,10 @@ pub struct Shared {
     pub auth: Auth,
     /// The certificate authority proxies' CSRs go to.
     pub ca: Arc<Ca>,
+    /// Subscriptions and handshakes, counted.
+    pub counters: Arc<Counters>,
+    /// The TLS endpoint proxies are told about (`host:port`), if served.
+    pub tls_endpoint: Option<String>,
 }
 
 impl Shared {
@@ -109,29 +119,16 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
         .map_err(|source| ServeError::Bind { addr, source })
 }
 
-/// Opens the store and serves until `shutdown` completes.
-pub async fn serve(
-    options: ServeOptions,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(), ServeError> {
-    let store = Arc::new(RedbStore::open(&options.data_dir).map_err(CpError::from)?);
-    let ca = Arc::new(Ca::start(store.clone(), &options.ca)?);
-    let shared = Shared {
-        ca,
-        registry: Arc::new(Registry::new(store)?),
-        proxies: Arc::new(Proxies::default()),
-        auth: Auth::new(options.token),
-    };
-    let grpc = bind(options.listen).await?;
-    let http = bind(options.http_listen).await?;
-    tracing::info!(
-        grpc = %options.listen,
-        http = %options.http_listen,
-        data_dir = %options.data_dir.display(),
-        "wasp-cp started"
-    );
-    tokio::spawn(http::serve(http, shared.clone()));
-    tokio::spawn(crate::rollout::run(Arc::clone(&shared.registry)));
+/// The advertised `host:port` of the TLS endpoint bound at `bound`.
+fn advertised(options: &tls::TlsOptions, bound: SocketAddr) -> String {
+    options
+        .advertise
+        .clone()
+        .unwrap_or_else(|| bound.to_string())
+}
+
+/// Both gRPC endpoints serve the same services.
+fn router(shared: &Shared) -> tonic::transport::server::Router {
     tonic::transport::Server::builder()
         .add_service(
             AdminServer::new(AdminService::new(shared.clone()))
@@ -139,11 +136,77 @@ pub async fn serve(
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
         .add_service(
-            DiscoveryServer::new(DiscoveryService::new(shared))
+            DiscoveryServer::new(DiscoveryService::new(shared.clone()))
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         )
-        .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(grpc), shutdown)
-        .await?;
+}
+
+/// Opens the store and serves until `shutdown` completes.
+pub async fn serve(
+    options: ServeOptions,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let store = Arc::new(RedbStore::open(&options.data_dir).map_err(CpError::from)?);
+    let ca = Arc::new(Ca::start(store.clone(), &options.ca)?);
+    let grpc = bind(options.listen).await?;
+    let http = bind(options.http_listen).await?;
+    let tls = match &options.tls {
+        Some(tls_options) => {
+            let config = tls::server_config(&ca, tls_options.names.clone())?;
+            let listener = bind(tls_options.listen).await?;
+            let bound = listener.local_addr().map_err(|source| ServeError::Bind {
+                addr: tls_options.listen,
+                source,
+            })?;
+            Some((listener, config, advertised(tls_options, bound), bound))
+        }
+        None => None,
+    };
+    let shared = Shared {
+        ca,
+        registry: Arc::new(Registry::new(store)?),
+        proxies: Arc::new(Proxies::default()),
+        auth: Auth::new(options.token),
+        counters: Arc::new(Counters::default()),
+        tls_endpoint: tls.as_ref().map(|(_, _, advertised, _)| advertised.clone()),
+    };
+    tracing::info!(
+        grpc = %options.listen,
+        tls = ?tls.as_ref().map(|(_, _, advertised, bound)| format!("{bound} (advertised as {advertised})")),
+        http = %options.http_listen,
+        data_dir = %options.data_dir.display(),
+        "wasp-cp started"
+    );
+    tokio::spawn(http::serve(http, shared.clone()));
+    tokio::spawn(crate::rollout::run(Arc::clone(&shared.registry)));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    };
+    let plain = router(&shared).serve_with_incoming_shutdown(
+        tonic::transport::server::TcpIncoming::from(grpc),
+        until_stopped(stopped.clone()),
+    );
+    match tls {
+        Some((listener, config, _, _)) => {
+            let incoming = tls::incoming(
+                listener,
+                config,
+                shared.ca.trust_domain().to_owned(),
+                Arc::clone(&shared.counters),
+            );
+            let secure =
+                router(&shared).serve_with_incoming_shutdown(incoming, until_stopped(stopped));
+            let (plain, secure) = tokio::join!(plain, secure);
+            plain?;
+            secure?;
+        }
+        None => plain.await?,
+    }
     Ok(())
 }

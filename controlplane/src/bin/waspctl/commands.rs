@@ -267,6 +267,8 @@ async fn proxies(client: &mut Client, out: Output) -> Result<()> {
                         "last_result": p.last_result,
                         "last_error": p.last_error,
                         "last_report_at": p.last_report_at,
+                        "transport": p.transport,
+                        "peer_identity": p.peer_identity,
                         "rollouts": crate::rollouts::proxy_json(p),
                     })
                 })
@@ -277,6 +279,7 @@ async fn proxies(client: &mut Client, out: Output) -> Result<()> {
                 "NODE",
                 "LABELS",
                 "CONNECTED",
+                "TRANSPORT",
                 "SINCE",
                 "RUNNING",
                 "LAST",
@@ -294,6 +297,7 @@ async fn proxies(client: &mut Client, out: Output) -> Result<()> {
                         p.node_id.clone(),
                         labels(p),
                         if p.connected { "yes" } else { "no" }.to_owned(),
+                        p.transport.clone(),
                         p.connected_since.clone(),
                         p.running_version.to_string(),
                         last,

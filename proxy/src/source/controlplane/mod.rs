@@ -5,7 +5,10 @@
 //! in a background task that reconnects with jittered back-off, so the
 //! proxy keeps serving its last good snapshot while the control plane is
 //! away; that configuration is kept in the cache directory, so a restart
-//! works without the control plane too. With trusted keys, every module a
+//! works without the control plane too. Once the proxy holds a workload
+//! certificate the subscription moves to the control plane's TLS endpoint
+//! and authenticates with it ([`TLS_RETRY`] after a failure there). With
+//! trusted keys, every module a
 //! configuration uses must be signed by one of them ([`signatures`]);
 //! [`AddressOverrides`] give this proxy its own addresses.
 
@@ -14,6 +17,9 @@ mod certs;
 mod overrides;
 mod session;
 pub mod signatures;
+mod transport;
+
+pub use transport::TLS_RETRY;
 
 pub use overrides::AddressOverrides;
 
@@ -37,8 +43,13 @@ pub const TRIGGER_CACHE: &str = "cache";
 /// How to reach the control plane and who this proxy is.
 #[derive(Clone, Debug)]
 pub struct ControlPlaneOptions {
-    /// The control plane's gRPC URL, e.g. `http://127.0.0.1:7070`.
+    /// The control plane's gRPC URL, e.g. `http://127.0.0.1:7070`: the
+    /// bootstrap endpoint, where the proxy authenticates with its token.
     pub url: String,
+    /// The control plane's TLS endpoint (`https://host:port`); when
+    /// absent, the one the control plane names in its updates. Used once
+    /// the proxy holds a workload certificate.
+    pub tls_url: Option<String>,
     /// This proxy's node id.
     pub node_id: String,
     /// This proxy's labels.

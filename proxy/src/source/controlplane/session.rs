@@ -1,8 +1,11 @@
-//! The subscription task: connect, say hello, then for each pushed
+//! The subscription task: connect (on the bootstrap endpoint with the
+//! token, or over mutual TLS once the proxy holds a certificate — see
+//! [`transport`](super::transport)), say hello, then for each pushed
 //! configuration fetch the modules the cache lacks (checking their hash,
 //! and with trusted keys their signatures, before they enter the cache)
 //! and hand it to the source, and send each ACK/NACK back. Reconnects with
-//! [`Backoff`] forever.
+//! [`Backoff`] forever; moves from bootstrap to TLS without a delay, and
+//! back to bootstrap at once when TLS fails.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,6 +21,7 @@ use wasp_controlplane_api::subscribe_request::Kind;
 
 use super::backoff::Backoff;
 use super::certs;
+use super::transport::{self, TlsRoute, Transport, source_text};
 use super::{Board, ControlPlaneOptions, Pushed, Report, TRIGGER_PUSH};
 use crate::source::Update;
 use crate::wasm::module_cache::{ModuleCache, sha256_of};
@@ -53,6 +57,26 @@ struct Session<'a> {
     reports: &'a mut mpsc::UnboundedReceiver<Report>,
     running: &'a Mutex<Option<u64>>,
     board: &'a Mutex<Board>,
+    route: &'a mut TlsRoute,
+    /// When the workload certificate is due for renewal (kept across
+    /// sessions, so a move to TLS does not ask for a new one).
+    renew_at: &'a mut Option<tokio::time::Instant>,
+}
+
+/// How a session ended without an error.
+enum End {
+    /// The control plane closed the subscription.
+    Closed,
+    /// The proxy can move to the TLS endpoint.
+    Upgrade,
+}
+
+/// Why a session failed.
+enum Failure {
+    /// Before the subscription was up (connect, handshake, refusal).
+    Open(String),
+    /// Once it was up.
+    Stream(String),
 }
 
 /// Keeps a subscription open, reconnecting after each failure.
@@ -65,7 +89,10 @@ pub(super) async fn run(
     board: Arc<Mutex<Board>>,
 ) {
     let mut backoff = Backoff::default();
+    let mut route = TlsRoute::new(options.tls_url.clone());
+    let mut renew_at = None;
     loop {
+        let transport = route.next(&options.mesh);
         let mut session = Session {
             options: &options,
             modules: &modules,
@@ -73,13 +100,42 @@ pub(super) async fn run(
             reports: &mut reports,
             running: &running,
             board: &board,
+            route: &mut route,
+            renew_at: &mut renew_at,
         };
-        match session.run(&mut backoff).await {
-            Ok(()) => tracing::warn!(
-                url = options.url,
-                "the control plane ended the subscription"
-            ),
-            Err(err) => tracing::warn!(url = options.url, "control plane: {err}"),
+        let url = match &transport {
+            Transport::Bootstrap => options.url.as_str(),
+            Transport::Mtls(url) => url.as_str(),
+        };
+        match (session.run(&mut backoff, &transport).await, &transport) {
+            (Ok(End::Upgrade), _) => {
+                tracing::info!("moving the subscription to the control plane's TLS endpoint");
+                continue;
+            }
+            (Ok(End::Closed), _) => {
+                tracing::warn!(url, "the control plane ended the subscription");
+            }
+            (Err(Failure::Open(err)), Transport::Mtls(_)) => {
+                tracing::warn!(
+                    url,
+                    retry_in = ?transport::TLS_RETRY,
+                    "control plane TLS endpoint failed: {err}; falling back to the bootstrap endpoint with the token"
+                );
+                route.failed();
+                if updates.is_closed() {
+                    return;
+                }
+                continue;
+            }
+            (Err(Failure::Open(err)), Transport::Bootstrap) => {
+                // The bootstrap endpoint failed too: the control plane is
+                // away, not just its TLS endpoint; TLS goes first again.
+                route.reset();
+                tracing::warn!(url, "control plane: {err}");
+            }
+            (Err(Failure::Stream(err)), _) => {
+                tracing::warn!(url, "control plane: {err}");
+            }
         }
         if updates.is_closed() {
             return;
@@ -134,26 +190,37 @@ impl Session<'_> {
         }
     }
 
-    async fn connect(&self) -> Result<Client, String> {
-        let endpoint = Endpoint::from_shared(self.options.url.clone())
-            .map_err(|err| format!("{}: {err}", self.options.url))?
-            .connect_timeout(CONNECT_TIMEOUT);
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|err| format!("cannot connect: {err}: {}", source_text(&err)))?;
-        let token = self
-            .options
-            .token
-            .as_ref()
-            .and_then(|t| format!("Bearer {t}").parse().ok());
+    /// A client on the bootstrap endpoint with the token, or on the TLS
+    /// endpoint with the workload certificate.
+    async fn connect(&self, transport: &Transport) -> Result<Client, String> {
+        let (channel, token) = match transport {
+            Transport::Bootstrap => {
+                let endpoint = Endpoint::from_shared(self.options.url.clone())
+                    .map_err(|err| format!("{}: {err}", self.options.url))?
+                    .connect_timeout(CONNECT_TIMEOUT);
+                let channel = endpoint
+                    .connect()
+                    .await
+                    .map_err(|err| format!("cannot connect: {err}: {}", source_text(&err)))?;
+                let token = self
+                    .options
+                    .token
+                    .as_ref()
+                    .and_then(|t| format!("Bearer {t}").parse().ok());
+                (channel, token)
+            }
+            Transport::Mtls(url) => (
+                transport::mtls_channel(url, &self.options.mesh, CONNECT_TIMEOUT).await?,
+                None,
+            ),
+        };
         Ok(DiscoveryClient::with_interceptor(channel, Token(token))
             .max_decoding_message_size(api::MAX_MESSAGE_BYTES))
     }
 
     /// One subscription, until it fails or ends.
-    async fn run(&mut self, backoff: &mut Backoff) -> Result<(), String> {
-        let mut client = self.connect().await?;
+    async fn run(&mut self, backoff: &mut Backoff, transport: &Transport) -> Result<End, Failure> {
+        let mut client = self.connect(transport).await.map_err(Failure::Open)?;
         let (outbound, outbound_rx) = mpsc::unbounded_channel();
         let running = *self.running.lock().expect("lock");
         let hello = api::SubscribeRequest {
@@ -168,19 +235,45 @@ impl Session<'_> {
         let mut inbound = client
             .subscribe(stream)
             .await
-            .map_err(|status| format!("subscribe: {}", status.message()))?
+            .map_err(|status| Failure::Open(format!("subscribe: {}", status.message())))?
             .into_inner();
         backoff.reset();
-        let mut pending = self.request_certificate(&outbound);
-        let mut renew_at: Option<tokio::time::Instant> = None;
+        let fresh = self.options.mesh.workload().is_some()
+            && self
+                .renew_at
+                .is_some_and(|at| at > tokio::time::Instant::now());
+        // On the bootstrap endpoint a certificate is always asked for (the
+        // control plane may have another root since); over TLS only when
+        // the one presented is due.
+        let mut pending = match transport {
+            Transport::Mtls(_) if fresh => None,
+            _ => {
+                *self.renew_at = None;
+                self.request_certificate(&outbound)
+            }
+        };
+        let (url, mode) = match transport {
+            Transport::Bootstrap => (self.options.url.as_str(), "bootstrap (token)"),
+            Transport::Mtls(url) => {
+                self.route.reset();
+                (url.as_str(), "mutual TLS")
+            }
+        };
         tracing::info!(
-            url = self.options.url,
+            url,
+            transport = mode,
             node_id = self.options.node_id,
             "subscribed to the control plane"
         );
         let mut ticker = tokio::time::interval(self.options.report_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // On the bootstrap endpoint, once no certificate is awaited:
+            // when to move to TLS (never while it cannot be used).
+            let upgrade_at = match (transport, &pending) {
+                (Transport::Bootstrap, None) => self.route.upgrade_at(&self.options.mesh),
+                _ => None,
+            };
             tokio::select! {
                 _ = ticker.tick() => {
                     if let Some(report) = canary_report(&self.board.lock().expect("lock")) {
@@ -188,15 +281,18 @@ impl Session<'_> {
                     }
                 }
                 message = inbound.message() => {
-                    let Some(update) = message.map_err(|s| format!("subscription: {}", s.message()))? else {
-                        return Ok(());
+                    let Some(update) = message.map_err(|s| Failure::Stream(format!("subscription: {}", s.message())))? else {
+                        return Ok(End::Closed);
                     };
                     certs::install_bundle(&self.options.mesh, &update.trust_bundle_pem);
+                    if *transport == Transport::Bootstrap {
+                        self.route.learn(&update.tls_endpoint, &self.options.url);
+                    }
                     if let Some(issued) = &update.certificate {
                         match pending.take().map(|key| certs::install(&self.options.mesh, key, issued)) {
                             Some(Ok(renew_in)) => {
                                 tracing::info!(spiffe_id = issued.spiffe_id, ?renew_in, "workload certificate from the control plane");
-                                renew_at = Some(tokio::time::Instant::now() + renew_in);
+                                *self.renew_at = Some(tokio::time::Instant::now() + renew_in);
                             }
                             Some(Err(err)) => tracing::warn!(error = err, "issued certificate refused"),
                             None => tracing::warn!("a certificate nobody asked for was ignored"),
@@ -209,17 +305,18 @@ impl Session<'_> {
                     }
                     let pushed = self.prepare(&mut client, update).await;
                     if self.updates.send(pushed).await.is_err() {
-                        return Ok(());
+                        return Ok(End::Closed);
                     }
                 }
                 report = self.reports.recv() => {
-                    let Some(report) = report else { return Ok(()) };
+                    let Some(report) = report else { return Ok(End::Closed) };
                     let _ = outbound.send(report_message(report));
                 }
-                () = renewal(renew_at) => {
-                    renew_at = None;
+                () = renewal(*self.renew_at) => {
+                    *self.renew_at = None;
                     pending = self.request_certificate(&outbound);
                 }
+                () = renewal(upgrade_at) => return Ok(End::Upgrade),
             }
         }
     }
@@ -355,15 +452,4 @@ async fn next_outbound(
     mpsc::UnboundedReceiver<api::SubscribeRequest>,
 )> {
     rx.recv().await.map(|message| (message, rx))
-}
-
-/// The sources of an error, joined.
-fn source_text(err: &dyn std::error::Error) -> String {
-    let mut parts = Vec::new();
-    let mut source = err.source();
-    while let Some(inner) = source {
-        parts.push(inner.to_string());
-        source = inner.source();
-    }
-    parts.join(": ")
 }
