@@ -63,96 +63,9 @@ render bench/configs/upstream-nginx.conf "$work/upstream.conf"
 start_pinned "$LOADGEN_CPU" upstream nginx -c "$work/upstream.conf"
 wait_http "http://127.0.0.1:$upstream_port/1k"
 
-# The mesh chain authenticates every request: an HS256 token of issuer
-# `bench` (expiring in 2100) signed with this inline key, sent by oha to
-# every target alike.
-mesh_key="bench-secret-bench-secret-bench!"
-read -r mesh_jwks mesh_token < <(python3 - "$mesh_key" <<'PY'
-import base64, hashlib, hmac, json, sys
-b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-key = sys.argv[1].encode()
-jwks = json.dumps({"keys": [{"kty": "oct", "alg": "HS256", "k": b64(key)}]}, separators=(",", ":"))
-head = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-body = b64(json.dumps({"iss": "bench", "sub": "load", "exp": 4102444800}).encode())
-sig = b64(hmac.new(key, f"{head}.{body}".encode(), hashlib.sha256).digest())
-print(json.dumps(jwks), f"{head}.{body}.{sig}")
-PY
-)
-CURL_EXTRA=()
-if [[ ",$chains," == *",mesh-"* ]]; then
-    OHA_EXTRA=(-H "authorization: Bearer $mesh_token")
-    CURL_EXTRA=(-H "authorization: Bearer $mesh_token")
-fi
-
-# chain_modules CHAIN: one line per plugin of a chain (noop-N, rewrite-N,
-# mesh-1): its module, a tab, and its JSON configuration (may be empty).
-# mesh-1 is the full chain jwt-authn → authz → fault (0%) → mirror (0%) →
-# telemetry (with its defaults).
-chain_modules() {
-    local kind="${1%-*}" count="${1##*-}"
-    case "$kind" in
-        noop) for ((i = 0; i < count; i++)); do printf '%s\t\n' "$modules/bench_noop.wasm"; done ;;
-        rewrite) for ((i = 0; i < count; i++)); do printf '%s\t\n' "$modules/bench_rewrite.wasm"; done ;;
-        mesh)
-            [[ "$count" == 1 ]] || { log "mesh chains have one of each filter: mesh-1"; exit 2; }
-            printf '%s\t%s\n' \
-                "$modules/jwt_authn.wasm" "{\"require\": true, \"providers\": [{\"issuer\": \"bench\", \"jwks\": $mesh_jwks}]}" \
-                "$modules/wasp_authz.wasm" '{"policies": [{"name": "bench", "action": "ALLOW", "rules": [{"from": [{"source": {"request_principals": ["bench/*"]}}]}]}]}' \
-                "$modules/wasp_filter_fault.wasm" '{"abort": {"http_status": 503, "percentage": {"value": 0}}, "delay": {"fixed_delay": "1s", "percentage": {"value": 0}}}' \
-                "$modules/wasp_filter_mirror.wasm" '{"cluster": "shadow", "percentage": {"value": 0}}' \
-                "$modules/wasp_filter_telemetry.wasm" '{}' ;;
-        *) log "unknown chain $1 (noop-N, rewrite-N or mesh-1)"; exit 2 ;;
-    esac
-}
-
-# plugin_lines PROXY CHAIN: one config line per plugin, indented for the templates.
-plugin_lines() {
-    local proxy="$1" chain="$2" i=0 module configuration runtime wasp_conf envoy_conf
-    while IFS=$'\t' read -r module configuration; do
-        [[ -n "$module" ]] || continue
-        i=$((i + 1))
-        wasp_conf="" envoy_conf=""
-        if [[ -n "$configuration" ]]; then
-            # JSON is YAML; Envoy takes it as a StringValue (single-quoted: no ' in it).
-            wasp_conf=", configuration: $configuration"
-            envoy_conf=", configuration: { \"@type\": type.googleapis.com/google.protobuf.StringValue, value: '$configuration' }"
-        fi
-        case "$proxy" in
-            wasp)
-                echo "      - { name: p$i, module: \"$module\", failure_policy: fail_closed$wasp_conf }" ;;
-            envoy-*)
-                runtime="envoy.wasm.runtime.${proxy#envoy-}"
-                # One VM id per plugin: one VM per plugin per worker, as in wasp.
-                echo "                  - { name: envoy.filters.http.wasm, typed_config: { \"@type\": type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm, config: { name: p$i, root_id: \"\"$envoy_conf, vm_config: { vm_id: p$i, runtime: $runtime, code: { local: { filename: \"$module\" } } } } } }" ;;
-        esac
-    done < <(chain_modules "$chain")
-}
-
-# render_chain PROXY CHAIN OUT: the proxy's configuration with the chain.
-render_chain() {
-    local proxy="$1" chain="$2" out="$3" template
-    case "$proxy" in
-        wasp)
-            template=bench/configs/wasp-filters.yaml
-            # An empty chain is the plain configuration.
-            if [[ "$chain" == *-0 ]]; then template=bench/configs/wasp.yaml; fi ;;
-        envoy-*) template=bench/configs/envoy-filters.yaml ;;
-    esac
-    plugin_lines "$proxy" "$chain" > "$out.plugins"
-    render "$template" "$out.tmp"
-    sed -e "/@PLUGINS@/{r $out.plugins" -e 'd}' "$out.tmp" > "$out"
-}
-
-# wait_ready URL PID: polls every 10 ms until URL answers 200 or PID exits.
-wait_ready() {
-    local url="$1" pid="$2"
-    for _ in $(seq 1 6000); do
-        if curl -fsS -o /dev/null "${CURL_EXTRA[@]}" "$url" 2>/dev/null; then return 0; fi
-        kill -0 "$pid" 2>/dev/null || return 1
-        sleep 0.01
-    done
-    return 1
-}
+# shellcheck source=bench/chains.sh
+source "$root/bench/chains.sh"
+mesh_token_for "$chains"
 
 # vm_info PROXY ADMIN_PORT: JSON fields with the number of Wasm VMs (and, for
 # wasp, their linear memory) as the proxy's admin server reports them.

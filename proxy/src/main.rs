@@ -1,6 +1,8 @@
 //! The `wasp` command line: `wasp run --config FILE`, `wasp run
 //! --control-plane URL --node-id ID`, `wasp validate FILE`.
 
+mod allocator;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -210,6 +212,7 @@ fn main() -> ExitCode {
                 module_cache_bytes,
                 compiled_cache_dir,
                 metric_series_per_family,
+                release_memory: Some(allocator::release_free_memory),
             };
             match wasp_proxy::run(options) {
                 Ok(()) => ExitCode::SUCCESS,

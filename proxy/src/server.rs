@@ -42,6 +42,10 @@ pub struct RunOptions {
     pub compiled_cache_dir: Option<PathBuf>,
     /// Most series one labeled family of filter metrics may hold.
     pub metric_series_per_family: usize,
+    /// Gives memory freed by loading filter plugins (compiler buffers,
+    /// module bytes) back to the operating system: the binary's
+    /// allocator's trim; `None`: nothing.
+    pub release_memory: Option<fn()>,
 }
 
 /// Runs the proxy until SIGTERM or SIGINT, then drains and returns.
@@ -66,6 +70,7 @@ pub fn run(options: RunOptions) -> anyhow::Result<()> {
         module_cache_bytes: options.module_cache_bytes,
         compiled_cache_dir: options.compiled_cache_dir,
         metric_series_per_family: options.metric_series_per_family,
+        release_memory: options.release_memory,
     };
     runtime.block_on(async move {
         match options.control_plane {
@@ -240,6 +245,7 @@ pub fn filter_engine(metrics: &Metrics) -> anyhow::Result<FilterEngine> {
             module_cache_bytes: config::defaults::MODULE_CACHE_BYTES,
             compiled_cache_dir: None,
             metric_series_per_family: wasp_filter_host::DEFAULT_MAX_SERIES_PER_FAMILY,
+            release_memory: None,
         },
     )
 }
@@ -249,6 +255,7 @@ struct EngineSettings {
     module_cache_bytes: u64,
     compiled_cache_dir: Option<PathBuf>,
     metric_series_per_family: usize,
+    release_memory: Option<fn()>,
 }
 
 /// [`filter_engine`] with the command line's settings.
@@ -259,6 +266,7 @@ fn filter_engine_with(metrics: &Metrics, settings: EngineSettings) -> anyhow::Re
         module_cache_bytes: settings.module_cache_bytes,
         compiled_cache_dir: settings.compiled_cache_dir,
         max_metric_series_per_family: settings.metric_series_per_family,
+        release_memory: settings.release_memory,
         ..EngineOptions::default()
     })
     .context("wasm engine")

@@ -12,6 +12,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, Module, PoolingAlloca
 use crate::abi::HostImports;
 use crate::callout::Callouts;
 use crate::compiled_cache::CompiledCache;
+use crate::compiler::Compiler;
 use crate::error::HostError;
 use crate::metrics::{DEFAULT_MAX_SERIES_PER_FAMILY, FilterMetrics};
 use crate::module_cache::{ModuleCache, ModuleCacheStatus};
@@ -49,6 +50,12 @@ pub struct EngineOptions {
     /// refused and counted in `wasp_filter_metric_series_dropped_total`.
     /// Default [`DEFAULT_MAX_SERIES_PER_FAMILY`].
     pub max_metric_series_per_family: usize,
+    /// Called after each plugin load (successful or not), on the loading
+    /// thread: the program's way to give the operating system back the
+    /// memory the load freed (its allocator's trim): the compiler's
+    /// buffers and the module bytes, which would otherwise stay resident
+    /// in the loading threads' heaps. Default `None`: nothing.
+    pub release_memory: Option<fn()>,
 }
 
 impl Default for EngineOptions {
@@ -63,6 +70,7 @@ impl Default for EngineOptions {
             module_cache_bytes: wasp_config::defaults::MODULE_CACHE_BYTES,
             compiled_cache_dir: None,
             max_metric_series_per_family: DEFAULT_MAX_SERIES_PER_FAMILY,
+            release_memory: None,
         }
     }
 }
@@ -95,6 +103,8 @@ pub(crate) struct EngineInner {
     pub epoch_tick: Duration,
     pub modules: Arc<ModuleCache>,
     compiled: Option<CompiledCache>,
+    compiler: Compiler,
+    release_memory: Option<fn()>,
 }
 
 /// The Wasm engine of the process; cheap to clone.
@@ -127,6 +137,7 @@ impl FilterEngine {
             .max_wasm_stack(options.max_wasm_stack)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(|e| HostError::Engine(e.to_string()))?;
+        let compiler = Compiler::new(&config);
         let imports = HostImports::new(&engine).map_err(|e| HostError::Engine(e.to_string()))?;
         let metrics = FilterMetrics::new(
             options.registry.clone(),
@@ -155,6 +166,8 @@ impl FilterEngine {
                 epoch_tick: options.epoch_tick,
                 modules: ModuleCache::new(options.module_cache_bytes),
                 compiled,
+                compiler,
+                release_memory: options.release_memory,
             }),
         })
     }
@@ -208,8 +221,7 @@ impl FilterEngine {
         let (module, from_disk) = match compiled.and_then(|c| c.load(&self.inner.engine, &sha)) {
             Some(module) => (module, true),
             None => {
-                let module = Module::new(&self.inner.engine, wasm)
-                    .map_err(|e| HostError::Compile(format!("{e:#}")))?;
+                let module = self.inner.compiler.compile(&self.inner.engine, wasm)?;
                 (module, false)
             }
         };
@@ -226,12 +238,17 @@ impl FilterEngine {
     /// Compiles (or reuses) the module, instantiates the first VM and runs
     /// `proxy_on_vm_start` and `proxy_on_configure`.
     pub fn load(&self, spec: PluginSpec) -> Result<Arc<Plugin>, HostError> {
-        let (module, sha) = self.compile(&spec.wasm)?;
-        let used = self
-            .inner
-            .modules
-            .use_module(&sha, &module, spec.wasm.len());
-        Plugin::load(&self.inner, spec, module, sha, used)
+        let loaded = self.compile(&spec.wasm).and_then(|(module, sha)| {
+            let used = self
+                .inner
+                .modules
+                .use_module(&sha, &module, spec.wasm.len());
+            Plugin::load(&self.inner, spec, module, sha, used)
+        });
+        if let Some(release_memory) = self.inner.release_memory {
+            release_memory();
+        }
+        loaded
     }
 
     #[cfg(test)]

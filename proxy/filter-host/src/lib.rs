@@ -7,14 +7,15 @@
 //! one [`ChainStream`] per HTTP request, which the proxy drives phase by phase.
 //! Services that need the proxy (HTTP and gRPC callouts to clusters) go through
 //! the [`Callouts`] trait.
-// `deny`, not `forbid`: `compiled_cache` alone allows loading compiled
-// machine code, which wasmtime marks unsafe (see its module doc).
+// `deny`, not `forbid`: `compiled_cache` and `compiler` alone allow loading
+// compiled machine code, which wasmtime marks unsafe (see their module docs).
 #![deny(unsafe_code)]
 
 mod abi;
 mod callout;
 mod chain;
 mod compiled_cache;
+mod compiler;
 mod engine;
 mod error;
 mod facts;

@@ -25,6 +25,8 @@ pub(crate) struct PluginStats {
 
 /// What every VM of a plugin shares.
 pub(crate) struct PluginCore {
+    /// The spec without its module bytes (compiled, they are not needed
+    /// again; `sha256` names them).
     pub spec: PluginSpec,
     pub sha256: String,
     pub pre: InstancePre<VmState>,
@@ -140,7 +142,7 @@ impl std::fmt::Debug for Plugin {
 impl Plugin {
     pub(crate) fn load(
         engine: &Arc<EngineInner>,
-        spec: PluginSpec,
+        mut spec: PluginSpec,
         module: Module,
         sha256: String,
         module_use: ModuleUse,
@@ -159,6 +161,9 @@ impl Plugin {
         let exports = |names: [&str; 2]| names.iter().any(|n| module.get_export(n).is_some());
         let request_body = exports(["proxy_on_request_body", "proxy_on_request_trailers"]);
         let response_body = exports(["proxy_on_response_body", "proxy_on_response_trailers"]);
+        // The compiled module is all VMs need: the bytes would only take
+        // memory for the plugin's life.
+        spec.wasm = bytes::Bytes::new();
         let core = Arc::new(PluginCore {
             request_body: AtomicBool::new(request_body),
             response_body: AtomicBool::new(response_body),
@@ -187,9 +192,22 @@ impl Plugin {
         &self.core.sha256
     }
 
-    /// The spec it was loaded from.
+    /// The spec it was loaded from, without the module bytes (`wasm` is
+    /// empty once the module is compiled; [`sha256`](Self::sha256) names
+    /// them).
     pub fn spec(&self) -> &PluginSpec {
         &self.core.spec
+    }
+
+    /// Whether loading `spec` would make this same plugin: the same module
+    /// bytes (by sha256) and the same settings. A reload keeps such a
+    /// plugin, with its VMs, instead of loading it again.
+    pub fn is_loaded_from(&self, spec: &PluginSpec) -> bool {
+        let settings_equal = PluginSpec {
+            wasm: bytes::Bytes::new(),
+            ..spec.clone()
+        } == self.core.spec;
+        settings_equal && crate::FilterEngine::sha256(&spec.wasm) == self.core.sha256
     }
 
     /// What a failing stream gets.

@@ -1,9 +1,8 @@
 //! One attempt of a forwarded request: a pooled connection (or a dedicated
 //! one for an upgrade) to the chosen endpoint, the request in the cluster's
-//! protocol, the response headers within the per-try timeout; and what the
-//! result says about the endpoint.
-
-use std::time::Duration;
+//! protocol, the response headers (the caller bounds the wait with the
+//! per-try timeout, `deadline`); and what the result says about the
+//! endpoint.
 
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Method, Response};
@@ -25,15 +24,13 @@ pub struct Target {
     pub upgrading: bool,
 }
 
-/// Sends one attempt to `endpoint` and waits for its response headers, at
-/// most `per_try` when set.
+/// Sends one attempt to `endpoint` and waits for its response headers.
 pub async fn send(
     cluster: &Cluster,
     endpoint: &Endpoint,
     target: &Target,
     headers: HeaderMap,
     body: UpstreamBody,
-    per_try: Option<Duration>,
 ) -> Result<Response<Incoming>, UpstreamError> {
     let exchange = async {
         // An upgrade gets a dedicated connection; everything else a pooled one.
@@ -56,13 +53,7 @@ pub async fn send(
             None => cluster.send_upgrade(endpoint, request).await,
         }
     };
-    let result = match per_try {
-        Some(limit) => tokio::time::timeout(limit, exchange)
-            .await
-            .unwrap_or(Err(UpstreamError::PerTryTimeout(limit))),
-        None => exchange.await,
-    };
-    result.map_err(UpstreamError::classify)
+    exchange.await.map_err(UpstreamError::classify)
 }
 
 /// Reports an attempt's result to outlier detection (a 5xx or a failure of

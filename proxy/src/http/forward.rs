@@ -15,6 +15,7 @@ use wasp_filter_host::response_flags;
 
 use super::attempt::{self, Target};
 use super::body::ProxyBody;
+use super::deadline::{Deadlines, Fired};
 use super::error::ProxyError;
 use super::retry::{self, EndOfRequest, RequestBody};
 use super::{headers, upgrade};
@@ -27,6 +28,10 @@ use crate::upstream::{Cluster, LocalAddr, Outcome, RequestGuard, UpstreamError, 
 /// `x-wasp-attempt-count`: attempts made, on the upstream request and the
 /// response of routes with a retry policy.
 pub static X_WASP_ATTEMPT_COUNT: HeaderName = HeaderName::from_static("x-wasp-attempt-count");
+
+/// Where the shared timer of a request's deadlines starts: far enough to
+/// never pass before it is armed.
+const NEVER: Duration = Duration::from_secs(86400 * 365);
 
 /// Forwards a request along a route's `Forward` action: attempts until one
 /// gives a response the retry policy keeps (or no retry is left), within
@@ -86,8 +91,11 @@ pub async fn forward(
     let mut body = RequestBody::new(body, policy.map(|p| p.buffer_limit), &end)
         .await
         .map_err(ProxyError::RequestBody)?;
-    let route_timeout = route_timeout(forward.timeout, Arc::clone(&end));
-    tokio::pin!(route_timeout);
+    // The route timeout and the per-try timeouts share one timer, not
+    // registered until a deadline is set.
+    let sleep = tokio::time::sleep(NEVER);
+    tokio::pin!(sleep);
+    let mut deadlines = Deadlines::new(forward.timeout, &end, sleep);
     let timed_out = |cluster: &Cluster| {
         cluster.metrics.timeouts.inc();
         ProxyError::from(UpstreamError::RouteTimeout(forward.timeout))
@@ -113,14 +121,17 @@ pub async fn forward(
         } else {
             head.clone()
         };
-        let per_try = policy.and_then(|p| p.per_try_timeout);
-        let sent = attempt::send(&cluster, &endpoint, &target, headers, attempt_body, per_try);
+        deadlines.start_try(policy.and_then(|p| p.per_try_timeout));
+        let sent = attempt::send(&cluster, &endpoint, &target, headers, attempt_body);
         let result = tokio::select! {
             result = sent => result,
-            () = &mut route_timeout => {
-                cluster.report(&endpoint, Outcome::Failure);
-                return Err(timed_out(&cluster));
-            }
+            fired = deadlines.fired() => match fired {
+                Fired::Try(limit) => Err(UpstreamError::PerTryTimeout(limit)),
+                Fired::Route => {
+                    cluster.report(&endpoint, Outcome::Failure);
+                    return Err(timed_out(&cluster));
+                }
+            },
         };
         completion.upstream_duration = Some(completion.start.elapsed());
         attempt::report(&cluster, &endpoint, &result);
@@ -154,21 +165,12 @@ pub async fn forward(
         drop(in_flight);
         guard.retry = Some(retry_permit);
         let pause = retry::backoff(policy.expect("retrying implies a policy"), attempt);
+        deadlines.between_tries();
         tokio::select! {
             () = tokio::time::sleep(pause) => {}
-            () = &mut route_timeout => return Err(timed_out(&cluster)),
+            _ = deadlines.fired() => return Err(timed_out(&cluster)),
         }
     }
-}
-
-/// Waits for the route timeout: it starts when the request has been
-/// received completely; zero never fires.
-async fn route_timeout(timeout: Duration, end: Arc<EndOfRequest>) {
-    if timeout.is_zero() {
-        std::future::pending::<()>().await;
-    }
-    end.wait().await;
-    tokio::time::sleep(timeout).await;
 }
 
 /// The response to relay downstream: the upstream's (hop-by-hop headers

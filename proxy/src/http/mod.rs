@@ -4,7 +4,8 @@
 //! `handler` takes a request through `admission` (head checks and
 //! limits), routing, its filter chain (`chain`)
 //! and the route's action; `forward` sends it upstream, one `attempt` at a
-//! time under the `retry` policy; `local` is the one place responses the
+//! time under the `retry` policy, its route and per-try timeouts on one
+//! timer (`deadline`); `local` is the one place responses the
 //! proxy makes itself are built, from the typed errors of `error`. The
 //! downstream body's errors are typed (`downstream`) so they are never an
 //! upstream's; `timeout` holds a request's one timer.
@@ -13,6 +14,7 @@ pub mod admission;
 mod attempt;
 pub mod body;
 mod chain;
+mod deadline;
 pub mod downstream;
 pub mod error;
 pub mod forward;

@@ -81,6 +81,11 @@ impl EndOfRequest {
         self.notify.notify_waiters();
     }
 
+    /// True once the request is complete.
+    pub fn is_set(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
+
     /// Waits until the request is complete.
     pub async fn wait(&self) {
         loop {

@@ -12,6 +12,7 @@ use wasp_filter_host::{StreamFacts, UpstreamFacts};
 
 use super::Metrics;
 use super::access_log::{self, AccessRecord};
+use super::series;
 use crate::conn::ConnInfo;
 
 /// Everything recorded about a request once its response is done: metrics,
@@ -110,18 +111,19 @@ impl Drop for Completion {
         let duration = self.start.elapsed();
         self.active.dec();
         self.conn.request_finished();
-        let route = self.route.as_deref().unwrap_or("-");
-        let cluster = self.cluster.as_deref().unwrap_or("-");
         let code = http::StatusCode::from_u16(self.status)
             .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-        self.metrics
-            .requests_total
-            .with_label_values(&[&*self.listener, route, cluster, code.as_str()])
-            .inc();
-        self.metrics
-            .request_duration
-            .with_label_values(&[&*self.listener, route])
-            .observe(duration.as_secs_f64());
+        series::record(
+            &series::Labels {
+                metrics: &self.metrics,
+                listener: &self.listener,
+                route: self.route.as_ref(),
+                cluster: self.cluster.as_ref(),
+                code,
+            },
+            duration.as_secs_f64(),
+        );
+        let route = self.route.as_deref().unwrap_or("-");
         if self.access_log {
             access_log::log(&AccessRecord {
                 listener: &self.listener,

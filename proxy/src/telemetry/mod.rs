@@ -5,6 +5,7 @@ pub mod access_log;
 mod completion;
 pub mod logging;
 pub mod metrics;
+mod series;
 
 pub use completion::{Completion, protocol_name};
 pub use metrics::Metrics;

@@ -138,7 +138,7 @@ async fn load(
         tokio::task::spawn_blocking(move || {
             let module = loader.module(&plugin)?;
             let spec = plugin_spec(&plugin, module.bytes);
-            match old.iter().find(|p| *p.spec() == spec) {
+            match old.iter().find(|p| p.is_loaded_from(&spec)) {
                 Some(reused) => Ok(Arc::clone(reused)),
                 None => loader.start(&plugin, spec),
             }

@@ -4,6 +4,7 @@ mod callbacks;
 mod callout_limits;
 mod compat;
 mod limits;
+mod memory;
 mod overhead;
 mod services;
 mod stream;

@@ -1,0 +1,85 @@
+//! What a loaded plugin keeps in memory: not its module bytes, nor the
+//! compiler's buffers; and the engine's hook after each load.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::*;
+
+fn module(marker: u32) -> String {
+    wat(
+        "",
+        &format!(r#"(func (export "marker") (result i32) i32.const {marker})"#),
+    )
+}
+
+#[test]
+fn a_loaded_plugin_keeps_no_module_bytes() {
+    let spec = spec("bytes-dropped", module(1));
+    assert!(!spec.wasm.is_empty());
+    let plugin = load(spec.clone());
+    assert!(
+        plugin.spec().wasm.is_empty(),
+        "the module bytes are dropped"
+    );
+    assert_eq!(plugin.sha256(), FilterEngine::sha256(&spec.wasm));
+    assert_eq!(plugin.spec().configuration, spec.configuration);
+}
+
+#[test]
+fn a_plugin_is_loaded_from_the_same_bytes_and_settings_only() {
+    let spec = PluginSpec {
+        configuration: Bytes::from_static(b"{\"a\": 1}"),
+        ..super::spec("reuse", module(2))
+    };
+    let plugin = load(spec.clone());
+    assert!(plugin.is_loaded_from(&spec));
+    let other_configuration = PluginSpec {
+        configuration: Bytes::from_static(b"{\"a\": 2}"),
+        ..spec.clone()
+    };
+    assert!(!plugin.is_loaded_from(&other_configuration));
+    let other_module = PluginSpec {
+        wasm: Bytes::from(module(3)),
+        ..spec.clone()
+    };
+    assert!(!plugin.is_loaded_from(&other_module));
+    let other_name = PluginSpec {
+        name: "reuse-2".into(),
+        ..spec
+    };
+    assert!(!plugin.is_loaded_from(&other_name));
+}
+
+static LOADS: AtomicUsize = AtomicUsize::new(0);
+
+fn count_load() {
+    LOADS.fetch_add(1, Ordering::SeqCst);
+}
+
+#[test]
+fn release_memory_runs_after_every_load_even_a_failed_one() {
+    let engine = FilterEngine::new(EngineOptions {
+        max_instances: 4,
+        max_memory_bytes: 1 << 20,
+        release_memory: Some(count_load),
+        ..EngineOptions::default()
+    })
+    .expect("engine");
+    engine
+        .load(spec("first", module(4)))
+        .expect("compiled and loaded");
+    assert_eq!(LOADS.load(Ordering::SeqCst), 1);
+    engine
+        .load(spec("second", module(4)))
+        .expect("cached and loaded");
+    assert_eq!(LOADS.load(Ordering::SeqCst), 2);
+    let broken = spec("broken", "(module (func (export \"x\") i32.add))".into());
+    assert!(engine.load(broken).is_err());
+    assert_eq!(LOADS.load(Ordering::SeqCst), 3);
+}
+
+#[test]
+fn a_module_compiled_in_the_throwaway_engine_runs_in_the_process_engine() {
+    let plugin = load(spec("compiled-apart", module(5)));
+    assert_eq!(plugin.status().vms, 1, "its first VM started");
+}
