@@ -9,11 +9,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use bytes::Bytes;
 use wasp_abi::Action;
 
+use crate::headers::{HeaderSource, Headers};
 use crate::limits::{self, Limit};
 use crate::plugin::Plugin;
 use crate::pool::SlotError;
 use crate::spec::FailurePolicy;
-use crate::stream::{HeaderList, LocalReply, ResumeSignal, StreamData, StreamInfo};
+use crate::stream::{HeaderList, LocalReply, ResumeSignal, SharedStream, StreamData, StreamInfo};
 use crate::vm::{Direction, Vm, VmFailure};
 
 /// A named, ordered list of plugins.
@@ -60,27 +61,25 @@ impl FilterChain {
     /// Starts a stream: creates an HTTP context for it in one VM of each
     /// plugin (the VM of the calling thread's slot).
     pub fn start(&self, info: StreamInfo) -> ChainStream {
-        let data = Arc::new(Mutex::new(StreamData {
+        let data = StreamData {
             info,
             ..StreamData::default()
-        }));
+        };
+        let shared = Arc::new(SharedStream::new(data, self.plugins.len()));
         let filters: Vec<Filter> = self
             .plugins
             .iter()
-            .map(|plugin| {
+            .enumerate()
+            .map(|(i, plugin)| {
                 let slot = Arc::clone(plugin.slot());
-                let signal = Arc::new(ResumeSignal::default());
                 let bound = slot
-                    .with_vm(None, |vm| {
-                        vm.create_stream(Arc::clone(&data), Arc::clone(&signal))
-                    })
+                    .with_vm(None, |vm| vm.create_stream(Arc::clone(&shared), i))
                     .ok()
                     .map(|(ctx, generation)| (generation, ctx));
                 Filter {
                     plugin: Arc::clone(plugin),
                     slot,
                     bound,
-                    signal,
                     skipped: AtomicBool::new(false),
                     pending: [Mutex::default(), Mutex::default()],
                 }
@@ -88,7 +87,7 @@ impl FilterChain {
             .collect();
         let responders = AtomicUsize::new(filters.len());
         ChainStream {
-            data,
+            shared,
             filters,
             responders,
             failures: AtomicU32::new(0),
@@ -98,10 +97,10 @@ impl FilterChain {
 
 struct Filter {
     plugin: Arc<Plugin>,
+    /// The slot whose VM holds the filter's context for the whole stream.
     slot: Arc<crate::pool::VmSlot>,
     /// (VM generation, context id), if a context was created.
     bound: Option<(u64, u32)>,
-    signal: Arc<ResumeSignal>,
     /// Fail-open filters that failed are skipped for the rest of the stream.
     skipped: AtomicBool,
     /// Body bytes buffered while the filter pauses, per direction.
@@ -114,12 +113,13 @@ impl Filter {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
+}
 
-    fn flag(&self, dir: Direction) -> &AtomicBool {
-        match dir {
-            Direction::Request => &self.signal.request,
-            Direction::Response => &self.signal.response,
-        }
+/// The flag that resumes `dir` of a paused filter.
+fn flag(signal: &ResumeSignal, dir: Direction) -> &AtomicBool {
+    match dir {
+        Direction::Request => &signal.request,
+        Direction::Response => &signal.response,
     }
 }
 
@@ -134,7 +134,7 @@ enum Step {
 /// The chain's state for one request. Dropping it ends every filter context
 /// (`proxy_on_done`, `proxy_on_log`, `proxy_on_delete`).
 pub struct ChainStream {
-    data: Arc<Mutex<StreamData>>,
+    shared: Arc<SharedStream>,
     filters: Vec<Filter>,
     /// How many filters (in request order) take part in response phases:
     /// all, or those that saw the request up to a local reply.
@@ -153,11 +153,10 @@ impl std::fmt::Debug for ChainStream {
 }
 
 /// True when the request is gRPC (`content-type: application/grpc…`).
-fn is_grpc_request(headers: &HeaderList) -> bool {
+fn is_grpc_request(headers: &Headers) -> bool {
     headers
-        .iter()
-        .find(|(k, _)| k == "content-type")
-        .is_some_and(|(_, v)| v.starts_with(b"application/grpc"))
+        .get("content-type")
+        .is_some_and(|v| v.starts_with(b"application/grpc"))
 }
 
 /// A local reply with a gRPC status to a gRPC request, as Envoy sends it: a
@@ -235,7 +234,11 @@ fn closed_reply(plugin: &str) -> LocalReply {
 
 impl ChainStream {
     fn lock(&self) -> std::sync::MutexGuard<'_, StreamData> {
-        self.data.lock().unwrap_or_else(PoisonError::into_inner)
+        self.shared.lock()
+    }
+
+    fn signal(&self, i: usize) -> &ResumeSignal {
+        &self.shared.signals[i]
     }
 
     /// Filter indexes in the order a phase of `dir` runs them.
@@ -283,10 +286,10 @@ impl ChainStream {
         let Some((generation, ctx)) = filter.bound else {
             return self.fail(i, None);
         };
-        filter.flag(dir).store(false, Ordering::Release);
+        flag(self.signal(i), dir).store(false, Ordering::Release);
         match filter.slot.with_vm(Some(generation), |vm| f(vm, ctx)) {
             Ok((action, _)) => {
-                if let Some(reply) = self.lock().local_reply.clone() {
+                if let Some(reply) = self.shared.reply() {
                     self.responders.fetch_min(i + 1, Ordering::Relaxed);
                     return Err(reply);
                 }
@@ -304,21 +307,22 @@ impl ChainStream {
     /// Waits until paused filter `i` resumes `dir`, replies, or fails.
     async fn wait(&self, i: usize, dir: Direction) -> Result<Step, LocalReply> {
         let filter = &self.filters[i];
+        let signal = self.signal(i);
         loop {
-            if let Some(reply) = self.lock().local_reply.clone() {
+            if let Some(reply) = self.shared.reply() {
                 self.responders.fetch_min(i + 1, Ordering::Relaxed);
                 return Err(reply);
             }
-            if filter.flag(dir).load(Ordering::Acquire) {
+            if flag(signal, dir).load(Ordering::Acquire) {
                 return Ok(Step::Continue);
             }
-            if filter.signal.closed.load(Ordering::Acquire) {
+            if signal.closed.load(Ordering::Acquire) {
                 return Err(closed_reply(filter.plugin.name()));
             }
-            if filter.signal.failed.load(Ordering::Acquire) {
+            if signal.failed.load(Ordering::Acquire) {
                 return self.fail(i, None);
             }
-            filter.signal.notify.notified().await;
+            signal.notify.notified().await;
         }
     }
 
@@ -349,7 +353,7 @@ impl ChainStream {
         end_of_stream: bool,
     ) -> Result<HeaderList, LocalReply> {
         let changed = self.filter_request_headers(headers, end_of_stream).await?;
-        Ok(changed.unwrap_or_else(|| self.lock().request_headers.clone()))
+        Ok(changed.unwrap_or_else(|| self.lock().request_headers.to_list()))
     }
 
     /// Runs the request headers through the chain; returns them as the
@@ -360,7 +364,20 @@ impl ChainStream {
         headers: HeaderList,
         end_of_stream: bool,
     ) -> Result<Option<HeaderList>, LocalReply> {
-        self.headers_pass(Direction::Request, headers, end_of_stream)
+        self.headers_pass(Direction::Request, headers.into(), end_of_stream)
+            .await
+    }
+
+    /// As [`ChainStream::filter_request_headers`], with the request head
+    /// in the proxy's own representation: filters read it in place, and a
+    /// list is built only when a filter writes to it or asks for all of it.
+    pub async fn filter_request_head(
+        &self,
+        head: impl HeaderSource,
+        end_of_stream: bool,
+    ) -> Result<Option<HeaderList>, LocalReply> {
+        let head = Headers::Source(Box::new(head));
+        self.headers_pass(Direction::Request, head, end_of_stream)
             .await
     }
 
@@ -371,7 +388,7 @@ impl ChainStream {
         end_of_stream: bool,
     ) -> Result<HeaderList, LocalReply> {
         let changed = self.filter_response_headers(headers, end_of_stream).await?;
-        Ok(changed.unwrap_or_else(|| self.lock().response_headers.clone()))
+        Ok(changed.unwrap_or_else(|| self.lock().response_headers.to_list()))
     }
 
     /// Runs the response headers through the chain in reverse; as
@@ -382,14 +399,27 @@ impl ChainStream {
         headers: HeaderList,
         end_of_stream: bool,
     ) -> Result<Option<HeaderList>, LocalReply> {
-        self.headers_pass(Direction::Response, headers, end_of_stream)
+        self.headers_pass(Direction::Response, headers.into(), end_of_stream)
+            .await
+    }
+
+    /// As [`ChainStream::filter_response_headers`], with the response head
+    /// in the proxy's own representation (see
+    /// [`ChainStream::filter_request_head`]).
+    pub async fn filter_response_head(
+        &self,
+        head: impl HeaderSource,
+        end_of_stream: bool,
+    ) -> Result<Option<HeaderList>, LocalReply> {
+        let head = Headers::Source(Box::new(head));
+        self.headers_pass(Direction::Response, head, end_of_stream)
             .await
     }
 
     async fn headers_pass(
         &self,
         dir: Direction,
-        headers: HeaderList,
+        headers: Headers,
         end_of_stream: bool,
     ) -> Result<Option<HeaderList>, LocalReply> {
         {
@@ -403,8 +433,8 @@ impl ChainStream {
         self.headers_phase(dir, end_of_stream).await?;
         let data = self.lock();
         Ok(data.headers_changed[dir as usize].then(|| match dir {
-            Direction::Request => data.request_headers.clone(),
-            Direction::Response => data.response_headers.clone(),
+            Direction::Request => data.request_headers.to_list(),
+            Direction::Response => data.response_headers.to_list(),
         }))
     }
 
@@ -484,8 +514,8 @@ impl ChainStream {
         {
             let mut data = self.lock();
             match dir {
-                Direction::Request => data.request_trailers = trailers,
-                Direction::Response => data.response_trailers = trailers,
+                Direction::Request => data.request_trailers = trailers.into(),
+                Direction::Response => data.response_trailers = trailers.into(),
             }
         }
         let mut flowing = Vec::new();
@@ -510,8 +540,8 @@ impl ChainStream {
         }
         let data = self.lock();
         let trailers = match dir {
-            Direction::Request => data.request_trailers.clone(),
-            Direction::Response => data.response_trailers.clone(),
+            Direction::Request => data.request_trailers.to_list(),
+            Direction::Response => data.response_trailers.to_list(),
         };
         Ok((flowing.into(), trailers))
     }
@@ -551,11 +581,8 @@ impl ChainStream {
         if !reply.body.is_empty() && !headers.iter().any(|(k, _)| k == "content-type") {
             headers.push(("content-type".into(), b"text/plain".to_vec()));
         }
-        {
-            let mut data = self.lock();
-            data.local_reply = None;
-            data.response_headers = headers;
-        }
+        self.shared.clear_reply();
+        self.lock().response_headers = headers.into();
         let body_ends = reply.body.is_empty();
         if let Err(other) = self.headers_phase(Direction::Response, body_ends).await {
             return other;
@@ -568,7 +595,7 @@ impl ChainStream {
                 Err(other) => return other,
             }
         };
-        let headers = self.lock().response_headers.clone();
+        let headers = self.lock().response_headers.to_list();
         let status = headers
             .iter()
             .find(|(k, _)| k == ":status")

@@ -21,6 +21,7 @@ mod error;
 mod facts;
 #[cfg(any(test, fuzzing))]
 pub mod fuzzing;
+mod headers;
 mod limits;
 mod memory;
 mod metrics;
@@ -47,6 +48,7 @@ pub use chain::{ChainStream, FilterChain};
 pub use engine::{EngineOptions, FilterEngine};
 pub use error::HostError;
 pub use facts::{StreamFacts, UpstreamFacts, response_flags};
+pub use headers::HeaderSource;
 pub use metrics::DEFAULT_MAX_SERIES_PER_FAMILY;
 pub use module_cache::{CachedModule, ModuleCacheStatus};
 pub use node::NodeInfo;

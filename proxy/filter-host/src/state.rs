@@ -2,24 +2,65 @@
 //! limits, the guest's memory and allocator, and the contexts alive in it.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{Arc, Weak};
 
 use wasmtime::{Memory, StoreLimits, TypedFunc};
 
 use crate::node::NodeInfo;
 use crate::plugin::PluginCore;
 use crate::pool::VmSlot;
-use crate::stream::{HeaderList, ResumeSignal, StreamData};
+use crate::stream::{HeaderList, ResumeSignal, SharedStream, StreamData};
 
 /// Log lines of a starting filter kept for the error that refuses it.
 pub(crate) const START_LOG_LINES: usize = 10;
 /// Longest log line kept for that error, in bytes.
 pub(crate) const START_LOG_LINE_BYTES: usize = 300;
 
+/// Hashes the ids the VM hands out itself (context ids, callout tokens):
+/// one multiplication instead of SipHash, on every callback and hostcall.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct IdHasher(u64);
+
+/// Spreads consecutive ids over the whole hash (the golden ratio, odd).
+const ID_SPREAD: u64 = 0x9E37_79B9_7F4A_7C15;
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(byte)).wrapping_mul(ID_SPREAD);
+        }
+    }
+
+    fn write_u32(&mut self, id: u32) {
+        self.0 = (self.0 ^ u64::from(id)).wrapping_mul(ID_SPREAD);
+    }
+}
+
+/// A map keyed by ids the VM hands out.
+pub(crate) type IdMap<V> = HashMap<u32, V, BuildHasherDefault<IdHasher>>;
+
 /// One HTTP stream bound to this VM.
 pub(crate) struct StreamBinding {
-    pub data: Arc<Mutex<StreamData>>,
-    pub signal: Arc<ResumeSignal>,
+    pub stream: Arc<SharedStream>,
+    /// The filter's place in the chain (its signal's index).
+    pub filter: usize,
+}
+
+impl StreamBinding {
+    /// The stream's data, locked.
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, StreamData> {
+        self.stream.lock()
+    }
+
+    /// The filter's resumption signal.
+    pub fn signal(&self) -> &ResumeSignal {
+        &self.stream.signals[self.filter]
+    }
 }
 
 /// What a callout callback may read while it runs.
@@ -64,19 +105,19 @@ pub(crate) struct VmState {
     pub root_context: u32,
     /// The context hostcalls act on (set before each callback).
     pub effective_context: u32,
-    pub streams: HashMap<u32, StreamBinding>,
+    pub streams: IdMap<StreamBinding>,
     pub callout: Option<CalloutView>,
     /// Outstanding callouts by token. As in Envoy, every callout belongs to
     /// the root context, whichever context made it: its outcome is delivered
     /// with the root context's id and it outlives the HTTP context.
-    pub pending: HashMap<u32, CalloutKind>,
+    pub pending: IdMap<CalloutKind>,
     pub tick_period_ms: u32,
     pub next_context: u32,
     pub next_token: u32,
     pub slot: Weak<VmSlot>,
     pub generation: u64,
     /// Open gRPC streams (`proxy_grpc_stream`) by token.
-    pub grpc_streams: HashMap<u32, GrpcStream>,
+    pub grpc_streams: IdMap<GrpcStream>,
     /// Properties set outside any stream (root context).
     pub root_state: HashMap<String, Vec<u8>>,
     /// Node facts as they were when this VM was created.
@@ -102,15 +143,15 @@ impl VmState {
             malloc: None,
             root_context: 1,
             effective_context: 1,
-            streams: HashMap::new(),
+            streams: IdMap::default(),
             callout: None,
-            pending: HashMap::new(),
+            pending: IdMap::default(),
             tick_period_ms: 0,
             next_context: 2,
             next_token: 1,
             slot,
             generation,
-            grpc_streams: HashMap::new(),
+            grpc_streams: IdMap::default(),
             root_state: HashMap::new(),
             start_log: None,
         }

@@ -4,14 +4,15 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use tokio::sync::Notify;
 
 use crate::facts::StreamFacts;
+use crate::headers::Headers;
 
 /// Header (or trailer) pairs in order; names lower-case, request pseudo
 /// headers (`:method`, `:path`, `:authority`, `:scheme`) and `:status` included.
@@ -91,10 +92,10 @@ impl Default for StreamInfo {
 /// The mutable per-request state every filter's hostcalls act on.
 #[derive(Debug, Default)]
 pub(crate) struct StreamData {
-    pub request_headers: HeaderList,
-    pub request_trailers: HeaderList,
-    pub response_headers: HeaderList,
-    pub response_trailers: HeaderList,
+    pub request_headers: Headers,
+    pub request_trailers: Headers,
+    pub response_headers: Headers,
+    pub response_trailers: Headers,
     /// A filter changed the request headers (index 0) or the response
     /// headers (index 1) in the current headers phase.
     pub headers_changed: [bool; 2],
@@ -109,6 +110,53 @@ pub(crate) struct StreamData {
     pub info: StreamInfo,
     /// How long the stream took, once it ended (`request.duration`).
     pub ended: Option<Duration>,
+}
+
+/// What the filters of one stream share: its data, a flag raised with a
+/// local reply (read without the lock after every callback), and one
+/// resumption signal per filter, all in one allocation.
+#[derive(Debug)]
+pub(crate) struct SharedStream {
+    data: Mutex<StreamData>,
+    /// `data.local_reply` is set.
+    replied: AtomicBool,
+    /// One per filter of the chain, in request order.
+    pub signals: Box<[ResumeSignal]>,
+}
+
+impl SharedStream {
+    /// A stream's shared state with a signal for each of `filters`.
+    pub fn new(data: StreamData, filters: usize) -> Self {
+        Self {
+            data: Mutex::new(data),
+            replied: AtomicBool::new(false),
+            signals: (0..filters).map(|_| ResumeSignal::default()).collect(),
+        }
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, StreamData> {
+        self.data.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The local reply a filter sent, if any (the lock is taken only then).
+    pub fn reply(&self) -> Option<LocalReply> {
+        if !self.replied.load(Ordering::Acquire) {
+            return None;
+        }
+        self.lock().local_reply.clone()
+    }
+
+    /// Keeps `reply` unless one was sent before (the first one wins).
+    pub fn set_reply(&self, reply: LocalReply) {
+        self.lock().local_reply.get_or_insert(reply);
+        self.replied.store(true, Ordering::Release);
+    }
+
+    /// Forgets the local reply (its response phase is running).
+    pub fn clear_reply(&self) {
+        self.lock().local_reply = None;
+        self.replied.store(false, Ordering::Release);
+    }
 }
 
 /// Resumption signals of one filter on one stream.

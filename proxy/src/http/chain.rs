@@ -23,6 +23,7 @@ use crate::telemetry::{Completion, protocol_name};
 use crate::wasm::body::{FilteredBody, Phase, ReplySlot};
 use crate::wasm::canary::Tally;
 use crate::wasm::convert;
+use crate::wasm::head::{RequestHead, ResponseHead};
 
 /// One request's pass through a filter chain (or through none).
 pub struct ChainPass {
@@ -103,7 +104,7 @@ impl ChainPass {
     }
 
     /// The request phase: headers now, the body as it streams upstream.
-    pub async fn request<B>(&self, req: Request<B>, scheme: &str) -> Passed
+    pub async fn request<B>(&self, req: Request<B>, scheme: &'static str) -> Passed
     where
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
@@ -115,7 +116,7 @@ impl ChainPass {
         let request_ends = body.is_end_stream();
         match active
             .stream
-            .filter_request_headers(convert::request_list(&parts, scheme), request_ends)
+            .filter_request_head(RequestHead::new(&parts, scheme), request_ends)
             .await
         {
             Ok(None) => {}
@@ -169,7 +170,7 @@ impl ChainPass {
         let response_ends = body.is_end_stream();
         match active
             .stream
-            .filter_response_headers(convert::response_list(&parts), response_ends)
+            .filter_response_head(ResponseHead::new(&parts), response_ends)
             .await
         {
             Ok(None) => {}

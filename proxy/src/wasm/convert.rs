@@ -8,31 +8,42 @@ use wasp_filter_host::HeaderList;
 
 /// The request head as filters see it. `Host` becomes `:authority`.
 pub fn request_list(parts: &request::Parts, scheme: &str) -> HeaderList {
-    let pseudo = request_pseudo_headers(parts, scheme);
-    let mut list = Vec::with_capacity(parts.headers.len() + pseudo.len());
+    request_list_of(&parts.method, &parts.uri, &parts.headers, scheme)
+}
+
+/// [`request_list`] of a head's parts.
+pub(crate) fn request_list_of(
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    scheme: &str,
+) -> HeaderList {
+    let pseudo = request_pseudo_headers(method, uri, headers, scheme);
+    let mut list = Vec::with_capacity(headers.len() + pseudo.len());
     list.extend(
         pseudo
             .iter()
             .map(|(name, value)| ((*name).to_owned(), value.to_vec())),
     );
-    push_headers(&mut list, &parts.headers, Some(&HOST));
+    push_headers(&mut list, headers, Some(&HOST));
     list
 }
 
 /// The pseudo headers that open a request's list, in order.
-fn request_pseudo_headers<'a>(
-    parts: &'a request::Parts,
+pub(crate) fn request_pseudo_headers<'a>(
+    method: &'a Method,
+    uri: &'a Uri,
+    headers: &'a HeaderMap,
     scheme: &'a str,
 ) -> [(&'static str, &'a [u8]); 4] {
-    let authority = parts
-        .uri
+    let authority = uri
         .authority()
         .map(|a| a.as_str().as_bytes())
-        .or_else(|| parts.headers.get(HOST).map(HeaderValue::as_bytes))
+        .or_else(|| headers.get(HOST).map(HeaderValue::as_bytes))
         .unwrap_or_default();
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
     [
-        (":method", parts.method.as_str().as_bytes()),
+        (":method", method.as_str().as_bytes()),
         (":path", path.as_bytes()),
         (":authority", authority),
         (":scheme", scheme.as_bytes()),
@@ -50,7 +61,7 @@ fn push_headers(list: &mut HeaderList, headers: &HeaderMap, skip: Option<&Header
 /// True when `list` is still exactly what [`request_list`] made of `parts`:
 /// the filters changed nothing, so the head need not be rebuilt.
 pub fn request_unchanged(list: &HeaderList, parts: &request::Parts, scheme: &str) -> bool {
-    let pseudo = request_pseudo_headers(parts, scheme);
+    let pseudo = request_pseudo_headers(&parts.method, &parts.uri, &parts.headers, scheme);
     list.len() >= pseudo.len()
         && list
             .iter()
@@ -133,9 +144,14 @@ pub fn apply_request(list: &HeaderList, parts: &mut request::Parts) {
 
 /// The response head as filters see it.
 pub fn response_list(parts: &response::Parts) -> HeaderList {
-    let mut list = Vec::with_capacity(parts.headers.len() + 1);
-    list.push((":status".into(), parts.status.as_str().as_bytes().to_vec()));
-    push_headers(&mut list, &parts.headers, None);
+    response_list_of(parts.status, &parts.headers)
+}
+
+/// [`response_list`] of a head's parts.
+pub(crate) fn response_list_of(status: StatusCode, headers: &HeaderMap) -> HeaderList {
+    let mut list = Vec::with_capacity(headers.len() + 1);
+    list.push((":status".into(), status.as_str().as_bytes().to_vec()));
+    push_headers(&mut list, headers, None);
     list
 }
 

@@ -1,13 +1,14 @@
 //! The proxy side of the Wasm host: filter chains built for a snapshot from
 //! the configuration with modules from a [`ModuleStore`] (reusing unchanged
 //! plugins of the previous snapshot), callouts to clusters, header
-//! conversion and filtered bodies.
+//! conversion, heads read in place, and filtered bodies.
 
 pub mod body;
 pub mod callouts;
 pub mod canary;
 pub mod cluster_directory;
 pub mod convert;
+pub mod head;
 pub mod module_cache;
 pub mod modules;
 pub mod node;

@@ -1,16 +1,17 @@
 //! Hostcalls of the HTTP stream: header maps, body buffers, local replies and
 //! stream control (continue, close, effective context).
 
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 
 use wasmtime::Caller;
-use wasp_abi::{BufferType, MapType, Status, StreamType, decode_map, encode_map, encoded_map_len};
+use wasp_abi::{BufferType, MapType, Status, StreamType, decode_map, encode_map};
 
 use super::{ENV, HostImports};
+use crate::headers::Headers;
 use crate::limits::{self, Limit};
 use crate::memory::{CallResult, answer, copy_out, misuse, read, read_str, write_u32};
 use crate::state::VmState;
-use crate::stream::{HeaderList, LocalReply, header_get, header_remove, header_replace};
+use crate::stream::{HeaderList, LocalReply, header_remove, header_replace};
 
 type C<'a> = Caller<'a, VmState>;
 
@@ -29,7 +30,7 @@ fn map_op<R>(
     call: &str,
     map_type: u32,
     access: Access,
-    f: impl FnOnce(&mut HeaderList) -> R,
+    f: impl FnOnce(&mut Headers) -> R,
 ) -> Result<R, Status> {
     let Ok(kind) = MapType::try_from(map_type) else {
         return Err(misuse(caller, call, "map_type", Status::BadArgument));
@@ -42,8 +43,7 @@ fn map_op<R>(
             let Some(binding) = caller.data().stream() else {
                 return Err(Status::NotFound);
             };
-            let data = binding.data.clone();
-            let mut data = data.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut data = binding.lock();
             if access == Access::Write {
                 match kind {
                     MapType::HttpRequestHeaders => data.headers_changed[0] = true,
@@ -51,27 +51,40 @@ fn map_op<R>(
                     _ => {}
                 }
             }
-            let list = match kind {
+            let headers = match kind {
                 MapType::HttpRequestHeaders => &mut data.request_headers,
                 MapType::HttpRequestTrailers => &mut data.request_trailers,
                 MapType::HttpResponseHeaders => &mut data.response_headers,
                 _ => &mut data.response_trailers,
             };
-            Ok(f(list))
+            Ok(f(headers))
         }
         MapType::HttpCallResponseHeaders | MapType::GrpcReceiveInitialMetadata => {
             match caller.data_mut().callout.as_mut() {
-                Some(view) => Ok(f(&mut view.headers)),
+                Some(view) => Ok(on_list(&mut view.headers, f)),
                 None => Err(Status::NotFound),
             }
         }
         MapType::HttpCallResponseTrailers | MapType::GrpcReceiveTrailingMetadata => {
             match caller.data_mut().callout.as_mut() {
-                Some(view) => Ok(f(&mut view.trailers)),
+                Some(view) => Ok(on_list(&mut view.trailers, f)),
                 None => Err(Status::NotFound),
             }
         }
     }
+}
+
+/// Runs `f` on a plain list as on a stream's header map.
+fn on_list<R>(list: &mut HeaderList, f: impl FnOnce(&mut Headers) -> R) -> R {
+    let mut headers = Headers::List(std::mem::take(list));
+    let result = f(&mut headers);
+    *list = std::mem::take(headers.list_mut());
+    result
+}
+
+/// Bytes (names plus values) and entries of a header map, for its limits.
+fn size_of(headers: &Headers) -> (usize, usize) {
+    (headers.byte_size(), headers.len())
 }
 
 /// Runs `f` on the buffer `buffer_type` of the effective context. Read-only
@@ -91,8 +104,7 @@ fn buffer_op<R>(
             let Some(binding) = caller.data().stream() else {
                 return Err(Status::NotFound);
             };
-            let data = binding.data.clone();
-            let mut data = data.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut data = binding.lock();
             Ok(match kind {
                 BufferType::HttpRequestBody => f(&mut data.request_body),
                 _ => f(&mut data.response_body),
@@ -146,8 +158,8 @@ pub(crate) fn read_map(
 fn get_map_pairs(mut caller: C<'_>, map_type: u32, ptr_ptr: u32, size_ptr: u32) -> CallResult {
     const CALL: &str = "proxy_get_header_map_pairs";
     answer(|| {
-        let encoded = map_op(&mut caller, CALL, map_type, Access::Read, |list| {
-            encode_map(list)
+        let encoded = map_op(&mut caller, CALL, map_type, Access::Read, |headers| {
+            encode_map(headers.list_mut())
         })?;
         copy_out(&mut caller, CALL, &encoded, ptr_ptr, size_ptr)
     })
@@ -158,9 +170,9 @@ fn set_map_pairs(mut caller: C<'_>, map_type: u32, ptr: u32, len: u32) -> CallRe
     answer(|| {
         let pairs = read_map(&caller, CALL, "map_data", ptr, len)?;
         let core = Arc::clone(&caller.data().core);
-        map_op(&mut caller, CALL, map_type, Access::Write, |list| {
-            limits::check_headers(&core, limits::map_size(list), &pairs)?;
-            *list = pairs;
+        map_op(&mut caller, CALL, map_type, Access::Write, |headers| {
+            limits::check_headers(&core, size_of(headers), &pairs)?;
+            *headers = Headers::List(pairs);
             Ok(())
         })?
         .map_err(|limit| limits::exceeded(&core, CALL, limit))?;
@@ -181,8 +193,8 @@ fn get_map_value(
         let key = read_str(&caller, CALL, "key", key_ptr, key_len)?;
         // A missing header is `NotFound` (what current SDKs expect); an empty
         // one is `Ok` with no data.
-        let value = map_op(&mut caller, CALL, map_type, Access::Read, |list| {
-            header_get(list, &key).map(<[u8]>::to_vec)
+        let value = map_op(&mut caller, CALL, map_type, Access::Read, |headers| {
+            headers.get(&key).map(<[u8]>::to_vec)
         })?
         .ok_or(Status::NotFound)?;
         copy_out(&mut caller, CALL, &value, ptr_ptr, size_ptr)
@@ -207,7 +219,8 @@ fn edit_map_value(
         let key = read_str(&caller, call, "key", key_ptr, key_len)?;
         let value = read(&caller, call, "value", value_ptr, value_len)?;
         let core = Arc::clone(&caller.data().core);
-        map_op(&mut caller, call, map_type, Access::Write, |list| {
+        map_op(&mut caller, call, map_type, Access::Write, |headers| {
+            let list = headers.list_mut();
             let before = limits::map_size(list);
             let after = edited_size(list, edit, &key, value.len());
             limits::check_size(&core, before, after)?;
@@ -248,7 +261,7 @@ fn remove_map_value(mut caller: C<'_>, map_type: u32, key_ptr: u32, key_len: u32
             CALL,
             map_type,
             Access::Write,
-            |list| header_remove(list, &key),
+            |headers| header_remove(headers.list_mut(), &key),
         )?)
     })
 }
@@ -256,8 +269,10 @@ fn remove_map_value(mut caller: C<'_>, map_type: u32, key_ptr: u32, key_len: u32
 fn get_map_size(mut caller: C<'_>, map_type: u32, size_ptr: u32) -> CallResult {
     const CALL: &str = "proxy_get_header_map_size";
     answer(|| {
-        let size = map_op(&mut caller, CALL, map_type, Access::Read, |list| {
-            encoded_map_len(list)
+        // The ABI's encoding: a count, two lengths per pair, every name and
+        // value with a NUL after it.
+        let size = map_op(&mut caller, CALL, map_type, Access::Read, |headers| {
+            4 + 10 * headers.len() + headers.byte_size()
         })?;
         Ok(write_u32(
             &mut caller,
@@ -374,10 +389,8 @@ fn send_local_response(
             let argument = "context (not an HTTP stream)";
             return Err(misuse(&caller, CALL, argument, Status::BadArgument).into());
         };
-        let mut data = binding.data.lock().unwrap_or_else(PoisonError::into_inner);
-        data.local_reply.get_or_insert(reply);
-        drop(data);
-        binding.signal.notify.notify_one();
+        binding.stream.set_reply(reply);
+        binding.signal().notify.notify_one();
         Ok(())
     })
 }
@@ -401,7 +414,7 @@ fn stream_control(caller: &C<'_>, call: &str, stream_type: u32, control: Control
             Status::NotFound,
         ) as u32;
     };
-    let signal = &binding.signal;
+    let signal = binding.signal();
     match (control, kind) {
         (Control::Continue, StreamType::HttpRequest) => signal.set(&signal.request),
         (Control::Continue, StreamType::HttpResponse) => signal.set(&signal.response),

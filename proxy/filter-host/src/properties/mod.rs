@@ -17,7 +17,6 @@ mod stream;
 mod tests;
 
 use std::collections::HashMap;
-use std::sync::PoisonError;
 
 use crate::limits::Limit;
 
@@ -58,7 +57,7 @@ pub(crate) fn get(state: &VmState, path: &[String]) -> Option<Vec<u8>> {
     let Some(binding) = state.stream() else {
         return state.root_state.get(&joined).cloned();
     };
-    let data = binding.data.lock().unwrap_or_else(PoisonError::into_inner);
+    let data = binding.lock();
     stream::property(&data, &segs).or_else(|| data.filter_state.get(&joined).cloned())
 }
 
@@ -78,7 +77,7 @@ pub(crate) fn set(state: &mut VmState, path: &str, value: Vec<u8>) -> Result<(),
     };
     match state.stream() {
         Some(binding) => {
-            let mut data = binding.data.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut data = binding.lock();
             store(&mut data.filter_state)
         }
         None => store(&mut state.root_state),

@@ -7,16 +7,17 @@
 use std::time::UNIX_EPOCH;
 
 use super::int;
-use crate::stream::{HeaderList, StreamData, header_get};
+use crate::headers::Headers;
+use crate::stream::StreamData;
 
 /// Envoy's `HeaderMap::byteSize`: names and values of every entry.
-fn byte_size(list: &HeaderList) -> u64 {
-    list.iter().map(|(k, v)| (k.len() + v.len()) as u64).sum()
+fn byte_size(headers: &Headers) -> u64 {
+    headers.byte_size() as u64
 }
 
 /// The response status, once the response headers are known.
 fn status(data: &StreamData) -> Option<u16> {
-    let status = header_get(&data.response_headers, ":status")?;
+    let status = data.response_headers.get(":status")?;
     std::str::from_utf8(status).ok()?.parse().ok()
 }
 
@@ -33,8 +34,8 @@ fn http_to_grpc(status: u16) -> i64 {
     }
 }
 
-fn grpc_status(list: &HeaderList) -> Option<i64> {
-    std::str::from_utf8(header_get(list, "grpc-status")?)
+fn grpc_status(headers: &Headers) -> Option<i64> {
+    std::str::from_utf8(headers.get("grpc-status")?)
         .ok()?
         .parse()
         .ok()
@@ -42,7 +43,7 @@ fn grpc_status(list: &HeaderList) -> Option<i64> {
 
 /// A stream attribute, or `None` when it is unknown (in this phase).
 pub(super) fn property(data: &StreamData, segs: &[&str]) -> Option<Vec<u8>> {
-    let req = |name: &str| header_get(&data.request_headers, name).map(<[u8]>::to_vec);
+    let req = |name: &str| data.request_headers.get(name).map(<[u8]>::to_vec);
     let info = &data.info;
     let facts = &info.facts;
     let tls = info.tls.as_ref();
@@ -74,7 +75,7 @@ pub(super) fn property(data: &StreamData, segs: &[&str]) -> Option<Vec<u8>> {
             int(since.as_nanos() as i64)
         }
         ["request", "duration"] => int(data.ended?.as_nanos() as i64),
-        ["request", "size"] => match header_get(&data.request_headers, "content-length") {
+        ["request", "size"] => match data.request_headers.get("content-length") {
             Some(length) => int(std::str::from_utf8(length).ok()?.trim().parse().ok()?),
             None => int(facts.request_bytes() as i64),
         },
@@ -92,8 +93,8 @@ pub(super) fn property(data: &StreamData, segs: &[&str]) -> Option<Vec<u8>> {
         ["response", "total_size"] => int((facts.response_bytes()
             + byte_size(&data.response_headers)
             + byte_size(&data.response_trailers)) as i64),
-        ["response", "headers", name] => header_get(&data.response_headers, name)?.to_vec(),
-        ["response", "trailers", name] => header_get(&data.response_trailers, name)?.to_vec(),
+        ["response", "headers", name] => data.response_headers.get(name)?.to_vec(),
+        ["response", "trailers", name] => data.response_trailers.get(name)?.to_vec(),
         ["source", "address"] => info.source.to_string().into_bytes(),
         ["source", "port"] => int(i64::from(info.source.port())),
         ["source", "principal"] => tls?.peer_uri_sans.first()?.as_bytes().to_vec(),

@@ -17,7 +17,7 @@ fn headers(pairs: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
 
 fn stream(request: &[(&str, &str)]) -> StreamData {
     StreamData {
-        request_headers: headers(request),
+        request_headers: headers(request).into(),
         info: StreamInfo::default(),
         ..StreamData::default()
     }
@@ -62,8 +62,8 @@ fn request_size_prefers_content_length_then_counts_body_bytes() {
 #[test]
 fn response_sizes_count_body_headers_and_trailers() {
     let mut data = stream(&[]);
-    data.response_headers = headers(&[(":status", "200")]);
-    data.response_trailers = headers(&[("grpc-status", "0")]);
+    data.response_headers = headers(&[(":status", "200")]).into();
+    data.response_trailers = headers(&[("grpc-status", "0")]).into();
     assert_eq!(int(&data, "response.size"), Some(0));
     data.info.facts.add_response_bytes(100);
     assert_eq!(int(&data, "response.size"), Some(100));
@@ -74,13 +74,13 @@ fn response_sizes_count_body_headers_and_trailers() {
 fn grpc_status_comes_from_trailers_headers_then_the_http_status() {
     let mut data = stream(&[]);
     assert_eq!(get(&data, "response.grpc_status"), None);
-    data.response_headers = headers(&[(":status", "503")]);
+    data.response_headers = headers(&[(":status", "503")]).into();
     assert_eq!(int(&data, "response.grpc_status"), Some(14));
-    data.response_headers = headers(&[(":status", "200")]);
+    data.response_headers = headers(&[(":status", "200")]).into();
     assert_eq!(int(&data, "response.grpc_status"), Some(2));
-    data.response_headers = headers(&[(":status", "200"), ("grpc-status", "5")]);
+    data.response_headers = headers(&[(":status", "200"), ("grpc-status", "5")]).into();
     assert_eq!(int(&data, "response.grpc_status"), Some(5));
-    data.response_trailers = headers(&[("grpc-status", "0")]);
+    data.response_trailers = headers(&[("grpc-status", "0")]).into();
     assert_eq!(int(&data, "response.grpc_status"), Some(0));
 }
 

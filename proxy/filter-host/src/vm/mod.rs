@@ -3,7 +3,7 @@
 //! runs under the plugin's CPU deadline; any trap surfaces as a [`VmFailure`].
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 
 mod delivery;
 
@@ -13,7 +13,7 @@ use crate::error::HostError;
 use crate::plugin::PluginCore;
 use crate::pool::VmSlot;
 use crate::state::{StreamBinding, VmState};
-use crate::stream::{ResumeSignal, StreamData};
+use crate::stream::SharedStream;
 
 const VM_START: &str = "proxy_on_vm_start";
 const CONFIGURE: &str = "proxy_on_configure";
@@ -284,14 +284,14 @@ impl Vm {
     /// Creates an HTTP context bound to a stream; returns its id.
     pub fn create_stream(
         &mut self,
-        data: Arc<Mutex<StreamData>>,
-        signal: Arc<ResumeSignal>,
+        stream: Arc<SharedStream>,
+        filter: usize,
     ) -> Result<u32, VmFailure> {
         let state = self.store.data_mut();
         let id = state.next_context;
         state.next_context += 1;
         let root = state.root_context;
-        state.streams.insert(id, StreamBinding { data, signal });
+        state.streams.insert(id, StreamBinding { stream, filter });
         self.store.data_mut().effective_context = id;
         let f = &self.ex.context_create;
         invoke(&mut self.store, self.deadline_ticks, f, (id, root))?;
@@ -400,8 +400,9 @@ impl Vm {
     /// Every stream bound to this VM learns that it died.
     pub fn fail_streams(&self) {
         for binding in self.store.data().streams.values() {
-            binding.signal.failed.store(true, Ordering::Release);
-            binding.signal.notify.notify_one();
+            let signal = binding.signal();
+            signal.failed.store(true, Ordering::Release);
+            signal.notify.notify_one();
         }
     }
 }
