@@ -121,6 +121,11 @@ for _ in $(seq 1 100); do
     sleep 0.1
 done
 show curl -sS -i http://127.0.0.1:8090/
+# The proxy serves the new version a moment before its ACK reaches wasp-cp.
+for _ in $(seq 1 100); do
+    if "$bin/waspctl" proxies 2>/dev/null | grep -q "ACK v1"; then break; fi
+    sleep 0.1
+done
 show "$bin/waspctl" proxies
 
 if $once; then exit 0; fi
