@@ -24,19 +24,9 @@ duration=10
 connections=50
 rounds=2
 alg=RS256
-while [[ $# -gt 0 ]]; do
-    case "$1" in
-        --duration) duration="$2"; shift 2 ;;
-        --connections) connections="$2"; shift 2 ;;
-        --rounds) rounds="$2"; shift 2 ;;
-        --alg) alg="$2"; shift 2 ;;
-        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
-        *) echo "unknown argument: $1" >&2; exit 2 ;;
-    esac
-done
-
 # shellcheck source=bench/lib.sh
 source "$root/bench/lib.sh"
+parse_options "duration connections rounds alg" "$@"
 
 install_tools
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)

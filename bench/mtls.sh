@@ -29,18 +29,10 @@ cd "$root"
 duration=10
 connections=50
 only=""
-while [[ $# -gt 0 ]]; do
-    case "$1" in
-        --duration) duration="$2"; shift 2 ;;
-        --connections) connections="$2"; shift 2 ;;
-        --only) only="$2"; shift 2 ;;
-        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
-        *) echo "unknown argument: $1" >&2; exit 2 ;;
-    esac
-done
-
 # shellcheck source=bench/lib.sh
 source "$root/bench/lib.sh"
+parse_options "duration connections only" "$@"
+
 PIDS=()
 proxies=()
 for proxy in wasp envoy; do

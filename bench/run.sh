@@ -20,19 +20,9 @@ duration=10
 connections=50
 rate=""
 only=""
-while [[ $# -gt 0 ]]; do
-    case "$1" in
-        --duration) duration="$2"; shift 2 ;;
-        --connections) connections="$2"; shift 2 ;;
-        --rate) rate="$2"; shift 2 ;;
-        --only) only="$2"; shift 2 ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
-        *) echo "unknown argument: $1" >&2; exit 2 ;;
-    esac
-done
-
 # shellcheck source=bench/lib.sh
 source "$root/bench/lib.sh"
+parse_options "duration connections rate only" "$@"
 
 install_tools
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
