@@ -82,6 +82,9 @@ impl Resp {
     }
 }
 
+/// How long [`Client::answer`] and [`Client::get_until`] wait for one answer.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A pooled client speaking HTTP/1.1 or h2c with prior knowledge.
 #[derive(Clone)]
 pub struct Client {
@@ -137,6 +140,25 @@ impl Client {
         self.request(request.body(empty())?).await
     }
 
+    /// Sends `request` with `headers` added and reads the whole answer;
+    /// fails the test naming the request when none comes within 10 s.
+    pub async fn answer(
+        &self,
+        mut request: http::request::Builder,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Resp {
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(full(body)).expect("request");
+        let what = format!("{} {}", request.method(), request.uri());
+        match tokio::time::timeout(ANSWER_TIMEOUT, self.request(request)).await {
+            Ok(resp) => resp.unwrap_or_else(|e| panic!("{what}: {e:#}")),
+            Err(_) => panic!("no answer to {what} within {ANSWER_TIMEOUT:?}"),
+        }
+    }
+
     /// Repeats a GET of `url` with `headers` until `done` holds of its
     /// answer, for up to 5 s (each GET waits at most 10 s); fails the test
     /// naming `what` and the last answer otherwise.
@@ -149,13 +171,11 @@ impl Client {
     ) -> Resp {
         let deadline = std::time::Instant::now() + Duration::from_secs(5);
         loop {
-            let resp =
-                match tokio::time::timeout(Duration::from_secs(10), self.get_with(url, headers))
-                    .await
-                {
-                    Ok(resp) => resp.expect("GET"),
-                    Err(_) => panic!("{what}: no answer to GET {url} within 10 s"),
-                };
+            let resp = match tokio::time::timeout(ANSWER_TIMEOUT, self.get_with(url, headers)).await
+            {
+                Ok(resp) => resp.expect("GET"),
+                Err(_) => panic!("{what}: no answer to GET {url} within {ANSWER_TIMEOUT:?}"),
+            };
             if done(&resp) {
                 return resp;
             }

@@ -11,15 +11,11 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use wasp_e2e::{
     Client, Cluster, Config, FilterChain, Listener, Plugin, Resp, Route, Upstream, Wasp,
     filter_module, free_addr,
 };
-
-/// How long a request through the filter may take before the test fails.
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// wasp running as-features on every route to `app`, with a `callout`
 /// cluster and a `nowhere` cluster nothing listens on.
@@ -65,15 +61,8 @@ impl AsFeatures {
 
     /// GET `path` with `headers`; fails the test when no answer comes in time.
     async fn get(&self, path: &str, headers: &[(&str, &str)]) -> Resp {
-        let mut request = http::Request::get(format!("http://{}{path}", self.listen));
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let request = request.body(wasp_e2e::client::full(Vec::new())).unwrap();
-        match tokio::time::timeout(ANSWER_TIMEOUT, self.client.request(request)).await {
-            Ok(resp) => resp.unwrap(),
-            Err(_) => panic!("no answer to GET {path} within {ANSWER_TIMEOUT:?}"),
-        }
+        let request = http::Request::get(format!("http://{}{path}", self.listen));
+        self.client.answer(request, headers, Vec::new()).await
     }
 
     /// Repeats a GET of `/eventually` with `headers` until `done` holds of

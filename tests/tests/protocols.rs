@@ -29,6 +29,15 @@ clusters:
     )
 }
 
+/// The listener lines that serve TLS with `cert`.
+fn tls_listener(cert: &TestCert) -> String {
+    format!(
+        "    tls:\n      cert_file: \"{}\"\n      key_file: \"{}\"\n",
+        cert.cert_file.display(),
+        cert.key_file.display()
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http1_and_h2c_clients_are_served_over_an_http1_upstream() {
     let listen = free_addr();
@@ -89,11 +98,7 @@ async fn tls_listener_negotiates_h2_and_http11_by_alpn() {
     let upstream = Upstream::start("up").await;
     let dir = tempfile::tempdir().unwrap();
     let cert = TestCert::generate(dir.path(), &["localhost"]);
-    let tls = format!(
-        "    tls:\n      cert_file: \"{}\"\n      key_file: \"{}\"\n",
-        cert.cert_file.display(),
-        cert.key_file.display()
-    );
+    let tls = tls_listener(&cert);
     let config = single_route(
         listen,
         &tls,
@@ -372,11 +377,7 @@ async fn reload_switches_the_tls_certificate() {
     let cert_a = TestCert::generate(dir_a.path(), &["localhost"]);
     let cert_b = TestCert::generate(dir_b.path(), &["localhost"]);
     let config = |cert: &TestCert| {
-        let tls = format!(
-            "    tls:\n      cert_file: \"{}\"\n      key_file: \"{}\"\n",
-            cert.cert_file.display(),
-            cert.key_file.display()
-        );
+        let tls = tls_listener(cert);
         single_route(
             listen,
             &tls,
@@ -536,11 +537,7 @@ async fn websocket_over_tls() {
     let ws = WsEcho::start().await;
     let dir = tempfile::tempdir().unwrap();
     let cert = TestCert::generate(dir.path(), &["localhost"]);
-    let tls = format!(
-        "    tls:\n      cert_file: \"{}\"\n      key_file: \"{}\"\n",
-        cert.cert_file.display(),
-        cert.key_file.display()
-    );
+    let tls = tls_listener(&cert);
     let config = single_route(listen, &tls, &format!("    endpoints: [\"{}\"]\n", ws.addr));
     let _wasp = Wasp::start(&config).await;
 
@@ -575,11 +572,7 @@ async fn grpc_over_tls_keeps_trailers() {
     let grpc = GrpcHealth::start().await;
     let dir = tempfile::tempdir().unwrap();
     let cert = TestCert::generate(dir.path(), &["localhost"]);
-    let tls = format!(
-        "    tls:\n      cert_file: \"{}\"\n      key_file: \"{}\"\n",
-        cert.cert_file.display(),
-        cert.key_file.display()
-    );
+    let tls = tls_listener(&cert);
     let config = single_route(
         listen,
         &tls,

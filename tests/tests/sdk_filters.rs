@@ -12,14 +12,10 @@ use std::time::{Duration, Instant};
 use http::Request;
 use serde_json::json;
 use wasp_e2e::chunked::{CHUNKS, ECHO_BODY};
-use wasp_e2e::client::full;
 use wasp_e2e::{
     ChunkedEcho, Client, Cluster, Config, FilterChain, GrpcHealth, Listener, Plugin, Resp, Route,
     Upstream, Wasp, filter_module, free_addr,
 };
-
-/// How long a request through the filter may take before the test fails.
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The filter template adding `header: value` to responses on every route.
 fn template_config(listen: SocketAddr, upstream: SocketAddr, header: &str, value: &str) -> Config {
@@ -178,22 +174,14 @@ impl Features {
     }
 
     /// Sends the request through wasp; fails the test when no answer comes
-    /// within [`ANSWER_TIMEOUT`].
+    /// in time.
     async fn send(
         &self,
-        mut request: http::request::Builder,
+        request: http::request::Builder,
         headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> Resp {
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        let request = request.body(full(body)).unwrap();
-        let what = format!("{} {}", request.method(), request.uri());
-        match tokio::time::timeout(ANSWER_TIMEOUT, self.client.request(request)).await {
-            Ok(resp) => resp.unwrap(),
-            Err(_) => panic!("no answer to {what} within {ANSWER_TIMEOUT:?}"),
-        }
+        self.client.answer(request, headers, body).await
     }
 
     /// Repeats a GET of `/eventually` with `headers` until `done` holds of
