@@ -29,6 +29,31 @@ use crate::upstream::{Cluster, LocalAddr, Outcome, RequestGuard, UpstreamError, 
 /// response of routes with a retry policy.
 pub static X_WASP_ATTEMPT_COUNT: HeaderName = HeaderName::from_static("x-wasp-attempt-count");
 
+/// `x-wasp-attempt-count` values for the first attempts, shared rather than
+/// formatted (and allocated) per request.
+static ATTEMPT_COUNTS: [HeaderValue; 9] = [
+    HeaderValue::from_static("1"),
+    HeaderValue::from_static("2"),
+    HeaderValue::from_static("3"),
+    HeaderValue::from_static("4"),
+    HeaderValue::from_static("5"),
+    HeaderValue::from_static("6"),
+    HeaderValue::from_static("7"),
+    HeaderValue::from_static("8"),
+    HeaderValue::from_static("9"),
+];
+
+/// The `x-wasp-attempt-count` value for `attempts`.
+pub fn attempt_count(attempts: u32) -> HeaderValue {
+    match attempts
+        .checked_sub(1)
+        .and_then(|i| ATTEMPT_COUNTS.get(i as usize))
+    {
+        Some(value) => value.clone(),
+        None => HeaderValue::from(attempts),
+    }
+}
+
 /// Where the shared timer of a request's deadlines starts: far enough to
 /// never pass before it is armed.
 const NEVER: Duration = Duration::from_secs(86400 * 365);
@@ -110,7 +135,7 @@ pub async fn forward(
         let in_flight = endpoint.begin();
         completion.set_upstream(endpoint.addr);
         if policy.is_some() {
-            head.insert(X_WASP_ATTEMPT_COUNT.clone(), HeaderValue::from(attempt));
+            head.insert(X_WASP_ATTEMPT_COUNT.clone(), attempt_count(attempt));
         }
         let Some(attempt_body) = body.for_attempt(&end) else {
             unreachable!("an attempt starts only with a replayable body")
@@ -208,7 +233,7 @@ fn respond(
     if let Some(attempts) = attempts {
         response
             .headers_mut()
-            .insert(X_WASP_ATTEMPT_COUNT.clone(), HeaderValue::from(attempts));
+            .insert(X_WASP_ATTEMPT_COUNT.clone(), attempt_count(attempts));
     }
     *response.version_mut() = Version::HTTP_11;
     Ok(response.map(ProxyBody::upstream))
@@ -268,6 +293,16 @@ fn rewrite_path(original: Option<&PathAndQuery>, forward: &Forward) -> PathAndQu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attempt_counts_are_the_decimal_number() {
+        for attempts in [0, 1, 2, 9, 10, 11, 123] {
+            assert_eq!(
+                attempt_count(attempts).as_bytes(),
+                attempts.to_string().as_bytes()
+            );
+        }
+    }
 
     #[test]
     fn hash_policies_take_header_then_cookie_then_source_ip() {

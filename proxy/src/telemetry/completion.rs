@@ -84,7 +84,7 @@ impl Completion {
 
     /// Why the response is what it is (Envoy's response code details) and
     /// its response flags (`wasp_filter_host::response_flags`).
-    pub fn set_response(&self, details: &str, flags: u64) {
+    pub fn set_response(&self, details: &'static str, flags: u64) {
         if let Some(facts) = &self.facts {
             facts.set_response(details, flags);
         }

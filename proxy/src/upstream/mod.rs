@@ -270,6 +270,11 @@ impl Cluster {
         let Some(policy) = &self.config.outlier_detection else {
             return;
         };
+        if outcome == Outcome::Success {
+            // Only a failure reads the clock and the endpoint set.
+            outlier::record_success(endpoint);
+            return;
+        }
         let set = self.set.load();
         if outlier::record(policy, &set.endpoints, endpoint, outcome, self.now_ms()) {
             self.metrics.ejections.inc();
