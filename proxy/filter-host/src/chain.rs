@@ -89,8 +89,9 @@ struct Filter {
     plugin: Arc<Plugin>,
     /// The slot whose VM holds the filter's context for the whole stream.
     slot: Arc<crate::pool::VmSlot>,
-    /// (VM generation, context id), once the context was created.
-    bound: OnceLock<(u64, u32)>,
+    /// Set by the filter's first callback: (VM generation, context id) of
+    /// the context it created, or `None` when that callback failed.
+    bound: OnceLock<Option<(u64, u32)>>,
     /// Fail-open filters that failed are skipped for the rest of the stream.
     skipped: AtomicBool,
     /// Body bytes buffered while the filter pauses, per direction.
@@ -276,17 +277,22 @@ impl ChainStream {
         let filter = &self.filters[i];
         flag(self.signal(i), dir).store(false, Ordering::Release);
         let called = match filter.bound.get() {
-            Some(&(generation, ctx)) => filter.slot.with_vm(Some(generation), |vm| f(vm, ctx)),
-            None => filter
-                .slot
-                .with_vm(None, |vm| {
+            Some(Some((generation, ctx))) => {
+                filter.slot.with_vm(Some(*generation), |vm| f(vm, *ctx))
+            }
+            Some(None) => Err(SlotError::Gone),
+            None => {
+                let first = filter.slot.with_vm(None, |vm| {
                     let ctx = vm.create_stream(Arc::clone(&self.shared), i)?;
                     f(vm, ctx).map(|action| (action, ctx))
-                })
-                .map(|((action, ctx), generation)| {
-                    let _ = filter.bound.set((generation, ctx));
-                    (action, generation)
-                }),
+                });
+                let bound = first
+                    .as_ref()
+                    .ok()
+                    .map(|((_, ctx), generation)| (*generation, *ctx));
+                let _ = filter.bound.set(bound);
+                first.map(|((action, _), generation)| (action, generation))
+            }
         };
         match called {
             Ok((action, _)) => {
@@ -635,9 +641,11 @@ impl Drop for ChainStream {
         }
         for (i, filter) in self.filters.iter().enumerate() {
             let _ = match filter.bound.get() {
-                Some(&(generation, ctx)) => filter
+                Some(Some((generation, ctx))) => filter
                     .slot
-                    .with_vm(Some(generation), |vm| vm.finish_stream(ctx)),
+                    .with_vm(Some(*generation), |vm| vm.finish_stream(*ctx)),
+                // Its first callback failed: its VM is gone or never came.
+                Some(None) => continue,
                 // A filter that never ran (an earlier one replied) still
                 // sees the stream end, as in Envoy.
                 None => filter.slot.with_vm(None, |vm| {

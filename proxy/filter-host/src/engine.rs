@@ -105,6 +105,9 @@ pub(crate) struct EngineInner {
     compiled: Option<CompiledCache>,
     compiler: Compiler,
     release_memory: Option<fn()>,
+    /// The epoch ticker, started with the first plugin load: a process
+    /// without filters has no thread waking up to count epochs.
+    ticker: std::sync::Once,
 }
 
 /// The Wasm engine of the process; cheap to clone.
@@ -122,7 +125,8 @@ impl std::fmt::Debug for FilterEngine {
 }
 
 impl FilterEngine {
-    /// Configures wasmtime, links the host functions and starts the epoch ticker.
+    /// Configures wasmtime and links the host functions; the epoch ticker
+    /// starts with the first plugin load.
     pub fn new(options: EngineOptions) -> Result<Self, HostError> {
         let mut pool = PoolingAllocationConfig::new();
         pool.total_core_instances(options.max_instances)
@@ -157,7 +161,6 @@ impl FilterEngine {
             })?),
             None => None,
         };
-        spawn_ticker(&engine, options.epoch_tick);
         Ok(Self {
             inner: Arc::new(EngineInner {
                 engine,
@@ -168,6 +171,7 @@ impl FilterEngine {
                 compiled,
                 compiler,
                 release_memory: options.release_memory,
+                ticker: std::sync::Once::new(),
             }),
         })
     }
@@ -238,6 +242,10 @@ impl FilterEngine {
     /// Compiles (or reuses) the module, instantiates the first VM and runs
     /// `proxy_on_vm_start` and `proxy_on_configure`.
     pub fn load(&self, spec: PluginSpec) -> Result<Arc<Plugin>, HostError> {
+        let inner = &self.inner;
+        inner
+            .ticker
+            .call_once(|| spawn_ticker(&inner.engine, inner.epoch_tick));
         let loaded = self.compile(&spec.wasm).and_then(|(module, sha)| {
             let used = self
                 .inner
@@ -254,6 +262,11 @@ impl FilterEngine {
     #[cfg(test)]
     pub(crate) fn inner_services(&self) -> &Services {
         &self.inner.services
+    }
+
+    /// True once the epoch ticker runs (from the first plugin load on).
+    pub fn ticking(&self) -> bool {
+        self.inner.ticker.is_completed()
     }
 
     /// How many modules were compiled (cache misses) so far.

@@ -15,6 +15,7 @@ use http_body_util::{BodyExt, Empty};
 use wasp_filter_host::{ChainStream, FilterChain, LocalReply, StreamFacts, StreamInfo};
 
 use super::body::ProxyBody;
+use super::headers::X_REQUEST_ID;
 use super::local;
 use crate::body::{BoxError, UpstreamBody};
 use crate::conn::ConnInfo;
@@ -82,9 +83,10 @@ impl ChainPass {
                 connection_id: conn.id,
                 tls: conn.tls.get().cloned(),
                 protocol: protocol_name(req.version()),
-                request_id: completion
-                    .request_id
-                    .to_str()
+                request_id: req
+                    .headers()
+                    .get(&X_REQUEST_ID)
+                    .and_then(|id| id.to_str().ok())
                     .unwrap_or_default()
                     .to_owned(),
                 start: SystemTime::now(),

@@ -23,7 +23,7 @@ use crate::body::UpstreamBody;
 use crate::conn::ConnInfo;
 use crate::router::Forward;
 use crate::telemetry::Completion;
-use crate::upstream::{Cluster, LocalAddr, Outcome, RequestGuard, UpstreamError, hash_key};
+use crate::upstream::{Cluster, Outcome, RequestGuard, UpstreamError, hash_key};
 
 /// `x-wasp-attempt-count`: attempts made, on the upstream request and the
 /// response of routes with a retry policy.
@@ -147,7 +147,15 @@ pub async fn forward(
             head.clone()
         };
         deadlines.start_try(policy.and_then(|p| p.per_try_timeout));
-        let sent = attempt::send(&cluster, &endpoint, &target, headers, attempt_body);
+        let mut local = None;
+        let sent = attempt::send(
+            &cluster,
+            &endpoint,
+            &target,
+            headers,
+            attempt_body,
+            &mut local,
+        );
         let result = tokio::select! {
             result = sent => result,
             fired = deadlines.fired() => match fired {
@@ -160,10 +168,10 @@ pub async fn forward(
         };
         completion.upstream_duration = Some(completion.start.elapsed());
         attempt::report(&cluster, &endpoint, &result);
-        if let Ok(response) = &result
-            && let Some(local) = response.extensions().get::<LocalAddr>()
+        if result.is_ok()
+            && let Some(local) = local
         {
-            completion.set_upstream_local(local.0);
+            completion.set_upstream_local(local);
         }
 
         let retriable = policy.is_some_and(|p| retry::retries(p, &result));

@@ -288,7 +288,7 @@ impl Cluster {
         &self,
         endpoint: &Endpoint,
         req: Request<UpstreamBody>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
+    ) -> Result<(Response<Incoming>, LocalAddr), UpstreamError> {
         let addr = endpoint.addr;
         let permit = self
             .breakers
@@ -303,12 +303,11 @@ impl Cluster {
             self.tls.as_deref(),
         )
         .await?;
-        let mut response = sender
+        let response = sender
             .send_request(req)
             .await
             .map_err(|source| UpstreamError::Reset { addr, source })?;
-        response.extensions_mut().insert(local);
-        Ok(response)
+        Ok((response, local))
     }
 
     /// A JSON view of the cluster's live state for `/config_dump`.
