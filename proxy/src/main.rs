@@ -172,6 +172,9 @@ fn main() -> ExitCode {
             report_interval,
             control_plane_tls_url,
         } => {
+            allocator::limit_arenas(workers.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            }));
             logging::init(match log_format {
                 Format::Text => LogFormat::Text,
                 Format::Json => LogFormat::Json,
