@@ -53,17 +53,21 @@ pub fn release_free_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
-    #[cfg(target_os = "linux")]
-    page_out_code();
 }
 
-/// Asks the kernel to drop the resident pages of the binary's read-only
-/// mappings (code, constants): compiling a module pages in megabytes of
-/// Cranelift that nothing else runs. They are clean file pages, so this
-/// frees them without writing anything; the ones the request path uses are
-/// paged back in by its next requests.
+/// After a module was compiled: asks the kernel to drop the resident pages
+/// of the binary's read-only mappings (code, constants), among them the
+/// megabytes of Cranelift that compiling paged in and nothing else runs.
+/// They are clean file pages, so this frees them without writing anything;
+/// the ones the request path uses are paged back in by its next requests
+/// (a cost paid after a compile, never after a load of a compiled module).
+pub fn page_out_code() {
+    #[cfg(target_os = "linux")]
+    page_out_mappings();
+}
+
 #[cfg(target_os = "linux")]
-fn page_out_code() {
+fn page_out_mappings() {
     let (Ok(exe), Ok(maps)) = (
         std::fs::read_link("/proc/self/exe"),
         std::fs::read_to_string("/proc/self/maps"),

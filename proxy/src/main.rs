@@ -216,6 +216,7 @@ fn main() -> ExitCode {
                 compiled_cache_dir,
                 metric_series_per_family,
                 release_memory: Some(allocator::release_free_memory),
+                release_compiler_code: Some(allocator::page_out_code),
             };
             match wasp_proxy::run(options) {
                 Ok(()) => ExitCode::SUCCESS,

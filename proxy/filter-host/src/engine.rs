@@ -56,6 +56,11 @@ pub struct EngineOptions {
     /// buffers and the module bytes, which would otherwise stay resident
     /// in the loading threads' heaps. Default `None`: nothing.
     pub release_memory: Option<fn()>,
+    /// Called after a load that ran the compiler (not one that found the
+    /// module compiled, in memory or on disk), after `release_memory`: the
+    /// program's way to drop the pages of its own code that compiling
+    /// paged in. Default `None`: nothing.
+    pub release_compiler_code: Option<fn()>,
 }
 
 impl Default for EngineOptions {
@@ -71,6 +76,7 @@ impl Default for EngineOptions {
             compiled_cache_dir: None,
             max_metric_series_per_family: DEFAULT_MAX_SERIES_PER_FAMILY,
             release_memory: None,
+            release_compiler_code: None,
         }
     }
 }
@@ -105,6 +111,9 @@ pub(crate) struct EngineInner {
     compiled: Option<CompiledCache>,
     compiler: Compiler,
     release_memory: Option<fn()>,
+    release_compiler_code: Option<fn()>,
+    /// Modules compiled by Cranelift (not loaded from the disk cache).
+    compiler_runs: std::sync::atomic::AtomicU64,
     /// The epoch ticker, started with the first plugin load: a process
     /// without filters has no thread waking up to count epochs.
     ticker: std::sync::Once,
@@ -171,6 +180,8 @@ impl FilterEngine {
                 compiled,
                 compiler,
                 release_memory: options.release_memory,
+                release_compiler_code: options.release_compiler_code,
+                compiler_runs: std::sync::atomic::AtomicU64::new(0),
                 ticker: std::sync::Once::new(),
             }),
         })
@@ -225,6 +236,9 @@ impl FilterEngine {
         let (module, from_disk) = match compiled.and_then(|c| c.load(&self.inner.engine, &sha)) {
             Some(module) => (module, true),
             None => {
+                self.inner
+                    .compiler_runs
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let module = self.inner.compiler.compile(&self.inner.engine, wasm)?;
                 (module, false)
             }
@@ -246,6 +260,12 @@ impl FilterEngine {
         inner
             .ticker
             .call_once(|| spawn_ticker(&inner.engine, inner.epoch_tick));
+        let runs = || {
+            inner
+                .compiler_runs
+                .load(std::sync::atomic::Ordering::Relaxed)
+        };
+        let runs_before = runs();
         let loaded = self.compile(&spec.wasm).and_then(|(module, sha)| {
             let used = self
                 .inner
@@ -253,8 +273,13 @@ impl FilterEngine {
                 .use_module(&sha, &module, spec.wasm.len());
             Plugin::load(&self.inner, spec, module, sha, used)
         });
-        if let Some(release_memory) = self.inner.release_memory {
+        if let Some(release_memory) = inner.release_memory {
             release_memory();
+        }
+        if let Some(release_code) = inner.release_compiler_code
+            && runs() != runs_before
+        {
+            release_code();
         }
         loaded
     }
