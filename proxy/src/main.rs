@@ -172,6 +172,9 @@ fn main() -> ExitCode {
             report_interval,
             control_plane_tls_url,
         } => {
+            allocator::limit_arenas(workers.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+            }));
             logging::init(match log_format {
                 Format::Text => LogFormat::Text,
                 Format::Json => LogFormat::Json,
@@ -213,6 +216,7 @@ fn main() -> ExitCode {
                 compiled_cache_dir,
                 metric_series_per_family,
                 release_memory: Some(allocator::release_free_memory),
+                release_compiler_code: Some(allocator::page_out_code),
             };
             match wasp_proxy::run(options) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -46,6 +46,9 @@ pub struct RunOptions {
     /// module bytes) back to the operating system: the binary's
     /// allocator's trim; `None`: nothing.
     pub release_memory: Option<fn()>,
+    /// Drops the pages of the binary's code that compiling a module paged
+    /// in (after a load that compiled); `None`: nothing.
+    pub release_compiler_code: Option<fn()>,
 }
 
 /// Runs the proxy until SIGTERM or SIGINT, then drains and returns.
@@ -71,6 +74,7 @@ pub fn run(options: RunOptions) -> anyhow::Result<()> {
         compiled_cache_dir: options.compiled_cache_dir,
         metric_series_per_family: options.metric_series_per_family,
         release_memory: options.release_memory,
+        release_compiler_code: options.release_compiler_code,
     };
     runtime.block_on(async move {
         match options.control_plane {
@@ -246,6 +250,7 @@ pub fn filter_engine(metrics: &Metrics) -> anyhow::Result<FilterEngine> {
             compiled_cache_dir: None,
             metric_series_per_family: wasp_filter_host::DEFAULT_MAX_SERIES_PER_FAMILY,
             release_memory: None,
+            release_compiler_code: None,
         },
     )
 }
@@ -256,6 +261,7 @@ struct EngineSettings {
     compiled_cache_dir: Option<PathBuf>,
     metric_series_per_family: usize,
     release_memory: Option<fn()>,
+    release_compiler_code: Option<fn()>,
 }
 
 /// [`filter_engine`] with the command line's settings.
@@ -267,6 +273,7 @@ fn filter_engine_with(metrics: &Metrics, settings: EngineSettings) -> anyhow::Re
         compiled_cache_dir: settings.compiled_cache_dir,
         max_metric_series_per_family: settings.metric_series_per_family,
         release_memory: settings.release_memory,
+        release_compiler_code: settings.release_compiler_code,
         ..EngineOptions::default()
     })
     .context("wasm engine")

@@ -4,7 +4,7 @@
 //! and applies the failure policy when a filter's VM fails.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use bytes::Bytes;
 use wasp_abi::Action;
@@ -58,31 +58,21 @@ impl FilterChain {
             .any(|p| p.core.response_body.load(Ordering::Relaxed))
     }
 
-    /// Starts a stream: creates an HTTP context for it in one VM of each
-    /// plugin (the VM of the calling thread's slot).
+    /// Starts a stream. Each plugin's HTTP context is created in the VM of
+    /// the calling thread's slot with the filter's first callback, under the
+    /// same lock (as Envoy creates it with the request headers); a filter
+    /// that never ran gets it when the stream ends, for `proxy_on_log`.
     pub fn start(&self, info: StreamInfo) -> ChainStream {
-        let data = StreamData {
-            info,
-            ..StreamData::default()
-        };
-        let shared = Arc::new(SharedStream::new(data, self.plugins.len()));
+        let shared = Arc::new(SharedStream::new(StreamData::new(info), self.plugins.len()));
         let filters: Vec<Filter> = self
             .plugins
             .iter()
-            .enumerate()
-            .map(|(i, plugin)| {
-                let slot = Arc::clone(plugin.slot());
-                let bound = slot
-                    .with_vm(None, |vm| vm.create_stream(Arc::clone(&shared), i))
-                    .ok()
-                    .map(|(ctx, generation)| (generation, ctx));
-                Filter {
-                    plugin: Arc::clone(plugin),
-                    slot,
-                    bound,
-                    skipped: AtomicBool::new(false),
-                    pending: [Mutex::default(), Mutex::default()],
-                }
+            .map(|plugin| Filter {
+                plugin: Arc::clone(plugin),
+                slot: Arc::clone(plugin.slot()),
+                bound: OnceLock::new(),
+                skipped: AtomicBool::new(false),
+                pending: [Mutex::default(), Mutex::default()],
             })
             .collect();
         let responders = AtomicUsize::new(filters.len());
@@ -99,8 +89,9 @@ struct Filter {
     plugin: Arc<Plugin>,
     /// The slot whose VM holds the filter's context for the whole stream.
     slot: Arc<crate::pool::VmSlot>,
-    /// (VM generation, context id), if a context was created.
-    bound: Option<(u64, u32)>,
+    /// Set by the filter's first callback: (VM generation, context id) of
+    /// the context it created, or `None` when that callback failed.
+    bound: OnceLock<Option<(u64, u32)>>,
     /// Fail-open filters that failed are skipped for the rest of the stream.
     skipped: AtomicBool,
     /// Body bytes buffered while the filter pauses, per direction.
@@ -275,7 +266,8 @@ impl ChainStream {
         }
     }
 
-    /// Runs one callback of filter `i`.
+    /// Runs one callback of filter `i`, the first one right after creating
+    /// the filter's context, under one lock of its VM.
     fn call(
         &self,
         i: usize,
@@ -283,11 +275,26 @@ impl ChainStream {
         f: impl FnOnce(&mut Vm, u32) -> Result<u32, VmFailure>,
     ) -> Result<Step, LocalReply> {
         let filter = &self.filters[i];
-        let Some((generation, ctx)) = filter.bound else {
-            return self.fail(i, None);
-        };
         flag(self.signal(i), dir).store(false, Ordering::Release);
-        match filter.slot.with_vm(Some(generation), |vm| f(vm, ctx)) {
+        let called = match filter.bound.get() {
+            Some(Some((generation, ctx))) => {
+                filter.slot.with_vm(Some(*generation), |vm| f(vm, *ctx))
+            }
+            Some(None) => Err(SlotError::Gone),
+            None => {
+                let first = filter.slot.with_vm(None, |vm| {
+                    let ctx = vm.create_stream(Arc::clone(&self.shared), i)?;
+                    f(vm, ctx).map(|action| (action, ctx))
+                });
+                let bound = first
+                    .as_ref()
+                    .ok()
+                    .map(|((_, ctx), generation)| (*generation, *ctx));
+                let _ = filter.bound.set(bound);
+                first.map(|((action, _), generation)| (action, generation))
+            }
+        };
+        match called {
             Ok((action, _)) => {
                 if let Some(reply) = self.shared.reply() {
                     self.responders.fetch_min(i + 1, Ordering::Relaxed);
@@ -632,12 +639,20 @@ impl Drop for ChainStream {
             let mut data = self.lock();
             data.ended = Some(data.info.start.elapsed().unwrap_or_default());
         }
-        for filter in &self.filters {
-            if let Some((generation, ctx)) = filter.bound {
-                let _ = filter
+        for (i, filter) in self.filters.iter().enumerate() {
+            let _ = match filter.bound.get() {
+                Some(Some((generation, ctx))) => filter
                     .slot
-                    .with_vm(Some(generation), |vm| vm.finish_stream(ctx));
-            }
+                    .with_vm(Some(*generation), |vm| vm.finish_stream(*ctx)),
+                // Its first callback failed: its VM is gone or never came.
+                Some(None) => continue,
+                // A filter that never ran (an earlier one replied) still
+                // sees the stream end, as in Envoy.
+                None => filter.slot.with_vm(None, |vm| {
+                    let ctx = vm.create_stream(Arc::clone(&self.shared), i)?;
+                    vm.finish_stream(ctx)
+                }),
+            };
         }
     }
 }

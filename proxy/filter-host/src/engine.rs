@@ -56,6 +56,11 @@ pub struct EngineOptions {
     /// buffers and the module bytes, which would otherwise stay resident
     /// in the loading threads' heaps. Default `None`: nothing.
     pub release_memory: Option<fn()>,
+    /// Called after a load that ran the compiler (not one that found the
+    /// module compiled, in memory or on disk), after `release_memory`: the
+    /// program's way to drop the pages of its own code that compiling
+    /// paged in. Default `None`: nothing.
+    pub release_compiler_code: Option<fn()>,
 }
 
 impl Default for EngineOptions {
@@ -71,6 +76,7 @@ impl Default for EngineOptions {
             compiled_cache_dir: None,
             max_metric_series_per_family: DEFAULT_MAX_SERIES_PER_FAMILY,
             release_memory: None,
+            release_compiler_code: None,
         }
     }
 }
@@ -105,6 +111,12 @@ pub(crate) struct EngineInner {
     compiled: Option<CompiledCache>,
     compiler: Compiler,
     release_memory: Option<fn()>,
+    release_compiler_code: Option<fn()>,
+    /// Modules compiled by Cranelift (not loaded from the disk cache).
+    compiler_runs: std::sync::atomic::AtomicU64,
+    /// The epoch ticker, started with the first plugin load: a process
+    /// without filters has no thread waking up to count epochs.
+    ticker: std::sync::Once,
 }
 
 /// The Wasm engine of the process; cheap to clone.
@@ -122,7 +134,8 @@ impl std::fmt::Debug for FilterEngine {
 }
 
 impl FilterEngine {
-    /// Configures wasmtime, links the host functions and starts the epoch ticker.
+    /// Configures wasmtime and links the host functions; the epoch ticker
+    /// starts with the first plugin load.
     pub fn new(options: EngineOptions) -> Result<Self, HostError> {
         let mut pool = PoolingAllocationConfig::new();
         pool.total_core_instances(options.max_instances)
@@ -157,7 +170,6 @@ impl FilterEngine {
             })?),
             None => None,
         };
-        spawn_ticker(&engine, options.epoch_tick);
         Ok(Self {
             inner: Arc::new(EngineInner {
                 engine,
@@ -168,6 +180,9 @@ impl FilterEngine {
                 compiled,
                 compiler,
                 release_memory: options.release_memory,
+                release_compiler_code: options.release_compiler_code,
+                compiler_runs: std::sync::atomic::AtomicU64::new(0),
+                ticker: std::sync::Once::new(),
             }),
         })
     }
@@ -221,6 +236,9 @@ impl FilterEngine {
         let (module, from_disk) = match compiled.and_then(|c| c.load(&self.inner.engine, &sha)) {
             Some(module) => (module, true),
             None => {
+                self.inner
+                    .compiler_runs
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let module = self.inner.compiler.compile(&self.inner.engine, wasm)?;
                 (module, false)
             }
@@ -238,6 +256,16 @@ impl FilterEngine {
     /// Compiles (or reuses) the module, instantiates the first VM and runs
     /// `proxy_on_vm_start` and `proxy_on_configure`.
     pub fn load(&self, spec: PluginSpec) -> Result<Arc<Plugin>, HostError> {
+        let inner = &self.inner;
+        inner
+            .ticker
+            .call_once(|| spawn_ticker(&inner.engine, inner.epoch_tick));
+        let runs = || {
+            inner
+                .compiler_runs
+                .load(std::sync::atomic::Ordering::Relaxed)
+        };
+        let runs_before = runs();
         let loaded = self.compile(&spec.wasm).and_then(|(module, sha)| {
             let used = self
                 .inner
@@ -245,8 +273,13 @@ impl FilterEngine {
                 .use_module(&sha, &module, spec.wasm.len());
             Plugin::load(&self.inner, spec, module, sha, used)
         });
-        if let Some(release_memory) = self.inner.release_memory {
+        if let Some(release_memory) = inner.release_memory {
             release_memory();
+        }
+        if let Some(release_code) = inner.release_compiler_code
+            && runs() != runs_before
+        {
+            release_code();
         }
         loaded
     }
@@ -254,6 +287,11 @@ impl FilterEngine {
     #[cfg(test)]
     pub(crate) fn inner_services(&self) -> &Services {
         &self.inner.services
+    }
+
+    /// True once the epoch ticker runs (from the first plugin load on).
+    pub fn ticking(&self) -> bool {
+        self.inner.ticker.is_completed()
     }
 
     /// How many modules were compiled (cache misses) so far.

@@ -10,7 +10,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// Envoy's response flags (`response.flags`, a bit set), for the outcomes
 /// wasp produces.
@@ -46,13 +46,57 @@ pub struct UpstreamFacts {
     pub transport_failure_reason: String,
 }
 
+/// A name the facts hold (a route, a cluster, response details): shared
+/// with the configuration or static, so recording it per request copies
+/// nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FactName {
+    /// A name fixed in the proxy (`via_upstream`, ...).
+    Static(&'static str),
+    /// A name shared with the configuration, or made for this request.
+    Shared(Arc<str>),
+}
+
+impl FactName {
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Static(name) => name,
+            Self::Shared(name) => name,
+        }
+    }
+
+    /// The name's bytes (a property's value).
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.as_str().as_bytes().to_vec()
+    }
+}
+
+impl From<&'static str> for FactName {
+    fn from(name: &'static str) -> Self {
+        Self::Static(name)
+    }
+}
+
+impl From<&Arc<str>> for FactName {
+    fn from(name: &Arc<str>) -> Self {
+        Self::Shared(Arc::clone(name))
+    }
+}
+
+impl From<String> for FactName {
+    fn from(name: String) -> Self {
+        Self::Shared(name.into())
+    }
+}
+
 /// Facts set once or replaced as the request goes on.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Known {
-    pub route_name: Option<String>,
-    pub cluster_name: Option<String>,
+    pub route_name: Option<FactName>,
+    pub cluster_name: Option<FactName>,
     pub upstream: Option<UpstreamFacts>,
-    pub code_details: Option<String>,
+    pub code_details: Option<FactName>,
 }
 
 /// A request's facts, updated by the proxy while filters may read them.
@@ -70,17 +114,14 @@ impl StreamFacts {
     }
 
     /// The matched route (`xds.route_name`).
-    pub fn set_route(&self, name: &str) {
-        self.known().route_name = Some(name.to_owned());
+    pub fn set_route(&self, name: impl Into<FactName>) {
+        self.known().route_name = Some(name.into());
     }
 
     /// The cluster the request goes to (`xds.cluster_name`); replaced when
     /// a weighted choice picks another.
-    pub fn set_cluster(&self, name: &str) {
-        let mut known = self.known();
-        if known.cluster_name.as_deref() != Some(name) {
-            known.cluster_name = Some(name.to_owned());
-        }
+    pub fn set_cluster(&self, name: impl Into<FactName>) {
+        self.known().cluster_name = Some(name.into());
     }
 
     /// The endpoint of the current attempt (`upstream.*`).
@@ -98,8 +139,8 @@ impl StreamFacts {
 
     /// Why the response is what it is (`response.code_details`), e.g.
     /// `via_upstream`, and response flags to add (`response.flags`).
-    pub fn set_response(&self, details: &str, flags: u64) {
-        self.known().code_details = Some(details.to_owned());
+    pub fn set_response(&self, details: impl Into<FactName>, flags: u64) {
+        self.known().code_details = Some(details.into());
         self.add_flags(flags);
     }
 

@@ -47,7 +47,7 @@ pub use callout::{
 pub use chain::{ChainStream, FilterChain};
 pub use engine::{EngineOptions, FilterEngine};
 pub use error::HostError;
-pub use facts::{StreamFacts, UpstreamFacts, response_flags};
+pub use facts::{FactName, StreamFacts, UpstreamFacts, response_flags};
 pub use headers::HeaderSource;
 pub use metrics::DEFAULT_MAX_SERIES_PER_FAMILY;
 pub use module_cache::{CachedModule, ModuleCacheStatus};

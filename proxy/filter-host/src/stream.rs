@@ -63,7 +63,7 @@ pub struct StreamInfo {
     /// TLS, when the connection is encrypted.
     pub tls: Option<TlsInfo>,
     /// HTTP protocol, e.g. `HTTP/1.1`.
-    pub protocol: String,
+    pub protocol: &'static str,
     /// Request id (`x-request-id`).
     pub request_id: String,
     /// When the request started.
@@ -81,7 +81,7 @@ impl Default for StreamInfo {
             destination: any,
             connection_id: 0,
             tls: None,
-            protocol: "HTTP/1.1".into(),
+            protocol: "HTTP/1.1",
             request_id: String::new(),
             start: SystemTime::now(),
             facts: Arc::default(),
@@ -90,7 +90,7 @@ impl Default for StreamInfo {
 }
 
 /// The mutable per-request state every filter's hostcalls act on.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct StreamData {
     pub request_headers: Headers,
     pub request_trailers: Headers,
@@ -110,6 +110,31 @@ pub(crate) struct StreamData {
     pub info: StreamInfo,
     /// How long the stream took, once it ended (`request.duration`).
     pub ended: Option<Duration>,
+}
+
+impl StreamData {
+    /// A stream's data before any phase: `info`, and nothing else yet.
+    pub fn new(info: StreamInfo) -> Self {
+        Self {
+            request_headers: Headers::default(),
+            request_trailers: Headers::default(),
+            response_headers: Headers::default(),
+            response_trailers: Headers::default(),
+            headers_changed: [false; 2],
+            request_body: Vec::new(),
+            response_body: Vec::new(),
+            local_reply: None,
+            filter_state: HashMap::new(),
+            info,
+            ended: None,
+        }
+    }
+}
+
+impl Default for StreamData {
+    fn default() -> Self {
+        Self::new(StreamInfo::default())
+    }
 }
 
 /// What the filters of one stream share: its data, a flag raised with a

@@ -4,6 +4,8 @@
 //! per-try timeout, `deadline`); and what the result says about the
 //! endpoint.
 
+use std::net::SocketAddr;
+
 use http::uri::PathAndQuery;
 use http::{HeaderMap, HeaderValue, Method, Response};
 use hyper::body::Incoming;
@@ -24,13 +26,15 @@ pub struct Target {
     pub upgrading: bool,
 }
 
-/// Sends one attempt to `endpoint` and waits for its response headers.
+/// Sends one attempt to `endpoint` and waits for its response headers;
+/// the local address of the connection it went out on is left in `local`.
 pub async fn send(
     cluster: &Cluster,
     endpoint: &Endpoint,
     target: &Target,
     headers: HeaderMap,
     body: UpstreamBody,
+    local: &mut Option<SocketAddr>,
 ) -> Result<Response<Incoming>, UpstreamError> {
     let exchange = async {
         // An upgrade gets a dedicated connection; everything else a pooled one.
@@ -48,10 +52,12 @@ pub async fn send(
             cluster.protocol(),
             body,
         );
-        match connection {
-            Some(connection) => connection.send(request).await,
-            None => cluster.send_upgrade(endpoint, request).await,
-        }
+        let (response, addr) = match connection {
+            Some(connection) => connection.send(request).await?,
+            None => cluster.send_upgrade(endpoint, request).await?,
+        };
+        *local = Some(addr.0);
+        Ok(response)
     };
     exchange.await.map_err(UpstreamError::classify)
 }

@@ -5,7 +5,7 @@
 //! exchange. A route without a chain gets a pass that changes nothing and
 //! costs nothing.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, OnceLock, PoisonError};
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -15,6 +15,7 @@ use http_body_util::{BodyExt, Empty};
 use wasp_filter_host::{ChainStream, FilterChain, LocalReply, StreamFacts, StreamInfo};
 
 use super::body::ProxyBody;
+use super::headers::X_REQUEST_ID;
 use super::local;
 use crate::body::{BoxError, UpstreamBody};
 use crate::conn::ConnInfo;
@@ -36,10 +37,18 @@ struct Active {
     /// The request's count for its version, when the chain has a canary
     /// (it holds `stream` too).
     tally: Option<Arc<Tally>>,
-    /// A reply a filter sent while the request body streamed.
-    reply: ReplySlot,
+    /// Where a filtered body leaves a reply a filter sent while it
+    /// streamed; made only when a body passes the chain.
+    reply: OnceLock<ReplySlot>,
     /// What the request path learns, for the filters' properties.
     facts: Arc<StreamFacts>,
+}
+
+impl Active {
+    /// The reply slot of the filtered bodies, made on first use.
+    fn reply_slot(&self) -> ReplySlot {
+        Arc::clone(self.reply.get_or_init(ReplySlot::default))
+    }
 }
 
 /// The request as the route's action gets it, or the local reply that
@@ -73,10 +82,11 @@ impl ChainPass {
                 destination: conn.address,
                 connection_id: conn.id,
                 tls: conn.tls.get().cloned(),
-                protocol: protocol_name(req.version()).to_owned(),
-                request_id: completion
-                    .request_id
-                    .to_str()
+                protocol: protocol_name(req.version()),
+                request_id: req
+                    .headers()
+                    .get(&X_REQUEST_ID)
+                    .and_then(|id| id.to_str().ok())
                     .unwrap_or_default()
                     .to_owned(),
                 start: SystemTime::now(),
@@ -96,7 +106,7 @@ impl ChainPass {
                 chain: Arc::clone(chain),
                 stream,
                 tally,
-                reply: Arc::new(Mutex::new(None)),
+                reply: OnceLock::new(),
                 facts: completion.facts.clone().expect("set above"),
             }
         });
@@ -144,7 +154,7 @@ impl ChainPass {
                 inner,
                 Arc::clone(&active.stream),
                 Phase::Request,
-                Arc::clone(&active.reply),
+                active.reply_slot(),
             )
             .boxed_unsync()
         };
@@ -160,9 +170,8 @@ impl ChainPass {
         };
         let replied = active
             .reply
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
+            .get()
+            .and_then(|slot| slot.lock().unwrap_or_else(PoisonError::into_inner).take());
         if let Some(reply) = replied {
             return self.reply_locally(reply).await;
         }
@@ -177,7 +186,7 @@ impl ChainPass {
             Ok(Some(list)) if convert::response_unchanged(&list, &parts) => {}
             Ok(Some(list)) => convert::apply_response(&list, &mut parts),
             Err(reply) => {
-                active.facts.set_response(&reply.details, 0);
+                active.facts.set_response(reply.details.clone(), 0);
                 let response = local::filter_reply(reply);
                 if let Some(tally) = &active.tally {
                     tally.set_status(response.status());
@@ -207,6 +216,7 @@ impl ChainPass {
         // The headers keep the framing the filters left: a filter that
         // changes the body's length drops `content-length` and the body is
         // re-framed.
+        let reply = reply.into_inner().unwrap_or_default();
         let mut body = FilteredBody::new(body.boxed(), stream, Phase::Response, reply);
         if response_ends {
             body = body.ended();
@@ -224,7 +234,7 @@ impl ChainPass {
     async fn reply_locally(&self, reply: LocalReply) -> Response<ProxyBody> {
         let active = self.active.as_ref().expect("a reply comes from a chain");
         let stream = &active.stream;
-        active.facts.set_response(&reply.details, 0);
+        active.facts.set_response(reply.details.clone(), 0);
         let reply = stream.respond_locally(reply).await;
         let response = local::filter_reply(reply);
         let guard: Arc<dyn Send + Sync> = match &active.tally {

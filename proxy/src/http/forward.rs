@@ -23,11 +23,36 @@ use crate::body::UpstreamBody;
 use crate::conn::ConnInfo;
 use crate::router::Forward;
 use crate::telemetry::Completion;
-use crate::upstream::{Cluster, LocalAddr, Outcome, RequestGuard, UpstreamError, hash_key};
+use crate::upstream::{Cluster, Outcome, RequestGuard, UpstreamError, hash_key};
 
 /// `x-wasp-attempt-count`: attempts made, on the upstream request and the
 /// response of routes with a retry policy.
 pub static X_WASP_ATTEMPT_COUNT: HeaderName = HeaderName::from_static("x-wasp-attempt-count");
+
+/// `x-wasp-attempt-count` values for the first attempts, shared rather than
+/// formatted (and allocated) per request.
+static ATTEMPT_COUNTS: [HeaderValue; 9] = [
+    HeaderValue::from_static("1"),
+    HeaderValue::from_static("2"),
+    HeaderValue::from_static("3"),
+    HeaderValue::from_static("4"),
+    HeaderValue::from_static("5"),
+    HeaderValue::from_static("6"),
+    HeaderValue::from_static("7"),
+    HeaderValue::from_static("8"),
+    HeaderValue::from_static("9"),
+];
+
+/// The `x-wasp-attempt-count` value for `attempts`.
+pub fn attempt_count(attempts: u32) -> HeaderValue {
+    match attempts
+        .checked_sub(1)
+        .and_then(|i| ATTEMPT_COUNTS.get(i as usize))
+    {
+        Some(value) => value.clone(),
+        None => HeaderValue::from(attempts),
+    }
+}
 
 /// Where the shared timer of a request's deadlines starts: far enough to
 /// never pass before it is armed.
@@ -110,7 +135,7 @@ pub async fn forward(
         let in_flight = endpoint.begin();
         completion.set_upstream(endpoint.addr);
         if policy.is_some() {
-            head.insert(X_WASP_ATTEMPT_COUNT.clone(), HeaderValue::from(attempt));
+            head.insert(X_WASP_ATTEMPT_COUNT.clone(), attempt_count(attempt));
         }
         let Some(attempt_body) = body.for_attempt(&end) else {
             unreachable!("an attempt starts only with a replayable body")
@@ -122,7 +147,15 @@ pub async fn forward(
             head.clone()
         };
         deadlines.start_try(policy.and_then(|p| p.per_try_timeout));
-        let sent = attempt::send(&cluster, &endpoint, &target, headers, attempt_body);
+        let mut local = None;
+        let sent = attempt::send(
+            &cluster,
+            &endpoint,
+            &target,
+            headers,
+            attempt_body,
+            &mut local,
+        );
         let result = tokio::select! {
             result = sent => result,
             fired = deadlines.fired() => match fired {
@@ -135,10 +168,10 @@ pub async fn forward(
         };
         completion.upstream_duration = Some(completion.start.elapsed());
         attempt::report(&cluster, &endpoint, &result);
-        if let Ok(response) = &result
-            && let Some(local) = response.extensions().get::<LocalAddr>()
+        if result.is_ok()
+            && let Some(local) = local
         {
-            completion.set_upstream_local(local.0);
+            completion.set_upstream_local(local);
         }
 
         let retriable = policy.is_some_and(|p| retry::retries(p, &result));
@@ -208,7 +241,7 @@ fn respond(
     if let Some(attempts) = attempts {
         response
             .headers_mut()
-            .insert(X_WASP_ATTEMPT_COUNT.clone(), HeaderValue::from(attempts));
+            .insert(X_WASP_ATTEMPT_COUNT.clone(), attempt_count(attempts));
     }
     *response.version_mut() = Version::HTTP_11;
     Ok(response.map(ProxyBody::upstream))
@@ -268,6 +301,16 @@ fn rewrite_path(original: Option<&PathAndQuery>, forward: &Forward) -> PathAndQu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attempt_counts_are_the_decimal_number() {
+        for attempts in [0, 1, 2, 9, 10, 11, 123] {
+            assert_eq!(
+                attempt_count(attempts).as_bytes(),
+                attempts.to_string().as_bytes()
+            );
+        }
+    }
 
     #[test]
     fn hash_policies_take_header_then_cookie_then_source_ip() {

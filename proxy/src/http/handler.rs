@@ -58,6 +58,8 @@ where
     // Checked as the client sent it, before the proxy adds anything.
     let admitted = admission::check(&req, &listener.header_limits);
     let request_id = headers::ensure_request_id(req.headers_mut());
+    // Only the access log reads it from the record: no copy without one.
+    let request_id = listener.access_log.then(|| request_id.clone());
     let mut completion = Completion {
         metrics: Arc::clone(&state.metrics),
         active: listener.active_requests.clone(),

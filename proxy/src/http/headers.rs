@@ -2,7 +2,7 @@
 //! `x-forwarded-for` / `x-forwarded-proto` (as far as the listener trusts
 //! the hops in front of it) and `x-request-id` on requests.
 
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, Entry, HeaderMap, HeaderName, HeaderValue};
 
 /// `x-forwarded-for`.
 pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -174,17 +174,20 @@ fn trusted_entries(headers: &HeaderMap, hops: usize) -> Option<Vec<u8>> {
 }
 
 /// Returns the request's `x-request-id`, generating a UUID v4 one when absent.
-pub fn ensure_request_id(headers: &mut HeaderMap) -> HeaderValue {
-    if let Some(id) = headers.get(&X_REQUEST_ID)
-        && !id.is_empty()
-    {
-        return id.clone();
+pub fn ensure_request_id(headers: &mut HeaderMap) -> &HeaderValue {
+    let generate = || {
+        let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
+        HeaderValue::from_bytes(&text).expect("a UUID is a valid header value")
+    };
+    match headers.entry(&X_REQUEST_ID) {
+        Entry::Occupied(entry) if !entry.get().is_empty() => entry.into_mut(),
+        Entry::Occupied(mut entry) => {
+            entry.insert(generate());
+            entry.into_mut()
+        }
+        Entry::Vacant(entry) => entry.insert(generate()),
     }
-    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
-    uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
-    let id = HeaderValue::from_bytes(&text).expect("a UUID is a valid header value");
-    headers.insert(X_REQUEST_ID.clone(), id.clone());
-    id
 }
 
 /// The host a request is for, without port: the URI's authority (HTTP/2,
@@ -328,9 +331,14 @@ mod tests {
     #[test]
     fn request_id_is_generated_once_and_kept() {
         let mut h = HeaderMap::new();
-        let id = ensure_request_id(&mut h);
+        let id = ensure_request_id(&mut h).clone();
         assert_eq!(id.len(), 36);
-        assert_eq!(ensure_request_id(&mut h), id);
+        assert_eq!(ensure_request_id(&mut h), &id);
+        assert_eq!(h.get(&X_REQUEST_ID), Some(&id));
+        h.insert(&X_REQUEST_ID, HeaderValue::from_static(""));
+        let replaced = ensure_request_id(&mut h).clone();
+        assert_eq!(replaced.len(), 36, "an empty id is replaced");
+        assert_eq!(h.get_all(&X_REQUEST_ID).iter().count(), 1);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use wasp_filter_host::LocalReply;
 
 use super::body::ProxyBody;
 use super::error::ProxyError;
-use super::forward::X_WASP_ATTEMPT_COUNT;
+use super::forward::{X_WASP_ATTEMPT_COUNT, attempt_count};
 use crate::upstream::UpstreamError;
 use crate::wasm::convert;
 
@@ -74,7 +74,7 @@ pub fn error(err: &ProxyError) -> Response<ProxyBody> {
         if let Some(attempts) = attempts {
             response
                 .headers_mut()
-                .insert(X_WASP_ATTEMPT_COUNT.clone(), HeaderValue::from(*attempts));
+                .insert(X_WASP_ATTEMPT_COUNT.clone(), attempt_count(*attempts));
         }
     }
     response

@@ -46,8 +46,8 @@ pub struct Completion {
     pub path: String,
     /// Protocol version, for the access log.
     pub version: http::Version,
-    /// `x-request-id`, for the access log.
-    pub request_id: http::HeaderValue,
+    /// `x-request-id`, for the access log (`None` when it is off).
+    pub request_id: Option<http::HeaderValue>,
     /// The downstream connection (in-flight count, client address).
     pub conn: Arc<ConnInfo>,
     /// The filter chain's view of the request, when a chain runs.
@@ -84,7 +84,7 @@ impl Completion {
 
     /// Why the response is what it is (Envoy's response code details) and
     /// its response flags (`wasp_filter_host::response_flags`).
-    pub fn set_response(&self, details: &str, flags: u64) {
+    pub fn set_response(&self, details: &'static str, flags: u64) {
         if let Some(facts) = &self.facts {
             facts.set_response(details, flags);
         }
@@ -136,7 +136,11 @@ impl Drop for Completion {
                 duration,
                 upstream_duration: self.upstream_duration,
                 bytes_sent: self.bytes_sent,
-                request_id: self.request_id.to_str().unwrap_or("-"),
+                request_id: self
+                    .request_id
+                    .as_ref()
+                    .and_then(|id| id.to_str().ok())
+                    .unwrap_or("-"),
                 client: &self.conn.client_ip,
             });
         }

@@ -270,6 +270,11 @@ impl Cluster {
         let Some(policy) = &self.config.outlier_detection else {
             return;
         };
+        if outcome == Outcome::Success {
+            // Only a failure reads the clock and the endpoint set.
+            outlier::record_success(endpoint);
+            return;
+        }
         let set = self.set.load();
         if outlier::record(policy, &set.endpoints, endpoint, outcome, self.now_ms()) {
             self.metrics.ejections.inc();
@@ -283,7 +288,7 @@ impl Cluster {
         &self,
         endpoint: &Endpoint,
         req: Request<UpstreamBody>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
+    ) -> Result<(Response<Incoming>, LocalAddr), UpstreamError> {
         let addr = endpoint.addr;
         let permit = self
             .breakers
@@ -298,12 +303,11 @@ impl Cluster {
             self.tls.as_deref(),
         )
         .await?;
-        let mut response = sender
+        let response = sender
             .send_request(req)
             .await
             .map_err(|source| UpstreamError::Reset { addr, source })?;
-        response.extensions_mut().insert(local);
-        Ok(response)
+        Ok((response, local))
     }
 
     /// A JSON view of the cluster's live state for `/config_dump`.

@@ -19,6 +19,14 @@ pub enum Outcome {
     Failure,
 }
 
+/// Records a success: the endpoint's run of consecutive failures ends.
+pub fn record_success(endpoint: &Endpoint) {
+    endpoint
+        .outlier
+        .consecutive_failures
+        .store(0, Ordering::Relaxed);
+}
+
 /// Records an outcome; returns true when it ejected the endpoint.
 pub fn record(
     policy: &OutlierDetection,
@@ -29,7 +37,7 @@ pub fn record(
 ) -> bool {
     let state = &endpoint.outlier;
     if outcome == Outcome::Success {
-        state.consecutive_failures.store(0, Ordering::Relaxed);
+        record_success(endpoint);
         return false;
     }
     let failures = state.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1;

@@ -76,12 +76,12 @@ impl Pool {
 }
 
 impl Connection {
-    /// Sends one request. The response carries the connection's
-    /// [`LocalAddr`] in its extensions.
+    /// Sends one request; returns the response and the [`LocalAddr`] of
+    /// the connection it came on.
     pub async fn send(
         self,
         req: Request<UpstreamBody>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
+    ) -> Result<(Response<Incoming>, LocalAddr), UpstreamError> {
         match self {
             Self::Http1(pool, sender, local) => pool.send(sender, local, req).await,
             Self::Http2(addr, mut sender, local) => {
@@ -89,12 +89,11 @@ impl Connection {
                     .ready()
                     .await
                     .map_err(|source| UpstreamError::Reset { addr, source })?;
-                let mut response = sender
+                let response = sender
                     .send_request(req)
                     .await
                     .map_err(|source| UpstreamError::Reset { addr, source })?;
-                response.extensions_mut().insert(local);
-                Ok(response)
+                Ok((response, local))
             }
         }
     }
@@ -187,11 +186,11 @@ impl Http1Pool {
         mut sender: http1::SendRequest<UpstreamBody>,
         mut local: LocalAddr,
         req: Request<UpstreamBody>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
+    ) -> Result<(Response<Incoming>, LocalAddr), UpstreamError> {
         let addr = self.settings.addr;
         // A pooled connection the upstream closed meanwhile hands the request
         // back unsent; it then goes out on another connection.
-        let mut response = match sender.try_send_request(req).await {
+        let response = match sender.try_send_request(req).await {
             Ok(response) => response,
             Err(mut err) => match err.take_message() {
                 Some(unsent) => {
@@ -220,9 +219,8 @@ impl Http1Pool {
                 }
             },
         };
-        response.extensions_mut().insert(local);
         self.recycle(sender, local);
-        Ok(response)
+        Ok((response, local))
     }
 
     /// Returns the connection to the pool once the response body has been

@@ -80,7 +80,7 @@ async fn exchange(
         body,
     );
     let _active = endpoint.begin();
-    let response = connection.send(upstream).await.map_err(|e| failed(&e))?;
+    let (response, _local) = connection.send(upstream).await.map_err(|e| failed(&e))?;
     let outcome = if response.status().is_server_error() {
         Outcome::Failure
     } else {

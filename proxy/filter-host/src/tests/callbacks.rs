@@ -57,6 +57,38 @@ async fn undeclared_callbacks_are_never_called() {
 }
 
 #[tokio::test]
+async fn a_filter_after_a_local_reply_still_sees_the_stream_end() {
+    let deny = load(spec(
+        "deny-first",
+        wat(
+            r#"(import "env" "proxy_send_local_response" (func $reply (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))"#,
+            r#"(func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (drop (call $reply (i32.const 403) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const -1)))
+    i32.const 1)"#,
+        ),
+    ));
+    // Its headers callback must not run; its log callback must (a trap
+    // tells that it did).
+    let after = load(spec(
+        "after-deny",
+        wat(
+            "",
+            r#"(func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32) unreachable)
+  (func (export "proxy_on_log") (param i32) unreachable)"#,
+        ),
+    ));
+    let stream = chain(vec![deny, Arc::clone(&after)]).start(StreamInfo::default());
+    let reply = stream
+        .request_headers(request(), true)
+        .await
+        .expect_err("the first filter replies");
+    assert_eq!(reply.status, 403);
+    assert_eq!(after.status().traps, 0, "not called during the request");
+    drop(stream);
+    assert_eq!(after.status().traps, 1, "proxy_on_log ran at the end");
+}
+
+#[tokio::test]
 async fn declared_callbacks_are_called() {
     let bits = wasp_abi::HTTP_CALLBACK_REQUEST_BODY;
     let plugin = declaring("request-body", bits);

@@ -83,3 +83,33 @@ fn a_module_compiled_in_the_throwaway_engine_runs_in_the_process_engine() {
     let plugin = load(spec("compiled-apart", module(5)));
     assert_eq!(plugin.status().vms, 1, "its first VM started");
 }
+
+static CODE_RELEASES: AtomicUsize = AtomicUsize::new(0);
+
+fn count_code_release() {
+    CODE_RELEASES.fetch_add(1, Ordering::SeqCst);
+}
+
+#[test]
+fn compiler_code_is_released_only_after_a_load_that_compiled() {
+    let engine = FilterEngine::new(EngineOptions {
+        max_instances: 4,
+        max_memory_bytes: 1 << 20,
+        release_compiler_code: Some(count_code_release),
+        ..EngineOptions::default()
+    })
+    .expect("engine");
+    // Kept alive, so the compiled module stays in the engine's cache.
+    let _compiled = engine
+        .load(spec("compiled", module(5)))
+        .expect("compiled and loaded");
+    assert_eq!(CODE_RELEASES.load(Ordering::SeqCst), 1);
+    let _cached = engine
+        .load(spec("cached", module(5)))
+        .expect("cached and loaded");
+    assert_eq!(CODE_RELEASES.load(Ordering::SeqCst), 1, "nothing compiled");
+    engine
+        .load(spec("other", module(6)))
+        .expect("compiled and loaded");
+    assert_eq!(CODE_RELEASES.load(Ordering::SeqCst), 2);
+}

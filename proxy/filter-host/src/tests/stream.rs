@@ -210,6 +210,19 @@ async fn a_trap_fails_open_by_skipping_the_filter() {
     assert!(headers.iter().any(|(k, v)| k == "x-filter" && v == b"ran"));
 }
 
+#[test]
+fn the_epoch_ticker_starts_with_the_first_plugin() {
+    let engine = crate::FilterEngine::new(crate::EngineOptions {
+        max_instances: 2,
+        max_memory_bytes: 1 << 20,
+        ..crate::EngineOptions::default()
+    })
+    .expect("engine");
+    assert!(!engine.ticking(), "no plugin, no ticker thread");
+    engine.load(spec("first", wat("", ""))).expect("loads");
+    assert!(engine.ticking());
+}
+
 #[tokio::test]
 async fn an_infinite_loop_is_cut_off_at_the_deadline() {
     let looping = load(PluginSpec {
