@@ -132,6 +132,14 @@ pub async fn serve(
                     let facts = inbound::session_facts(session, mtls.is_some().then_some(&*mesh));
                     if let Some(m) = &mtls {
                         m.connections.with_label_values(&[&*listener, "mtls"]).inc();
+                        let resumed =
+                            session.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+                        m.handshakes
+                            .with_label_values(&[
+                                &*listener,
+                                if resumed { "true" } else { "false" },
+                            ])
+                            .inc();
                     }
                     let _ = conn_info.tls.set(facts);
                     drive(&builder, TokioIo::new(tls_stream), service, stop, idle).await

@@ -11,6 +11,7 @@ use rustls::ServerConfig;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
+use super::sessions::MeshTickets;
 use super::spiffe::{self, SpiffeClientVerifier};
 use super::{MeshIdentity, WorkloadCert};
 
@@ -27,6 +28,8 @@ pub struct MtlsListener {
     pub failures: IntCounterVec,
     /// `wasp_mtls_connections_total{listener,transport}`.
     pub connections: IntCounterVec,
+    /// `wasp_mtls_handshakes_total{listener,resumed}`.
+    pub handshakes: IntCounterVec,
 }
 
 impl std::fmt::Debug for MtlsListener {
@@ -39,7 +42,9 @@ impl std::fmt::Debug for MtlsListener {
 
 /// A TLS acceptor presenting the workload certificate and requiring a
 /// client certificate with a SPIFFE ID of the trust domain. ALPN offers
-/// `h2` and `http/1.1`.
+/// `h2` and `http/1.1`. Sessions resume with the mesh's session tickets
+/// (shared by every listener, renewed with the identity: see
+/// [`super::sessions`]).
 pub fn acceptor(mesh: &Arc<MeshIdentity>) -> Result<TlsAcceptor, rustls::Error> {
     let provider = Arc::clone(mesh.crypto());
     let verifier = SpiffeClientVerifier::new(Arc::clone(mesh), Arc::clone(&provider));
@@ -48,6 +53,9 @@ pub fn acceptor(mesh: &Arc<MeshIdentity>) -> Result<TlsAcceptor, rustls::Error> 
         .with_client_cert_verifier(Arc::new(verifier))
         .with_cert_resolver(Arc::new(WorkloadCert(Arc::clone(mesh))));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    config.ticketer = Arc::new(MeshTickets(Arc::clone(mesh.sessions())));
+    // Stateless tickets only: no per-listener cache that a reload would lose.
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
