@@ -11,7 +11,7 @@ use rustls::ServerConfig;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
-use super::sessions::MeshTickets;
+use super::sessions::{MeshTickets, TICKETS_PER_HANDSHAKE};
 use super::spiffe::{self, SpiffeClientVerifier};
 use super::{MeshIdentity, WorkloadCert};
 
@@ -54,6 +54,7 @@ pub fn acceptor(mesh: &Arc<MeshIdentity>) -> Result<TlsAcceptor, rustls::Error> 
         .with_cert_resolver(Arc::new(WorkloadCert(Arc::clone(mesh))));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     config.ticketer = Arc::new(MeshTickets(Arc::clone(mesh.sessions())));
+    config.send_tls13_tickets = TICKETS_PER_HANDSHAKE;
     // Stateless tickets only: no per-listener cache that a reload would lose.
     config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
     Ok(TlsAcceptor::from(Arc::new(config)))

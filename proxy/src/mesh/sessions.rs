@@ -33,10 +33,15 @@ use rustls::client::{ClientSessionStore, Tls12ClientSessionValue, Tls13ClientSes
 use rustls::server::ProducesTickets;
 use rustls_pki_types::ServerName;
 
-/// TLS 1.3 tickets kept per endpoint: each new connection takes one (they
-/// are single use) and receives two, so this many connections may open at
-/// once and all resume.
-const TICKETS_PER_SERVER: usize = 32;
+/// TLS 1.3 tickets kept per endpoint, at most. Each new connection takes
+/// one (they are single use) and receives one ([`TICKETS_PER_HANDSHAKE`]),
+/// so the store holds about as many as the most connections ever opened
+/// to the endpoint at once, up to this.
+const TICKETS_PER_SERVER: usize = 64;
+
+/// Tickets a listener issues per handshake: one replaces the one a resumed
+/// connection used; a full handshake (none was left) adds one.
+pub const TICKETS_PER_HANDSHAKE: usize = 1;
 
 /// Server names an endpoint's store keeps sessions for (a cluster uses
 /// one; beyond this the store starts again empty).
