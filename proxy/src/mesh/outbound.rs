@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use super::sessions::{EndpointSessions, Sessions};
+use super::sessions::{EndpointSessions, Sessions, resumed_past_expiry};
 use super::spiffe::SpiffeServerVerifier;
 use super::{MeshIdentity, WorkloadCert, trust_from_pem};
 use wasp_config::{ClusterConfig, UpstreamProtocol, UpstreamTlsMode};
@@ -35,8 +35,9 @@ pub struct UpstreamTls {
     /// resolver, as resumption requires).
     client: ClientConfig,
     sessions: Arc<Sessions>,
-    /// One connector per endpoint address, made at its first connection.
-    endpoints: Mutex<HashMap<SocketAddr, TlsConnector>>,
+    /// One connector per endpoint address and the generation it belongs
+    /// to, made at the endpoint's first connection of each generation.
+    endpoints: Mutex<HashMap<SocketAddr, (u64, TlsConnector)>>,
     server_name: ServerName<'static>,
     /// `wasp_upstream_tls_failures_total{cluster,reason}` for this cluster.
     pub failures: IntCounterVec,
@@ -132,7 +133,18 @@ impl UpstreamTls {
         let connector = self.connector(stream.peer_addr()?);
         match connector.connect(self.server_name.clone(), stream).await {
             Ok(stream) => {
-                let resumed = stream.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
+                let session = stream.get_ref().1;
+                if resumed_past_expiry(session) {
+                    self.failures
+                        .with_label_values(&[&*self.cluster, "expired"])
+                        .inc();
+                    tracing::debug!(cluster = %self.cluster, "resumed TLS session of an expired server certificate dropped");
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "resumed TLS session: the server's certificate has expired",
+                    ));
+                }
+                let resumed = session.handshake_kind() == Some(HandshakeKind::Resumed);
                 self.handshakes[usize::from(resumed)].inc();
                 Ok(stream)
             }
@@ -149,20 +161,24 @@ impl UpstreamTls {
 }
 
 impl UpstreamTls {
-    /// The connector of the endpoint at `addr`.
+    /// The connector of the endpoint at `addr` for the current generation
+    /// of the mesh identity: a connection keeps the session store of the
+    /// generation it started in, so its tickets never reach a later one.
     fn connector(&self, addr: SocketAddr) -> TlsConnector {
+        let generation = self.sessions.generation();
         let mut endpoints = self.endpoints.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(connector) = endpoints.get(&addr) {
+        if let Some((known, connector)) = endpoints.get(&addr)
+            && *known == generation
+        {
             return connector.clone();
         }
-        if endpoints.len() >= MAX_ENDPOINTS {
+        if endpoints.len() >= MAX_ENDPOINTS && !endpoints.contains_key(&addr) {
             endpoints.clear();
         }
         let mut client = self.client.clone();
-        client.resumption =
-            Resumption::store(Arc::new(EndpointSessions::new(Arc::clone(&self.sessions))));
+        client.resumption = Resumption::store(Arc::new(EndpointSessions::default()));
         let connector = TlsConnector::from(Arc::new(client));
-        endpoints.insert(addr, connector.clone());
+        endpoints.insert(addr, (generation, connector.clone()));
         connector
     }
 }

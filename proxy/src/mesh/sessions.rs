@@ -7,24 +7,28 @@
 //! trust domain — and a change of any of them starts a new generation:
 //!
 //! - listeners (server side) issue stateless TLS 1.3 tickets sealed by the
-//!   crypto provider's ticketer (ring's: ChaCha20-Poly1305, a fresh random
-//!   key every 6 hours, tickets valid 12 hours); a new generation installs a
-//!   new ticketer, so tickets sealed before it no longer open and those
-//!   clients handshake in full again. One ticketer serves every listener, so
-//!   sessions survive configuration reloads;
+//!   generation's ticketer, the crypto provider's (ring's: ChaCha20-Poly1305,
+//!   a fresh random key every 6 hours, tickets valid 12 hours). A listener
+//!   accepts each connection with the server configuration of the current
+//!   generation ([`super::inbound::MtlsAcceptor`]), so a handshake seals its
+//!   ticket with the ticketer of the generation it started in, and tickets
+//!   of earlier generations no longer open: those clients handshake in full
+//!   again. Every listener shares the generation, so sessions survive
+//!   configuration reloads;
 //! - clusters (client side) keep their sessions in [`EndpointSessions`],
-//!   an in-memory store per endpoint of each cluster (never shared between
-//!   clusters: they differ in the identities they accept) that empties
-//!   itself when it sees a new generation.
+//!   one store per endpoint of each cluster (never shared between clusters:
+//!   they differ in the identities they accept) and per generation: a
+//!   connection started in a generation stores its tickets in that
+//!   generation's store, which the next generation does not use.
 //!
 //! A resumed session carries the peer's certificate chain from its full
 //! handshake (rustls restores it), so the peer facts filters read are the
-//! same on resumed connections. A handshake that is in flight while the
-//! generation changes may still store the session it verified under the
-//! previous identity: the window is one round trip.
+//! same on resumed connections. rustls does not look at that certificate
+//! again, so both sides also check that it has not expired since
+//! ([`resumed_past_expiry`]) and drop the connection if it has (a peer that
+//! renews in time never gets there: its renewal starts a generation).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
@@ -32,6 +36,22 @@ use rustls::NamedGroup;
 use rustls::client::{ClientSessionStore, Tls12ClientSessionValue, Tls13ClientSessionValue};
 use rustls::server::ProducesTickets;
 use rustls_pki_types::ServerName;
+
+/// Whether `session` resumed a session whose peer certificate has expired
+/// since its full handshake.
+pub fn resumed_past_expiry(session: &rustls::CommonState) -> bool {
+    if session.handshake_kind() != Some(rustls::HandshakeKind::Resumed) {
+        return false;
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    session
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .and_then(|leaf| super::spiffe::cert_facts(leaf).ok())
+        .is_none_or(|facts| facts.not_after < now)
+}
 
 /// TLS 1.3 tickets kept per endpoint, at most. Each new connection takes
 /// one (they are single use) and receives one ([`TICKETS_PER_HANDSHAKE`]),
@@ -63,15 +83,25 @@ fn new_ticketer() -> Arc<dyn ProducesTickets> {
 /// The current generation of session material.
 #[derive(Debug)]
 pub struct Sessions {
-    generation: AtomicU64,
-    ticketer: ArcSwap<Arc<dyn ProducesTickets>>,
+    current: ArcSwap<TicketGeneration>,
+}
+
+/// One generation: its number and the ticketer sealing its tickets.
+#[derive(Debug)]
+pub struct TicketGeneration {
+    /// Starts at 0, one more at each change of identity.
+    pub number: u64,
+    /// Seals and opens the tickets of this generation only.
+    pub ticketer: Arc<dyn ProducesTickets>,
 }
 
 impl Default for Sessions {
     fn default() -> Self {
         Self {
-            generation: AtomicU64::new(0),
-            ticketer: ArcSwap::from_pointee(new_ticketer()),
+            current: ArcSwap::from_pointee(TicketGeneration {
+                number: 0,
+                ticketer: new_ticketer(),
+            }),
         }
     }
 }
@@ -79,35 +109,21 @@ impl Default for Sessions {
 impl Sessions {
     /// Starts a new generation: sessions of earlier ones are not resumed.
     pub fn rotate(&self) {
-        self.ticketer.store(Arc::new(new_ticketer()));
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        let number = self.current.load().number + 1;
+        self.current.store(Arc::new(TicketGeneration {
+            number,
+            ticketer: new_ticketer(),
+        }));
     }
 
     /// The current generation.
+    pub fn current(&self) -> Arc<TicketGeneration> {
+        self.current.load_full()
+    }
+
+    /// The current generation's number.
     pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
-    }
-}
-
-/// The ticketer of listeners: the current generation's.
-#[derive(Debug)]
-pub struct MeshTickets(pub Arc<Sessions>);
-
-impl ProducesTickets for MeshTickets {
-    fn enabled(&self) -> bool {
-        true
-    }
-
-    fn lifetime(&self) -> u32 {
-        self.0.ticketer.load().lifetime()
-    }
-
-    fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
-        self.0.ticketer.load().encrypt(plain)
-    }
-
-    fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
-        self.0.ticketer.load().decrypt(cipher)
+        self.current.load().number
     }
 }
 
@@ -133,19 +149,12 @@ impl ProducesTickets for NoTickets {
     }
 }
 
-/// The client sessions of one upstream endpoint, emptied at each new
-/// generation. Each endpoint has its own (a session only resumes with the
-/// server that issued it, and a cluster's endpoints share one server name).
-#[derive(Debug)]
+/// The client sessions of one upstream endpoint for one generation (a
+/// new generation gets a new store, see [`super::outbound`]). Each endpoint
+/// has its own: a session only resumes with the server that issued it, and
+/// a cluster's endpoints share one server name.
+#[derive(Debug, Default)]
 pub struct EndpointSessions {
-    sessions: Arc<Sessions>,
-    current: ArcSwap<Generation>,
-}
-
-/// What one generation stored, by server name.
-#[derive(Debug)]
-struct Generation {
-    number: u64,
     servers: Mutex<Vec<(ServerName<'static>, ServerSessions)>>,
 }
 
@@ -158,14 +167,7 @@ struct ServerSessions {
     tls13: VecDeque<Tls13ClientSessionValue>,
 }
 
-impl Generation {
-    fn new(number: u64) -> Self {
-        Self {
-            number,
-            servers: Mutex::new(Vec::new()),
-        }
-    }
-
+impl EndpointSessions {
     /// Runs `f` on the sessions of `name`, if there are any.
     fn read<T>(
         &self,
@@ -196,51 +198,25 @@ impl Generation {
     }
 }
 
-impl EndpointSessions {
-    /// An empty store following the generations of `sessions`.
-    pub fn new(sessions: Arc<Sessions>) -> Self {
-        let current = ArcSwap::from_pointee(Generation::new(sessions.generation()));
-        Self { sessions, current }
-    }
-
-    /// The store of the current generation, a new one if it changed.
-    fn current(&self) -> Arc<Generation> {
-        let number = self.sessions.generation();
-        let current = self.current.load_full();
-        if current.number == number {
-            return current;
-        }
-        let fresh = Arc::new(Generation::new(number));
-        let previous = self.current.compare_and_swap(&current, Arc::clone(&fresh));
-        if Arc::ptr_eq(&*previous, &current) {
-            fresh
-        } else {
-            // Another connection replaced it first.
-            self.current.load_full()
-        }
-    }
-}
-
 impl ClientSessionStore for EndpointSessions {
     fn set_kx_hint(&self, server_name: ServerName<'static>, group: NamedGroup) {
-        self.current()
-            .write(server_name, |s| s.kx_hint = Some(group));
+        self.write(server_name, |s| s.kx_hint = Some(group));
     }
 
     fn kx_hint(&self, server_name: &ServerName<'_>) -> Option<NamedGroup> {
-        self.current().read(server_name, |s| s.kx_hint)
+        self.read(server_name, |s| s.kx_hint)
     }
 
     fn set_tls12_session(&self, server_name: ServerName<'static>, value: Tls12ClientSessionValue) {
-        self.current().write(server_name, |s| s.tls12 = Some(value));
+        self.write(server_name, |s| s.tls12 = Some(value));
     }
 
     fn tls12_session(&self, server_name: &ServerName<'_>) -> Option<Tls12ClientSessionValue> {
-        self.current().read(server_name, |s| s.tls12.clone())
+        self.read(server_name, |s| s.tls12.clone())
     }
 
     fn remove_tls12_session(&self, server_name: &ServerName<'static>) {
-        self.current().read(server_name, |s| s.tls12.take());
+        self.read(server_name, |s| s.tls12.take());
     }
 
     fn insert_tls13_ticket(
@@ -248,7 +224,7 @@ impl ClientSessionStore for EndpointSessions {
         server_name: ServerName<'static>,
         value: Tls13ClientSessionValue,
     ) {
-        self.current().write(server_name, |s| {
+        self.write(server_name, |s| {
             if s.tls13.len() >= TICKETS_PER_SERVER {
                 s.tls13.pop_front();
             }
@@ -260,6 +236,6 @@ impl ClientSessionStore for EndpointSessions {
         &self,
         server_name: &ServerName<'static>,
     ) -> Option<Tls13ClientSessionValue> {
-        self.current().read(server_name, |s| s.tls13.pop_back())
+        self.read(server_name, |s| s.tls13.pop_back())
     }
 }

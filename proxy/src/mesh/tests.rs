@@ -32,8 +32,21 @@ impl Ca {
 
     /// A workload certificate for `id`.
     fn workload(&self, id: &str, mesh: &MeshIdentity) -> Workload {
+        self.workload_until(id, mesh, None)
+    }
+
+    /// A workload certificate for `id`, valid until `not_after` if given.
+    fn workload_until(
+        &self,
+        id: &str,
+        mesh: &MeshIdentity,
+        not_after: Option<std::time::SystemTime>,
+    ) -> Workload {
         let key = rcgen::KeyPair::generate().unwrap();
         let mut params = rcgen::CertificateParams::default();
+        if let Some(not_after) = not_after {
+            params.not_after = not_after.into();
+        }
         params.subject_alt_names = vec![rcgen::SanType::URI(id.try_into().unwrap())];
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         let der = rustls_pki_types::PrivateKeyDer::Pkcs8(
@@ -51,20 +64,21 @@ fn identity(ca: &Ca, id: &str, bundle: &str) -> Arc<MeshIdentity> {
     mesh
 }
 
-/// What the server saw of one connection: its kind and the client's
-/// certificate chain length.
-type Seen = (Option<HandshakeKind>, usize);
+/// What the server saw of one connection: its kind, the client's
+/// certificate chain length, and whether it resumed past the client
+/// certificate's expiry.
+type Seen = (Option<HandshakeKind>, usize, bool);
 
 /// A loopback listener with `mesh`'s mutual-TLS acceptor, answering one
 /// exchange per connection.
 async fn server(mesh: &Arc<MeshIdentity>) -> (SocketAddr, mpsc::UnboundedReceiver<Seen>) {
-    let acceptor = inbound::acceptor(mesh).unwrap();
+    let acceptor = Arc::new(inbound::acceptor(mesh).unwrap());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (seen, rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
+            let acceptor = acceptor.current();
             let seen = seen.clone();
             tokio::spawn(async move {
                 let Ok(mut tls) = acceptor.accept(stream).await else {
@@ -72,7 +86,8 @@ async fn server(mesh: &Arc<MeshIdentity>) -> (SocketAddr, mpsc::UnboundedReceive
                 };
                 let session = tls.get_ref().1;
                 let chain = session.peer_certificates().map_or(0, <[_]>::len);
-                let _ = seen.send((session.handshake_kind(), chain));
+                let expired = sessions::resumed_past_expiry(session);
+                let _ = seen.send((session.handshake_kind(), chain, expired));
                 let mut ping = [0u8; 4];
                 if tls.read_exact(&mut ping).await.is_ok() {
                     let _ = tls.write_all(b"pong").await;
@@ -126,10 +141,10 @@ async fn sessions_resume_and_the_server_keeps_the_client_certificate() {
     let (addr, mut seen) = server(&b).await;
     let tls = client(&a, addr);
     assert_eq!(exchange(&tls, addr).await, FULL);
-    assert_eq!(seen.recv().await, Some((FULL, 1)));
+    assert_eq!(seen.recv().await, Some((FULL, 1, false)));
     for _ in 0..3 {
         assert_eq!(exchange(&tls, addr).await, RESUMED);
-        assert_eq!(seen.recv().await, Some((RESUMED, 1)));
+        assert_eq!(seen.recv().await, Some((RESUMED, 1, false)));
     }
     // The same material installed again (a reload) keeps the sessions.
     a.set_trust(trust_from_pem(&bundle, a.crypto()).unwrap());
@@ -213,4 +228,37 @@ async fn sidecars_negotiate_aes_128_gcm_sha256() {
             .map(|s| s.suite()),
         Some(rustls::CipherSuite::TLS13_AES_128_GCM_SHA256)
     );
+}
+
+#[tokio::test]
+async fn a_session_is_not_resumed_past_the_peer_certificate_expiry() {
+    let ca = Ca::new();
+    let bundle = ca.cert.pem();
+    let soon = Some(std::time::SystemTime::now() + std::time::Duration::from_secs(2));
+    // A client whose certificate expires in 2 s, and a server whose does.
+    let a = MeshIdentity::new();
+    a.set_workload(ca.workload_until("spiffe://cluster.local/ns/x/sa/a", &a, soon));
+    a.set_trust(trust_from_pem(&bundle, a.crypto()).unwrap());
+    let b = identity(&ca, "spiffe://cluster.local/ns/x/sa/b", &bundle);
+    let c = MeshIdentity::new();
+    c.set_workload(ca.workload_until("spiffe://cluster.local/ns/x/sa/c", &c, soon));
+    c.set_trust(trust_from_pem(&bundle, c.crypto()).unwrap());
+    let (to_b, mut seen_b) = server(&b).await;
+    let (to_c, _seen_c) = server(&c).await;
+    let a_to_b = client(&a, to_b);
+    let b_to_c = client(&b, to_c);
+    assert_eq!(exchange(&a_to_b, to_b).await, FULL);
+    assert_eq!(seen_b.recv().await, Some((FULL, 1, false)));
+    assert_eq!(exchange(&b_to_c, to_c).await, FULL);
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    // The server tells a resumed session of an expired client (a listener
+    // then drops it)...
+    let stream = tokio::net::TcpStream::connect(to_b).await.unwrap();
+    let resumed = a_to_b.connect(stream).await.unwrap();
+    assert_eq!(resumed.get_ref().1.handshake_kind(), RESUMED);
+    assert_eq!(seen_b.recv().await, Some((RESUMED, 1, true)));
+    // ...and the client refuses to resume with an expired server.
+    let stream = tokio::net::TcpStream::connect(to_c).await.unwrap();
+    let err = b_to_c.connect(stream).await.unwrap_err();
+    assert!(err.to_string().contains("expired"), "{err}");
 }
