@@ -15,10 +15,12 @@
 # certificates; max_requests_per_connection 1 for a new connection each),
 # with the same certificates (ECDSA P-256, SPIFFE URI SANs, made with
 # openssl). Each sidecar runs one worker pinned to CPU 0; oha and nginx to
-# CPU 1. Prints requests/s and p99 per case and proxy side by side, the
-# wasp/Envoy ratios, and each proxy's cost of mTLS; for Envoy also its
-# upstream TLS handshakes and how many resumed a TLS session (a resumed
-# handshake skips the certificate signature and chain verification).
+# CPU 1. Prints requests/s, p99 and CPU time per request (A and B
+# together, user + kernel: the figure least moved by other load on the
+# machine) per case and proxy side by side, the wasp/Envoy ratios, and
+# each proxy's cost of mTLS; for each proxy also A's upstream TLS
+# handshakes and how many resumed a TLS session (a resumed
+# handshake skips the certificate signatures and chain verification).
 #
 # Usage: bench/mtls.sh [--duration SECS] [--connections N] [--only wasp,envoy]
 # WASP_BIN=PATH uses that wasp binary instead of building one (release).
@@ -68,7 +70,7 @@ wait_http "http://127.0.0.1:$upstream_port/1k"
 
 # wasp: B serves STRICT mTLS and plain text, A has one cluster per case.
 start_wasp() {
-    local b_mtls b_plain a_admin b_admin tls
+    local b_mtls b_plain tls
     b_mtls=$(free_port); b_plain=$(free_port); a_port=$(free_port)
     a_admin=$(free_port); b_admin=$(free_port)
     mesh() { echo "mesh: {cert_file: $work/$1.pem, key_file: $work/$1.key, trust_bundle: $work/ca.pem}"; }
@@ -100,7 +102,9 @@ clusters:
   - {name: plain-new, endpoints: ["127.0.0.1:$b_plain"], max_idle_per_endpoint: 0}
 YAML
     start_pinned "$PROXY_CPU" wasp-b "$WASP_BIN" run --config "$work/b.yaml" --workers 1
+    b_pid=$LAST_PID
     start_pinned "$PROXY_CPU" wasp-a "$WASP_BIN" run --config "$work/a.yaml" --workers 1
+    a_pid=$LAST_PID
 }
 
 # Envoy: the same pair. HTTP/1.1 to B, as wasp's clusters speak.
@@ -201,11 +205,13 @@ start_envoy() {
     } > "$work/envoy-a.yaml"
     start_pinned "$PROXY_CPU" envoy-b "$ENVOY_BIN" -c "$work/envoy-b.yaml" --concurrency 1 -l error \
         --disable-hot-restart
+    b_pid=$LAST_PID
     start_pinned "$PROXY_CPU" envoy-a "$ENVOY_BIN" -c "$work/envoy-a.yaml" --concurrency 1 -l error \
         --disable-hot-restart
+    a_pid=$LAST_PID
 }
 
-declare -A rps p99
+declare -A rps p99 cpu
 cases=(plain mtls plainn mtlsn)
 for proxy in "${proxies[@]}"; do
     pair_start=${#PIDS[@]}
@@ -217,17 +223,40 @@ for proxy in "${proxies[@]}"; do
         url="http://127.0.0.1:$a_port/$case/1k"
         log "$proxy $case: ${duration}s, $connections connections"
         oha_run -z 2s -c "$connections" "$url" > /dev/null
+        ticks=$(( $(cpu_ticks "$a_pid") + $(cpu_ticks "$b_pid") ))
         oha_run -z "${duration}s" -c "$connections" "$url" > "$work/$proxy-$case.json"
-        read -r rps["$proxy-$case"] p99["$proxy-$case"] < <(python3 -c '
+        ticks=$(( $(cpu_ticks "$a_pid") + $(cpu_ticks "$b_pid") - ticks ))
+        read -r rps["$proxy-$case"] p99["$proxy-$case"] cpu["$proxy-$case"] < <(python3 -c '
 import json, sys
 s = json.load(open(sys.argv[1]))
 codes = s.get("statusCodeDistribution", {})
 bad = sum(v for k, v in codes.items() if k != "200")
 if bad:
     sys.exit(f"{bad} non-200 answers: {codes}")
-print(round(s["summary"]["requestsPerSec"]), round(s["latencyPercentiles"]["p99"] * 1000, 2))
-' "$work/$proxy-$case.json")
+requests = max(sum(codes.values()), 1)
+cpu_us = int(sys.argv[2]) / int(sys.argv[3]) * 1e6 / requests
+print(round(s["summary"]["requestsPerSec"]), round(s["latencyPercentiles"]["p99"] * 1000, 2), round(cpu_us))
+' "$work/$proxy-$case.json" "$ticks" "$(getconf CLK_TCK)")
     done
+    if [[ "$proxy" == wasp ]]; then
+        # Upstream TLS handshakes of A's mTLS clusters, and how many resumed.
+        curl -fsS "http://127.0.0.1:$a_admin/metrics" | python3 -c '
+import re, sys
+counts = {}
+for line in sys.stdin:
+    m = re.match(r"wasp_upstream_tls_handshakes_total\{cluster=\"([^\"]+)\",resumed=\"(true|false)\"\} (\S+)", line)
+    if m:
+        counts[(m[1], m[2])] = int(float(m[3]))
+count = lambda cluster, resumed: counts.get((cluster, resumed), 0)
+total = lambda cluster: count(cluster, "true") + count(cluster, "false")
+if not counts:
+    sys.exit(print("bench: wasp TLS handshakes: not counted by this binary", file=sys.stderr))
+if total("mtls") == 0 or total("mtls-new") == 0:
+    sys.exit(f"wasp: no upstream TLS handshakes: {counts}")
+print("bench: wasp TLS handshakes (of which resumed sessions): pooled cluster %d (%d), new-connection cluster %d (%d)"
+      % (total("mtls"), count("mtls", "true"), total("mtls-new"), count("mtls-new", "true")), file=sys.stderr)
+'
+    fi
     if [[ "$proxy" == envoy ]]; then
         # The mTLS clusters did handshake (a SAN mismatch would have failed
         # the requests); the new-connection one about once per request.
@@ -255,7 +284,7 @@ echo "load: $(cut -d' ' -f1-3 /proc/loadavg) (1/5/15 min; before the run: $load_
 {
     for proxy in "${proxies[@]}"; do
         for case in "${cases[@]}"; do
-            echo "$proxy $case ${rps[$proxy-$case]} ${p99[$proxy-$case]}"
+            echo "$proxy $case ${rps[$proxy-$case]} ${p99[$proxy-$case]} ${cpu[$proxy-$case]}"
         done
     done
 } | python3 -c '
@@ -263,8 +292,8 @@ import sys
 rows = {}
 proxies = []
 for line in sys.stdin:
-    proxy, case, rps, p99 = line.split()
-    rows[(proxy, case)] = (float(rps), float(p99))
+    proxy, case, rps, p99, cpu = line.split()
+    rows[(proxy, case)] = (float(rps), float(p99), float(cpu))
     if proxy not in proxies:
         proxies.append(proxy)
 names = [("plain", "warm, plain text"), ("mtls", "warm, mutual TLS"),
@@ -272,14 +301,14 @@ names = [("plain", "warm, plain text"), ("mtls", "warm, mutual TLS"),
 both = len(proxies) == 2
 head = "%-34s" % "case"
 for p in proxies:
-    head += " %12s %13s" % (p + " req/s", p + " p99 ms")
+    head += " %12s %13s %11s" % (p + " req/s", p + " p99 ms", p + " CPU us")
 if both:
     head += " %17s" % "wasp/envoy req/s"
 print(head)
 for case, title in names:
     line = "%-34s" % title
     for p in proxies:
-        line += " %12.0f %13.2f" % rows[(p, case)]
+        line += " %12.0f %13.2f %11.0f" % rows[(p, case)]
     if both:
         line += " %17.2f" % (rows[("wasp", case)][0] / rows[("envoy", case)][0])
     print(line)

@@ -12,7 +12,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::limits::{HeaderLimits, Timeouts};
 use crate::mesh::MeshIdentity;
 use crate::mesh::inbound::{self, MtlsListener};
-use crate::mesh::outbound::UpstreamTls;
+use crate::mesh::outbound::{UpstreamTls, UpstreamTlsMetrics};
 use crate::router::RouteTable;
 use crate::router::egress::Egress;
 use crate::telemetry::Metrics;
@@ -121,8 +121,11 @@ impl Snapshot {
             let cluster = match reused {
                 Some(cluster) => cluster,
                 None => {
-                    let failures = metrics.upstream_tls_failures.clone();
-                    let tls = match UpstreamTls::new(cluster_config, &mesh, failures) {
+                    let tls_metrics = UpstreamTlsMetrics {
+                        failures: metrics.upstream_tls_failures.clone(),
+                        handshakes: metrics.upstream_tls_handshakes.clone(),
+                    };
+                    let tls = match UpstreamTls::new(cluster_config, &mesh, tls_metrics) {
                         Ok(tls) => tls,
                         Err(err) => {
                             sink.push(format!("clusters[{i}].tls"), err);
@@ -166,6 +169,7 @@ impl Snapshot {
                             permissive: m.mode == wasp_config::MtlsMode::Permissive,
                             failures: metrics.mtls_handshake_failures.clone(),
                             connections: metrics.mtls_connections.clone(),
+                            handshakes: metrics.mtls_handshakes.clone(),
                         })),
                         Err(err) => {
                             sink.push(format!("{at}.mtls"), err.to_string());

@@ -4,7 +4,8 @@
 //! trust bundle comes with the configuration, and A reaches B over mutual
 //! TLS. With a 4 s lifetime both rotate every ~2 s while requests flow —
 //! over a pooled connection and over a new connection each — and not one
-//! fails.
+//! fails; nor during a root rotation, even when `wasp-cp` restarts in the
+//! middle of it (it resumes the rotation from its store).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -182,4 +183,62 @@ async fn a_root_rotation_with_overlap_drops_no_request() {
     }
     let metrics = a.metrics().await;
     assert_eq!(metrics.sum("wasp_upstream_tls_failures_total", &[]), 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_root_rotation_resumes_across_control_plane_restarts_and_drops_no_request() {
+    let lifetime = ["--cert-lifetime", "6s"];
+    let mut cp = ControlPlane::start_with(&lifetime).await;
+    let (a_listen, a, b, _app) = sidecars(&cp).await;
+    let old_root = trust_bundle(&cp).await;
+    let traffic = tokio::spawn(load(a_listen, Duration::from_secs(20)));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The new root is trusted at once, signs after 6 s, and the old one
+    // leaves the bundle after 12 s.
+    cp.restart_with(&["--cert-lifetime", "6s", "--rotate-root", "6s"])
+        .await;
+    let rotation = Instant::now();
+    // Restarted in the overlap while the old root still signs, and again
+    // once the new root signs and both are trusted: with the same data
+    // directory and without --rotate-root, as a crash or an upgrade would.
+    for at in [3, 9] {
+        tokio::time::sleep_until((rotation + Duration::from_secs(at)).into()).await;
+        cp.restart_with(&lifetime).await;
+    }
+    let (ok, failed) = traffic.await.unwrap();
+    eprintln!("requests during the rotation: {ok} ok, {failed} failed");
+    assert_eq!(
+        failed,
+        0,
+        "A:\n{}\nB:\n{}\nwasp-cp:\n{}",
+        a.log_tail(4000),
+        b.log_tail(4000),
+        cp.log()
+    );
+    assert!(ok > 100, "{ok} requests only");
+    // The rotation finished: one root, the new one.
+    let bundle = trust_bundle(&cp).await;
+    assert_eq!(bundle.matches("BEGIN CERTIFICATE").count(), 1, "{bundle}");
+    assert_ne!(bundle, old_root);
+    let log = cp.log();
+    assert_eq!(log.matches("CA root rotation started").count(), 1, "{log}");
+    assert_eq!(log.matches("CA root rotation resumed").count(), 2, "{log}");
+    assert!(log.contains("the new root signs now"), "{log}");
+    assert!(log.contains("the old root left the bundle"), "{log}");
+    // Both sidecars took the two-root bundle, then the new root's alone,
+    // and their certificates now chain to the new root only.
+    for (name, proxy) in [("A", &a), ("B", &b)] {
+        let bundles = proxy.log().matches("trust bundle installed").count();
+        assert!(bundles >= 2, "{name} installed {bundles} bundles");
+    }
+    let metrics = a.metrics().await;
+    assert_eq!(metrics.sum("wasp_upstream_tls_failures_total", &[]), 0.0);
+}
+
+/// The trust bundle wasp-cp serves now.
+async fn trust_bundle(cp: &ControlPlane) -> String {
+    wasp_e2e::client::get(&cp.http_url("/trust-bundle"))
+        .await
+        .unwrap()
+        .text()
 }

@@ -68,13 +68,17 @@ fn handle(shared: &Shared, peer: SocketAddr, request: &Request<Incoming>) -> Res
         "/configs/current" => from_cp(shared.registry.config(None)),
         "/proxies" => json(StatusCode::OK, &shared.proxies_view()),
         "/rollouts" => json(StatusCode::OK, &shared.registry.rollouts()),
+        "/trust-bundle" => Response::builder()
+            .header(header::CONTENT_TYPE, "application/x-pem-file")
+            .body(Full::new(Bytes::from(shared.ca.bundle())))
+            .expect("valid response"),
         "/metrics" => Response::builder()
             .header(header::CONTENT_TYPE, "text/plain; version=0.0.4")
             .body(Full::new(Bytes::from(shared.counters.render())))
             .expect("valid response"),
         _ => error(
             StatusCode::NOT_FOUND,
-            "not found; try /modules, /configs, /configs/current, /proxies, /rollouts, /metrics",
+            "not found; try /modules, /configs, /configs/current, /proxies, /rollouts, /trust-bundle, /metrics",
         ),
     }
 }

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::conn::ConnInfo;
 use crate::http::body::ProxyBody;
 use crate::http::handle;
+use crate::mesh::sessions::resumed_past_expiry;
 use crate::mesh::{inbound, spiffe};
 use crate::state::ProxyState;
 
@@ -68,7 +69,7 @@ pub async fn serve(
                     .with_label_values(&[&*listener, "plaintext"])
                     .inc();
             }
-            use_tls.then(|| m.acceptor.clone())
+            use_tls.then(|| m.acceptor.current())
         }
     };
     let _ = stream.set_nodelay(true);
@@ -129,9 +130,23 @@ pub async fn serve(
                 Ok(Ok(tls_stream)) => {
                     drop(acceptor);
                     let session = tls_stream.get_ref().1;
+                    if let Some(m) = mtls.as_ref().filter(|_| resumed_past_expiry(session)) {
+                        m.failures.with_label_values(&[&*listener, "expired"]).inc();
+                        tracing::debug!(%client, "resumed TLS session of an expired client certificate dropped");
+                        gauge.dec();
+                        return;
+                    }
                     let facts = inbound::session_facts(session, mtls.is_some().then_some(&*mesh));
                     if let Some(m) = &mtls {
                         m.connections.with_label_values(&[&*listener, "mtls"]).inc();
+                        let resumed =
+                            session.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+                        m.handshakes
+                            .with_label_values(&[
+                                &*listener,
+                                if resumed { "true" } else { "false" },
+                            ])
+                            .inc();
                     }
                     let _ = conn_info.tls.set(facts);
                     drive(&builder, TokioIo::new(tls_stream), service, stop, idle).await

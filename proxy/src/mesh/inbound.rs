@@ -6,11 +6,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use prometheus::IntCounterVec;
 use rustls::ServerConfig;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
+use super::sessions::{TICKETS_PER_HANDSHAKE, TicketGeneration};
 use super::spiffe::{self, SpiffeClientVerifier};
 use super::{MeshIdentity, WorkloadCert};
 
@@ -20,13 +22,15 @@ const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 /// A listener's mutual-TLS settings at run time.
 pub struct MtlsListener {
     /// Handshakes with the workload certificate, client certificate required.
-    pub acceptor: TlsAcceptor,
+    pub acceptor: MtlsAcceptor,
     /// Plain text is accepted too (PERMISSIVE).
     pub permissive: bool,
     /// `wasp_mtls_handshake_failures_total{listener,reason}`.
     pub failures: IntCounterVec,
     /// `wasp_mtls_connections_total{listener,transport}`.
     pub connections: IntCounterVec,
+    /// `wasp_mtls_handshakes_total{listener,resumed}`.
+    pub handshakes: IntCounterVec,
 }
 
 impl std::fmt::Debug for MtlsListener {
@@ -37,10 +41,40 @@ impl std::fmt::Debug for MtlsListener {
     }
 }
 
-/// A TLS acceptor presenting the workload certificate and requiring a
-/// client certificate with a SPIFFE ID of the trust domain. ALPN offers
-/// `h2` and `http/1.1`.
-pub fn acceptor(mesh: &Arc<MeshIdentity>) -> Result<TlsAcceptor, rustls::Error> {
+/// TLS acceptors presenting the workload certificate and requiring a
+/// client certificate with a SPIFFE ID of the trust domain, ALPN `h2` and
+/// `http/1.1`: one per generation of the mesh identity, sealing session
+/// tickets with that generation's ticketer (see [`super::sessions`]).
+pub struct MtlsAcceptor {
+    base: ServerConfig,
+    mesh: Arc<MeshIdentity>,
+    current: ArcSwap<(u64, TlsAcceptor)>,
+}
+
+impl MtlsAcceptor {
+    /// The acceptor of the current generation (made at its first use).
+    pub fn current(&self) -> TlsAcceptor {
+        let generation = self.mesh.sessions().current();
+        let current = self.current.load();
+        if current.0 == generation.number {
+            return current.1.clone();
+        }
+        let acceptor = with_ticketer(&self.base, &generation);
+        self.current
+            .store(Arc::new((generation.number, acceptor.clone())));
+        acceptor
+    }
+}
+
+/// `base` sealing tickets with `generation`'s ticketer.
+fn with_ticketer(base: &ServerConfig, generation: &TicketGeneration) -> TlsAcceptor {
+    let mut config = base.clone();
+    config.ticketer = Arc::clone(&generation.ticketer);
+    TlsAcceptor::from(Arc::new(config))
+}
+
+/// The mutual-TLS acceptors of `mesh`'s identity.
+pub fn acceptor(mesh: &Arc<MeshIdentity>) -> Result<MtlsAcceptor, rustls::Error> {
     let provider = Arc::clone(mesh.crypto());
     let verifier = SpiffeClientVerifier::new(Arc::clone(mesh), Arc::clone(&provider));
     let mut config = ServerConfig::builder_with_provider(provider)
@@ -48,7 +82,16 @@ pub fn acceptor(mesh: &Arc<MeshIdentity>) -> Result<TlsAcceptor, rustls::Error> 
         .with_client_cert_verifier(Arc::new(verifier))
         .with_cert_resolver(Arc::new(WorkloadCert(Arc::clone(mesh))));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(config)))
+    config.send_tls13_tickets = TICKETS_PER_HANDSHAKE;
+    // Stateless tickets only: no per-listener cache that a reload would lose.
+    config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    let generation = mesh.sessions().current();
+    let first = with_ticketer(&config, &generation);
+    Ok(MtlsAcceptor {
+        base: config,
+        mesh: Arc::clone(mesh),
+        current: ArcSwap::from_pointee((generation.number, first)),
+    })
 }
 
 /// Waits for the client's first byte (up to `timeout`) and tells whether it

@@ -40,9 +40,15 @@ pub struct Metrics {
     /// `wasp_mtls_connections_total{listener,transport="mtls"|"plaintext"}`:
     /// connections accepted on mutual-TLS listeners.
     pub mtls_connections: IntCounterVec,
+    /// `wasp_mtls_handshakes_total{listener,resumed="true"|"false"}`:
+    /// inbound mutual-TLS handshakes that succeeded, by kind.
+    pub mtls_handshakes: IntCounterVec,
     /// `wasp_upstream_tls_failures_total{cluster,reason}`: TLS handshakes
     /// to upstream endpoints that failed, by reason.
     pub upstream_tls_failures: IntCounterVec,
+    /// `wasp_upstream_tls_handshakes_total{cluster,resumed="true"|"false"}`:
+    /// TLS handshakes to upstream endpoints that succeeded, by kind.
+    pub upstream_tls_handshakes: IntCounterVec,
     /// `wasp_egress_denied_total{host}`: requests denied by the egress
     /// policy (hosts beyond the label cap count as `other`).
     pub egress_denied: IntCounterVec,
@@ -154,11 +160,23 @@ impl Metrics {
                 "Connections served on mutual-TLS listeners, by transport",
                 &["listener", "transport"],
             ),
+            mtls_handshakes: counter(
+                &r,
+                "wasp_mtls_handshakes_total",
+                "Inbound TLS handshakes on mutual-TLS listeners that succeeded, by whether they resumed a session",
+                &["listener", "resumed"],
+            ),
             upstream_tls_failures: counter(
                 &r,
                 "wasp_upstream_tls_failures_total",
                 "TLS handshakes to upstream endpoints that failed, by reason",
                 &["cluster", "reason"],
+            ),
+            upstream_tls_handshakes: counter(
+                &r,
+                "wasp_upstream_tls_handshakes_total",
+                "TLS handshakes to upstream endpoints that succeeded, by whether they resumed a session",
+                &["cluster", "resumed"],
             ),
             egress_denied: counter(
                 &r,

@@ -1,5 +1,5 @@
-//! The connection to the control plane: the gRPC channel, the token, and
-//! errors turned into one line.
+//! The connection to the control plane: the gRPC channel (plain text, or
+//! TLS with `--ca-file`), the token, and errors turned into one line.
 
 use std::time::Duration;
 
@@ -10,7 +10,7 @@ use wasp_controlplane::auth::read_token_file;
 use wasp_controlplane_api::MAX_MESSAGE_BYTES;
 use wasp_controlplane_api::admin_client::AdminClient;
 
-use crate::Cli;
+use crate::{Cli, tls};
 
 /// An admin client that adds the token and author to every call.
 pub type Client = AdminClient<InterceptedService<Channel, Metadata>>;
@@ -67,15 +67,45 @@ pub async fn connect(cli: &Cli) -> Result<Client, String> {
     let endpoint = Endpoint::from_shared(cli.server.clone())
         .map_err(|_| {
             format!(
-                "--server {}: not a URL such as http://127.0.0.1:7070",
+                "--server {}: not a URL such as http://127.0.0.1:7070 or https://127.0.0.1:7072",
                 cli.server
             )
         })?
         .connect_timeout(Duration::from_secs(5));
-    let channel = endpoint
-        .connect()
-        .await
-        .map_err(|err| format!("cannot connect to {}: {}", cli.server, chain(&err)))?;
+    let https = cli.server.starts_with("https://");
+    let connected = match (&cli.ca_file, https) {
+        (Some(ca_file), true) => {
+            let connector = tls::connector(ca_file)?;
+            endpoint
+                .connect_with_connector(connector)
+                .await
+                .map_err(|err| match tls::certificate_refused(&err) {
+                    Some(reason) => format!(
+                        "{}: the control plane's certificate does not verify against --ca-file {}: {reason}",
+                        cli.server,
+                        ca_file.display()
+                    ),
+                    None => format!("cannot connect to {}: {}", cli.server, chain(&err)),
+                })
+        }
+        (None, true) => {
+            return Err(format!(
+                "--server {}: https needs --ca-file (wasp-cp's trust bundle, e.g. from GET /trust-bundle on its JSON port)",
+                cli.server
+            ));
+        }
+        (Some(_), false) => {
+            return Err(format!(
+                "--ca-file needs an https:// --server (wasp-cp's TLS endpoint), not {}",
+                cli.server
+            ));
+        }
+        (None, false) => endpoint
+            .connect()
+            .await
+            .map_err(|err| format!("cannot connect to {}: {}", cli.server, chain(&err))),
+    };
+    let channel = connected?;
     Ok(
         AdminClient::with_interceptor(channel, Metadata { token, author })
             .max_decoding_message_size(MAX_MESSAGE_BYTES)

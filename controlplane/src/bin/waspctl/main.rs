@@ -7,6 +7,7 @@ mod connect;
 mod output;
 mod rollouts;
 mod sign;
+mod tls;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,7 +18,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 #[derive(Parser)]
 #[command(name = "waspctl", version, about)]
 pub struct Cli {
-    /// The control plane's gRPC address.
+    /// The control plane's gRPC address: `http://` for its plaintext
+    /// endpoint, `https://` for its TLS endpoint (with --ca-file).
     #[arg(
         long,
         global = true,
@@ -25,6 +27,11 @@ pub struct Cli {
         default_value = "http://127.0.0.1:7070"
     )]
     server: String,
+    /// The roots (PEM) that wasp-cp's TLS endpoint certificate must chain
+    /// to, for an `https://` --server: the mesh trust bundle (`GET
+    /// /trust-bundle` on wasp-cp's JSON port).
+    #[arg(long, global = true, env = "WASP_CA_FILE", value_name = "FILE")]
+    ca_file: Option<PathBuf>,
     /// A file whose first line is the bearer token [default: the WASP_TOKEN
     /// environment variable]. Writes need it; reads from loopback do not.
     #[arg(long, global = true, value_name = "FILE")]

@@ -6,9 +6,16 @@
 //! names they ask for and issues a short-lived certificate whose only URI
 //! SAN is the SPIFFE ID it derives from the node's labels:
 //! `spiffe://<trust-domain>/ns/<namespace>/sa/<service-account>`.
+//! A root rotation (module `rotation`) is kept in the store too and resumes
+//! where it stood when `wasp-cp` restarts.
+
+mod rotation;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
+
+use rotation::{Phase, Rotation, RotationRecord};
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DnType,
@@ -103,16 +110,6 @@ impl Signer {
     }
 }
 
-/// A root rotation in progress: `next` is trusted from the start, signs
-/// after `overlap`, and is the only root after twice `overlap`.
-struct Rotation {
-    next: Signer,
-    next_key_pem: String,
-    started: std::time::Instant,
-    overlap: Duration,
-    promoted: std::sync::atomic::AtomicBool,
-}
-
 /// The certificate authority.
 pub struct Ca {
     current: Signer,
@@ -143,6 +140,7 @@ impl Ca {
     pub fn start(store: std::sync::Arc<dyn Store>, options: &CaOptions) -> Result<Ca, CaError> {
         wasp_config::check_trust_domain(&options.trust_domain)
             .map_err(|e| material("trust domain", e))?;
+        finish_rotation_over(&*store)?;
         let (cert_pem, key_pem, bundle_pem) = match &options.supplied {
             Some(supplied) => {
                 let read = |what: &str, path: &str| {
@@ -176,22 +174,41 @@ impl Ca {
             }
         };
         let current = Signer::new(cert_pem, &key_pem, bundle_pem)?;
-        let rotation = match options.rotate_root {
-            Some(overlap) => {
-                let (cert, key) = new_root(&options.trust_domain)?;
+        let rotation = match RotationRecord::load(&*store)? {
+            Some(record) => {
+                if let Some(requested) = options.rotate_root {
+                    tracing::warn!(
+                        ?requested,
+                        "--rotate-root ignored: a root rotation is in progress (it resumes)"
+                    );
+                }
                 tracing::info!(
-                    ?overlap,
-                    "CA root rotation started: the new root is trusted now and signs after the overlap"
+                    started = %humantime::format_rfc3339_millis(record.started()),
+                    overlap = ?record.overlap(),
+                    "CA root rotation resumed"
                 );
-                Some(Rotation {
-                    next: Signer::new(cert.clone(), &key, cert)?,
-                    next_key_pem: key,
-                    started: std::time::Instant::now(),
-                    overlap,
-                    promoted: std::sync::atomic::AtomicBool::new(false),
-                })
+                let promoted = record.next_cert_pem == current.chain_pem;
+                Some(Rotation::from_record(record, promoted)?)
             }
-            None => None,
+            None => match options.rotate_root {
+                Some(overlap) => {
+                    let (cert, key) = new_root(&options.trust_domain)?;
+                    let record = RotationRecord {
+                        previous_bundle_pem: current.bundle_pem.clone(),
+                        next_cert_pem: cert,
+                        next_key_pem: key,
+                        started_unix_ms: crate::time::now_ms(),
+                        overlap_ms: u64::try_from(overlap.as_millis()).unwrap_or(u64::MAX),
+                    };
+                    record.save(&*store)?;
+                    tracing::info!(
+                        ?overlap,
+                        "CA root rotation started: the new root is trusted now and signs after the overlap"
+                    );
+                    Some(Rotation::from_record(record, false)?)
+                }
+                None => None,
+            },
         };
         Ok(Ca {
             current,
@@ -207,34 +224,28 @@ impl Ca {
         let Some(rotation) = &self.rotation else {
             return (&self.current, self.current.bundle_pem.clone());
         };
-        let elapsed = rotation.started.elapsed();
-        let both = format!("{}{}", self.current.bundle_pem, rotation.next.bundle_pem);
-        if elapsed < rotation.overlap {
-            return (&self.current, both);
+        let phase = rotation.phase(SystemTime::now());
+        if phase == Phase::OldSigns {
+            return (&self.current, rotation.both());
         }
-        if !rotation
-            .promoted
-            .swap(true, std::sync::atomic::Ordering::SeqCst)
-        {
+        if !rotation.promoted.swap(true, Ordering::SeqCst) {
             self.promote(rotation);
         }
-        if elapsed < rotation.overlap * 2 {
-            (&rotation.next, both)
-        } else {
-            (&rotation.next, rotation.next.bundle_pem.clone())
+        if phase == Phase::NewSigns {
+            return (&rotation.next, rotation.both());
         }
+        if !rotation.finished.swap(true, Ordering::SeqCst) {
+            match RotationRecord::clear(&*self.store) {
+                Ok(()) => tracing::info!("CA root rotation over: the old root left the bundle"),
+                Err(err) => tracing::error!(error = %err, "CA root rotation: could not clear it"),
+            }
+        }
+        (&rotation.next, rotation.next.bundle_pem.clone())
     }
 
     /// Keeps the new root in the store: a restart signs with it.
     fn promote(&self, rotation: &Rotation) {
-        let stored = self
-            .store
-            .put_meta(ROOT_KEY, rotation.next_key_pem.as_bytes())
-            .and_then(|()| {
-                self.store
-                    .put_meta(ROOT_CERT, rotation.next.chain_pem.as_bytes())
-            });
-        match stored {
+        match store_root(&*self.store, &rotation.record) {
             Ok(()) => tracing::info!("CA root rotation: the new root signs now"),
             Err(err) => {
                 tracing::error!(error = %err, "CA root rotation: the new root could not be stored")
@@ -343,6 +354,28 @@ impl Ca {
             .map_err(|e| CaError::Csr(e.to_string()))?;
         Ok((format!("{}{}", cert.pem(), signer.chain_pem), id))
     }
+}
+
+/// Makes the new root of `record` the stored root.
+fn store_root(store: &dyn Store, record: &RotationRecord) -> Result<(), StoreError> {
+    store.put_meta(ROOT_KEY, record.next_key_pem.as_bytes())?;
+    store.put_meta(ROOT_CERT, record.next_cert_pem.as_bytes())
+}
+
+/// Ends a stored rotation that finished while `wasp-cp` was stopped: its
+/// new root becomes the stored root (if it was not promoted yet) and the
+/// rotation is forgotten.
+fn finish_rotation_over(store: &dyn Store) -> Result<(), CaError> {
+    let Some(record) = RotationRecord::load(store)? else {
+        return Ok(());
+    };
+    if !record.is_over(SystemTime::now()) {
+        return Ok(());
+    }
+    store_root(store, &record)?;
+    RotationRecord::clear(store)?;
+    tracing::info!("CA root rotation over while stopped: the new root is the root");
+    Ok(())
 }
 
 /// A server certificate the CA issued to the control plane itself.
@@ -457,5 +490,91 @@ mod tests {
             ca.spiffe_id(&BTreeMap::new()),
             "spiffe://mesh.test/ns/default/sa/default"
         );
+    }
+
+    /// The certificates of a PEM bundle.
+    fn count(pem: &str) -> usize {
+        CertificateDer::pem_slice_iter(pem.as_bytes()).count()
+    }
+
+    fn open(dir: &std::path::Path) -> std::sync::Arc<dyn Store> {
+        std::sync::Arc::new(RedbStore::open(dir).unwrap())
+    }
+
+    fn rotating(overlap: Duration) -> CaOptions {
+        CaOptions {
+            rotate_root: Some(overlap),
+            ..options()
+        }
+    }
+
+    #[test]
+    fn a_root_rotation_resumes_after_a_restart_instead_of_starting_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let old_root = Ca::start(open(dir.path()), &options()).unwrap().bundle();
+        let (both, next) = {
+            let ca = Ca::start(open(dir.path()), &rotating(Duration::from_secs(3600))).unwrap();
+            assert_eq!(ca.signer_pem(), old_root, "the old root signs first");
+            let record = RotationRecord::load(&*ca.store).unwrap().unwrap();
+            (ca.bundle(), record.next_cert_pem)
+        };
+        assert_eq!(count(&both), 2);
+        assert_eq!(both, format!("{old_root}{next}"));
+        // Restarted with or without --rotate-root: the same rotation, the
+        // same two roots, the old root still signing.
+        for options in [options(), rotating(Duration::from_secs(60))] {
+            let ca = Ca::start(open(dir.path()), &options).unwrap();
+            assert_eq!(ca.bundle(), both);
+            assert_eq!(ca.signer_pem(), old_root);
+        }
+    }
+
+    /// Stores a rotation from `old_root` that started `ago` with `overlap`.
+    fn stored_rotation(
+        store: &dyn Store,
+        old_root: &str,
+        ago: Duration,
+        overlap: Duration,
+    ) -> String {
+        let (cert, key) = new_root("mesh.test").unwrap();
+        RotationRecord {
+            previous_bundle_pem: old_root.to_owned(),
+            next_cert_pem: cert.clone(),
+            next_key_pem: key,
+            started_unix_ms: crate::time::now_ms() - ago.as_millis() as u64,
+            overlap_ms: overlap.as_millis() as u64,
+        }
+        .save(store)
+        .unwrap();
+        cert
+    }
+
+    #[test]
+    fn a_resumed_rotation_past_its_overlap_signs_with_the_new_root_and_trusts_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let old_root = Ca::start(open(dir.path()), &options()).unwrap().bundle();
+        let hour = Duration::from_secs(3600);
+        let next = stored_rotation(&*open(dir.path()), &old_root, hour * 3 / 2, hour);
+        let ca = Ca::start(open(dir.path()), &options()).unwrap();
+        assert_eq!(ca.signer_pem(), next);
+        assert_eq!(ca.bundle(), format!("{old_root}{next}"));
+        drop(ca);
+        // Promoted: the stored root is the new one, and a second restart
+        // is still in the same phase.
+        let again = Ca::start(open(dir.path()), &options()).unwrap();
+        assert_eq!(again.current.chain_pem, next);
+        assert_eq!(again.bundle(), format!("{old_root}{next}"));
+    }
+
+    #[test]
+    fn a_rotation_that_ended_while_stopped_leaves_only_the_new_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let old_root = Ca::start(open(dir.path()), &options()).unwrap().bundle();
+        let hour = Duration::from_secs(3600);
+        let next = stored_rotation(&*open(dir.path()), &old_root, hour * 3, hour);
+        let ca = Ca::start(open(dir.path()), &options()).unwrap();
+        assert_eq!(ca.bundle(), next);
+        assert_eq!(ca.signer_pem(), next);
+        assert!(RotationRecord::load(&*ca.store).unwrap().is_none());
     }
 }
