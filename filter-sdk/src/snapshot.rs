@@ -45,23 +45,31 @@ impl HeaderSnapshot {
             .map(|&[ns, ne, vs, ve]| (self.span(ns, ne), self.span(vs, ve)))
     }
 
+    /// The entries named `name` (compared ignoring ASCII case): names of
+    /// another length are passed over without looking at their bytes.
+    fn named<'s, 'n>(&'s self, name: &'n str) -> impl Iterator<Item = &'s [u32; 4]> + use<'s, 'n> {
+        let text = self.text.as_bytes();
+        self.entries.iter().filter(move |[ns, ne, _, _]| {
+            (ne - ns) as usize == name.len()
+                && text[*ns as usize..*ne as usize].eq_ignore_ascii_case(name.as_bytes())
+        })
+    }
+
     /// The first value of `name` (compared ignoring ASCII case), or `None`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
+        self.named(name)
+            .next()
+            .map(|&[_, _, vs, ve]| self.span(vs, ve))
     }
 
     /// Every value of `name` (compared ignoring ASCII case), in order.
     pub fn get_all<'s, 'n>(&'s self, name: &'n str) -> impl Iterator<Item = &'s str> + use<'s, 'n> {
-        self.iter()
-            .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
+        self.named(name).map(|&[_, _, vs, ve]| self.span(vs, ve))
     }
 
     /// True when `name` is present.
     pub fn contains(&self, name: &str) -> bool {
-        self.get(name).is_some()
+        self.named(name).next().is_some()
     }
 
     /// The number of entries (a name given twice counts twice).
