@@ -5,7 +5,19 @@
 
 use crate::abi::hostcalls;
 use crate::filter::HeaderList;
+use crate::snapshot::HeaderSnapshot;
+use std::borrow::Cow;
 use wasp_abi::{BufferType, MapType};
+
+/// `name` in lower case, borrowed when it already is (header names in code
+/// usually are, so most calls allocate nothing).
+fn lower(name: &str) -> Cow<'_, str> {
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(name)
+    }
+}
 
 /// One header map of the current stream (request/response headers or trailers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,7 +32,7 @@ impl Headers {
 
     /// The first value of `name`, or `None`.
     pub fn get(&self, name: &str) -> Option<String> {
-        hostcalls::get_map_value(self.map, &name.to_ascii_lowercase()).unwrap_or_else(|e| {
+        hostcalls::get_map_value(self.map, &lower(name)).unwrap_or_else(|e| {
             crate::log::report(&e);
             None
         })
@@ -39,6 +51,16 @@ impl Headers {
         })
     }
 
+    /// Every pair, read in one host call and looked up locally: the way to
+    /// read several headers of one map (see [`HeaderSnapshot`]). Later
+    /// changes to the map are not in the snapshot.
+    pub fn snapshot(&self) -> HeaderSnapshot {
+        hostcalls::get_map_snapshot(self.map).unwrap_or_else(|e| {
+            crate::log::report(&e);
+            HeaderSnapshot::default()
+        })
+    }
+
     /// Every value of `name`, in order.
     pub fn get_all(&self, name: &str) -> Vec<String> {
         self.all()
@@ -50,21 +72,21 @@ impl Headers {
 
     /// Sets `name` to `value`, replacing every existing value.
     pub fn set(&self, name: &str, value: &str) {
-        if let Err(e) = hostcalls::replace_map_value(self.map, &name.to_ascii_lowercase(), value) {
+        if let Err(e) = hostcalls::replace_map_value(self.map, &lower(name), value) {
             crate::log::report(&e);
         }
     }
 
     /// Adds a value to `name`, keeping existing values.
     pub fn add(&self, name: &str, value: &str) {
-        if let Err(e) = hostcalls::add_map_value(self.map, &name.to_ascii_lowercase(), value) {
+        if let Err(e) = hostcalls::add_map_value(self.map, &lower(name), value) {
             crate::log::report(&e);
         }
     }
 
     /// Removes every value of `name`.
     pub fn remove(&self, name: &str) {
-        if let Err(e) = hostcalls::remove_map_value(self.map, &name.to_ascii_lowercase()) {
+        if let Err(e) = hostcalls::remove_map_value(self.map, &lower(name)) {
             crate::log::report(&e);
         }
     }

@@ -20,6 +20,7 @@ pub mod log;
 pub mod metrics;
 mod properties;
 pub mod shared;
+mod snapshot;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 
@@ -32,6 +33,7 @@ pub use headers::{Body, Headers};
 pub use metrics::{Counter, Gauge, Histogram, labeled_name};
 pub use properties::{Properties, get_property, now};
 pub use shared::{SharedQueue, SharedValue};
+pub use snapshot::HeaderSnapshot;
 pub use wasp_abi::{LogLevel, Status};
 
 /// Everything a filter usually needs: `use wasp_filter_sdk::prelude::*;`.

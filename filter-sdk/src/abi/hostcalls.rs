@@ -5,6 +5,7 @@
 use super::memory::take;
 use super::raw;
 use crate::error::{Error, Result, check};
+use crate::snapshot::HeaderSnapshot;
 use wasp_abi::{BufferType, LogLevel, MapType, MetricType, Status, StreamType};
 
 /// A header map as the SDK hands it out: names and values as strings.
@@ -83,23 +84,40 @@ pub fn set_buffer(buffer: BufferType, start: usize, size: usize, bytes: &[u8]) -
     })
 }
 
-/// All pairs of a header map.
-pub fn get_map(map: MapType) -> Result<Pairs> {
+/// The serialized pairs of a header map (`None`: the map does not exist).
+fn get_map_bytes(map: MapType) -> Result<Option<Vec<u8>>> {
     let (mut data, mut size) = (std::ptr::null_mut(), 0usize);
     // SAFETY: out-pointers are valid; the returned buffer is taken once.
     let code = unsafe { raw::proxy_get_header_map_pairs(map as u32, &mut data, &mut size) };
-    let bytes = match not_found_is_none(check("proxy_get_header_map_pairs", code))? {
-        Some(()) => unsafe { take(data, size) },
-        None => return Ok(Vec::new()),
-    };
-    let pairs = wasp_abi::decode_map(&bytes).map_err(|source| Error::BadMap {
+    not_found_is_none(
+        check("proxy_get_header_map_pairs", code).map(|()| unsafe { take(data, size) }),
+    )
+}
+
+fn decode_map(bytes: &[u8]) -> Result<wasp_abi::MapPairs<'_>> {
+    wasp_abi::decode_map(bytes).map_err(|source| Error::BadMap {
         call: "proxy_get_header_map_pairs",
         source,
-    })?;
-    Ok(pairs
+    })
+}
+
+/// All pairs of a header map.
+pub fn get_map(map: MapType) -> Result<Pairs> {
+    let Some(bytes) = get_map_bytes(map)? else {
+        return Ok(Vec::new());
+    };
+    Ok(decode_map(&bytes)?
         .into_iter()
         .map(|(k, v)| (lossy(k.to_vec()), lossy(v.to_vec())))
         .collect())
+}
+
+/// All pairs of a header map, as one indexed copy.
+pub fn get_map_snapshot(map: MapType) -> Result<HeaderSnapshot> {
+    let Some(bytes) = get_map_bytes(map)? else {
+        return Ok(HeaderSnapshot::default());
+    };
+    Ok(HeaderSnapshot::from_pairs(&decode_map(&bytes)?))
 }
 
 /// Replaces a whole header map.

@@ -7,7 +7,7 @@ use std::cell::OnceCell;
 use std::rc::Rc;
 
 use wasp_filter_sdk::prelude::*;
-use wasp_filter_sdk::{HeaderList, debug, info};
+use wasp_filter_sdk::{HeaderList, HeaderSnapshot, debug, info};
 
 use crate::attributes::{Host, Request};
 use crate::compile::compile;
@@ -69,7 +69,8 @@ impl Plugin {
     fn report<H: Host>(&self, verdict: &Verdict, host: &H) {
         let policies = self.engine.policies();
         let name = |i: usize| policies[i].name.as_str();
-        let what = || describe(host);
+        // Read from the host only when a line is written.
+        let what = || Described(host);
         self.metrics.enforced(verdict.enforced);
         match verdict.enforced {
             Decision {
@@ -124,15 +125,21 @@ impl Plugin {
     }
 }
 
-/// `GET /path from 10.0.0.1:5000` for log lines.
-fn describe<H: Host>(host: &H) -> String {
-    let method = host.header(":method").unwrap_or_default();
-    let path = host.header(":path").unwrap_or_default();
-    let source = host
-        .attribute(&["source", "address"])
-        .map(|a| String::from_utf8_lossy(&a).into_owned())
-        .unwrap_or_else(|| "?".to_owned());
-    format!("{method} {path} from {source}")
+/// `GET /path from 10.0.0.1:5000` for log lines, read from the host when
+/// formatted (log lines below the host's level are never formatted).
+struct Described<'h, H: Host>(&'h H);
+
+impl<H: Host> std::fmt::Display for Described<'_, H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let host = self.0;
+        let method = host.header(":method").unwrap_or_default();
+        let path = host.header(":path").unwrap_or_default();
+        let source = host
+            .attribute(&["source", "address"])
+            .map(|a| String::from_utf8_lossy(&a).into_owned())
+            .unwrap_or_else(|| "?".to_owned());
+        write!(f, "{method} {path} from {source}")
+    }
 }
 
 /// The root filter: one per plugin.
@@ -167,6 +174,9 @@ pub struct AuthzStream {
 }
 
 impl HttpFilter for AuthzStream {
+    /// Only the request headers: bodies and responses pass untouched.
+    const CALLBACKS: Callbacks = Callbacks::HEADERS;
+
     fn on_request_headers(&mut self, ctx: &mut HttpCtx<Self>, _end_of_stream: bool) -> Action {
         let host = StreamHost {
             ctx,
@@ -180,21 +190,18 @@ impl HttpFilter for AuthzStream {
 }
 
 /// The proxy behind a request, through the SDK: the request headers are
-/// read in one host call, properties one by one.
+/// read in one host call when a policy first needs one, properties one by one.
 struct StreamHost<'c> {
     ctx: &'c HttpCtx<AuthzStream>,
-    headers: OnceCell<HeaderList>,
+    headers: OnceCell<HeaderSnapshot>,
 }
 
 impl Host for StreamHost<'_> {
     fn header(&self, name: &str) -> Option<String> {
         let headers = self
             .headers
-            .get_or_init(|| self.ctx.request_headers().all());
-        let mut values = headers
-            .iter()
-            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str());
+            .get_or_init(|| self.ctx.request_headers().snapshot());
+        let mut values = headers.get_all(name);
         let first = values.next()?;
         Some(values.fold(first.to_owned(), |mut joined, v| {
             joined.push(',');

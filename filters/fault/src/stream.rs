@@ -77,6 +77,10 @@ impl Fault {
 }
 
 impl HttpFilter for Fault {
+    /// Only the request headers (a delay resumes from a timer): bodies and
+    /// responses pass untouched.
+    const CALLBACKS: Callbacks = Callbacks::HEADERS;
+
     fn on_request_headers(&mut self, ctx: &mut HttpCtx<Self>, _: bool) -> Action {
         let headers = ctx.request_headers();
         let header = |name: &str| headers.get(name);

@@ -55,22 +55,49 @@ fn numeric_date(claims: &Claims, name: &str) -> Result<Option<f64>, (Reason, Str
     }
 }
 
+/// A token's `iat`, `exp` and `nbf`, each read once (a NumericDate, absent,
+/// or not a number), so that a cached token is checked against the clock
+/// without its claims.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dates {
+    iat: Result<Option<f64>, (Reason, String)>,
+    exp: Result<Option<f64>, (Reason, String)>,
+    nbf: Result<Option<f64>, (Reason, String)>,
+}
+
+impl Dates {
+    /// The date claims of `claims`.
+    pub fn read(claims: &Claims) -> Dates {
+        Dates {
+            iat: numeric_date(claims, "iat"),
+            exp: numeric_date(claims, "exp"),
+            nbf: numeric_date(claims, "nbf"),
+        }
+    }
+
+    /// Checks `exp` and `nbf` against `now` (since the epoch) with `skew`;
+    /// `iat` must be a NumericDate when present.
+    pub fn check(&self, now: Duration, skew: Duration) -> Result<(), (Reason, String)> {
+        let now = now.as_secs_f64();
+        let skew = skew.as_secs_f64();
+        self.iat.clone()?;
+        if let Some(exp) = self.exp.clone()? {
+            if now > exp + skew {
+                return Err((Reason::Expired, format!("exp {exp} passed at {now:.0}")));
+            }
+        }
+        if let Some(nbf) = self.nbf.clone()? {
+            if now + skew < nbf {
+                return Err((Reason::NotYetValid, format!("nbf {nbf} ahead of {now:.0}")));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Checks `exp` and `nbf` against `now` (seconds since the epoch) with `skew`.
 pub fn check_time(claims: &Claims, now: Duration, skew: Duration) -> Result<(), (Reason, String)> {
-    let now = now.as_secs_f64();
-    let skew = skew.as_secs_f64();
-    numeric_date(claims, "iat")?;
-    if let Some(exp) = numeric_date(claims, "exp")? {
-        if now > exp + skew {
-            return Err((Reason::Expired, format!("exp {exp} passed at {now:.0}")));
-        }
-    }
-    if let Some(nbf) = numeric_date(claims, "nbf")? {
-        if now + skew < nbf {
-            return Err((Reason::NotYetValid, format!("nbf {nbf} ahead of {now:.0}")));
-        }
-    }
-    Ok(())
+    Dates::read(claims).check(now, skew)
 }
 
 /// A claim by dotted path (`realm.role`), as header text: strings as they

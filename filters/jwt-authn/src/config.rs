@@ -84,10 +84,15 @@ pub struct Provider {
     /// Largest token accepted, in bytes.
     #[serde(default)]
     pub max_token_bytes: Option<usize>,
-    /// Tokens whose verified signature each VM remembers (Envoy's
+    /// Verified tokens each VM remembers (Envoy's
     /// `jwt_cache_config.jwt_cache_size`); `0` verifies every request.
     #[serde(default)]
     pub jwt_cache_size: Option<usize>,
+    /// Longest token the cache keeps, in bytes (Envoy's
+    /// `jwt_cache_config.jwt_max_token_size`); longer ones are verified on
+    /// every request.
+    #[serde(default)]
+    pub jwt_cache_max_token_bytes: Option<usize>,
 }
 
 /// A header that carries a token after `prefix`.
@@ -157,7 +162,13 @@ impl Provider {
     /// `jwt_cache_size` or its default.
     pub fn cache_size(&self) -> usize {
         self.jwt_cache_size
-            .unwrap_or(crate::signature_cache::DEFAULT_SIZE)
+            .unwrap_or(crate::token_cache::DEFAULT_SIZE)
+    }
+
+    /// `jwt_cache_max_token_bytes` or its default.
+    pub fn cache_max_token(&self) -> usize {
+        self.jwt_cache_max_token_bytes
+            .unwrap_or(crate::token_cache::DEFAULT_MAX_TOKEN_BYTES)
     }
 }
 
@@ -214,6 +225,12 @@ fn validate(config: &Config) -> Result<(), String> {
                 "{}: {} is more than {MAX_JWT_CACHE_SIZE}",
                 at("jwt_cache_size"),
                 p.cache_size()
+            ));
+        }
+        if p.cache_max_token() == 0 {
+            return Err(format!(
+                "{}: must be more than zero (jwt_cache_size: 0 turns the cache off)",
+                at("jwt_cache_max_token_bytes")
             ));
         }
         if let Some(text) = &p.jwks {

@@ -2,6 +2,7 @@
 //! cookies) and taking them out again before the request goes upstream.
 
 use crate::config::{Config, FromHeader};
+use wasp_filter_sdk::HeaderSnapshot;
 
 /// Where a token was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,8 +26,42 @@ pub struct Found {
     pub providers: Vec<usize>,
 }
 
-/// Every token in the request, once per (token, location).
-pub fn find(config: &Config, headers: &[(String, String)]) -> Vec<Found> {
+/// Where one provider reads tokens, resolved once per configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Locations {
+    /// Headers (lower-case names) and the prefix before the token.
+    pub headers: Vec<FromHeader>,
+    /// Query parameters.
+    pub params: Vec<String>,
+    /// Cookies.
+    pub cookies: Vec<String>,
+}
+
+impl Locations {
+    /// The locations of each provider of `config`, in order.
+    pub fn of(config: &Config) -> Vec<Locations> {
+        config
+            .providers
+            .iter()
+            .map(|provider| Locations {
+                headers: provider
+                    .header_locations()
+                    .into_iter()
+                    .map(|h| FromHeader {
+                        name: h.name.to_ascii_lowercase(),
+                        prefix: h.prefix,
+                    })
+                    .collect(),
+                params: provider.param_locations(),
+                cookies: provider.from_cookies.clone(),
+            })
+            .collect()
+    }
+}
+
+/// Every token in the request, once per (token, location); `locations`
+/// per provider, in configuration order.
+pub fn find(locations: &[Locations], headers: &HeaderSnapshot) -> Vec<Found> {
     let mut found: Vec<Found> = Vec::new();
     let mut add = |token: &str, location: Location, provider: usize| {
         if let Some(f) = found
@@ -44,17 +79,13 @@ pub fn find(config: &Config, headers: &[(String, String)]) -> Vec<Found> {
             });
         }
     };
-    let path = header(headers, ":path").unwrap_or_default();
+    let path = headers.get(":path").unwrap_or_default();
     let query = path.split_once('?').map_or("", |(_, q)| q);
     let query = query.split('#').next().unwrap_or_default();
-    for (i, provider) in config.providers.iter().enumerate() {
-        for FromHeader { name, prefix } in provider.header_locations() {
-            let name = name.to_ascii_lowercase();
-            for (_, value) in headers
-                .iter()
-                .filter(|(n, _)| n.eq_ignore_ascii_case(&name))
-            {
-                if let Some(token) = strip_prefix(value, &prefix) {
+    for (i, provider) in locations.iter().enumerate() {
+        for FromHeader { name, prefix } in &provider.headers {
+            for value in headers.get_all(name) {
+                if let Some(token) = strip_prefix(value, prefix) {
                     let token = token.trim();
                     if !token.is_empty() {
                         add(token, Location::Header(name.clone()), i);
@@ -62,19 +93,16 @@ pub fn find(config: &Config, headers: &[(String, String)]) -> Vec<Found> {
                 }
             }
         }
-        for param in provider.param_locations() {
+        for param in &provider.params {
             for (key, value) in query.split('&').filter_map(|kv| kv.split_once('=')) {
                 if key == param && !value.is_empty() {
                     add(value, Location::Param(param.clone()), i);
                 }
             }
         }
-        for cookie in &provider.from_cookies {
-            for value in headers
-                .iter()
-                .filter(|(n, _)| n.eq_ignore_ascii_case("cookie"))
-            {
-                for (key, value) in cookies(&value.1) {
+        for cookie in &provider.cookies {
+            for header in headers.get_all("cookie") {
+                for (key, value) in cookies(header) {
                     if key == cookie && !value.is_empty() {
                         add(value, Location::Cookie(cookie.clone()), i);
                     }
@@ -83,13 +111,6 @@ pub fn find(config: &Config, headers: &[(String, String)]) -> Vec<Found> {
         }
     }
     found
-}
-
-fn header<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
-    headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
 }
 
 /// `value` after `prefix` (compared ignoring ASCII case).

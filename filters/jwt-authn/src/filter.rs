@@ -6,13 +6,15 @@
 
 use crate::claims;
 use crate::extract::{self, Found, Location};
+use crate::jwk::KeySet;
 use crate::reject::{self, Reason};
-use crate::token::{self, Token};
+use crate::token;
+use crate::verified::Verified;
 use crate::{Keys, Plugin, now_ms, verify};
 use std::rc::Rc;
 use std::time::Duration;
 use wasp_filter_sdk::prelude::*;
-use wasp_filter_sdk::{HeaderList, info};
+use wasp_filter_sdk::{HeaderList, HeaderSnapshot, info};
 
 /// Longest reason detail written to the log.
 const MAX_DETAIL: usize = 200;
@@ -22,31 +24,42 @@ pub struct JwtAuthn {
     plugin: Rc<Plugin>,
 }
 
-/// A verified token and the provider that accepted it.
-struct Verified<'t> {
-    provider: usize,
-    token: Token<'t>,
-}
-
 impl JwtAuthn {
     /// The filter of a new request.
     pub fn new(plugin: Rc<Plugin>) -> JwtAuthn {
         JwtAuthn { plugin }
     }
 
-    /// Checks one token found in the request.
-    fn check<'t>(&self, found: &'t Found) -> Result<Verified<'t>, (Reason, String)> {
-        let config = &self.plugin.config;
-        let limit = found
-            .providers
-            .iter()
-            .map(|p| config.providers[*p].max_token())
-            .max()
-            .unwrap_or_default();
-        if found.token.len() > limit {
-            let why = format!("{} bytes, more than {limit}", found.token.len());
-            return Err((Reason::TooLarge, why));
+    /// The current key set of provider `index`.
+    fn keys(&self, index: usize) -> Result<Rc<KeySet>, (Reason, String)> {
+        match &self.plugin.keys[index] {
+            Keys::Inline(keys) => Ok(keys.clone()),
+            Keys::Fetched(fetched) => fetched.borrow_mut().keys().ok_or_else(|| {
+                let issuer = &self.plugin.config.providers[index].issuer;
+                (
+                    Reason::JwksUnavailable,
+                    format!("no JWKS for `{issuer}` yet"),
+                )
+            }),
         }
+    }
+
+    /// The cached facts of a token, if a provider that reads tokens where
+    /// it was found verified it with the keys it has now.
+    fn cached(&self, found: &Found) -> Option<Rc<Verified>> {
+        found.providers.iter().find_map(|&index| {
+            let cache = &self.plugin.tokens[index];
+            if cache.borrow().is_empty() {
+                return None;
+            }
+            let keys = self.keys(index).ok()?;
+            cache.borrow_mut().get(&found.token, &keys)
+        })
+    }
+
+    /// Parses and verifies a token (no cache), and caches what it establishes.
+    fn verify(&self, found: &Found) -> Result<Rc<Verified>, (Reason, String)> {
+        let config = &self.plugin.config;
         let token = token::parse(&found.token)?;
         let issuer = claims::issuer(&token.claims)?;
         let Some(index) = config.providers.iter().position(|p| p.issuer == issuer) else {
@@ -59,36 +72,43 @@ impl JwtAuthn {
             let why = format!("iss `{issuer}` is not read from {:?}", found.location);
             return Err((Reason::WrongIssuer, why));
         }
-        let provider = &config.providers[index];
-        let keys = match &self.plugin.keys[index] {
-            Keys::Inline(keys) => keys.clone(),
-            Keys::Fetched(fetched) => fetched.borrow_mut().keys().ok_or_else(|| {
-                (
-                    Reason::JwksUnavailable,
-                    format!("no JWKS for `{issuer}` yet"),
-                )
-            })?,
-        };
-        let cache = &self.plugin.verified[index];
-        if !cache.borrow_mut().verified(&found.token, &keys) {
-            if let Err((reason, why)) = verify::verify(&token, &keys) {
-                if let (Reason::UnknownKid, Keys::Fetched(fetched)) =
-                    (reason, &self.plugin.keys[index])
-                {
-                    fetched.borrow().want_refresh(now_ms());
-                }
-                return Err((reason, why));
+        let keys = self.keys(index)?;
+        if let Err((reason, why)) = verify::verify(&token, &keys) {
+            if let (Reason::UnknownKid, Keys::Fetched(fetched)) = (reason, &self.plugin.keys[index])
+            {
+                fetched.borrow().want_refresh(now_ms());
             }
-            cache.borrow_mut().insert(&found.token, &keys);
+            return Err((reason, why));
         }
+        let verified = Rc::new(Verified::new(token, index, &config.providers[index], keys));
+        self.plugin.tokens[index]
+            .borrow_mut()
+            .insert(&found.token, &verified);
+        Ok(verified)
+    }
+
+    /// Checks one token found in the request: from the cache when it
+    /// verified before with the same keys, else parsed and verified; then
+    /// its dates and audience, on every request.
+    fn check(&self, found: &Found) -> Result<Rc<Verified>, (Reason, String)> {
+        let config = &self.plugin.config;
+        let limit = found
+            .providers
+            .iter()
+            .map(|p| config.providers[*p].max_token())
+            .max()
+            .unwrap_or_default();
+        if found.token.len() > limit {
+            let why = format!("{} bytes, more than {limit}", found.token.len());
+            return Err((Reason::TooLarge, why));
+        }
+        let verified = match self.cached(found) {
+            Some(verified) => verified,
+            None => self.verify(found)?,
+        };
         let now = Duration::from_millis(now_ms());
-        claims::check_time(&token.claims, now, provider.skew())?;
-        let audiences = claims::audiences(&token.claims)?;
-        claims::check_audience(&provider.audiences, &audiences)?;
-        Ok(Verified {
-            provider: index,
-            token,
-        })
+        verified.check(&config.providers[verified.provider], now)?;
+        Ok(verified)
     }
 
     /// Answers 401 for `reason`, logging and counting it.
@@ -123,32 +143,27 @@ impl JwtAuthn {
     }
 
     /// Publishes the identity and rewrites the request after success.
-    fn admit(&self, ctx: &HttpCtx<Self>, verified: &Verified<'_>, found: &[Found]) {
+    fn admit(&self, ctx: &HttpCtx<Self>, verified: &Verified, found: &[Found]) {
         let provider = &self.plugin.config.providers[verified.provider];
-        let claims = &verified.token.claims;
-        let text = |name: &str| claims.get(name).and_then(|v| v.as_str());
-        if let (Some(iss), Some(sub)) = (text("iss"), text("sub")) {
-            publish(ctx, "principal", format!("{iss}/{sub}").as_bytes());
+        if let Some(principal) = &verified.principal {
+            publish(ctx, property::PRINCIPAL, principal.as_bytes());
         }
-        let audiences = claims::audiences(claims).unwrap_or_default();
-        let audiences = serde_json::to_vec(&audiences).unwrap_or_default();
-        publish(ctx, "audiences", &audiences);
-        if let Some(azp) = text("azp") {
-            publish(ctx, "presenter", azp.as_bytes());
+        publish(ctx, property::AUDIENCES, &verified.audiences_json);
+        if let Some(azp) = &verified.presenter {
+            publish(ctx, property::PRESENTER, azp.as_bytes());
         }
-        publish(ctx, "claims", &verified.token.payload_json);
+        publish(ctx, property::CLAIMS, &verified.claims_json);
         let headers = ctx.request_headers();
         if let Some(name) = &provider.output_payload_to_header {
-            headers.set(name, verified.token.payload_b64);
+            headers.set(name, &verified.payload_b64);
         }
-        for out in &provider.output_claim_to_headers {
-            if let Some(value) = claims::claim_text(claims, &out.claim) {
-                if value
-                    .bytes()
-                    .all(|b| b == b'\t' || (b' '..=b'~').contains(&b) || b >= 0x80)
-                {
-                    headers.set(&out.header, &value);
-                }
+        for (out, value) in provider
+            .output_claim_to_headers
+            .iter()
+            .zip(&verified.claim_headers)
+        {
+            if let Some(value) = value {
+                headers.set(&out.header, value);
             }
         }
         if !provider.forward_original_token {
@@ -158,26 +173,39 @@ impl JwtAuthn {
         }
     }
 
-    /// Removes headers this filter sets, so a client cannot forge them.
-    fn strip_output_headers(&self, ctx: &HttpCtx<Self>) {
+    /// Removes headers this filter sets, so a client cannot forge them
+    /// (those present in `present`, the request headers as read).
+    fn strip_output_headers(&self, ctx: &HttpCtx<Self>, present: &HeaderSnapshot) {
         let headers = ctx.request_headers();
-        for provider in &self.plugin.config.providers {
-            if let Some(name) = &provider.output_payload_to_header {
+        let strip = |name: &str| {
+            if present.contains(name) {
                 headers.remove(name);
             }
+        };
+        for provider in &self.plugin.config.providers {
+            if let Some(name) = &provider.output_payload_to_header {
+                strip(name);
+            }
             for out in &provider.output_claim_to_headers {
-                headers.remove(&out.header);
+                strip(&out.header);
             }
         }
     }
 }
 
+/// The properties a verified token publishes for later filters: one
+/// dotted segment each, the form Envoy stores filter state under and
+/// `authz` (and wasp's host) read back.
+mod property {
+    pub const PRINCIPAL: &str = "request.auth.principal";
+    pub const AUDIENCES: &str = "request.auth.audiences";
+    pub const PRESENTER: &str = "request.auth.presenter";
+    pub const CLAIMS: &str = "request.auth.claims";
+}
+
 fn publish(ctx: &HttpCtx<JwtAuthn>, name: &str, value: &[u8]) {
-    // One dotted segment: the form Envoy stores filter state under and
-    // `authz` (and wasp's host) read back.
-    let key = format!("request.auth.{name}");
-    if let Err(e) = ctx.set_property([key.as_str()], value) {
-        wasp_filter_sdk::warn!("jwt-authn: setting request.auth.{name}: {e}");
+    if let Err(e) = ctx.set_property([name], value) {
+        wasp_filter_sdk::warn!("jwt-authn: setting {name}: {e}");
     }
 }
 
@@ -205,10 +233,13 @@ fn remove_token(ctx: &HttpCtx<JwtAuthn>, found: &Found) {
 }
 
 impl HttpFilter for JwtAuthn {
+    /// Only the request headers: bodies and responses pass untouched.
+    const CALLBACKS: Callbacks = Callbacks::HEADERS;
+
     fn on_request_headers(&mut self, ctx: &mut HttpCtx<Self>, _: bool) -> Action {
-        let all = ctx.request_headers().all();
-        let found = extract::find(&self.plugin.config, &all);
-        self.strip_output_headers(ctx);
+        let headers = ctx.request_headers().snapshot();
+        let found = extract::find(&self.plugin.locations, &headers);
+        self.strip_output_headers(ctx, &headers);
         let Some(first) = found.first() else {
             if self.plugin.config.require {
                 return self.refuse(ctx, Reason::Missing, "no token");

@@ -6,7 +6,8 @@
 //!
 //! `config` reads the configuration, `extract` finds tokens, `token` parses
 //! them, `jwk` reads key sets, `verify` checks signatures, `claims` checks
-//! the registered claims, `jwks_fetch` keeps fetched key sets in shared
+//! the registered claims, `verified` holds what a verified token establishes
+//! and `token_cache` keeps it, `jwks_fetch` keeps fetched key sets in shared
 //! data, `filter` is the per-request filter, `reject` names the reasons.
 
 pub mod claims;
@@ -16,8 +17,9 @@ pub mod filter;
 pub mod jwk;
 pub mod jwks_fetch;
 pub mod reject;
-pub mod signature_cache;
 pub mod token;
+pub mod token_cache;
+pub mod verified;
 pub mod verify;
 
 use config::Config;
@@ -47,10 +49,12 @@ pub struct Plugin {
     pub config: Config,
     /// The keys of each provider, in `config.providers` order.
     pub keys: Vec<Keys>,
+    /// Where each provider reads tokens, in `config.providers` order.
+    pub locations: Vec<extract::Locations>,
     /// The counters.
     pub metrics: Metrics,
-    /// Per provider: tokens whose signature verified.
-    pub verified: Vec<RefCell<signature_cache::SignatureCache>>,
+    /// Per provider: tokens that verified.
+    pub tokens: Vec<RefCell<token_cache::TokenCache>>,
 }
 
 /// The root filter: configuration, counters and JWKS fetches.
@@ -115,16 +119,22 @@ impl RootFilter for Root {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let verified = config
+        let tokens = config
             .providers
             .iter()
-            .map(|p| RefCell::new(signature_cache::SignatureCache::new(p.cache_size())))
+            .map(|p| {
+                RefCell::new(token_cache::TokenCache::new(
+                    p.cache_size(),
+                    p.cache_max_token(),
+                ))
+            })
             .collect();
         self.plugin = Some(Rc::new(Plugin {
+            locations: extract::Locations::of(&config),
             config,
             keys,
             metrics,
-            verified,
+            tokens,
         }));
         Ok(())
     }

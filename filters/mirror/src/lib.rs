@@ -65,7 +65,13 @@ impl RootFilter for MirrorRoot {
     fn create_http_filter(&mut self, _: &mut RootCtx<Self>) -> Option<Mirror> {
         let shared = Rc::clone(self.shared.as_ref()?);
         let selected = self.rng.f64() * 100.0 < shared.config.percentage.value;
-        Some(Mirror::new(shared, selected))
+        if !selected {
+            // Nothing to do for this request: no stream context, so the
+            // SDK answers its callbacks without running filter code.
+            shared.metrics.skipped.increment(1);
+            return None;
+        }
+        Some(Mirror::new(shared))
     }
 }
 

@@ -13,7 +13,7 @@ use wasp_filter_sdk::{HeaderList, debug};
 
 /// Where a request's copy stands.
 enum Copy {
-    /// Not mirrored (not sampled), or already sent.
+    /// Already sent (or given up).
     Done,
     /// Collecting: the headers and the body so far.
     Collecting { headers: HeaderList, body: Vec<u8> },
@@ -28,14 +28,12 @@ pub struct Mirror {
 }
 
 impl Mirror {
-    pub(crate) fn new(shared: Rc<Shared>, selected: bool) -> Mirror {
-        if !selected {
-            shared.metrics.skipped.increment(1);
-        }
+    /// The filter of a request sampled for mirroring.
+    pub(crate) fn new(shared: Rc<Shared>) -> Mirror {
         Mirror {
             shared,
             copy: Copy::Done,
-            pending: selected,
+            pending: true,
         }
     }
 
@@ -78,6 +76,14 @@ impl Mirror {
 }
 
 impl HttpFilter for Mirror {
+    /// The request headers, body and trailers (the copy's); the response
+    /// passes untouched.
+    const CALLBACKS: Callbacks = Callbacks {
+        request_body: true,
+        response_body: false,
+        log: false,
+    };
+
     fn on_request_headers(&mut self, ctx: &mut HttpCtx<Self>, end_of_stream: bool) -> Action {
         if !self.pending {
             return Action::Continue;

@@ -9,15 +9,18 @@
 mod config;
 mod labels;
 mod peer;
+mod series;
 mod stream;
 mod trace;
 
 pub use config::{Config, Exchange, Reporter, Tracing};
 pub use labels::{REQUEST_BYTES, REQUEST_DURATION, REQUESTS_TOTAL, RESPONSE_BYTES, response_flags};
-pub use peer::{METADATA_HEADER, METADATA_ID_HEADER, Workload};
+pub use peer::{METADATA_HEADER, METADATA_ID_HEADER, PeerCache, Workload};
+pub use series::{SeriesCache, SeriesKey};
 pub use stream::{Telemetry, properties};
 pub use trace::{Incoming, Parent, Sampling, Span, extract, parse_b3_single, parse_traceparent};
 
+use std::cell::RefCell;
 use std::rc::Rc;
 use wasp_filter_sdk::prelude::*;
 
@@ -30,6 +33,10 @@ pub(crate) struct Shared {
     pub(crate) exchange: String,
     /// `x-envoy-peer-metadata-id`: the node id.
     pub(crate) node_id: String,
+    /// Peers' exchange headers, decoded.
+    pub(crate) peers: RefCell<PeerCache>,
+    /// The metric series of the fact sets seen so far.
+    pub(crate) series: RefCell<SeriesCache>,
 }
 
 /// The plugin's root: the configuration, this proxy's workload, and the
@@ -80,6 +87,8 @@ impl RootFilter for TelemetryRoot {
             exchange: local.encode(),
             local,
             node_id,
+            peers: RefCell::default(),
+            series: RefCell::default(),
         }));
         Ok(())
     }

@@ -13,7 +13,9 @@ use base64::engine::general_purpose::STANDARD;
 use prost::Message as _;
 use prost_types::value::Kind;
 use prost_types::{Struct, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasherDefault;
+use std::rc::Rc;
 
 /// The header with the peer's metadata (base64 protobuf `Struct`).
 pub const METADATA_HEADER: &str = "x-envoy-peer-metadata";
@@ -31,7 +33,7 @@ pub const CANONICAL_REVISION: &str = "service.istio.io/canonical-revision";
 pub const LATEST: &str = "latest";
 
 /// A workload's labels.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Workload {
     /// `*_workload`.
     pub name: String,
@@ -211,6 +213,32 @@ impl Workload {
     }
 }
 
+/// Most exchange headers [`PeerCache`] remembers; past it, it starts afresh.
+pub const MAX_CACHED_PEERS: usize = 64;
+
+/// Decoded exchange headers: a sidecar hears from few peers, each always
+/// with the same header, so each header is decoded once.
+#[derive(Debug, Default)]
+pub struct PeerCache {
+    decoded: HashMap<String, Option<Rc<Workload>>, BuildHasherDefault<rustc_hash::FxHasher>>,
+}
+
+impl PeerCache {
+    /// The workload an `x-envoy-peer-metadata` value describes (see
+    /// [`Workload::decode`]).
+    pub fn decode(&mut self, header: &str) -> Option<Rc<Workload>> {
+        if let Some(peer) = self.decoded.get(header) {
+            return peer.clone();
+        }
+        let peer = Workload::decode(header).map(Rc::new);
+        if self.decoded.len() >= MAX_CACHED_PEERS {
+            self.decoded.clear();
+        }
+        self.decoded.insert(header.to_owned(), peer.clone());
+        peer
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,6 +280,20 @@ mod tests {
             ),
             ("reviews-svc", "2.1", "east", UNKNOWN)
         );
+    }
+
+    #[test]
+    fn the_peer_cache_decodes_each_header_once_and_stays_bounded() {
+        let mut peers = PeerCache::default();
+        let header = Workload::named("a", "ns", "app", "v1").encode();
+        let first = peers.decode(&header).unwrap();
+        assert!(Rc::ptr_eq(&first, &peers.decode(&header).unwrap()));
+        assert_eq!(peers.decode("not base64!"), None);
+        for i in 0..MAX_CACHED_PEERS + 1 {
+            peers.decode(&Workload::named(&format!("w{i}"), "ns", "a", "v").encode());
+        }
+        assert!(peers.decoded.len() <= MAX_CACHED_PEERS);
+        assert_eq!(peers.decode(&header).as_deref(), Some(&*first));
     }
 
     #[test]

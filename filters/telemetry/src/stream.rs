@@ -5,11 +5,13 @@
 use std::rc::Rc;
 
 use wasp_filter_sdk::prelude::*;
+use wasp_filter_sdk::{HeaderSnapshot, Headers};
 
 use crate::Shared;
 use crate::config::Reporter;
 use crate::labels::{RequestFacts, response_flags, service};
 use crate::peer::{METADATA_HEADER, METADATA_ID_HEADER, UNKNOWN, Workload};
+use crate::series::SeriesKey;
 use crate::trace::{Span, extract};
 
 /// The property names under which the trace ids are published for later
@@ -30,7 +32,7 @@ pub mod properties {
 pub struct Telemetry {
     shared: Rc<Shared>,
     rng: fastrand::Rng,
-    peer: Option<Workload>,
+    peer: Option<Rc<Workload>>,
     authority: Option<String>,
     grpc: bool,
 }
@@ -46,23 +48,30 @@ impl Telemetry {
         }
     }
 
-    fn propagate(&mut self, ctx: &mut HttpCtx<Self>) {
+    /// Continues or starts the trace; `present` is the request headers as
+    /// read at the start of the callback.
+    fn propagate(&mut self, ctx: &mut HttpCtx<Self>, present: &HeaderSnapshot) {
         let tracing = &self.shared.config.tracing;
         let headers = ctx.request_headers();
-        let incoming = extract(|name| headers.get(name));
+        let incoming = extract(|name| present.get(name).map(str::to_owned));
         let sampling = tracing.sampling;
         let roll = self.rng.f64() * 100.0;
         let span = Span::next(incoming, &mut self.rng, || roll < sampling);
         let sampled = if span.sampled { "1" } else { "0" };
+        let span_id = span.span_id_hex();
+        let parent = span.parent_span_id.map(|p| format!("{p:016x}"));
         if tracing.w3c {
             headers.set("traceparent", &span.traceparent());
         }
         if tracing.b3_multi {
             headers.set("x-b3-traceid", &span.b3_trace_id());
-            headers.set("x-b3-spanid", &span.span_id_hex());
-            match span.parent_span_id {
-                Some(parent) => headers.set("x-b3-parentspanid", &format!("{parent:016x}")),
-                None => headers.remove("x-b3-parentspanid"),
+            headers.set("x-b3-spanid", &span_id);
+            match &parent {
+                Some(parent) => headers.set("x-b3-parentspanid", parent),
+                None if present.contains("x-b3-parentspanid") => {
+                    headers.remove("x-b3-parentspanid")
+                }
+                None => {}
             }
             headers.set("x-b3-sampled", sampled);
         }
@@ -75,34 +84,87 @@ impl Telemetry {
             }
         };
         publish(properties::TRACE_ID, &span.trace_id_hex());
-        publish(properties::SPAN_ID, &span.span_id_hex());
-        if let Some(parent) = span.parent_span_id {
-            publish(properties::PARENT_SPAN_ID, &format!("{parent:016x}"));
+        publish(properties::SPAN_ID, &span_id);
+        if let Some(parent) = &parent {
+            publish(properties::PARENT_SPAN_ID, parent);
         }
         publish(properties::SAMPLED, sampled);
     }
+
+    /// Reads the peer's exchange headers from `present` (a snapshot of
+    /// `headers`) and removes them from `headers`.
+    fn take_peer(&self, headers: &Headers, present: &HeaderSnapshot) -> Option<Rc<Workload>> {
+        let value = present.get(METADATA_HEADER);
+        let peer = value.and_then(|v| self.shared.peers.borrow_mut().decode(v));
+        if value.is_some() {
+            headers.remove(METADATA_HEADER);
+        }
+        if present.contains(METADATA_ID_HEADER) {
+            headers.remove(METADATA_ID_HEADER);
+        }
+        peer
+    }
 }
 
-/// Reads and removes the peer's exchange headers.
-fn take_peer(headers: &wasp_filter_sdk::Headers) -> Option<Workload> {
-    let peer = headers
-        .get(METADATA_HEADER)
-        .and_then(|v| Workload::decode(&v));
-    headers.remove(METADATA_HEADER);
-    headers.remove(METADATA_ID_HEADER);
-    peer
+/// The labels of a request with the facts `key`.
+fn facts(shared: &Shared, key: &SeriesKey) -> RequestFacts {
+    let local = shared.local.clone();
+    let peer = key.peer.as_deref().cloned().unwrap_or_default();
+    let reporter = shared.config.reporter;
+    let known = |value: &Option<String>| {
+        value
+            .clone()
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| UNKNOWN.into())
+    };
+    let (source, destination, source_principal, destination_principal, security_policy) =
+        match reporter {
+            Reporter::Destination => (
+                peer,
+                local,
+                known(&key.source_principal),
+                known(&key.destination_principal),
+                if key.mtls { "mutual_tls" } else { "none" },
+            ),
+            Reporter::Source => (local, peer, UNKNOWN.into(), UNKNOWN.into(), "unknown"),
+        };
+    let service = service(key.authority.as_deref(), &destination.namespace);
+    RequestFacts {
+        reporter,
+        source,
+        destination,
+        source_principal,
+        destination_principal,
+        service,
+        protocol: if key.grpc { "grpc" } else { "http" },
+        response_code: key.response_code,
+        grpc_status: key.grpc_status.map_or_else(String::new, |s| s.to_string()),
+        response_flags: response_flags(key.flags),
+        security_policy,
+    }
 }
 
 impl HttpFilter for Telemetry {
+    /// The headers both ways and the log callback; bodies pass untouched.
+    const CALLBACKS: Callbacks = Callbacks {
+        request_body: false,
+        response_body: false,
+        log: true,
+    };
+
     fn on_request_headers(&mut self, ctx: &mut HttpCtx<Self>, _: bool) -> Action {
         let headers = ctx.request_headers();
-        self.authority = headers.get(":authority").or_else(|| headers.get("host"));
-        self.grpc = headers
+        let present = headers.snapshot();
+        self.authority = present
+            .get(":authority")
+            .or_else(|| present.get("host"))
+            .map(str::to_owned);
+        self.grpc = present
             .get("content-type")
             .is_some_and(|t| t.starts_with("application/grpc"));
         if self.shared.config.metadata_exchange.0 {
             match self.shared.config.reporter {
-                Reporter::Destination => self.peer = take_peer(&headers),
+                Reporter::Destination => self.peer = self.take_peer(&headers, &present),
                 Reporter::Source => {
                     headers.set(METADATA_HEADER, &self.shared.exchange);
                     headers.set(METADATA_ID_HEADER, &self.shared.node_id);
@@ -110,7 +172,7 @@ impl HttpFilter for Telemetry {
             }
         }
         if self.shared.config.tracing.enabled {
-            self.propagate(ctx);
+            self.propagate(ctx, &present);
         }
         Action::Continue
     }
@@ -123,62 +185,51 @@ impl HttpFilter for Telemetry {
                     headers.set(METADATA_HEADER, &self.shared.exchange);
                     headers.set(METADATA_ID_HEADER, &self.shared.node_id);
                 }
-                Reporter::Source => self.peer = take_peer(&headers),
+                Reporter::Source => {
+                    let present = headers.snapshot();
+                    self.peer = self.take_peer(&headers, &present);
+                }
             }
         }
         Action::Continue
     }
 
     fn on_log(&mut self, ctx: &mut HttpCtx<Self>) {
-        let shared = &self.shared;
-        let local = shared.local.clone();
-        let peer = self.peer.take().unwrap_or_default();
-        let reporter = shared.config.reporter;
-        let mtls = ctx
-            .property(["connection", "mtls"])
-            .is_some_and(|v| v == [1]);
-        let known = |value: Option<String>| {
-            value
-                .filter(|v| !v.is_empty())
-                .unwrap_or_else(|| UNKNOWN.into())
+        let (source_principal, destination_principal, mtls) = match self.shared.config.reporter {
+            Reporter::Destination => (
+                ctx.source_principal(),
+                ctx.property_string(["connection", "uri_san_local_certificate"]),
+                ctx.property(["connection", "mtls"])
+                    .is_some_and(|v| v == [1]),
+            ),
+            // The source reporter labels neither principal nor mTLS.
+            Reporter::Source => (None, None, false),
         };
-        let (source, destination, source_principal, destination_principal, security_policy) =
-            match reporter {
-                Reporter::Destination => (
-                    peer,
-                    local,
-                    known(ctx.source_principal()),
-                    known(ctx.property_string(["connection", "uri_san_local_certificate"])),
-                    if mtls { "mutual_tls" } else { "none" },
-                ),
-                Reporter::Source => (local, peer, UNKNOWN.into(), UNKNOWN.into(), "unknown"),
-            };
-        let service = service(self.authority.as_deref(), &destination.namespace);
-        let response_code = ctx.property_u64(["response", "code"]).unwrap_or(0);
-        let grpc_status = if self.grpc {
-            ctx.property_u64(["response", "grpc_status"])
-                .map_or_else(String::new, |s| s.to_string())
-        } else {
-            String::new()
-        };
-        let facts = RequestFacts {
-            reporter,
-            source,
-            destination,
+        let key = SeriesKey {
+            peer: self.peer.take(),
             source_principal,
             destination_principal,
-            service,
-            protocol: if self.grpc { "grpc" } else { "http" },
-            response_code,
-            grpc_status,
-            response_flags: response_flags(ctx.property_u64(["response", "flags"]).unwrap_or(0)),
-            security_policy,
+            mtls,
+            authority: self.authority.take(),
+            grpc: self.grpc,
+            response_code: ctx.property_u64(["response", "code"]).unwrap_or(0),
+            grpc_status: if self.grpc {
+                ctx.property_u64(["response", "grpc_status"])
+            } else {
+                None
+            },
+            flags: ctx.property_u64(["response", "flags"]).unwrap_or(0),
         };
         let duration_ms = ctx.property_u64(["request", "duration"]).unwrap_or(0) / 1_000_000;
-        facts.record(
+        let request_bytes = ctx.property_u64(["request", "total_size"]).unwrap_or(0);
+        let response_bytes = ctx.property_u64(["response", "total_size"]).unwrap_or(0);
+        let shared = &self.shared;
+        shared.series.borrow_mut().record(
+            key,
+            |key| facts(shared, key),
             duration_ms,
-            ctx.property_u64(["request", "total_size"]).unwrap_or(0),
-            ctx.property_u64(["response", "total_size"]).unwrap_or(0),
+            request_bytes,
+            response_bytes,
         );
     }
 }

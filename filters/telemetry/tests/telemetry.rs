@@ -390,3 +390,56 @@ fn bad_configurations_are_refused_with_the_reason() {
     assert!(!host.configure(r#"{"tracing": {"sampled": 1}}"#));
     assert!(host.logged(LogLevel::Error, "unknown field `sampled`"));
 }
+
+#[test]
+fn series_stay_exact_per_label_set_across_peers_authorities_and_a_full_cache() {
+    let mut host = host("{}");
+    let peers = [
+        productpage().encode(),
+        Workload::named("ratings-v1", "bookinfo", "ratings", "v1").encode(),
+    ];
+    // More distinct authorities than the filter caches fact sets for, so
+    // its cache starts afresh on the way; the first label set comes back.
+    for i in 0..1100 {
+        let authority = format!("svc-{}.bookinfo.svc.cluster.local", i % 1050);
+        let mut stream = host.stream();
+        let headers = [
+            (":method", "GET"),
+            (":path", "/"),
+            (":authority", authority.as_str()),
+            (METADATA_HEADER, peers[i % 2].as_str()),
+        ];
+        stream.request_headers(&headers, true);
+        host.set_property(&["response", "code"], &int(200));
+        stream.response_headers(&[(":status", "200")], true);
+        stream.finish();
+    }
+    let family = host.metric_family(REQUESTS_TOTAL);
+    assert_eq!(family.len(), 1050, "one series per authority");
+    assert_eq!(family.iter().map(|m| m.value).sum::<i64>(), 1100);
+    let first = family
+        .iter()
+        .find(|m| {
+            m.name
+                .contains("destination_service=\"svc-0.bookinfo.svc.cluster.local\"")
+        })
+        .expect("the first authority's series");
+    assert_eq!(first.value, 2, "{}", first.name);
+    assert!(
+        first.name.contains("source_workload=\"productpage-v1\""),
+        "{}",
+        first.name
+    );
+    let second = family
+        .iter()
+        .find(|m| {
+            m.name
+                .contains("destination_service=\"svc-1.bookinfo.svc.cluster.local\"")
+        })
+        .unwrap();
+    assert!(
+        second.name.contains("source_workload=\"ratings-v1\""),
+        "{}",
+        second.name
+    );
+}

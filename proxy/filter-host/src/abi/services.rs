@@ -84,10 +84,7 @@ fn get_property(
     const CALL: &str = "proxy_get_property";
     answer(|| {
         let path = read(&caller, CALL, "path", path_ptr, path_len)?;
-        let segments: Vec<String> = path_segments(&caller, CALL, &path)?
-            .into_iter()
-            .map(str::to_owned)
-            .collect();
+        let segments = path_segments(&caller, CALL, &path)?;
         let value = properties::get(caller.data(), &segments).ok_or(Status::NotFound)?;
         copy_out(&mut caller, CALL, &value, ptr_ptr, size_ptr)
     })

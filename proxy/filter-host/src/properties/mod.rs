@@ -30,13 +30,20 @@ fn int(value: i64) -> Vec<u8> {
     value.to_le_bytes().to_vec()
 }
 
+/// `path`'s segments joined with `.`, the key of filter state (borrowed
+/// when there is one segment, the form filters publish under).
+fn joined<'p>(path: &[&'p str]) -> std::borrow::Cow<'p, str> {
+    match path {
+        [one] => std::borrow::Cow::Borrowed(one),
+        _ => std::borrow::Cow::Owned(path.join(".")),
+    }
+}
+
 /// Looks a property up for the effective context of `state`.
-pub(crate) fn get(state: &VmState, path: &[String]) -> Option<Vec<u8>> {
-    let joined = path.join(".");
-    let segs: Vec<&str> = path.iter().map(String::as_str).collect();
+pub(crate) fn get(state: &VmState, segs: &[&str]) -> Option<Vec<u8>> {
     let spec = &state.core.spec;
     let node = &state.node;
-    match segs.as_slice() {
+    match segs {
         ["plugin_name"] => return Some(spec.name.as_bytes().to_vec()),
         ["plugin_root_id"] => return Some(spec.root_id.as_bytes().to_vec()),
         ["plugin_vm_id"] => return Some(spec.vm_id.as_bytes().to_vec()),
@@ -55,10 +62,10 @@ pub(crate) fn get(state: &VmState, path: &[String]) -> Option<Vec<u8>> {
         _ => {}
     }
     let Some(binding) = state.stream() else {
-        return state.root_state.get(&joined).cloned();
+        return state.root_state.get(joined(segs).as_ref()).cloned();
     };
     let data = binding.lock();
-    stream::property(&data, &segs).or_else(|| data.filter_state.get(&joined).cloned())
+    stream::property(&data, segs).or_else(|| data.filter_state.get(joined(segs).as_ref()).cloned())
 }
 
 /// Stores a property set by the filter: in the stream's filter state (seen by
