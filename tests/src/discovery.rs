@@ -6,16 +6,11 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
-use http::Uri;
-use hyper_util::rt::TokioIo;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use tonic::transport::{Channel, Endpoint};
 use wasp_controlplane_api as api;
 use wasp_controlplane_api::discovery_client::DiscoveryClient;
@@ -107,33 +102,6 @@ pub async fn bootstrap_certificate(url: &str, node: &str, labels: &[(&str, &str)
     }
 }
 
-/// Opens TLS connections with a fixed client configuration.
-#[derive(Clone)]
-struct Connector(TlsConnector);
-
-impl tonic::codegen::Service<Uri> for Connector {
-    type Response = TokioIo<tokio_rustls::client::TlsStream<TcpStream>>;
-    type Error = std::io::Error;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
-    >;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, uri: Uri) -> Self::Future {
-        let connector = self.0.clone();
-        Box::pin(async move {
-            let host = uri.host().unwrap_or("127.0.0.1").to_owned();
-            let port = uri.port_u16().unwrap_or(443);
-            let tcp = TcpStream::connect((host.as_str(), port)).await?;
-            let name = ServerName::try_from(host).map_err(std::io::Error::other)?;
-            Ok(TokioIo::new(connector.connect(name, tcp).await?))
-        })
-    }
-}
-
 /// A client certificate to present: chain and key (PEM).
 pub struct ClientCert<'a> {
     /// The chain, leaf first.
@@ -163,7 +131,7 @@ pub async fn subscribe_tls(
     .with_safe_default_protocol_versions()
     .expect("protocol versions")
     .with_root_certificates(roots);
-    let mut config = match cert {
+    let config = match cert {
         Some(cert) => {
             let chain = CertificateDer::pem_slice_iter(cert.chain_pem.as_bytes())
                 .collect::<Result<Vec<_>, _>>()
@@ -175,8 +143,7 @@ pub async fn subscribe_tls(
         }
         None => builder.with_no_client_auth(),
     };
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let connector = Connector(TlsConnector::from(Arc::new(config)));
+    let connector = api::tls::ChannelConnector::new(config);
     let channel: Channel = Endpoint::from_shared(format!("https://{addr}"))
         .expect("URL")
         .connect_timeout(TIMEOUT)

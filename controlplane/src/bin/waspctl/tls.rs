@@ -6,25 +6,14 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 
-use hyper_util::rt::TokioIo;
 use rustls::{ClientConfig, RootCertStore};
+use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName};
-use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
-use tokio_rustls::client::TlsStream;
-use tonic::codegen::http::Uri;
-
-/// Opens TLS connections for the gRPC channel.
-#[derive(Clone)]
-pub struct Connector {
-    connector: TlsConnector,
-}
+use wasp_controlplane_api::tls::ChannelConnector;
 
 /// A connector trusting the roots of `ca_file` (PEM).
-pub fn connector(ca_file: &Path) -> Result<Connector, String> {
+pub fn connector(ca_file: &Path) -> Result<ChannelConnector, String> {
     let at = ca_file.display();
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca_file)
         .and_then(|certs| certs.collect::<Result<_, _>>())
@@ -39,47 +28,12 @@ pub fn connector(ca_file: &Path) -> Result<Connector, String> {
             .map_err(|e| format!("--ca-file {at}: root certificate rejected: {e}"))?;
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = ClientConfig::builder_with_provider(provider)
+    let config = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .with_root_certificates(roots)
         .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    Ok(Connector {
-        connector: TlsConnector::from(Arc::new(config)),
-    })
-}
-
-impl tonic::codegen::Service<Uri> for Connector {
-    type Response = TokioIo<TlsStream<TcpStream>>;
-    type Error = std::io::Error;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
-    >;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, uri: Uri) -> Self::Future {
-        let connector = self.connector.clone();
-        Box::pin(async move {
-            let invalid =
-                |what: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, what);
-            let host = uri
-                .host()
-                .ok_or_else(|| invalid(format!("{uri}: no host")))?
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned();
-            let port = uri.port_u16().unwrap_or(443);
-            let name = ServerName::try_from(host.clone())
-                .map_err(|e| invalid(format!("server name '{host}': {e}")))?;
-            let tcp = TcpStream::connect((host.as_str(), port)).await?;
-            let _ = tcp.set_nodelay(true);
-            Ok(TokioIo::new(connector.connect(name, tcp).await?))
-        })
-    }
+    Ok(ChannelConnector::new(config))
 }
 
 /// Why the control plane's certificate was refused, if that is why `err`

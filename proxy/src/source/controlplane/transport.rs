@@ -12,18 +12,13 @@
 //! next attempt tries TLS first.
 
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::Uri;
-use hyper_util::rt::TokioIo;
 use rustls::ClientConfig;
-use rustls_pki_types::ServerName;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
-use tokio_rustls::TlsConnector;
-use tokio_rustls::client::TlsStream;
 use tonic::transport::{Channel, Endpoint};
+use wasp_controlplane_api::tls::ChannelConnector;
 
 use crate::mesh::{MeshIdentity, WorkloadCert};
 
@@ -133,46 +128,6 @@ pub(super) fn resolve(endpoint: &str, bootstrap_url: &str) -> Option<String> {
     Some(url)
 }
 
-/// Opens TLS connections for a channel: the workload certificate as
-/// client certificate, the control plane's certificate verified against
-/// the trust bundle and the URL's host.
-#[derive(Clone)]
-struct MtlsConnector {
-    connector: TlsConnector,
-}
-
-impl tonic::codegen::Service<Uri> for MtlsConnector {
-    type Response = TokioIo<TlsStream<TcpStream>>;
-    type Error = std::io::Error;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
-    >;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, uri: Uri) -> Self::Future {
-        let connector = self.connector.clone();
-        Box::pin(async move {
-            let invalid =
-                |what: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, what);
-            let host = uri
-                .host()
-                .ok_or_else(|| invalid(format!("{uri}: no host")))?
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned();
-            let port = uri.port_u16().unwrap_or(443);
-            let name = ServerName::try_from(host.clone())
-                .map_err(|e| invalid(format!("server name '{host}': {e}")))?;
-            let tcp = TcpStream::connect((host.as_str(), port)).await?;
-            let _ = tcp.set_nodelay(true);
-            Ok(TokioIo::new(connector.connect(name, tcp).await?))
-        })
-    }
-}
-
 /// A channel to the TLS endpoint at `url` with `mesh`'s certificate and
 /// bundle as they are now.
 pub(super) async fn mtls_channel(
@@ -181,15 +136,14 @@ pub(super) async fn mtls_channel(
     timeout: Duration,
 ) -> Result<Channel, String> {
     let trust = mesh.trust().ok_or("no trust bundle")?;
-    let mut config = ClientConfig::builder_with_provider(Arc::clone(mesh.crypto()))
+    let config = ClientConfig::builder_with_provider(Arc::clone(mesh.crypto()))
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .with_root_certificates(Arc::clone(&trust.roots))
         .with_client_cert_resolver(Arc::new(WorkloadCert(Arc::clone(mesh))));
-    config.alpn_protocols = vec![b"h2".to_vec()];
-    let connector = MtlsConnector {
-        connector: TlsConnector::from(Arc::new(config)),
-    };
+    // The workload certificate as client certificate; the control plane's
+    // certificate verified against the trust bundle and the URL's host.
+    let connector = ChannelConnector::new(config);
     Endpoint::from_shared(url.to_owned())
         .map_err(|err| format!("{url}: {err}"))?
         .connect_timeout(timeout)
