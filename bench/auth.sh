@@ -33,18 +33,13 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 wasp_binary build
 log "building the filters and the token fixture"
 scripts/build-filters.sh >&2
-work="$(mktemp -d /tmp/wasp-authbench.XXXXXX)"
-trap 'stop_all; rm -rf "$work"' EXIT
+make_work authbench
 cargo run -q -p wasp-e2e --bin jwt-fixture > "$work/fixture.json"
 token=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["tokens"][sys.argv[2]])' "$work/fixture.json" "$alg")
 OHA_EXTRA=(-H "authorization: Bearer $token")
 
-mkdir -p "$work/www" "$root/bench/results"
-head -c 1024 /dev/zero | tr '\0' 'x' > "$work/www/1k"
-upstream_port=$(free_port)
-render bench/configs/upstream-nginx.conf "$work/upstream.conf"
-start_pinned "$LOADGEN_CPU" upstream nginx -c "$work/upstream.conf"
-wait_http "http://127.0.0.1:$upstream_port/1k"
+mkdir -p "$root/bench/results"
+start_upstream
 python3 bench/auth/configs.py "$work/fixture.json" "$root/target/filters" "$work" "$upstream_port"
 
 targets=(wasp-none wasp-auth wasp-auth-nocache envoy-v8-none envoy-v8-auth envoy-native-auth envoy-native-auth-cache)

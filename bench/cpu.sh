@@ -55,15 +55,8 @@ fi
 noop_wasm="${NOOP_WASM:-$root/target/filters/bench_noop.wasm}"
 if [[ ",$only," == *",pingora,"* ]]; then pingora_binary; fi
 
-work="$(mktemp -d /tmp/wasp-cpubench.XXXXXX)"
-trap 'stop_all; rm -rf "$work"' EXIT
-mkdir -p "$work/www"
-head -c 1024 /dev/zero | tr '\0' 'x' > "$work/www/1k"
-
-upstream_port=$(free_port)
-render bench/configs/upstream-nginx.conf "$work/upstream.conf"
-start_pinned "$LOADGEN_CPU" upstream nginx -c "$work/upstream.conf"
-wait_http "http://127.0.0.1:$upstream_port/1k"
+make_work cpubench
+start_upstream
 
 # plugins KIND COUNT: the plugin lines of a chain for wasp or Envoy.
 plugins() {

@@ -41,15 +41,9 @@ log "building the filters"
 scripts/build-filters.sh >&2
 modules="$root/target/filters"
 
-work="$(mktemp -d /tmp/wasp-filterbench.XXXXXX)"
-trap 'stop_all; rm -rf "$work"' EXIT
-mkdir -p "$work/www" "$root/bench/results"
-head -c 1024 /dev/zero | tr '\0' 'x' > "$work/www/1k"
-
-upstream_port=$(free_port)
-render bench/configs/upstream-nginx.conf "$work/upstream.conf"
-start_pinned "$LOADGEN_CPU" upstream nginx -c "$work/upstream.conf"
-wait_http "http://127.0.0.1:$upstream_port/1k"
+make_work filterbench
+mkdir -p "$root/bench/results"
+start_upstream
 
 # shellcheck source=bench/chains.sh
 source "$root/bench/chains.sh"

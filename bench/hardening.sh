@@ -39,8 +39,7 @@ done
 command -v oha >/dev/null || cargo install oha --locked
 command -v nginx >/dev/null || PATH="$PATH:/usr/sbin"
 wasp_binary
-work="$(mktemp -d /tmp/wasp-hardening.XXXXXX)"
-trap 'stop_all; rm -rf "$work"' EXIT
+make_work hardening
 
 echo "# wasp hardening figures ($WASP_BIN_SOURCE; load average before: $(cut -d' ' -f1-3 /proc/loadavg))"
 

@@ -99,6 +99,24 @@ render() {
         "$1" > "$2"
 }
 
+# make_work NAME: a scratch directory in $work, removed on exit after every
+# process started with start_pinned is stopped.
+make_work() {
+    work="$(mktemp -d "/tmp/wasp-$1.XXXXXX")"
+    trap 'stop_all; rm -rf "$work"' EXIT
+}
+
+# start_upstream: nginx on a free port ($upstream_port), pinned to the load
+# generator's CPU, serving the 1 KiB page /1k from $work/www.
+start_upstream() {
+    mkdir -p "$work/www"
+    head -c 1024 /dev/zero | tr '\0' 'x' > "$work/www/1k"
+    upstream_port=$(free_port)
+    render bench/configs/upstream-nginx.conf "$work/upstream.conf"
+    start_pinned "$LOADGEN_CPU" upstream nginx -c "$work/upstream.conf"
+    wait_http "http://127.0.0.1:$upstream_port/1k"
+}
+
 # start_pinned CPU NAME CMD...: starts CMD pinned to CPU, logging to $work/NAME.log.
 start_pinned() {
     local cpu="$1" name="$2"

@@ -44,8 +44,7 @@ if [[ ${#proxies[@]} -eq 0 ]]; then echo "--only: wasp, envoy or both" >&2; exit
 install_tools
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 if [[ ",${proxies[*]}," == *wasp* ]]; then wasp_binary build; else wasp_binary skip; fi
-work="$(mktemp -d /tmp/wasp-bench-mtls.XXXXXX)"
-trap 'stop_all; rm -rf "$work"' EXIT
+make_work bench-mtls
 
 # Certificates: a root, and one workload certificate per sidecar.
 cert() {
@@ -61,12 +60,7 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
 cert a spiffe://cluster.local/ns/bench/sa/a
 cert b spiffe://cluster.local/ns/bench/sa/b
 
-upstream_port=$(free_port)
-mkdir -p "$work/www"
-head -c 1024 /dev/zero | tr '\0' 'x' > "$work/www/1k"
-render bench/configs/upstream-nginx.conf "$work/upstream.conf"
-start_pinned "$LOADGEN_CPU" upstream nginx -c "$work/upstream.conf"
-wait_http "http://127.0.0.1:$upstream_port/1k"
+start_upstream
 
 # wasp: B serves STRICT mTLS and plain text, A has one cluster per case.
 start_wasp() {

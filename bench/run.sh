@@ -28,15 +28,9 @@ install_tools
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 wasp_binary
 
-work="$(mktemp -d /tmp/wasp-bench.XXXXXX)"
-trap 'stop_all; rm -rf "$work"' EXIT
-mkdir -p "$work/www" "$root/bench/results"
-head -c 1024 /dev/zero | tr '\0' 'x' > "$work/www/1k"
-
-upstream_port=$(free_port)
-render bench/configs/upstream-nginx.conf "$work/upstream.conf"
-start_pinned "$LOADGEN_CPU" upstream nginx -c "$work/upstream.conf"
-wait_http "http://127.0.0.1:$upstream_port/1k"
+make_work bench
+mkdir -p "$root/bench/results"
+start_upstream
 
 targets=(direct wasp wasp-resilience envoy nginx haproxy pingora wasp-2w nginx-2w)
 if [[ -z "$only" || ",$only," == *",pingora,"* ]]; then pingora_binary; fi
