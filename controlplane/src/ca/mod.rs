@@ -281,15 +281,7 @@ impl Ca {
         params
             .distinguished_name
             .push(DnType::CommonName, "wasp-cp");
-        let now = ::time::OffsetDateTime::now_utc();
-        params.not_before = now - BACKDATE;
-        params.not_after = now + self.lifetime;
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        params.use_authority_key_identifier_extension = true;
+        self.leaf(&mut params, vec![ExtendedKeyUsagePurpose::ServerAuth]);
         let key = KeyPair::generate().map_err(|e| material("server key", e))?;
         let cert = params
             .signed_by(&key, &signer.issuer)
@@ -300,6 +292,21 @@ impl Ca {
             lifetime: self.lifetime,
             signer_pem: signer.chain_pem.clone(),
         })
+    }
+
+    /// Makes `params` a leaf certificate of this CA: valid from a little
+    /// before now for the CA's certificate lifetime, for signatures and key
+    /// encipherment, with the extended key usages `purposes`.
+    fn leaf(&self, params: &mut CertificateParams, purposes: Vec<ExtendedKeyUsagePurpose>) {
+        let now = ::time::OffsetDateTime::now_utc();
+        params.not_before = now - BACKDATE;
+        params.not_after = now + self.lifetime;
+        params.key_usages = vec![
+            KeyUsagePurpose::DigitalSignature,
+            KeyUsagePurpose::KeyEncipherment,
+        ];
+        params.extended_key_usages = purposes;
+        params.use_authority_key_identifier_extension = true;
     }
 
     /// The SPIFFE ID of a proxy with `labels`.
@@ -336,18 +343,13 @@ impl Ca {
                 .try_into()
                 .map_err(|e: rcgen::Error| CaError::Csr(e.to_string()))?,
         )];
-        let now = ::time::OffsetDateTime::now_utc();
-        params.not_before = now - BACKDATE;
-        params.not_after = now + self.lifetime;
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
-        params.use_authority_key_identifier_extension = true;
+        self.leaf(
+            &mut params,
+            vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
+        );
         csr.params = params;
         let cert = csr
             .signed_by(&signer.issuer)
