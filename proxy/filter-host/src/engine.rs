@@ -61,6 +61,10 @@ pub struct EngineOptions {
     /// program's way to drop the pages of its own code that compiling
     /// paged in. Default `None`: nothing.
     pub release_compiler_code: Option<fn()>,
+    /// Writes `/tmp/perf-PID.map` naming the compiled Wasm functions, so
+    /// that `perf report` attributes samples in filter code to them
+    /// (wasmtime's perf map). For profiling; default false.
+    pub perf_map: bool,
 }
 
 impl Default for EngineOptions {
@@ -77,6 +81,7 @@ impl Default for EngineOptions {
             max_metric_series_per_family: DEFAULT_MAX_SERIES_PER_FAMILY,
             release_memory: None,
             release_compiler_code: None,
+            perf_map: false,
         }
     }
 }
@@ -149,6 +154,9 @@ impl FilterEngine {
             .epoch_interruption(true)
             .max_wasm_stack(options.max_wasm_stack)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        if options.perf_map {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config).map_err(|e| HostError::Engine(e.to_string()))?;
         let compiler = Compiler::new(&config);
         let imports = HostImports::new(&engine).map_err(|e| HostError::Engine(e.to_string()))?;
