@@ -371,18 +371,22 @@ impl ChainStream {
         headers: HeaderList,
         end_of_stream: bool,
     ) -> Result<Option<HeaderList>, LocalReply> {
-        self.headers_pass(Direction::Request, headers.into(), end_of_stream)
-            .await
+        let changed = self
+            .headers_pass(Direction::Request, headers.into(), end_of_stream)
+            .await?;
+        Ok(changed.map(|list| (*list).clone()))
     }
 
     /// As [`ChainStream::filter_request_headers`], with the request head
     /// in the proxy's own representation: filters read it in place, and a
     /// list is built only when a filter writes to it or asks for all of it.
+    /// A changed list is shared with the stream (which keeps it for later
+    /// reads), not copied.
     pub async fn filter_request_head(
         &self,
         head: impl HeaderSource,
         end_of_stream: bool,
-    ) -> Result<Option<HeaderList>, LocalReply> {
+    ) -> Result<Option<Arc<HeaderList>>, LocalReply> {
         let head = Headers::Source(Box::new(head));
         self.headers_pass(Direction::Request, head, end_of_stream)
             .await
@@ -406,8 +410,10 @@ impl ChainStream {
         headers: HeaderList,
         end_of_stream: bool,
     ) -> Result<Option<HeaderList>, LocalReply> {
-        self.headers_pass(Direction::Response, headers.into(), end_of_stream)
-            .await
+        let changed = self
+            .headers_pass(Direction::Response, headers.into(), end_of_stream)
+            .await?;
+        Ok(changed.map(|list| (*list).clone()))
     }
 
     /// As [`ChainStream::filter_response_headers`], with the response head
@@ -417,7 +423,7 @@ impl ChainStream {
         &self,
         head: impl HeaderSource,
         end_of_stream: bool,
-    ) -> Result<Option<HeaderList>, LocalReply> {
+    ) -> Result<Option<Arc<HeaderList>>, LocalReply> {
         let head = Headers::Source(Box::new(head));
         self.headers_pass(Direction::Response, head, end_of_stream)
             .await
@@ -428,7 +434,7 @@ impl ChainStream {
         dir: Direction,
         headers: Headers,
         end_of_stream: bool,
-    ) -> Result<Option<HeaderList>, LocalReply> {
+    ) -> Result<Option<Arc<HeaderList>>, LocalReply> {
         {
             let mut data = self.lock();
             data.headers_changed[dir as usize] = false;
@@ -438,10 +444,13 @@ impl ChainStream {
             }
         }
         self.headers_phase(dir, end_of_stream).await?;
-        let data = self.lock();
-        Ok(data.headers_changed[dir as usize].then(|| match dir {
-            Direction::Request => data.request_headers.to_list(),
-            Direction::Response => data.response_headers.to_list(),
+        let mut data = self.lock();
+        if !data.headers_changed[dir as usize] {
+            return Ok(None);
+        }
+        Ok(Some(match dir {
+            Direction::Request => data.request_headers.share(),
+            Direction::Response => data.response_headers.share(),
         }))
     }
 

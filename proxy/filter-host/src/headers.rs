@@ -4,7 +4,11 @@
 //!
 //! Looking one name up (`proxy_get_header_map_value`, a property) never
 //! builds the list; a request whose filters only read a header or two, or
-//! none, costs no list at all.
+//! none, costs no list at all. When a phase ends with the list changed, the
+//! list is shared with the proxy instead of copied (a later write copies
+//! it then).
+
+use std::sync::Arc;
 
 use crate::stream::{HeaderList, header_get};
 
@@ -33,6 +37,8 @@ pub(crate) enum Headers {
     List(HeaderList),
     /// The proxy's headers, not yet built into a list.
     Source(Box<dyn HeaderSource>),
+    /// Owned pairs shared with the proxy (see [`Headers::share`]).
+    Shared(Arc<HeaderList>),
 }
 
 impl Default for Headers {
@@ -46,6 +52,7 @@ impl std::fmt::Debug for Headers {
         match self {
             Self::List(list) => f.debug_tuple("List").field(list).finish(),
             Self::Source(source) => f.debug_tuple("Source").field(&source.count()).finish(),
+            Self::Shared(list) => f.debug_tuple("Shared").field(list).finish(),
         }
     }
 }
@@ -62,6 +69,7 @@ impl Headers {
         match self {
             Self::List(list) => list.len(),
             Self::Source(source) => source.count(),
+            Self::Shared(list) => list.len(),
         }
     }
 
@@ -70,6 +78,7 @@ impl Headers {
         match self {
             Self::List(list) => header_get(list, name),
             Self::Source(source) => source.get(name),
+            Self::Shared(list) => header_get(list, name),
         }
     }
 
@@ -77,18 +86,26 @@ impl Headers {
     pub fn byte_size(&self) -> usize {
         match self {
             Self::List(list) => list.iter().map(|(k, v)| k.len() + v.len()).sum(),
+            Self::Shared(list) => list.iter().map(|(k, v)| k.len() + v.len()).sum(),
             Self::Source(source) => source.byte_size(),
         }
     }
 
-    /// The pairs, built from the source once and kept.
+    /// The pairs, built from the source once and kept (taken back from
+    /// the proxy, or copied when it still holds them).
     pub fn list_mut(&mut self) -> &mut HeaderList {
-        if let Self::Source(source) = self {
-            *self = Self::List(source.to_list());
+        match self {
+            Self::List(_) => {}
+            Self::Source(source) => *self = Self::List(source.to_list()),
+            Self::Shared(list) => {
+                let list = std::mem::take(list);
+                *self =
+                    Self::List(Arc::try_unwrap(list).unwrap_or_else(|shared| (*shared).clone()));
+            }
         }
         match self {
             Self::List(list) => list,
-            Self::Source(_) => unreachable!("built above"),
+            Self::Source(_) | Self::Shared(_) => unreachable!("built above"),
         }
     }
 
@@ -97,7 +114,19 @@ impl Headers {
         match self {
             Self::List(list) => list.clone(),
             Self::Source(source) => source.to_list(),
+            Self::Shared(list) => (**list).clone(),
         }
+    }
+
+    /// The pairs, shared: the map keeps them for later reads and the
+    /// caller gets them without a copy.
+    pub fn share(&mut self) -> Arc<HeaderList> {
+        if let Self::Shared(list) = self {
+            return Arc::clone(list);
+        }
+        let list = Arc::new(std::mem::take(self.list_mut()));
+        *self = Self::Shared(Arc::clone(&list));
+        list
     }
 }
 
@@ -142,5 +171,29 @@ mod tests {
         assert_eq!(built.load(std::sync::atomic::Ordering::Relaxed), 1);
         assert_eq!(headers.len(), 4);
         assert_eq!(headers.get("c"), Some(&b"3"[..]));
+    }
+
+    #[test]
+    fn a_shared_list_is_read_in_place_and_copied_only_by_a_write_while_shared() {
+        let mut headers = Headers::List(vec![("a".into(), b"1".to_vec())]);
+        let shared = headers.share();
+        assert_eq!(shared.as_slice(), &[("a".to_owned(), b"1".to_vec())]);
+        assert!(
+            Arc::ptr_eq(&shared, &headers.share()),
+            "shared again, not copied"
+        );
+        assert_eq!(headers.get("A"), Some(&b"1"[..]));
+        assert_eq!((headers.len(), headers.byte_size()), (1, 2));
+
+        // A write while the proxy holds the list leaves the proxy's copy alone.
+        headers.list_mut().push(("b".into(), b"2".to_vec()));
+        assert_eq!(shared.len(), 1);
+        assert_eq!(headers.len(), 2);
+
+        // Once the proxy let go, a write takes the list back without a copy.
+        let shared = headers.share();
+        let address = shared.as_ptr();
+        drop(shared);
+        assert_eq!(headers.list_mut().as_ptr(), address);
     }
 }

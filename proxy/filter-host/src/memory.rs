@@ -90,8 +90,20 @@ pub(crate) fn read(
     ptr: u32,
     len: u32,
 ) -> Result<Vec<u8>, Status> {
+    borrow(caller, call, argument, ptr, len).map(<[u8]>::to_vec)
+}
+
+/// The `len` bytes at `ptr`, in place: for a hostcall that is done with
+/// them before it writes to the guest again.
+pub(crate) fn borrow<'c>(
+    caller: &'c Caller<'_, VmState>,
+    call: &str,
+    argument: &str,
+    ptr: u32,
+    len: u32,
+) -> Result<&'c [u8], Status> {
     if len == 0 {
-        return Ok(Vec::new());
+        return Ok(&[]);
     }
     let Some(mem) = memory(caller) else {
         return Err(misuse(caller, call, argument, Status::InvalidMemoryAccess));
@@ -99,7 +111,7 @@ pub(crate) fn read(
     let start = ptr as usize;
     let end = start.checked_add(len as usize);
     match end.and_then(|end| mem.data(caller).get(start..end)) {
-        Some(bytes) => Ok(bytes.to_vec()),
+        Some(bytes) => Ok(bytes),
         None => Err(misuse(caller, call, argument, Status::InvalidMemoryAccess)),
     }
 }

@@ -97,16 +97,31 @@ fn headers_unchanged(
 /// A header map from the non-pseudo entries of a list; invalid entries are
 /// dropped with a log line.
 pub fn header_map(list: &HeaderList) -> HeaderMap {
+    rebuild(list, &HeaderMap::new())
+}
+
+/// [`header_map`] of a list a chain made of `old`: a value it still holds
+/// is taken from `old` (shared, not copied), so a filter that adds or
+/// removes one header costs the copies of that header alone.
+fn rebuild(list: &HeaderList, old: &HeaderMap) -> HeaderMap {
     let mut map = HeaderMap::with_capacity(list.len());
     for (name, value) in list.iter().filter(|(n, _)| !n.starts_with(':')) {
-        match (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_bytes(value),
-        ) {
-            (Ok(name), Ok(value)) => {
+        let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
+            tracing::warn!(header = %name, "filter set an invalid header; dropped");
+            continue;
+        };
+        let kept = old
+            .get_all(&name)
+            .iter()
+            .find(|kept| kept.as_bytes() == value.as_slice());
+        match kept
+            .cloned()
+            .map_or_else(|| HeaderValue::from_bytes(value), Ok)
+        {
+            Ok(value) => {
                 map.append(name, value);
             }
-            _ => tracing::warn!(header = %name, "filter set an invalid header; dropped"),
+            Err(_) => tracing::warn!(header = %name, "filter set an invalid header; dropped"),
         }
     }
     map
@@ -120,7 +135,7 @@ fn pseudo<'a>(list: &'a HeaderList, name: &str) -> Option<&'a [u8]> {
 
 /// Applies a filtered list back to the request head.
 pub fn apply_request(list: &HeaderList, parts: &mut request::Parts) {
-    let mut headers = header_map(list);
+    let mut headers = rebuild(list, &parts.headers);
     if let Some(method) = pseudo(list, ":method").and_then(|m| Method::from_bytes(m).ok()) {
         parts.method = method;
     }
@@ -160,7 +175,7 @@ pub fn apply_response(list: &HeaderList, parts: &mut response::Parts) {
     if let Some(status) = pseudo(list, ":status").and_then(|s| StatusCode::from_bytes(s).ok()) {
         parts.status = status;
     }
-    parts.headers = header_map(list);
+    parts.headers = rebuild(list, &parts.headers);
 }
 
 /// Trailers as filters see them.
@@ -206,6 +221,35 @@ mod tests {
         assert_eq!(parts.headers["host"], "example.com");
         assert_eq!(parts.headers["x-two"], "2");
         assert_eq!(parts.headers.len(), 3);
+    }
+
+    #[test]
+    fn a_rebuilt_head_shares_the_values_the_filters_kept_and_copies_the_new_ones() {
+        let (mut parts, ()) = http::Response::builder()
+            .status(200)
+            .header("x-kept", "same")
+            .header("x-changed", "old")
+            .header("x-removed", "gone")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let kept = parts.headers["x-kept"].as_bytes().as_ptr();
+        let mut list = response_list(&parts);
+        list.retain(|(n, _)| n != "x-removed");
+        list[2].1 = b"new".to_vec();
+        list.push(("x-added".into(), b"1".to_vec()));
+        apply_response(&list, &mut parts);
+        assert_eq!(parts.headers.len(), 3);
+        assert_eq!(
+            parts.headers["x-kept"].as_bytes().as_ptr(),
+            kept,
+            "shared, not copied"
+        );
+        assert_eq!(parts.headers["x-changed"], "new");
+        assert_eq!(parts.headers["x-added"], "1");
+        assert!(!parts.headers.contains_key("x-removed"));
+        let order: Vec<&str> = parts.headers.keys().map(|k| k.as_str()).collect();
+        assert_eq!(order, ["x-kept", "x-changed", "x-added"]);
     }
 
     #[test]

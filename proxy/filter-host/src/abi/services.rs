@@ -4,12 +4,12 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use wasmtime::Caller;
-use wasp_abi::{LogLevel, MetricType, Status, decode_property_path};
+use wasp_abi::{LogLevel, MetricType, Status};
 
 use super::{ENV, HostImports};
 use crate::limits;
 use crate::memory::{
-    CallResult, answer, copy_out, misuse, read, read_str, status, write_u32, write_u64,
+    CallResult, answer, borrow, copy_out, misuse, read, read_str, status, write_u32, write_u64,
 };
 use crate::plugin::PluginCore;
 use crate::properties;
@@ -63,15 +63,56 @@ fn now_nanos() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
+/// Segments of a property path held without allocating; property paths
+/// have a handful.
+const INLINE_SEGMENTS: usize = 8;
+
+/// The segments of a property path: inline up to [`INLINE_SEGMENTS`].
+enum Segments<'p> {
+    Inline([&'p str; INLINE_SEGMENTS], usize),
+    Heap(Vec<&'p str>),
+}
+
+impl<'p> std::ops::Deref for Segments<'p> {
+    type Target = [&'p str];
+
+    fn deref(&self) -> &[&'p str] {
+        match self {
+            Self::Inline(segments, n) => &segments[..*n],
+            Self::Heap(segments) => segments,
+        }
+    }
+}
+
 /// The UTF-8 segments of a serialized property path.
-fn path_segments<'p>(caller: &C<'_>, call: &str, path: &'p [u8]) -> Result<Vec<&'p str>, Status> {
-    decode_property_path(path)
-        .into_iter()
-        .map(|segment| {
-            std::str::from_utf8(segment)
-                .map_err(|_| misuse(caller, call, "path", Status::BadArgument))
-        })
-        .collect()
+fn path_segments<'p>(caller: &C<'_>, call: &str, path: &'p [u8]) -> Result<Segments<'p>, Status> {
+    split_path(path).ok_or_else(|| misuse(caller, call, "path", Status::BadArgument))
+}
+
+/// The segments of a serialized property path, split as
+/// `wasp_abi::decode_property_path` splits it; `None` when one is not UTF-8.
+fn split_path(path: &[u8]) -> Option<Segments<'_>> {
+    let trimmed = path.strip_suffix(&[0]).unwrap_or(path);
+    let mut segments = Segments::Inline([""; INLINE_SEGMENTS], 0);
+    if trimmed.is_empty() {
+        return Some(segments);
+    }
+    for segment in trimmed.split(|b| *b == 0) {
+        let segment = std::str::from_utf8(segment).ok()?;
+        match &mut segments {
+            Segments::Inline(inline, n) if *n < INLINE_SEGMENTS => {
+                inline[*n] = segment;
+                *n += 1;
+            }
+            Segments::Inline(inline, _) => {
+                let mut heap = inline.to_vec();
+                heap.push(segment);
+                segments = Segments::Heap(heap);
+            }
+            Segments::Heap(heap) => heap.push(segment),
+        }
+    }
+    Some(segments)
 }
 
 fn get_property(
@@ -83,8 +124,8 @@ fn get_property(
 ) -> CallResult {
     const CALL: &str = "proxy_get_property";
     answer(|| {
-        let path = read(&caller, CALL, "path", path_ptr, path_len)?;
-        let segments = path_segments(&caller, CALL, &path)?;
+        let path = borrow(&caller, CALL, "path", path_ptr, path_len)?;
+        let segments = path_segments(&caller, CALL, path)?;
         let value = properties::get(caller.data(), &segments).ok_or(Status::NotFound)?;
         copy_out(&mut caller, CALL, &value, ptr_ptr, size_ptr)
     })
@@ -99,14 +140,14 @@ fn set_property(
 ) -> CallResult {
     const CALL: &str = "proxy_set_property";
     answer(|| {
-        let path = read(&caller, CALL, "path", path_ptr, path_len)?;
         let value = read(&caller, CALL, "value", value_ptr, value_len)?;
-        let segments = path_segments(&caller, CALL, &path)?;
+        let path = borrow(&caller, CALL, "path", path_ptr, path_len)?;
+        let segments = path_segments(&caller, CALL, path)?;
         if segments.is_empty() {
             return Err(misuse(&caller, CALL, "path (empty)", Status::BadArgument).into());
         }
         let path = segments.join(".");
-        properties::set(caller.data_mut(), &path, value)
+        properties::set(caller.data_mut(), path, value)
             .map_err(|limit| limits::exceeded(&caller.data().core, CALL, limit))?;
         Ok(())
     })
@@ -382,4 +423,31 @@ pub(super) fn register(imports: &mut HostImports) -> wasmtime::Result<()> {
         },
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn property_paths_split_as_the_abi_decodes_them_inline_or_not() {
+        let long: Vec<String> = (0..INLINE_SEGMENTS + 3).map(|i| format!("s{i}")).collect();
+        let long = wasp_abi::encode_property_path(&long);
+        for path in [
+            &b""[..],
+            b"\0",
+            b"request\0path",
+            b"request\0path\0",
+            b"a\0\0b",
+            b"node\0metadata\0LABELS\0app",
+            &long,
+        ] {
+            let expected: Vec<&str> = wasp_abi::decode_property_path(path)
+                .into_iter()
+                .map(|s| std::str::from_utf8(s).unwrap())
+                .collect();
+            assert_eq!(&*split_path(path).unwrap(), expected.as_slice(), "{path:?}");
+        }
+        assert!(split_path(b"ok\0\xff").is_none(), "not UTF-8");
+    }
 }
