@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use bytes::Bytes;
 use wasp_abi::Action;
 
-use crate::headers::{HeaderSource, Headers};
+use crate::headers::{HeadChange, HeaderSource, Headers};
 use crate::limits::{self, Limit};
 use crate::plugin::Plugin;
 use crate::pool::SlotError;
@@ -371,23 +371,23 @@ impl ChainStream {
         headers: HeaderList,
         end_of_stream: bool,
     ) -> Result<Option<HeaderList>, LocalReply> {
-        let changed = self
-            .headers_pass(Direction::Request, headers.into(), end_of_stream)
+        self.headers_pass(Direction::Request, headers.into(), end_of_stream)
             .await?;
-        Ok(changed.map(|list| (*list).clone()))
+        Ok(self.changed_list(Direction::Request))
     }
 
     /// As [`ChainStream::filter_request_headers`], with the request head
     /// in the proxy's own representation: filters read it in place, and a
     /// list is built only when a filter writes to it or asks for all of it.
-    /// A changed list is shared with the stream (which keeps it for later
-    /// reads), not copied.
+    /// What filters changed is shared with the stream (which keeps it for
+    /// later reads), not copied: the edits of the head, for the proxy to
+    /// apply to its own, or a whole new list.
     pub async fn filter_request_head(
         &self,
         head: impl HeaderSource,
         end_of_stream: bool,
-    ) -> Result<Option<Arc<HeaderList>>, LocalReply> {
-        let head = Headers::Source(Box::new(head));
+    ) -> Result<Option<HeadChange>, LocalReply> {
+        let head = Headers::source(Box::new(head));
         self.headers_pass(Direction::Request, head, end_of_stream)
             .await
     }
@@ -410,10 +410,9 @@ impl ChainStream {
         headers: HeaderList,
         end_of_stream: bool,
     ) -> Result<Option<HeaderList>, LocalReply> {
-        let changed = self
-            .headers_pass(Direction::Response, headers.into(), end_of_stream)
+        self.headers_pass(Direction::Response, headers.into(), end_of_stream)
             .await?;
-        Ok(changed.map(|list| (*list).clone()))
+        Ok(self.changed_list(Direction::Response))
     }
 
     /// As [`ChainStream::filter_response_headers`], with the response head
@@ -423,8 +422,8 @@ impl ChainStream {
         &self,
         head: impl HeaderSource,
         end_of_stream: bool,
-    ) -> Result<Option<Arc<HeaderList>>, LocalReply> {
-        let head = Headers::Source(Box::new(head));
+    ) -> Result<Option<HeadChange>, LocalReply> {
+        let head = Headers::source(Box::new(head));
         self.headers_pass(Direction::Response, head, end_of_stream)
             .await
     }
@@ -434,7 +433,7 @@ impl ChainStream {
         dir: Direction,
         headers: Headers,
         end_of_stream: bool,
-    ) -> Result<Option<Arc<HeaderList>>, LocalReply> {
+    ) -> Result<Option<HeadChange>, LocalReply> {
         {
             let mut data = self.lock();
             data.headers_changed[dir as usize] = false;
@@ -448,10 +447,20 @@ impl ChainStream {
         if !data.headers_changed[dir as usize] {
             return Ok(None);
         }
-        Ok(Some(match dir {
+        Ok(match dir {
             Direction::Request => data.request_headers.share(),
             Direction::Response => data.response_headers.share(),
-        }))
+        })
+    }
+
+    /// The headers of `dir` as a list when a filter changed them in the
+    /// phase that just ran (the list-based calls).
+    fn changed_list(&self, dir: Direction) -> Option<HeaderList> {
+        let data = self.lock();
+        data.headers_changed[dir as usize].then(|| match dir {
+            Direction::Request => data.request_headers.to_list(),
+            Direction::Response => data.response_headers.to_list(),
+        })
     }
 
     fn body_slot(data: &mut StreamData, dir: Direction) -> &mut Vec<u8> {

@@ -1,24 +1,24 @@
 //! A stream's header maps as filters see them: as the proxy handed them over
-//! (a [`HeaderSource`], read in place) until a filter writes to them or asks
-//! for every pair, and from then on as an owned [`HeaderList`].
+//! (a [`HeaderSource`], read in place) plus the edits filters made to them
+//! ([`HeaderEdits`]: names removed, pairs added), or as an owned
+//! [`HeaderList`] once a filter replaced every pair.
 //!
-//! Looking one name up (`proxy_get_header_map_value`, a property) never
-//! builds the list; a request whose filters only read a header or two, or
-//! none, costs no list at all. When a phase ends with the list changed, the
-//! list is shared with the proxy instead of copied (a later write copies
-//! it then).
+//! Looking one name up (`proxy_get_header_map_value`, a property) or
+//! reading every pair never copies the proxy's headers; a filter that adds,
+//! replaces or removes a header records just that, and the proxy applies
+//! those edits to its own head. When a phase ends, what changed is shared
+//! with the proxy ([`HeadChange`]), not copied.
 
 use std::sync::Arc;
 
-use crate::stream::{HeaderList, header_get};
+use crate::stream::{HeaderList, header_get, header_remove};
 
 /// Headers the proxy hands to a chain in its own representation. They are
-/// read in place; the host builds the list from [`HeaderSource::to_list`]
-/// only when a filter writes to the map or asks for all of it.
+/// read in place; filters' writes are kept beside them as [`HeaderEdits`].
 ///
-/// Every method must answer exactly as the list from `to_list` would: pairs
-/// in order, names lower-case, pseudo headers (`:method`, `:path`,
-/// `:authority`, `:scheme`, or `:status`) included.
+/// Every method must answer exactly as the list from [`HeaderSource::pairs`]
+/// would: pairs in order, names lower-case, pseudo headers (`:method`,
+/// `:path`, `:authority`, `:scheme`, or `:status`) included.
 pub trait HeaderSource: Send + 'static {
     /// How many pairs the list has.
     fn count(&self) -> usize;
@@ -27,16 +27,77 @@ pub trait HeaderSource: Send + 'static {
     fn get(&self, name: &str) -> Option<&[u8]>;
     /// Bytes of every name and value (Envoy's `HeaderMap::byteSize`).
     fn byte_size(&self) -> usize;
-    /// The pairs in order.
-    fn to_list(&self) -> HeaderList;
+    /// The pairs in order, borrowed.
+    fn pairs(&self) -> Vec<(&str, &[u8])>;
+    /// The pairs in order, owned.
+    fn to_list(&self) -> HeaderList {
+        self.pairs()
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), value.to_vec()))
+            .collect()
+    }
+}
+
+/// What filters changed in headers the proxy handed over as a source: the
+/// names they removed from it (lower-case; every pair of such a name in
+/// the source is gone) and the pairs they added, in order. The list the
+/// filters see is the source's pairs without the removed names, then the
+/// added pairs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HeaderEdits {
+    removed: Vec<String>,
+    added: HeaderList,
+}
+
+impl HeaderEdits {
+    /// Edits that remove the pairs of `removed` and then add `added`
+    /// (names lower-cased): what a chain hands the proxy, made by hand.
+    pub fn new(removed: Vec<String>, added: HeaderList) -> Self {
+        let lower = |mut name: String| {
+            name.make_ascii_lowercase();
+            name
+        };
+        Self {
+            removed: removed.into_iter().map(lower).collect(),
+            added: added.into_iter().map(|(k, v)| (lower(k), v)).collect(),
+        }
+    }
+
+    /// Names (lower-case) whose pairs in the proxy's headers are gone.
+    pub fn removed(&self) -> &[String] {
+        &self.removed
+    }
+
+    /// Pairs added after the proxy's headers, in order (names lower-case).
+    pub fn added(&self) -> &HeaderList {
+        &self.added
+    }
+
+    fn is_removed(&self, name: &str) -> bool {
+        self.removed.iter().any(|r| r.eq_ignore_ascii_case(name))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.removed.is_empty() && self.added.is_empty()
+    }
+}
+
+/// How a headers phase changed the headers the proxy handed over.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HeadChange {
+    /// Edits to the proxy's own head.
+    Edited(Arc<HeaderEdits>),
+    /// A whole list (a filter set every pair, or the headers were handed
+    /// over as a list).
+    Replaced(Arc<HeaderList>),
 }
 
 /// One header map of a stream.
 pub(crate) enum Headers {
     /// Owned pairs (built, written, or handed over as a list).
     List(HeaderList),
-    /// The proxy's headers, not yet built into a list.
-    Source(Box<dyn HeaderSource>),
+    /// The proxy's headers and the filters' edits of them, if any.
+    Source(Box<dyn HeaderSource>, Option<Arc<HeaderEdits>>),
     /// Owned pairs shared with the proxy (see [`Headers::share`]).
     Shared(Arc<HeaderList>),
 }
@@ -51,7 +112,11 @@ impl std::fmt::Debug for Headers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::List(list) => f.debug_tuple("List").field(list).finish(),
-            Self::Source(source) => f.debug_tuple("Source").field(&source.count()).finish(),
+            Self::Source(source, edits) => f
+                .debug_tuple("Source")
+                .field(&source.count())
+                .field(edits)
+                .finish(),
             Self::Shared(list) => f.debug_tuple("Shared").field(list).finish(),
         }
     }
@@ -63,13 +128,47 @@ impl From<HeaderList> for Headers {
     }
 }
 
+/// Bytes (names plus values) and entries of pairs.
+fn size<'a>(pairs: impl Iterator<Item = (&'a str, &'a [u8])>) -> (usize, usize) {
+    pairs.fold((0, 0), |(bytes, n), (k, v)| {
+        (bytes + k.len() + v.len(), n + 1)
+    })
+}
+
+fn borrowed(list: &HeaderList) -> impl Iterator<Item = (&str, &[u8])> {
+    list.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
+}
+
 impl Headers {
+    /// The proxy's headers, unchanged.
+    pub fn source(source: Box<dyn HeaderSource>) -> Self {
+        Self::Source(source, None)
+    }
+
+    /// The pairs filters see, borrowed, in order.
+    fn pairs(&self) -> Vec<(&str, &[u8])> {
+        match self {
+            Self::List(list) => borrowed(list).collect(),
+            Self::Shared(list) => borrowed(list).collect(),
+            Self::Source(source, None) => source.pairs(),
+            Self::Source(source, Some(edits)) => {
+                let mut pairs = source.pairs();
+                if !edits.removed.is_empty() {
+                    pairs.retain(|(name, _)| !edits.is_removed(name));
+                }
+                pairs.extend(borrowed(&edits.added));
+                pairs
+            }
+        }
+    }
+
     /// How many pairs the map has.
     pub fn len(&self) -> usize {
         match self {
             Self::List(list) => list.len(),
-            Self::Source(source) => source.count(),
             Self::Shared(list) => list.len(),
+            Self::Source(source, None) => source.count(),
+            Self::Source(_, Some(_)) => self.pairs().len(),
         }
     }
 
@@ -77,26 +176,62 @@ impl Headers {
     pub fn get(&self, name: &str) -> Option<&[u8]> {
         match self {
             Self::List(list) => header_get(list, name),
-            Self::Source(source) => source.get(name),
             Self::Shared(list) => header_get(list, name),
+            Self::Source(source, None) => source.get(name),
+            Self::Source(source, Some(edits)) => {
+                let kept = if edits.is_removed(name) {
+                    None
+                } else {
+                    source.get(name)
+                };
+                kept.or_else(|| header_get(&edits.added, name))
+            }
         }
     }
 
     /// Bytes of every name and value.
     pub fn byte_size(&self) -> usize {
         match self {
-            Self::List(list) => list.iter().map(|(k, v)| k.len() + v.len()).sum(),
-            Self::Shared(list) => list.iter().map(|(k, v)| k.len() + v.len()).sum(),
-            Self::Source(source) => source.byte_size(),
+            Self::Source(source, None) => source.byte_size(),
+            _ => self.size().0,
         }
     }
 
-    /// The pairs, built from the source once and kept (taken back from
-    /// the proxy, or copied when it still holds them).
+    /// Bytes (names plus values) and entries of the map, for its limits.
+    pub fn size(&self) -> (usize, usize) {
+        match self {
+            Self::List(list) => size(borrowed(list)),
+            Self::Shared(list) => size(borrowed(list)),
+            Self::Source(source, None) => (source.byte_size(), source.count()),
+            Self::Source(..) => size(self.pairs().into_iter()),
+        }
+    }
+
+    /// Bytes and entries of the pairs named `name`.
+    pub fn size_of(&self, name: &str) -> (usize, usize) {
+        size(
+            self.pairs()
+                .into_iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case(name)),
+        )
+    }
+
+    /// The map in the ABI's serialized form (`proxy_get_header_map_pairs`).
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            Self::List(list) => wasp_abi::encode_map(list),
+            Self::Shared(list) => wasp_abi::encode_map(list),
+            Self::Source(..) => wasp_abi::encode_map(&self.pairs()),
+        }
+    }
+
+    /// The pairs as an owned list, kept from now on: every later write
+    /// changes the list (taken back from the proxy, or copied when it
+    /// still holds it).
     pub fn list_mut(&mut self) -> &mut HeaderList {
         match self {
             Self::List(_) => {}
-            Self::Source(source) => *self = Self::List(source.to_list()),
+            Self::Source(..) => *self = Self::List(self.to_list()),
             Self::Shared(list) => {
                 let list = std::mem::take(list);
                 *self =
@@ -105,7 +240,7 @@ impl Headers {
         }
         match self {
             Self::List(list) => list,
-            Self::Source(_) | Self::Shared(_) => unreachable!("built above"),
+            Self::Source(..) | Self::Shared(_) => unreachable!("built above"),
         }
     }
 
@@ -113,29 +248,82 @@ impl Headers {
     pub fn to_list(&self) -> HeaderList {
         match self {
             Self::List(list) => list.clone(),
-            Self::Source(source) => source.to_list(),
             Self::Shared(list) => (**list).clone(),
+            Self::Source(source, None) => source.to_list(),
+            Self::Source(..) => self
+                .pairs()
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_vec()))
+                .collect(),
         }
     }
 
-    /// The pairs, shared: the map keeps them for later reads and the
-    /// caller gets them without a copy.
-    pub fn share(&mut self) -> Arc<HeaderList> {
-        if let Self::Shared(list) = self {
-            return Arc::clone(list);
+    /// The edits of a source map, made on first use.
+    fn edits(&mut self) -> Option<&mut HeaderEdits> {
+        match self {
+            Self::Source(_, edits) => Some(Arc::make_mut(edits.get_or_insert_with(Arc::default))),
+            _ => None,
         }
-        let list = Arc::new(std::mem::take(self.list_mut()));
-        *self = Self::Shared(Arc::clone(&list));
-        list
+    }
+
+    /// Adds a pair after the others.
+    pub fn add(&mut self, mut name: String, value: Vec<u8>) {
+        name.make_ascii_lowercase();
+        match self.edits() {
+            Some(edits) => edits.added.push((name, value)),
+            None => self.list_mut().push((name, value)),
+        }
+    }
+
+    /// Removes every pair of `name`.
+    pub fn remove(&mut self, name: &str) {
+        let in_source = match self {
+            Self::Source(source, edits) => {
+                source.get(name).is_some() && !edits.as_ref().is_some_and(|e| e.is_removed(name))
+            }
+            _ => false,
+        };
+        match self.edits() {
+            Some(edits) => {
+                if in_source {
+                    edits.removed.push(name.to_ascii_lowercase());
+                }
+                header_remove(&mut edits.added, name);
+            }
+            None => header_remove(self.list_mut(), name),
+        }
+    }
+
+    /// Replaces every pair of `name` with one pair, after the others.
+    pub fn replace(&mut self, name: String, value: Vec<u8>) {
+        self.remove(&name);
+        self.add(name, value);
+    }
+
+    /// What changed, shared: the map keeps it for later reads and the
+    /// caller gets it without a copy. `None`: nothing changed.
+    pub fn share(&mut self) -> Option<HeadChange> {
+        match self {
+            Self::Source(_, None) => None,
+            Self::Source(_, Some(edits)) if edits.is_empty() => None,
+            Self::Source(_, Some(edits)) => Some(HeadChange::Edited(Arc::clone(edits))),
+            Self::Shared(list) => Some(HeadChange::Replaced(Arc::clone(list))),
+            Self::List(list) => {
+                let list = Arc::new(std::mem::take(list));
+                *self = Self::Shared(Arc::clone(&list));
+                Some(HeadChange::Replaced(list))
+            }
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
-    /// A source over a fixed list, counting how often it was built.
-    struct Fixed(HeaderList, std::sync::Arc<std::sync::atomic::AtomicUsize>);
+    /// A source over a fixed list, counting how often it was copied.
+    struct Fixed(HeaderList, Arc<AtomicUsize>);
 
     impl HeaderSource for Fixed {
         fn count(&self) -> usize {
@@ -147,51 +335,138 @@ mod tests {
         fn byte_size(&self) -> usize {
             self.0.iter().map(|(k, v)| k.len() + v.len()).sum()
         }
+        fn pairs(&self) -> Vec<(&str, &[u8])> {
+            borrowed(&self.0).collect()
+        }
         fn to_list(&self) -> HeaderList {
-            self.1.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.1.fetch_add(1, Ordering::Relaxed);
             self.0.clone()
         }
     }
 
+    fn list(pairs: &[(&str, &str)]) -> HeaderList {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.as_bytes().to_vec()))
+            .collect()
+    }
+
+    fn source(pairs: &[(&str, &str)]) -> (Headers, Arc<AtomicUsize>) {
+        let copies = Arc::default();
+        let headers = Headers::source(Box::new(Fixed(list(pairs), Arc::clone(&copies))));
+        (headers, copies)
+    }
+
+    /// Every answer of `headers` is the answer of the list `expected`.
+    fn answers_as(headers: &Headers, expected: &HeaderList) {
+        assert_eq!(&headers.to_list(), expected);
+        assert_eq!(headers.len(), expected.len());
+        assert_eq!(headers.size(), limits_size(expected));
+        assert_eq!(headers.byte_size(), limits_size(expected).0);
+        assert_eq!(headers.encode(), wasp_abi::encode_map(expected));
+        for name in ["a", "A", "b", "c", ":status", "missing"] {
+            assert_eq!(headers.get(name), header_get(expected, name), "{name}");
+            let named = expected
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case(name));
+            assert_eq!(
+                headers.size_of(name),
+                named.fold((0, 0), |(b, n), (k, v)| (b + k.len() + v.len(), n + 1)),
+                "{name}"
+            );
+        }
+    }
+
+    fn limits_size(list: &HeaderList) -> (usize, usize) {
+        crate::limits::map_size(list)
+    }
+
     #[test]
-    fn lookups_read_the_source_and_a_write_builds_the_list_once() {
-        let built = std::sync::Arc::default();
-        let list: HeaderList = vec![
-            (":status".into(), b"200".to_vec()),
-            ("a".into(), b"1".to_vec()),
-        ];
-        let mut headers =
-            Headers::Source(Box::new(Fixed(list.clone(), std::sync::Arc::clone(&built))));
-        assert_eq!(headers.get("A"), Some(&b"1"[..]));
-        assert_eq!(headers.len(), 2);
-        assert_eq!(headers.byte_size(), 7 + 3 + 1 + 1);
-        assert_eq!(built.load(std::sync::atomic::Ordering::Relaxed), 0);
-        headers.list_mut().push(("b".into(), b"2".to_vec()));
-        headers.list_mut().push(("c".into(), b"3".to_vec()));
-        assert_eq!(built.load(std::sync::atomic::Ordering::Relaxed), 1);
-        assert_eq!(headers.len(), 4);
-        assert_eq!(headers.get("c"), Some(&b"3"[..]));
+    fn lookups_and_reads_of_every_pair_never_copy_the_source() {
+        let (headers, copies) = source(&[(":status", "200"), ("a", "1")]);
+        answers_as(&headers, &list(&[(":status", "200"), ("a", "1")]));
+        assert_eq!(
+            copies.load(Ordering::Relaxed),
+            1,
+            "only to_list of the check copied"
+        );
+    }
+
+    #[test]
+    fn edits_of_a_source_answer_as_the_same_edits_of_its_list() {
+        let start = [(":status", "200"), ("a", "1"), ("b", "2"), ("a", "3")];
+        let (mut headers, copies) = source(&start);
+        let mut expected = list(&start);
+
+        headers.add("C".into(), b"4".to_vec());
+        expected.push(("c".into(), b"4".to_vec()));
+        answers_as(&headers, &expected);
+
+        headers.replace("A".into(), b"5".to_vec());
+        crate::stream::header_replace(&mut expected, "A".into(), b"5".to_vec());
+        answers_as(&headers, &expected);
+
+        headers.remove("c");
+        header_remove(&mut expected, "c");
+        headers.remove("missing");
+        answers_as(&headers, &expected);
+
+        headers.add("b".into(), b"6".to_vec());
+        expected.push(("b".into(), b"6".to_vec()));
+        headers.remove("B");
+        header_remove(&mut expected, "B");
+        answers_as(&headers, &expected);
+
+        let Some(HeadChange::Edited(edits)) = headers.share() else {
+            panic!("edits of a source are shared as edits");
+        };
+        assert_eq!(edits.removed(), ["a".to_owned(), "b".to_owned()]);
+        assert_eq!(edits.added(), &list(&[("a", "5")]));
+        assert_eq!(
+            copies.load(Ordering::Relaxed),
+            0,
+            "the source was never copied"
+        );
+
+        // A later write does not change what the proxy holds.
+        headers.add("d".into(), b"7".to_vec());
+        assert_eq!(edits.added().len(), 1);
+    }
+
+    #[test]
+    fn an_unchanged_source_and_edits_that_cancel_out_share_nothing() {
+        let (mut headers, _) = source(&[("a", "1")]);
+        assert_eq!(headers.share(), None);
+        headers.remove("missing");
+        headers.add("x".into(), b"1".to_vec());
+        headers.remove("x");
+        assert_eq!(headers.share(), None);
     }
 
     #[test]
     fn a_shared_list_is_read_in_place_and_copied_only_by_a_write_while_shared() {
         let mut headers = Headers::List(vec![("a".into(), b"1".to_vec())]);
-        let shared = headers.share();
+        let Some(HeadChange::Replaced(shared)) = headers.share() else {
+            panic!("a list is shared whole");
+        };
         assert_eq!(shared.as_slice(), &[("a".to_owned(), b"1".to_vec())]);
-        assert!(
-            Arc::ptr_eq(&shared, &headers.share()),
-            "shared again, not copied"
+        assert_eq!(
+            headers.share(),
+            Some(HeadChange::Replaced(Arc::clone(&shared))),
+            "shared again"
         );
         assert_eq!(headers.get("A"), Some(&b"1"[..]));
         assert_eq!((headers.len(), headers.byte_size()), (1, 2));
 
         // A write while the proxy holds the list leaves the proxy's copy alone.
-        headers.list_mut().push(("b".into(), b"2".to_vec()));
+        headers.add("b".into(), b"2".to_vec());
         assert_eq!(shared.len(), 1);
         assert_eq!(headers.len(), 2);
 
         // Once the proxy let go, a write takes the list back without a copy.
-        let shared = headers.share();
+        let Some(HeadChange::Replaced(shared)) = headers.share() else {
+            panic!("a list is shared whole");
+        };
         let address = shared.as_ptr();
         drop(shared);
         assert_eq!(headers.list_mut().as_ptr(), address);

@@ -48,7 +48,7 @@ pub use chain::{ChainStream, FilterChain};
 pub use engine::{EngineOptions, FilterEngine};
 pub use error::HostError;
 pub use facts::{FactName, StreamFacts, UpstreamFacts, response_flags};
-pub use headers::HeaderSource;
+pub use headers::{HeadChange, HeaderEdits, HeaderSource};
 pub use metrics::DEFAULT_MAX_SERIES_PER_FAMILY;
 pub use module_cache::{CachedModule, ModuleCacheStatus};
 pub use node::NodeInfo;

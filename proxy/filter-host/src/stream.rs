@@ -211,6 +211,7 @@ pub(crate) fn header_get<'a>(list: &'a HeaderList, name: &str) -> Option<&'a [u8
 }
 
 /// Replaces every value of `name` with one value (or adds it).
+#[cfg(test)]
 pub(crate) fn header_replace(list: &mut HeaderList, mut name: String, value: Vec<u8>) {
     header_remove(list, &name);
     name.make_ascii_lowercase();

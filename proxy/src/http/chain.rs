@@ -12,7 +12,7 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body;
 use http_body_util::{BodyExt, Empty};
-use wasp_filter_host::{ChainStream, FilterChain, LocalReply, StreamFacts, StreamInfo};
+use wasp_filter_host::{ChainStream, FilterChain, HeadChange, LocalReply, StreamFacts, StreamInfo};
 
 use super::body::ProxyBody;
 use super::headers::X_REQUEST_ID;
@@ -130,8 +130,10 @@ impl ChainPass {
             .await
         {
             Ok(None) => {}
-            Ok(Some(list)) if convert::request_unchanged(&list, &parts, scheme) => {}
-            Ok(Some(list)) => convert::apply_request(&list, &mut parts),
+            Ok(Some(HeadChange::Edited(edits))) => convert::edit_request(&edits, &mut parts),
+            Ok(Some(HeadChange::Replaced(list)))
+                if convert::request_unchanged(&list, &parts, scheme) => {}
+            Ok(Some(HeadChange::Replaced(list))) => convert::apply_request(&list, &mut parts),
             Err(reply) => return Err(self.reply_locally(reply).await),
         }
         // The body bytes received, for `request.size` and `request.total_size`.
@@ -183,8 +185,9 @@ impl ChainPass {
             .await
         {
             Ok(None) => {}
-            Ok(Some(list)) if convert::response_unchanged(&list, &parts) => {}
-            Ok(Some(list)) => convert::apply_response(&list, &mut parts),
+            Ok(Some(HeadChange::Edited(edits))) => convert::edit_response(&edits, &mut parts),
+            Ok(Some(HeadChange::Replaced(list))) if convert::response_unchanged(&list, &parts) => {}
+            Ok(Some(HeadChange::Replaced(list))) => convert::apply_response(&list, &mut parts),
             Err(reply) => {
                 active.facts.set_response(reply.details.clone(), 0);
                 let response = local::filter_reply(reply);

@@ -4,7 +4,7 @@
 
 use http::header::HOST;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, request, response};
-use wasp_filter_host::HeaderList;
+use wasp_filter_host::{HeaderEdits, HeaderList};
 
 /// The request head as filters see it. `Host` becomes `:authority`.
 pub fn request_list(parts: &request::Parts, scheme: &str) -> HeaderList {
@@ -157,6 +157,94 @@ pub fn apply_request(list: &HeaderList, parts: &mut request::Parts) {
     parts.headers = headers;
 }
 
+/// The value a pseudo header has after `edits`: `None` when the filters
+/// left the proxy's own (it is neither removed nor replaced), else the
+/// first one they added (`Some(None)`: removed, none added).
+fn edited_pseudo<'a>(edits: &'a HeaderEdits, name: &str) -> Option<Option<&'a [u8]>> {
+    edits
+        .removed()
+        .iter()
+        .any(|r| r == name)
+        .then(|| pseudo(edits.added(), name))
+}
+
+/// Applies the regular (non-pseudo) edits to `headers`: removed names go,
+/// added pairs are appended (values moved, not copied, when valid).
+fn edit_headers(edits: &HeaderEdits, headers: &mut HeaderMap) {
+    for name in edits.removed().iter().filter(|n| !n.starts_with(':')) {
+        headers.remove(name.as_str());
+    }
+    for (name, value) in edits.added().iter().filter(|(n, _)| !n.starts_with(':')) {
+        match (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_bytes(value),
+        ) {
+            (Ok(name), Ok(value)) => {
+                headers.append(name, value);
+            }
+            _ => tracing::warn!(header = %name, "filter set an invalid header; dropped"),
+        }
+    }
+}
+
+/// Applies filters' edits of the request head to it, as [`apply_request`]
+/// applies the list those edits make: headers removed and added,
+/// `:method` and `:path` when replaced, and `Host` as `:authority` says
+/// when a filter touched either.
+pub fn edit_request(edits: &HeaderEdits, parts: &mut request::Parts) {
+    let touches_host = edits.removed().iter().any(|n| n == ":authority")
+        || edits
+            .added()
+            .iter()
+            .any(|(n, _)| n == "host" || n == ":authority");
+    // The authority the filters see last: the proxy's own, unless replaced.
+    let authority = touches_host.then(|| match edited_pseudo(edits, ":authority") {
+        Some(edited) => edited.map(<[u8]>::to_vec),
+        None => {
+            let [_, _, (_, own), _] =
+                request_pseudo_headers(&parts.method, &parts.uri, &parts.headers, "");
+            Some(own.to_vec())
+        }
+    });
+    if touches_host {
+        // The filters never see `Host` as such: it is `:authority`.
+        parts.headers.remove(HOST);
+    }
+    edit_headers(edits, &mut parts.headers);
+    if let Some(Some(method)) = edited_pseudo(edits, ":method")
+        && let Ok(method) = Method::from_bytes(method)
+    {
+        parts.method = method;
+    }
+    if let Some(Some(path)) = edited_pseudo(edits, ":path")
+        && let Ok(path) = Uri::try_from(path)
+        && let Some(path) = path.path_and_query()
+    {
+        let mut uri = http::uri::Parts::default();
+        uri.path_and_query = Some(path.clone());
+        if let Ok(uri) = Uri::from_parts(uri) {
+            parts.uri = uri;
+        }
+    }
+    if let Some(Some(authority)) = authority
+        && let Ok(authority) = HeaderValue::from_bytes(&authority)
+        && !authority.is_empty()
+    {
+        parts.headers.insert(HOST, authority);
+    }
+}
+
+/// Applies filters' edits of the response head to it, as
+/// [`apply_response`] applies the list those edits make.
+pub fn edit_response(edits: &HeaderEdits, parts: &mut response::Parts) {
+    edit_headers(edits, &mut parts.headers);
+    if let Some(Some(status)) = edited_pseudo(edits, ":status")
+        && let Ok(status) = StatusCode::from_bytes(status)
+    {
+        parts.status = status;
+    }
+}
+
 /// The response head as filters see it.
 pub fn response_list(parts: &response::Parts) -> HeaderList {
     response_list_of(parts.status, &parts.headers)
@@ -250,6 +338,126 @@ mod tests {
         assert!(!parts.headers.contains_key("x-removed"));
         let order: Vec<&str> = parts.headers.keys().map(|k| k.as_str()).collect();
         assert_eq!(order, ["x-kept", "x-changed", "x-added"]);
+    }
+
+    /// The list filters see once `edits` are made to `list`.
+    fn edited(mut list: HeaderList, edits: &HeaderEdits) -> HeaderList {
+        list.retain(|(n, _)| !edits.removed().contains(n));
+        list.extend(edits.added().iter().cloned());
+        list
+    }
+
+    /// A head's headers, name by name, values in order.
+    fn by_name(headers: &HeaderMap) -> Vec<(String, Vec<Vec<u8>>)> {
+        let mut names: Vec<String> = headers.keys().map(|k| k.as_str().to_owned()).collect();
+        names.sort();
+        names
+            .into_iter()
+            .map(|n| {
+                let values = headers
+                    .get_all(n.as_str())
+                    .iter()
+                    .map(|v| v.as_bytes().to_vec())
+                    .collect();
+                (n, values)
+            })
+            .collect()
+    }
+
+    fn pairs(pairs: &[(&str, &str)]) -> HeaderList {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.as_bytes().to_vec()))
+            .collect()
+    }
+
+    #[test]
+    fn edits_change_a_request_head_as_the_list_they_make_would() {
+        let names = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+        let cases = [
+            HeaderEdits::new(
+                names(&["authorization"]),
+                pairs(&[
+                    ("traceparent", "00-1-2-01"),
+                    ("x-b3-sampled", "1"),
+                    ("b3", "1-2-1"),
+                ]),
+            ),
+            HeaderEdits::new(names(&[":path"]), pairs(&[(":path", "/new?x=1")])),
+            HeaderEdits::new(names(&[":method"]), pairs(&[(":method", "PUT")])),
+            HeaderEdits::new(names(&[":authority"]), pairs(&[(":authority", "other:81")])),
+            HeaderEdits::new(names(&[":authority"]), Vec::new()),
+            HeaderEdits::new(Vec::new(), pairs(&[("host", "added"), ("x-one", "2")])),
+            HeaderEdits::new(
+                names(&["x-one"]),
+                pairs(&[("x-one", "3"), ("bad name", "x")]),
+            ),
+            HeaderEdits::new(Vec::new(), pairs(&[(":path", "/ignored-second")])),
+        ];
+        for edits in &cases {
+            let (mut by_edits, ()) = http::Request::builder()
+                .method("GET")
+                .uri("/a?b=1")
+                .header("host", "example.com")
+                .header("x-one", "1")
+                .header("authorization", "Bearer t")
+                .body(())
+                .unwrap()
+                .into_parts();
+            let (mut by_list, ()) = http::Request::builder()
+                .method("GET")
+                .uri("/a?b=1")
+                .header("host", "example.com")
+                .header("x-one", "1")
+                .header("authorization", "Bearer t")
+                .body(())
+                .unwrap()
+                .into_parts();
+            let list = edited(request_list(&by_list, "http"), edits);
+            apply_request(&list, &mut by_list);
+            edit_request(edits, &mut by_edits);
+            assert_eq!(by_edits.method, by_list.method, "{edits:?}");
+            assert_eq!(by_edits.uri, by_list.uri, "{edits:?}");
+            assert_eq!(
+                by_name(&by_edits.headers),
+                by_name(&by_list.headers),
+                "{edits:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn edits_change_a_response_head_as_the_list_they_make_would() {
+        let names = |names: &[&str]| names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+        let cases = [
+            HeaderEdits::new(
+                Vec::new(),
+                pairs(&[("x-envoy-peer-metadata", "abc"), ("x-one", "2")]),
+            ),
+            HeaderEdits::new(names(&[":status"]), pairs(&[(":status", "503")])),
+            HeaderEdits::new(names(&["x-one", "server"]), Vec::new()),
+        ];
+        for edits in &cases {
+            let make = || {
+                http::Response::builder()
+                    .status(200)
+                    .header("server", "up")
+                    .header("x-one", "1")
+                    .body(())
+                    .unwrap()
+                    .into_parts()
+                    .0
+            };
+            let (mut by_edits, mut by_list) = (make(), make());
+            apply_response(&edited(response_list(&by_list), edits), &mut by_list);
+            edit_response(edits, &mut by_edits);
+            assert_eq!(by_edits.status, by_list.status, "{edits:?}");
+            assert_eq!(
+                by_name(&by_edits.headers),
+                by_name(&by_list.headers),
+                "{edits:?}"
+            );
+        }
     }
 
     #[test]

@@ -43,6 +43,20 @@ fn regular<'a>(headers: &'a HeaderMap, name: &str, skip: Option<&HeaderName>) ->
     headers.get(name).map(HeaderValue::as_bytes)
 }
 
+/// Appends the pairs of `headers` to `pairs`, `skip` left out.
+fn regular_pairs<'a>(
+    pairs: &mut Vec<(&'a str, &'a [u8])>,
+    headers: &'a HeaderMap,
+    skip: Option<&HeaderName>,
+) {
+    pairs.extend(
+        headers
+            .iter()
+            .filter(|(name, _)| Some(*name) != skip)
+            .map(|(name, value)| (name.as_str(), value.as_bytes())),
+    );
+}
+
 /// Bytes of every name and value of `headers`, `skip` left out.
 fn regular_size(headers: &HeaderMap, skip: Option<&HeaderName>) -> usize {
     headers
@@ -71,6 +85,13 @@ impl HeaderSource for RequestHead {
     fn byte_size(&self) -> usize {
         let pseudo: usize = self.pseudo().iter().map(|(n, v)| n.len() + v.len()).sum();
         pseudo + regular_size(&self.headers, Some(&HOST))
+    }
+
+    fn pairs(&self) -> Vec<(&str, &[u8])> {
+        let mut pairs = Vec::with_capacity(self.count());
+        pairs.extend(self.pseudo());
+        regular_pairs(&mut pairs, &self.headers, Some(&HOST));
+        pairs
     }
 
     fn to_list(&self) -> HeaderList {
@@ -112,6 +133,13 @@ impl HeaderSource for ResponseHead {
         ":status".len() + self.status.as_str().len() + regular_size(&self.headers, None)
     }
 
+    fn pairs(&self) -> Vec<(&str, &[u8])> {
+        let mut pairs = Vec::with_capacity(self.count());
+        pairs.push((":status", self.status.as_str().as_bytes()));
+        regular_pairs(&mut pairs, &self.headers, None);
+        pairs
+    }
+
     fn to_list(&self) -> HeaderList {
         convert::response_list_of(self.status, &self.headers)
     }
@@ -124,6 +152,12 @@ mod tests {
     /// Every answer of `source` is the answer of its list.
     fn answers_as_its_list(source: &dyn HeaderSource, names: &[&str]) {
         let list = source.to_list();
+        let pairs: HeaderList = source
+            .pairs()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_vec()))
+            .collect();
+        assert_eq!(pairs, list);
         assert_eq!(source.count(), list.len());
         let size: usize = list.iter().map(|(k, v)| k.len() + v.len()).sum();
         assert_eq!(source.byte_size(), size);

@@ -4,14 +4,14 @@
 use std::sync::Arc;
 
 use wasmtime::Caller;
-use wasp_abi::{BufferType, MapType, Status, StreamType, decode_map, encode_map};
+use wasp_abi::{BufferType, MapType, Status, StreamType, decode_map};
 
 use super::{ENV, HostImports};
 use crate::headers::Headers;
 use crate::limits::{self, Limit};
 use crate::memory::{CallResult, answer, copy_out, misuse, read, read_str, write_u32};
 use crate::state::VmState;
-use crate::stream::{HeaderList, LocalReply, header_remove, header_replace};
+use crate::stream::{HeaderList, LocalReply};
 
 type C<'a> = Caller<'a, VmState>;
 
@@ -80,11 +80,6 @@ fn on_list<R>(list: &mut HeaderList, f: impl FnOnce(&mut Headers) -> R) -> R {
     let result = f(&mut headers);
     *list = std::mem::take(headers.list_mut());
     result
-}
-
-/// Bytes (names plus values) and entries of a header map, for its limits.
-fn size_of(headers: &Headers) -> (usize, usize) {
-    (headers.byte_size(), headers.len())
 }
 
 /// Runs `f` on the buffer `buffer_type` of the effective context. Read-only
@@ -159,7 +154,7 @@ fn get_map_pairs(mut caller: C<'_>, map_type: u32, ptr_ptr: u32, size_ptr: u32) 
     const CALL: &str = "proxy_get_header_map_pairs";
     answer(|| {
         let encoded = map_op(&mut caller, CALL, map_type, Access::Read, |headers| {
-            encode_map(headers.list_mut())
+            headers.encode()
         })?;
         copy_out(&mut caller, CALL, &encoded, ptr_ptr, size_ptr)
     })
@@ -171,7 +166,7 @@ fn set_map_pairs(mut caller: C<'_>, map_type: u32, ptr: u32, len: u32) -> CallRe
         let pairs = read_map(&caller, CALL, "map_data", ptr, len)?;
         let core = Arc::clone(&caller.data().core);
         map_op(&mut caller, CALL, map_type, Access::Write, |headers| {
-            limits::check_headers(&core, size_of(headers), &pairs)?;
+            limits::check_headers(&core, headers.size(), &pairs)?;
             *headers = Headers::List(pairs);
             Ok(())
         })?
@@ -220,17 +215,12 @@ fn edit_map_value(
         let value = read(&caller, call, "value", value_ptr, value_len)?;
         let core = Arc::clone(&caller.data().core);
         map_op(&mut caller, call, map_type, Access::Write, |headers| {
-            let list = headers.list_mut();
-            let before = limits::map_size(list);
-            let after = edited_size(list, edit, &key, value.len());
+            let before = headers.size();
+            let after = edited_size(headers, before, edit, &key, value.len());
             limits::check_size(&core, before, after)?;
             match edit {
-                Edit::Add => {
-                    let mut key = key;
-                    key.make_ascii_lowercase();
-                    list.push((key, value));
-                }
-                Edit::Replace => header_replace(list, key, value),
+                Edit::Add => headers.add(key, value),
+                Edit::Replace => headers.replace(key, value),
             }
             Ok(())
         })?
@@ -239,18 +229,20 @@ fn edit_map_value(
     })
 }
 
-/// Bytes and entries of `list` once `edit` of `key` to a value of
-/// `value_len` bytes is applied.
-fn edited_size(list: &HeaderList, edit: Edit, key: &str, value_len: usize) -> (usize, usize) {
-    let (bytes, count) = limits::map_size(list);
+/// Bytes and entries of `headers` (now `(bytes, count)`) once `edit` of
+/// `key` to a value of `value_len` bytes is applied.
+fn edited_size(
+    headers: &Headers,
+    (bytes, count): (usize, usize),
+    edit: Edit,
+    key: &str,
+    value_len: usize,
+) -> (usize, usize) {
     let added = key.len() + value_len;
     match edit {
         Edit::Add => (bytes + added, count + 1),
         Edit::Replace => {
-            let (gone_bytes, gone) = list
-                .iter()
-                .filter(|(k, _)| k.eq_ignore_ascii_case(key))
-                .fold((0, 0), |(b, n), (k, v)| (b + k.len() + v.len(), n + 1));
+            let (gone_bytes, gone) = headers.size_of(key);
             (bytes - gone_bytes + added, count - gone + 1)
         }
     }
@@ -265,7 +257,7 @@ fn remove_map_value(mut caller: C<'_>, map_type: u32, key_ptr: u32, key_len: u32
             CALL,
             map_type,
             Access::Write,
-            |headers| header_remove(headers.list_mut(), &key),
+            |headers| headers.remove(&key),
         )?)
     })
 }
