@@ -93,13 +93,28 @@ pub(crate) fn read(
     if len == 0 {
         return Ok(Vec::new());
     }
+    view(caller, call, argument, ptr, len).map(<[u8]>::to_vec)
+}
+
+/// The `len` bytes at `ptr`, where they lie in the guest's memory (no copy;
+/// for arguments used before the call next needs the caller mutably).
+pub(crate) fn view<'c>(
+    caller: &'c Caller<'_, VmState>,
+    call: &str,
+    argument: &str,
+    ptr: u32,
+    len: u32,
+) -> Result<&'c [u8], Status> {
+    if len == 0 {
+        return Ok(&[]);
+    }
     let Some(mem) = memory(caller) else {
         return Err(misuse(caller, call, argument, Status::InvalidMemoryAccess));
     };
     let start = ptr as usize;
     let end = start.checked_add(len as usize);
     match end.and_then(|end| mem.data(caller).get(start..end)) {
-        Some(bytes) => Ok(bytes.to_vec()),
+        Some(bytes) => Ok(bytes),
         None => Err(misuse(caller, call, argument, Status::InvalidMemoryAccess)),
     }
 }
@@ -174,10 +189,16 @@ pub(crate) fn copy_out(
     let Ok(len) = u32::try_from(bytes.len()) else {
         return Err(misuse(caller, call, "value size", Status::BadArgument).into());
     };
-    let Some(malloc) = caller.data().malloc.clone() else {
+    // Taken out for the call and put back, rather than cloned: a clone of a
+    // typed function registers its type again, a cost on every hostcall
+    // that answers with data. (An allocator that itself made such a
+    // hostcall would get `InternalFailure` there.)
+    let Some(malloc) = caller.data_mut().malloc.take() else {
         return Err(misuse(caller, call, "allocator", Status::InternalFailure).into());
     };
-    let addr = malloc.call(&mut *caller, len)?;
+    let allocated = malloc.call(&mut *caller, len);
+    caller.data_mut().malloc = Some(malloc);
+    let addr = allocated?;
     if addr == 0 {
         return Err(misuse(caller, call, "guest allocation", Status::InternalFailure).into());
     }

@@ -211,9 +211,10 @@ pub(crate) fn header_get<'a>(list: &'a HeaderList, name: &str) -> Option<&'a [u8
 }
 
 /// Replaces every value of `name` with one value (or adds it).
-pub(crate) fn header_replace(list: &mut HeaderList, name: &str, value: Vec<u8>) {
-    header_remove(list, name);
-    list.push((name.to_ascii_lowercase(), value));
+pub(crate) fn header_replace(list: &mut HeaderList, mut name: String, value: Vec<u8>) {
+    header_remove(list, &name);
+    name.make_ascii_lowercase();
+    list.push((name, value));
 }
 
 /// Removes every value of `name`.

@@ -225,8 +225,12 @@ fn edit_map_value(
             let after = edited_size(list, edit, &key, value.len());
             limits::check_size(&core, before, after)?;
             match edit {
-                Edit::Add => list.push((key.to_ascii_lowercase(), value)),
-                Edit::Replace => header_replace(list, &key, value),
+                Edit::Add => {
+                    let mut key = key;
+                    key.make_ascii_lowercase();
+                    list.push((key, value));
+                }
+                Edit::Replace => header_replace(list, key, value),
             }
             Ok(())
         })?

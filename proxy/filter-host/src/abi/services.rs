@@ -4,12 +4,12 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use wasmtime::Caller;
-use wasp_abi::{LogLevel, MetricType, Status, decode_property_path};
+use wasp_abi::{LogLevel, MetricType, Status};
 
 use super::{ENV, HostImports};
 use crate::limits;
 use crate::memory::{
-    CallResult, answer, copy_out, misuse, read, read_str, status, write_u32, write_u64,
+    CallResult, answer, copy_out, misuse, read, read_str, status, view, write_u32, write_u64,
 };
 use crate::plugin::PluginCore;
 use crate::properties;
@@ -63,15 +63,38 @@ fn now_nanos() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-/// The UTF-8 segments of a serialized property path.
-fn path_segments<'p>(caller: &C<'_>, call: &str, path: &'p [u8]) -> Result<Vec<&'p str>, Status> {
-    decode_property_path(path)
-        .into_iter()
-        .map(|segment| {
-            std::str::from_utf8(segment)
-                .map_err(|_| misuse(caller, call, "path", Status::BadArgument))
-        })
-        .collect()
+/// Segments of a property path split on the stack; longer paths (none of
+/// the known properties) use the heap.
+const STACK_SEGMENTS: usize = 8;
+
+/// Runs `f` with the UTF-8 segments of a serialized property path (NUL
+/// separated, a trailing NUL optional, as `wasp_abi::decode_property_path` reads
+/// it); `None` when a segment is not UTF-8.
+fn with_segments<R>(path: &[u8], f: impl FnOnce(&[&str]) -> R) -> Option<R> {
+    let trimmed = path.strip_suffix(&[0]).unwrap_or(path);
+    if trimmed.is_empty() {
+        return Some(f(&[]));
+    }
+    let mut stack = [""; STACK_SEGMENTS];
+    let mut heap = Vec::new();
+    let mut count = 0;
+    for segment in trimmed.split(|b| *b == 0) {
+        let segment = std::str::from_utf8(segment).ok()?;
+        if count < STACK_SEGMENTS {
+            stack[count] = segment;
+        } else {
+            if heap.is_empty() {
+                heap.extend_from_slice(&stack);
+            }
+            heap.push(segment);
+        }
+        count += 1;
+    }
+    Some(if heap.is_empty() {
+        f(&stack[..count])
+    } else {
+        f(&heap)
+    })
 }
 
 fn get_property(
@@ -83,9 +106,11 @@ fn get_property(
 ) -> CallResult {
     const CALL: &str = "proxy_get_property";
     answer(|| {
-        let path = read(&caller, CALL, "path", path_ptr, path_len)?;
-        let segments = path_segments(&caller, CALL, &path)?;
-        let value = properties::get(caller.data(), &segments).ok_or(Status::NotFound)?;
+        // The path is read where it lies in the guest's memory.
+        let path = view(&caller, CALL, "path", path_ptr, path_len)?;
+        let value = with_segments(path, |segments| properties::get(caller.data(), segments))
+            .ok_or_else(|| misuse(&caller, CALL, "path", Status::BadArgument))?
+            .ok_or(Status::NotFound)?;
         copy_out(&mut caller, CALL, &value, ptr_ptr, size_ptr)
     })
 }
@@ -99,14 +124,14 @@ fn set_property(
 ) -> CallResult {
     const CALL: &str = "proxy_set_property";
     answer(|| {
-        let path = read(&caller, CALL, "path", path_ptr, path_len)?;
         let value = read(&caller, CALL, "value", value_ptr, value_len)?;
-        let segments = path_segments(&caller, CALL, &path)?;
-        if segments.is_empty() {
-            return Err(misuse(&caller, CALL, "path (empty)", Status::BadArgument).into());
-        }
-        let path = segments.join(".");
-        properties::set(caller.data_mut(), &path, value)
+        let path = view(&caller, CALL, "path", path_ptr, path_len)?;
+        let key = with_segments(path, |segments| {
+            (!segments.is_empty()).then(|| segments.join("."))
+        })
+        .ok_or_else(|| misuse(&caller, CALL, "path", Status::BadArgument))?
+        .ok_or_else(|| misuse(&caller, CALL, "path (empty)", Status::BadArgument))?;
+        properties::set(caller.data_mut(), key, value)
             .map_err(|limit| limits::exceeded(&caller.data().core, CALL, limit))?;
         Ok(())
     })
@@ -382,4 +407,37 @@ pub(super) fn register(imports: &mut HostImports) -> wasmtime::Result<()> {
         },
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn property_paths_split_as_the_abi_decodes_them() {
+        let long = b"a\0b\0c\0d\0e\0f\0g\0h\0i\0j".as_slice();
+        for path in [
+            b"".as_slice(),
+            b"\0",
+            b"plugin_name",
+            b"response\0code",
+            b"response\0code\0",
+            b"a\0\0b",
+            long,
+        ] {
+            let expected: Vec<&[u8]> = wasp_abi::decode_property_path(path);
+            let split = with_segments(path, |segments| {
+                segments
+                    .iter()
+                    .map(|s| s.as_bytes().to_vec())
+                    .collect::<Vec<_>>()
+            });
+            assert_eq!(
+                split,
+                Some(expected.iter().map(|s| s.to_vec()).collect()),
+                "{path:?}"
+            );
+        }
+        assert_eq!(with_segments(b"ok\0\xff", |s| s.len()), None);
+    }
 }
