@@ -106,10 +106,18 @@ impl HeaderSnapshot {
     }
 
     /// The first value of `name` (compared ignoring ASCII case), or `None`.
+    /// A plain loop: filters look several names up per request, and the
+    /// size-optimised modules do not inline the iterator chain of `named`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.named(name)
-            .next()
-            .map(|&[_, _, vs, ve]| self.span(vs, ve))
+        let text = self.text.as_bytes();
+        for &[ns, ne, vs, ve] in &self.entries {
+            if (ne - ns) as usize == name.len()
+                && text[ns as usize..ne as usize].eq_ignore_ascii_case(name.as_bytes())
+            {
+                return Some(self.span(vs, ve));
+            }
+        }
+        None
     }
 
     /// Every value of `name` (compared ignoring ASCII case), in order.
@@ -119,7 +127,7 @@ impl HeaderSnapshot {
 
     /// True when `name` is present.
     pub fn contains(&self, name: &str) -> bool {
-        self.named(name).next().is_some()
+        self.get(name).is_some()
     }
 
     /// The number of entries (a name given twice counts twice).
