@@ -1,7 +1,9 @@
 //! Properties (`proxy_get_property` / `proxy_set_property`): request,
 //! connection, peer-identity and plugin attributes addressed by path, with
 //! typed helpers for the common ones. Available on every context through the
-//! [`Properties`] trait.
+//! [`Properties`] trait. A path read or written on every request can be
+//! encoded once as a [`PropertyPath`] (a constant) and passed to the `*_at`
+//! methods, which send it as it is.
 
 use crate::abi::hostcalls;
 use std::time::{Duration, SystemTime};
@@ -25,8 +27,7 @@ pub trait Properties {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        self.property(path)
-            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        self.property(path).map(lossy)
     }
 
     /// An integer property (8 bytes little-endian, as hosts encode them).
@@ -46,6 +47,27 @@ pub trait Properties {
         S: AsRef<str>,
     {
         hostcalls::set_property(&encode(path), value)
+    }
+
+    /// A property's raw value at a path encoded once (see [`PropertyPath`]).
+    fn property_at(&self, path: &PropertyPath) -> Option<Vec<u8>> {
+        get_property_encoded(path.encoded())
+    }
+
+    /// An integer property (8 bytes little-endian) at a path encoded once.
+    fn property_u64_at(&self, path: &PropertyPath) -> Option<u64> {
+        let bytes: [u8; 8] = self.property_at(path)?.try_into().ok()?;
+        Some(u64::from_le_bytes(bytes))
+    }
+
+    /// A property as text at a path encoded once.
+    fn property_string_at(&self, path: &PropertyPath) -> Option<String> {
+        self.property_at(path).map(lossy)
+    }
+
+    /// Sets a property at a path encoded once.
+    fn set_property_at(&self, path: &PropertyPath, value: &[u8]) -> crate::Result<()> {
+        hostcalls::set_property(path.encoded(), value)
     }
 
     /// The request path (`request.path`).
@@ -84,16 +106,50 @@ pub trait Properties {
     }
 }
 
+/// A property path in the ABI's form (segments joined by NUL bytes), made
+/// once: `PropertyPath::new(&["response", "code"])` at configuration time, or
+/// `PropertyPath::from_encoded(b"response\0code")` as a constant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PropertyPath(std::borrow::Cow<'static, [u8]>);
+
+impl PropertyPath {
+    /// A path already in the ABI's form: its segments joined by NUL bytes.
+    pub const fn from_encoded(encoded: &'static [u8]) -> PropertyPath {
+        PropertyPath(std::borrow::Cow::Borrowed(encoded))
+    }
+
+    /// The path of `segments`.
+    pub fn new<S: AsRef<str>>(segments: &[S]) -> PropertyPath {
+        PropertyPath(std::borrow::Cow::Owned(wasp_abi::encode_property_path(
+            segments,
+        )))
+    }
+
+    /// The bytes sent to the host.
+    pub fn encoded(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 /// Reads a property without a context.
 pub fn get_property<I, S>(path: I) -> Option<Vec<u8>>
 where
     I: IntoIterator<Item = S>,
     S: AsRef<str>,
 {
-    hostcalls::get_property(&encode(path)).unwrap_or_else(|e| {
+    get_property_encoded(&encode(path))
+}
+
+fn get_property_encoded(path: &[u8]) -> Option<Vec<u8>> {
+    hostcalls::get_property(path).unwrap_or_else(|e| {
         crate::log::report(&e);
         None
     })
+}
+
+/// Bytes as text, copied only when they are not UTF-8.
+fn lossy(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// The host's wall clock; the Unix epoch if the host cannot tell.
@@ -105,11 +161,38 @@ pub fn now() -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_nanos(nanos)
 }
 
+/// The ABI form of `path`, built in one buffer (as
+/// [`wasp_abi::encode_property_path`] builds it).
 fn encode<I, S>(path: I) -> Vec<u8>
 where
     I: IntoIterator<Item = S>,
     S: AsRef<str>,
 {
-    let segments: Vec<S> = path.into_iter().collect();
-    wasp_abi::encode_property_path(&segments)
+    let mut out = Vec::with_capacity(64);
+    for (i, segment) in path.into_iter().enumerate() {
+        if i > 0 {
+            out.push(0);
+        }
+        out.extend_from_slice(segment.as_ref().as_bytes());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_encode_as_the_abi_does() {
+        let segments = ["connection", "uri_san_local_certificate"];
+        let expected = wasp_abi::encode_property_path(&segments);
+        assert_eq!(encode(segments), expected);
+        assert_eq!(PropertyPath::new(&segments).encoded(), expected);
+        assert_eq!(
+            PropertyPath::from_encoded(b"connection\0uri_san_local_certificate").encoded(),
+            expected
+        );
+        assert_eq!(encode(["plugin_name"]), b"plugin_name");
+        assert!(encode(Vec::<&str>::new()).is_empty());
+    }
 }

@@ -3,17 +3,30 @@
 //! several headers of one map in a callback pays one host call instead of
 //! one per name, and absent names cost nothing. The snapshot is a copy:
 //! changes made afterwards (by this filter or the host) are not in it.
+//! The host's buffer becomes the snapshot's text in place when every name
+//! and value is UTF-8 (as they nearly always are); only a map with invalid
+//! bytes is copied, with the bytes replaced.
 
 use crate::filter::HeaderList;
 
 /// A copy of one header map: every name and value in one string, indexed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct HeaderSnapshot {
-    /// Names and values back to back (invalid UTF-8 replaced).
+    /// Names and values (invalid UTF-8 replaced), back to back or as they
+    /// lie in the host's serialized map.
     text: String,
     /// Per entry: the name's and the value's byte ranges in `text`.
     entries: Vec<[u32; 4]>,
 }
+
+/// Snapshots are equal when their pairs are, in order.
+impl PartialEq for HeaderSnapshot {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for HeaderSnapshot {}
 
 impl HeaderSnapshot {
     /// A snapshot of `pairs` (the host's serialized map, decoded).
@@ -32,6 +45,43 @@ impl HeaderSnapshot {
             entries.push([ns, ne, vs, ve]);
         }
         HeaderSnapshot { text, entries }
+    }
+
+    /// A snapshot of a serialized map (`bytes`, the host's buffer), reusing
+    /// the buffer as the text: the lengths at its start are zeroed, which
+    /// leaves it UTF-8 exactly when every name and value is.
+    pub(crate) fn from_encoded(
+        mut bytes: Vec<u8>,
+    ) -> Result<HeaderSnapshot, wasp_abi::MapDecodeError> {
+        let base = bytes.as_ptr() as usize;
+        let (entries, header_end) = {
+            let pairs = wasp_abi::decode_map(&bytes)?;
+            let offset = |part: &[u8]| (part.as_ptr() as usize - base) as u32;
+            let range = |part: &[u8]| [offset(part), offset(part) + part.len() as u32];
+            let entries: Vec<[u32; 4]> = pairs
+                .iter()
+                .map(|(name, value)| {
+                    let ([ns, ne], [vs, ve]) = (range(name), range(value));
+                    [ns, ne, vs, ve]
+                })
+                .collect();
+            (entries, 4 + 8 * pairs.len())
+        };
+        if bytes.len() >= header_end {
+            bytes[..header_end].fill(0);
+        }
+        match String::from_utf8(bytes) {
+            Ok(text) => Ok(HeaderSnapshot { text, entries }),
+            Err(e) => {
+                let bytes = e.into_bytes();
+                let part = |start: u32, end: u32| &bytes[start as usize..end as usize];
+                let pairs: Vec<(&[u8], &[u8])> = entries
+                    .iter()
+                    .map(|&[ns, ne, vs, ve]| (part(ns, ne), part(vs, ve)))
+                    .collect();
+                Ok(HeaderSnapshot::from_pairs(&pairs))
+            }
+        }
     }
 
     fn span(&self, start: u32, end: u32) -> &str {
@@ -56,10 +106,18 @@ impl HeaderSnapshot {
     }
 
     /// The first value of `name` (compared ignoring ASCII case), or `None`.
+    /// A plain loop: filters look several names up per request, and the
+    /// size-optimised modules do not inline the iterator chain of `named`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.named(name)
-            .next()
-            .map(|&[_, _, vs, ve]| self.span(vs, ve))
+        let text = self.text.as_bytes();
+        for &[ns, ne, vs, ve] in &self.entries {
+            if (ne - ns) as usize == name.len()
+                && text[ns as usize..ne as usize].eq_ignore_ascii_case(name.as_bytes())
+            {
+                return Some(self.span(vs, ve));
+            }
+        }
+        None
     }
 
     /// Every value of `name` (compared ignoring ASCII case), in order.
@@ -69,7 +127,7 @@ impl HeaderSnapshot {
 
     /// True when `name` is present.
     pub fn contains(&self, name: &str) -> bool {
-        self.named(name).next().is_some()
+        self.get(name).is_some()
     }
 
     /// The number of entries (a name given twice counts twice).
@@ -113,5 +171,28 @@ mod tests {
         assert!(!snapshot.contains("absent"));
         assert_eq!(snapshot.to_list()[1], ("x-multi".into(), "one".into()));
         assert!(HeaderSnapshot::from_pairs(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_serialized_map_reads_as_its_pairs_in_place_or_repaired() {
+        let pairs: [(&[u8], &[u8]); 3] = [(b":path", b"/a"), (b"x-empty", b""), (b"X-B", b"v")];
+        let snapshot = HeaderSnapshot::from_encoded(wasp_abi::encode_map(&pairs)).unwrap();
+        assert_eq!(snapshot, HeaderSnapshot::from_pairs(&pairs));
+        assert_eq!(
+            snapshot.to_list(),
+            HeaderSnapshot::from_pairs(&pairs).to_list()
+        );
+        assert_eq!(snapshot.get("x-b"), Some("v"));
+        assert_eq!(snapshot.get("x-empty"), Some(""));
+        assert_eq!(snapshot.len(), 3);
+
+        let bad: [(&[u8], &[u8]); 2] = [(b"x-bad", b"a\xffb"), (b"x-ok", b"fine")];
+        let snapshot = HeaderSnapshot::from_encoded(wasp_abi::encode_map(&bad)).unwrap();
+        assert_eq!(snapshot, HeaderSnapshot::from_pairs(&bad));
+        assert_eq!(snapshot.get("x-bad"), Some("a\u{fffd}b"));
+        assert_eq!(snapshot.get("x-ok"), Some("fine"));
+
+        assert!(HeaderSnapshot::from_encoded(Vec::new()).unwrap().is_empty());
+        assert!(HeaderSnapshot::from_encoded(vec![9, 0, 0, 0]).is_err());
     }
 }

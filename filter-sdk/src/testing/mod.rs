@@ -345,6 +345,12 @@ impl Harness {
         with(|m| m.properties.insert(key, value.to_vec()));
     }
 
+    /// Forgets a property: the host answers `NotFound` for it again.
+    pub fn remove_property<S: AsRef<str>>(&mut self, path: &[S]) {
+        let key = property_path(path);
+        with(|m| m.properties.remove(&key));
+    }
+
     /// A property's current value (including ones the filter set).
     pub fn property<S: AsRef<str>>(&self, path: &[S]) -> Option<Vec<u8>> {
         let key = property_path(path);

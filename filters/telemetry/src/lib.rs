@@ -11,6 +11,7 @@ mod labels;
 mod peer;
 mod series;
 mod stream;
+mod text;
 mod trace;
 
 pub use config::{Config, Exchange, Reporter, Tracing};
@@ -18,6 +19,7 @@ pub use labels::{REQUEST_BYTES, REQUEST_DURATION, REQUESTS_TOTAL, RESPONSE_BYTES
 pub use peer::{METADATA_HEADER, METADATA_ID_HEADER, PeerCache, Workload};
 pub use series::{SeriesCache, SeriesKey};
 pub use stream::{Telemetry, properties};
+pub use text::Text;
 pub use trace::{Incoming, Parent, Sampling, Span, extract, parse_b3_single, parse_traceparent};
 
 use std::cell::RefCell;

@@ -5,13 +5,14 @@
 use std::rc::Rc;
 
 use wasp_filter_sdk::prelude::*;
-use wasp_filter_sdk::{HeaderSnapshot, Headers};
+use wasp_filter_sdk::{HeaderSnapshot, Headers, PropertyPath};
 
 use crate::Shared;
 use crate::config::Reporter;
 use crate::labels::{RequestFacts, response_flags, service};
 use crate::peer::{METADATA_HEADER, METADATA_ID_HEADER, UNKNOWN, Workload};
 use crate::series::SeriesKey;
+use crate::text::Text;
 use crate::trace::{Span, extract};
 
 /// The property names under which the trace ids are published for later
@@ -26,6 +27,36 @@ pub mod properties {
     pub const PARENT_SPAN_ID: &str = "telemetry.parent_span_id";
     /// `1` when sampled, else `0`.
     pub const SAMPLED: &str = "telemetry.sampled";
+}
+
+/// The paths this filter reads and writes on every request, encoded once.
+mod paths {
+    use wasp_filter_sdk::PropertyPath;
+
+    pub(super) const TRACE_ID: PropertyPath = PropertyPath::from_encoded(b"telemetry.trace_id");
+    pub(super) const SPAN_ID: PropertyPath = PropertyPath::from_encoded(b"telemetry.span_id");
+    pub(super) const PARENT_SPAN_ID: PropertyPath =
+        PropertyPath::from_encoded(b"telemetry.parent_span_id");
+    pub(super) const SAMPLED: PropertyPath = PropertyPath::from_encoded(b"telemetry.sampled");
+    pub(super) const MTLS: PropertyPath = PropertyPath::from_encoded(b"connection\0mtls");
+    pub(super) const SOURCE_PRINCIPAL: PropertyPath =
+        PropertyPath::from_encoded(b"source\0principal");
+    pub(super) const LOCAL_URI_SAN: PropertyPath =
+        PropertyPath::from_encoded(b"connection\0uri_san_local_certificate");
+    pub(super) const RESPONSE_CODE: PropertyPath = PropertyPath::from_encoded(b"response\0code");
+    pub(super) const GRPC_STATUS: PropertyPath =
+        PropertyPath::from_encoded(b"response\0grpc_status");
+    pub(super) const RESPONSE_FLAGS: PropertyPath = PropertyPath::from_encoded(b"response\0flags");
+    pub(super) const DURATION: PropertyPath = PropertyPath::from_encoded(b"request\0duration");
+    pub(super) const REQUEST_SIZE: PropertyPath =
+        PropertyPath::from_encoded(b"request\0total_size");
+    pub(super) const RESPONSE_SIZE: PropertyPath =
+        PropertyPath::from_encoded(b"response\0total_size");
+}
+
+/// A one-segment path's name, for messages.
+fn path_name(path: &PropertyPath) -> String {
+    String::from_utf8_lossy(path.encoded()).replace('\0', ".")
 }
 
 /// One request's telemetry.
@@ -53,13 +84,17 @@ impl Telemetry {
     fn propagate(&mut self, ctx: &mut HttpCtx<Self>, present: &HeaderSnapshot) {
         let tracing = &self.shared.config.tracing;
         let headers = ctx.request_headers();
-        let incoming = extract(|name| present.get(name).map(str::to_owned));
+        let incoming = extract(|name| present.get(name));
         let sampling = tracing.sampling;
         let roll = self.rng.f64() * 100.0;
         let span = Span::next(incoming, &mut self.rng, || roll < sampling);
         let sampled = if span.sampled { "1" } else { "0" };
         let span_id = span.span_id_hex();
-        let parent = span.parent_span_id.map(|p| format!("{p:016x}"));
+        let parent = span.parent_span_id.map(|p| {
+            let mut text = Text::<16>::default();
+            text.hex(u128::from(p), 16);
+            text
+        });
         if tracing.w3c {
             headers.set("traceparent", &span.traceparent());
         }
@@ -78,17 +113,17 @@ impl Telemetry {
         if tracing.b3_single {
             headers.set("b3", &span.b3_single());
         }
-        let publish = |name: &str, value: &str| {
-            if let Err(e) = ctx.set_property([name], value.as_bytes()) {
-                wasp_filter_sdk::warn!("setting property {name}: {e}");
+        let publish = |path: &PropertyPath, value: &str| {
+            if let Err(e) = ctx.set_property_at(path, value.as_bytes()) {
+                wasp_filter_sdk::warn!("setting property {}: {e}", path_name(path));
             }
         };
-        publish(properties::TRACE_ID, &span.trace_id_hex());
-        publish(properties::SPAN_ID, &span_id);
+        publish(&paths::TRACE_ID, &span.trace_id_hex());
+        publish(&paths::SPAN_ID, &span_id);
         if let Some(parent) = &parent {
-            publish(properties::PARENT_SPAN_ID, parent);
+            publish(&paths::PARENT_SPAN_ID, parent);
         }
-        publish(properties::SAMPLED, sampled);
+        publish(&paths::SAMPLED, sampled);
     }
 
     /// Reads the peer's exchange headers from `present` (a snapshot of
@@ -196,12 +231,20 @@ impl HttpFilter for Telemetry {
 
     fn on_log(&mut self, ctx: &mut HttpCtx<Self>) {
         let (source_principal, destination_principal, mtls) = match self.shared.config.reporter {
-            Reporter::Destination => (
-                ctx.source_principal(),
-                ctx.property_string(["connection", "uri_san_local_certificate"]),
-                ctx.property(["connection", "mtls"])
-                    .is_some_and(|v| v == [1]),
-            ),
+            Reporter::Destination => {
+                // A peer principal comes from the peer's certificate: without
+                // one (`connection.mtls` false) there is none to read.
+                let mtls = ctx.property_at(&paths::MTLS).is_some_and(|v| v == [1]);
+                (
+                    if mtls {
+                        ctx.property_string_at(&paths::SOURCE_PRINCIPAL)
+                    } else {
+                        None
+                    },
+                    ctx.property_string_at(&paths::LOCAL_URI_SAN),
+                    mtls,
+                )
+            }
             // The source reporter labels neither principal nor mTLS.
             Reporter::Source => (None, None, false),
         };
@@ -212,17 +255,17 @@ impl HttpFilter for Telemetry {
             mtls,
             authority: self.authority.take(),
             grpc: self.grpc,
-            response_code: ctx.property_u64(["response", "code"]).unwrap_or(0),
+            response_code: ctx.property_u64_at(&paths::RESPONSE_CODE).unwrap_or(0),
             grpc_status: if self.grpc {
-                ctx.property_u64(["response", "grpc_status"])
+                ctx.property_u64_at(&paths::GRPC_STATUS)
             } else {
                 None
             },
-            flags: ctx.property_u64(["response", "flags"]).unwrap_or(0),
+            flags: ctx.property_u64_at(&paths::RESPONSE_FLAGS).unwrap_or(0),
         };
-        let duration_ms = ctx.property_u64(["request", "duration"]).unwrap_or(0) / 1_000_000;
-        let request_bytes = ctx.property_u64(["request", "total_size"]).unwrap_or(0);
-        let response_bytes = ctx.property_u64(["response", "total_size"]).unwrap_or(0);
+        let duration_ms = ctx.property_u64_at(&paths::DURATION).unwrap_or(0) / 1_000_000;
+        let request_bytes = ctx.property_u64_at(&paths::REQUEST_SIZE).unwrap_or(0);
+        let response_bytes = ctx.property_u64_at(&paths::RESPONSE_SIZE).unwrap_or(0);
         let shared = &self.shared;
         shared.series.borrow_mut().record(
             key,

@@ -5,6 +5,9 @@
 //!
 //! Reading prefers `traceparent`, then `b3`, then `x-b3-traceid`; headers
 //! that do not parse are ignored (a new trace is started), as tracers do.
+//! Header values are written into stack buffers ([`Text`]).
+
+use crate::text::Text;
 
 /// A sampling decision from the incoming headers, if any.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,10 +116,17 @@ pub fn parse_b3_single(value: &str) -> Option<Incoming> {
     if let Some(sampling) = b3_sampling(value).filter(|_| value.len() == 1) {
         return Some(Incoming::Start(sampling));
     }
-    let parts: Vec<&str> = value.split('-').collect();
-    if !(2..=4).contains(&parts.len()) {
+    let mut split = value.split('-');
+    let mut parts = [""; 4];
+    let mut count = 0;
+    for part in split.by_ref().take(4) {
+        parts[count] = part;
+        count += 1;
+    }
+    if count < 2 || split.next().is_some() {
         return None;
     }
+    let parts = &parts[..count];
     let (trace_id, short_id) = hex_trace_id(parts[0])?;
     let span_id = hex_u64(parts[1])?;
     let sampling = match parts.get(2) {
@@ -136,22 +146,21 @@ pub fn parse_b3_single(value: &str) -> Option<Incoming> {
 }
 
 /// Reads the incoming trace from request headers (`get` answers a header).
-pub fn extract(get: impl Fn(&str) -> Option<String>) -> Incoming {
-    if let Some(parent) = get("traceparent").as_deref().and_then(parse_traceparent) {
+pub fn extract<'h>(get: impl Fn(&str) -> Option<&'h str>) -> Incoming {
+    if let Some(parent) = get("traceparent").and_then(parse_traceparent) {
         return Incoming::Continue(parent);
     }
-    if let Some(found) = get("b3").as_deref().and_then(parse_b3_single) {
+    if let Some(found) = get("b3").and_then(parse_b3_single) {
         return found;
     }
-    let sampling = match get("x-b3-flags").as_deref() {
+    let sampling = match get("x-b3-flags") {
         Some("1") => Sampling::Yes,
         _ => get("x-b3-sampled")
-            .as_deref()
             .and_then(b3_sampling)
             .unwrap_or(Sampling::Defer),
     };
-    let trace = get("x-b3-traceid").as_deref().and_then(hex_trace_id);
-    let span = get("x-b3-spanid").as_deref().and_then(hex_u64);
+    let trace = get("x-b3-traceid").and_then(hex_trace_id);
+    let span = get("x-b3-spanid").and_then(hex_u64);
     match (trace, span) {
         (Some((trace_id, short_id)), Some(span_id)) => Incoming::Continue(Parent {
             trace_id,
@@ -237,45 +246,49 @@ impl Span {
     }
 
     /// The trace id in 32 hex digits.
-    pub fn trace_id_hex(&self) -> String {
-        format!("{:032x}", self.trace_id)
+    pub fn trace_id_hex(&self) -> Text<32> {
+        let mut text = Text::default();
+        text.hex(self.trace_id, 32);
+        text
     }
 
     /// The trace id as B3 writes it (16 digits when it came that way).
-    pub fn b3_trace_id(&self) -> String {
-        if self.short_id {
-            format!("{:016x}", self.trace_id as u64)
-        } else {
-            self.trace_id_hex()
-        }
+    pub fn b3_trace_id(&self) -> Text<32> {
+        let mut text = Text::default();
+        text.hex(self.trace_id, if self.short_id { 16 } else { 32 });
+        text
     }
 
     /// The span id in 16 hex digits.
-    pub fn span_id_hex(&self) -> String {
-        format!("{:016x}", self.span_id)
+    pub fn span_id_hex(&self) -> Text<16> {
+        let mut text = Text::default();
+        text.hex(u128::from(self.span_id), 16);
+        text
     }
 
     /// The `traceparent` value.
-    pub fn traceparent(&self) -> String {
-        format!(
-            "00-{}-{}-{:02x}",
-            self.trace_id_hex(),
-            self.span_id_hex(),
-            self.flags
-        )
+    pub fn traceparent(&self) -> Text<55> {
+        let mut text = Text::default();
+        text.push("00-")
+            .hex(self.trace_id, 32)
+            .push("-")
+            .hex(u128::from(self.span_id), 16)
+            .push("-")
+            .hex(u128::from(self.flags), 2);
+        text
     }
 
     /// The `b3` single header value.
-    pub fn b3_single(&self) -> String {
-        let sampled = if self.sampled { "1" } else { "0" };
-        match self.parent_span_id {
-            Some(parent) => format!(
-                "{}-{}-{sampled}-{parent:016x}",
-                self.b3_trace_id(),
-                self.span_id_hex()
-            ),
-            None => format!("{}-{}-{sampled}", self.b3_trace_id(), self.span_id_hex()),
+    pub fn b3_single(&self) -> Text<68> {
+        let mut text = Text::default();
+        text.push(&self.b3_trace_id())
+            .push("-")
+            .hex(u128::from(self.span_id), 16)
+            .push(if self.sampled { "-1" } else { "-0" });
+        if let Some(parent) = self.parent_span_id {
+            text.push("-").hex(u128::from(parent), 16);
         }
+        text
     }
 }
 

@@ -129,6 +129,54 @@ fn with_no_configuration_it_counts_requests_with_istios_labels() {
 }
 
 #[test]
+fn principals_and_the_security_policy_come_from_the_connection() {
+    let mut host = host("");
+    let peer = productpage().encode();
+    let exchange = [
+        (METADATA_HEADER, peer.as_str()),
+        (METADATA_ID_HEADER, "productpage"),
+    ];
+    let local = "spiffe://cluster.local/ns/bookinfo/sa/reviews";
+    let remote = "spiffe://cluster.local/ns/bookinfo/sa/productpage";
+    // Mutual TLS: both principals, `mutual_tls`.
+    host.set_property(&["connection", "mtls"], &[1]);
+    host.set_property(&["source", "principal"], remote.as_bytes());
+    host.set_property(
+        &["connection", "uri_san_local_certificate"],
+        local.as_bytes(),
+    );
+    request(&mut host, 200, &exchange).finish();
+    let mut labels = inbound_labels("200");
+    let set = |labels: &mut Vec<(&'static str, String)>, name: &str, value: &str| {
+        labels.iter_mut().find(|(k, _)| *k == name).unwrap().1 = value.to_owned();
+    };
+    set(&mut labels, "source_principal", remote);
+    set(&mut labels, "destination_principal", local);
+    set(&mut labels, "connection_security_policy", "mutual_tls");
+    let counted = host.labeled_metric(REQUESTS_TOTAL, &borrowed(&labels));
+    assert_eq!(
+        counted.map(|m| m.value),
+        Some(1),
+        "{:#?}",
+        host.metric_family(REQUESTS_TOTAL)
+    );
+    // TLS without a client certificate: this side's principal only.
+    host.set_property(&["connection", "mtls"], &[0]);
+    host.remove_property(&["source", "principal"]);
+    request(&mut host, 200, &exchange).finish();
+    set(&mut labels, "source_principal", "unknown");
+    set(&mut labels, "connection_security_policy", "none");
+    let counted = host.labeled_metric(REQUESTS_TOTAL, &borrowed(&labels));
+    assert_eq!(
+        counted.map(|m| m.value),
+        Some(1),
+        "{:#?}",
+        host.metric_family(REQUESTS_TOTAL)
+    );
+    assert_eq!(host.metric_family(REQUESTS_TOTAL).len(), 2);
+}
+
+#[test]
 fn a_destination_takes_the_peers_headers_and_answers_with_its_own() {
     let mut host = host("{}");
     let stream = request(

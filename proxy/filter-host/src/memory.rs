@@ -90,12 +90,12 @@ pub(crate) fn read(
     ptr: u32,
     len: u32,
 ) -> Result<Vec<u8>, Status> {
-    borrow(caller, call, argument, ptr, len).map(<[u8]>::to_vec)
+    view(caller, call, argument, ptr, len).map(<[u8]>::to_vec)
 }
 
-/// The `len` bytes at `ptr`, in place: for a hostcall that is done with
-/// them before it writes to the guest again.
-pub(crate) fn borrow<'c>(
+/// The `len` bytes at `ptr`, where they lie in the guest's memory (no copy;
+/// for arguments used before the call next needs the caller mutably).
+pub(crate) fn view<'c>(
     caller: &'c Caller<'_, VmState>,
     call: &str,
     argument: &str,
@@ -186,10 +186,16 @@ pub(crate) fn copy_out(
     let Ok(len) = u32::try_from(bytes.len()) else {
         return Err(misuse(caller, call, "value size", Status::BadArgument).into());
     };
-    let Some(malloc) = caller.data().malloc.clone() else {
+    // Taken out for the call and put back, rather than cloned: a clone of a
+    // typed function registers its type again, a cost on every hostcall
+    // that answers with data. (An allocator that itself made such a
+    // hostcall would get `InternalFailure` there.)
+    let Some(malloc) = caller.data_mut().malloc.take() else {
         return Err(misuse(caller, call, "allocator", Status::InternalFailure).into());
     };
-    let addr = malloc.call(&mut *caller, len)?;
+    let allocated = malloc.call(&mut *caller, len);
+    caller.data_mut().malloc = Some(malloc);
+    let addr = allocated?;
     if addr == 0 {
         return Err(misuse(caller, call, "guest allocation", Status::InternalFailure).into());
     }

@@ -9,7 +9,7 @@ use wasp_abi::{LogLevel, MetricType, Status};
 use super::{ENV, HostImports};
 use crate::limits;
 use crate::memory::{
-    CallResult, answer, borrow, copy_out, misuse, read, read_str, status, write_u32, write_u64,
+    CallResult, answer, copy_out, misuse, read, read_str, status, view, write_u32, write_u64,
 };
 use crate::plugin::PluginCore;
 use crate::properties;
@@ -124,7 +124,7 @@ fn get_property(
 ) -> CallResult {
     const CALL: &str = "proxy_get_property";
     answer(|| {
-        let path = borrow(&caller, CALL, "path", path_ptr, path_len)?;
+        let path = view(&caller, CALL, "path", path_ptr, path_len)?;
         let segments = path_segments(&caller, CALL, path)?;
         let value = properties::get(caller.data(), &segments).ok_or(Status::NotFound)?;
         copy_out(&mut caller, CALL, &value, ptr_ptr, size_ptr)
@@ -141,7 +141,7 @@ fn set_property(
     const CALL: &str = "proxy_set_property";
     answer(|| {
         let value = read(&caller, CALL, "value", value_ptr, value_len)?;
-        let path = borrow(&caller, CALL, "path", path_ptr, path_len)?;
+        let path = view(&caller, CALL, "path", path_ptr, path_len)?;
         let segments = path_segments(&caller, CALL, path)?;
         if segments.is_empty() {
             return Err(misuse(&caller, CALL, "path (empty)", Status::BadArgument).into());
