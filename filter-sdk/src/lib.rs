@@ -31,7 +31,7 @@ pub use error::{Error, Result};
 pub use filter::{Action, Callbacks, HeaderList, HttpFilter, RootFilter};
 pub use headers::{Body, Headers};
 pub use metrics::{Counter, Gauge, Histogram, labeled_name};
-pub use properties::{Properties, get_property, now};
+pub use properties::{Properties, PropertyPath, get_property, now};
 pub use shared::{SharedQueue, SharedValue};
 pub use snapshot::HeaderSnapshot;
 pub use wasp_abi::{LogLevel, Status};

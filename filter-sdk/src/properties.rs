@@ -4,6 +4,7 @@
 //! [`Properties`] trait.
 
 use crate::abi::hostcalls;
+use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
 /// Reads and writes properties. Implemented by [`crate::HttpCtx`] and
@@ -48,6 +49,18 @@ pub trait Properties {
         hostcalls::set_property(&encode(path), value)
     }
 
+    /// A property's raw value by a [`PropertyPath`] encoded beforehand:
+    /// what [`property`](Self::property) does without encoding the path on
+    /// every call.
+    fn property_at(&self, path: &PropertyPath<'_>) -> Option<Vec<u8>> {
+        get_encoded(path.as_bytes())
+    }
+
+    /// Sets a property by a [`PropertyPath`] encoded beforehand.
+    fn set_property_at(&self, path: &PropertyPath<'_>, value: &[u8]) -> crate::Result<()> {
+        hostcalls::set_property(path.as_bytes(), value)
+    }
+
     /// The request path (`request.path`).
     fn request_path(&self) -> Option<String> {
         self.property_string(["request", "path"])
@@ -90,7 +103,41 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<str>,
 {
-    hostcalls::get_property(&encode(path)).unwrap_or_else(|e| {
+    get_encoded(&encode(path))
+}
+
+/// A property path in the ABI's form (segments separated by NUL bytes),
+/// encoded once for filters that read or write the same property on every
+/// request ([`Properties::property_at`], [`Properties::set_property_at`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PropertyPath<'a>(Cow<'a, [u8]>);
+
+impl PropertyPath<'static> {
+    /// The path of `segments`, e.g. `["request", "path"]`.
+    pub fn new<I, S>(segments: I) -> PropertyPath<'static>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        PropertyPath(Cow::Owned(encode(segments)))
+    }
+}
+
+impl<'a> PropertyPath<'a> {
+    /// The path of one segment (such as a dotted filter-state name,
+    /// `request.auth.principal`), borrowed: its encoding is its bytes.
+    pub fn segment(name: &'a str) -> PropertyPath<'a> {
+        PropertyPath(Cow::Borrowed(name.as_bytes()))
+    }
+
+    /// The encoded path.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+fn get_encoded(path: &[u8]) -> Option<Vec<u8>> {
+    hostcalls::get_property(path).unwrap_or_else(|e| {
         crate::log::report(&e);
         None
     })
@@ -112,4 +159,19 @@ where
 {
     let segments: Vec<S> = path.into_iter().collect();
     wasp_abi::encode_property_path(&segments)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_encode_as_the_abi_sends_them() {
+        let path = PropertyPath::new(["request", "path"]);
+        assert_eq!(path.as_bytes(), b"request\0path");
+        assert_eq!(
+            PropertyPath::segment("request.auth.principal").as_bytes(),
+            PropertyPath::new(["request.auth.principal"]).as_bytes()
+        );
+    }
 }

@@ -5,11 +5,13 @@
 //! changes made afterwards (by this filter or the host) are not in it.
 
 use crate::filter::HeaderList;
+use wasp_abi::{MapDecodeError, decode_map_ranges};
 
 /// A copy of one header map: every name and value in one string, indexed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// Two snapshots are equal when they hold the same pairs in the same order.
+#[derive(Debug, Clone, Default)]
 pub struct HeaderSnapshot {
-    /// Names and values back to back (invalid UTF-8 replaced).
+    /// Names and values (invalid UTF-8 replaced), maybe with bytes between them.
     text: String,
     /// Per entry: the name's and the value's byte ranges in `text`.
     entries: Vec<[u32; 4]>,
@@ -32,6 +34,46 @@ impl HeaderSnapshot {
             entries.push([ns, ne, vs, ve]);
         }
         HeaderSnapshot { text, entries }
+    }
+
+    /// A snapshot of a map in the ABI's serialized form, as the host sent
+    /// it: the buffer becomes the snapshot's text in place when every name
+    /// and value is UTF-8 (no copy), else they are copied with invalid
+    /// UTF-8 replaced.
+    pub(crate) fn from_encoded(mut bytes: Vec<u8>) -> Result<HeaderSnapshot, MapDecodeError> {
+        // The count comes first; each entry takes at least 10 bytes.
+        let count = bytes
+            .get(..4)
+            .map_or(0, |c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as usize);
+        let mut ranges: Vec<[u32; 4]> = Vec::with_capacity(count.min(bytes.len() / 10));
+        let data = decode_map_ranges(&bytes, |k, v| {
+            ranges.push([k.start as u32, k.end as u32, v.start as u32, v.end as u32]);
+        })?;
+        // Names and values are NUL-separated, so the data is UTF-8 as a
+        // whole exactly when each of them is.
+        bytes.drain(..data);
+        let text = match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(e) => {
+                let bytes = e.into_bytes();
+                let at = |start: u32, end: u32| &bytes[start as usize - data..end as usize - data];
+                let pairs: Vec<(&[u8], &[u8])> = ranges
+                    .iter()
+                    .map(|&[ns, ne, vs, ve]| (at(ns, ne), at(vs, ve)))
+                    .collect();
+                return Ok(HeaderSnapshot::from_pairs(&pairs));
+            }
+        };
+        let data = data as u32;
+        for range in &mut ranges {
+            for at in range.iter_mut() {
+                *at -= data;
+            }
+        }
+        Ok(HeaderSnapshot {
+            text,
+            entries: ranges,
+        })
     }
 
     fn span(&self, start: u32, end: u32) -> &str {
@@ -90,6 +132,14 @@ impl HeaderSnapshot {
     }
 }
 
+impl PartialEq for HeaderSnapshot {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for HeaderSnapshot {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,5 +163,29 @@ mod tests {
         assert!(!snapshot.contains("absent"));
         assert_eq!(snapshot.to_list()[1], ("x-multi".into(), "one".into()));
         assert!(HeaderSnapshot::from_pairs(&[]).is_empty());
+    }
+
+    #[test]
+    fn a_serialized_map_reads_the_same_as_its_pairs() {
+        let utf8: [(&[u8], &[u8]); 3] = [
+            (b":path", b"/a"),
+            (b"x-\xc3\xa9", b"caf\xc3\xa9"),
+            (b"e", b""),
+        ];
+        let bad: [(&[u8], &[u8]); 2] = [(b"x-bad", b"a\xffb"), (b"x-ok", b"ok")];
+        for pairs in [&utf8[..], &bad[..], &[][..]] {
+            let snapshot = HeaderSnapshot::from_encoded(wasp_abi::encode_map(pairs)).unwrap();
+            assert_eq!(snapshot, HeaderSnapshot::from_pairs(pairs));
+        }
+        let from_bad = HeaderSnapshot::from_encoded(wasp_abi::encode_map(&bad)).unwrap();
+        assert_eq!(from_bad.get("x-bad"), Some("a\u{fffd}b"));
+        assert_eq!(from_bad.get("x-ok"), Some("ok"));
+        assert!(HeaderSnapshot::from_encoded(Vec::new()).unwrap().is_empty());
+        let mut truncated = wasp_abi::encode_map(&utf8);
+        truncated.pop();
+        assert_eq!(
+            HeaderSnapshot::from_encoded(truncated),
+            Err(MapDecodeError::Truncated)
+        );
     }
 }

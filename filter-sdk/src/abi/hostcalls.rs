@@ -117,7 +117,10 @@ pub fn get_map_snapshot(map: MapType) -> Result<HeaderSnapshot> {
     let Some(bytes) = get_map_bytes(map)? else {
         return Ok(HeaderSnapshot::default());
     };
-    Ok(HeaderSnapshot::from_pairs(&decode_map(&bytes)?))
+    HeaderSnapshot::from_encoded(bytes).map_err(|source| Error::BadMap {
+        call: "proxy_get_header_map_pairs",
+        source,
+    })
 }
 
 /// Replaces a whole header map.

@@ -82,6 +82,28 @@ fn memory(caller: &Caller<'_, VmState>) -> Option<Memory> {
     caller.data().memory
 }
 
+/// The `len` bytes at `ptr`, borrowed from guest memory (no copy).
+pub(crate) fn view<'c>(
+    caller: &'c Caller<'_, VmState>,
+    call: &str,
+    argument: &str,
+    ptr: u32,
+    len: u32,
+) -> Result<&'c [u8], Status> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    let Some(mem) = memory(caller) else {
+        return Err(misuse(caller, call, argument, Status::InvalidMemoryAccess));
+    };
+    let start = ptr as usize;
+    let end = start.checked_add(len as usize);
+    match end.and_then(|end| mem.data(caller).get(start..end)) {
+        Some(bytes) => Ok(bytes),
+        None => Err(misuse(caller, call, argument, Status::InvalidMemoryAccess)),
+    }
+}
+
 /// Reads `len` bytes at `ptr`.
 pub(crate) fn read(
     caller: &Caller<'_, VmState>,
@@ -90,18 +112,7 @@ pub(crate) fn read(
     ptr: u32,
     len: u32,
 ) -> Result<Vec<u8>, Status> {
-    if len == 0 {
-        return Ok(Vec::new());
-    }
-    let Some(mem) = memory(caller) else {
-        return Err(misuse(caller, call, argument, Status::InvalidMemoryAccess));
-    };
-    let start = ptr as usize;
-    let end = start.checked_add(len as usize);
-    match end.and_then(|end| mem.data(caller).get(start..end)) {
-        Some(bytes) => Ok(bytes.to_vec()),
-        None => Err(misuse(caller, call, argument, Status::InvalidMemoryAccess)),
-    }
+    view(caller, call, argument, ptr, len).map(<[u8]>::to_vec)
 }
 
 /// Reads a UTF-8 string of `len` bytes at `ptr`.

@@ -4,12 +4,12 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use wasmtime::Caller;
-use wasp_abi::{LogLevel, MetricType, Status, decode_property_path};
+use wasp_abi::{LogLevel, MetricType, Status};
 
 use super::{ENV, HostImports};
 use crate::limits;
 use crate::memory::{
-    CallResult, answer, copy_out, misuse, read, read_str, status, write_u32, write_u64,
+    CallResult, answer, copy_out, misuse, read, read_str, status, view, write_u32, write_u64,
 };
 use crate::plugin::PluginCore;
 use crate::properties;
@@ -63,15 +63,33 @@ fn now_nanos() -> u64 {
         .map_or(0, |d| d.as_nanos() as u64)
 }
 
-/// The UTF-8 segments of a serialized property path.
-fn path_segments<'p>(caller: &C<'_>, call: &str, path: &'p [u8]) -> Result<Vec<&'p str>, Status> {
-    decode_property_path(path)
-        .into_iter()
-        .map(|segment| {
-            std::str::from_utf8(segment)
-                .map_err(|_| misuse(caller, call, "path", Status::BadArgument))
-        })
-        .collect()
+/// Segments decoded without allocating; longer paths are collected.
+const INLINE_SEGMENTS: usize = 8;
+
+/// Runs `f` on the UTF-8 segments of a serialized property path.
+fn with_segments<R>(
+    caller: &C<'_>,
+    call: &str,
+    path: &[u8],
+    f: impl FnOnce(&[&str]) -> R,
+) -> Result<R, Status> {
+    let path = path.strip_suffix(&[0]).unwrap_or(path);
+    // NUL is ASCII, so the path is UTF-8 exactly when each segment is.
+    let Ok(path) = std::str::from_utf8(path) else {
+        return Err(misuse(caller, call, "path", Status::BadArgument));
+    };
+    if path.is_empty() {
+        return Ok(f(&[]));
+    }
+    let (mut inline, mut count) = ([""; INLINE_SEGMENTS], 0);
+    for segment in path.split('\0') {
+        if count == INLINE_SEGMENTS {
+            return Ok(f(&path.split('\0').collect::<Vec<_>>()));
+        }
+        inline[count] = segment;
+        count += 1;
+    }
+    Ok(f(&inline[..count]))
 }
 
 fn get_property(
@@ -83,9 +101,11 @@ fn get_property(
 ) -> CallResult {
     const CALL: &str = "proxy_get_property";
     answer(|| {
-        let path = read(&caller, CALL, "path", path_ptr, path_len)?;
-        let segments = path_segments(&caller, CALL, &path)?;
-        let value = properties::get(caller.data(), &segments).ok_or(Status::NotFound)?;
+        let path = view(&caller, CALL, "path", path_ptr, path_len)?;
+        let value = with_segments(&caller, CALL, path, |segments| {
+            properties::get(caller.data(), segments)
+        })?
+        .ok_or(Status::NotFound)?;
         copy_out(&mut caller, CALL, &value, ptr_ptr, size_ptr)
     })
 }
@@ -99,14 +119,19 @@ fn set_property(
 ) -> CallResult {
     const CALL: &str = "proxy_set_property";
     answer(|| {
-        let path = read(&caller, CALL, "path", path_ptr, path_len)?;
-        let value = read(&caller, CALL, "value", value_ptr, value_len)?;
-        let segments = path_segments(&caller, CALL, &path)?;
-        if segments.is_empty() {
+        let path = view(&caller, CALL, "path", path_ptr, path_len)?;
+        // Stored under the segments joined with `.`: one segment (the form
+        // filters publish under) is taken as it is.
+        let path = with_segments(&caller, CALL, path, |segments| match segments {
+            [] => None,
+            [one] => Some((*one).to_owned()),
+            more => Some(more.join(".")),
+        })?;
+        let Some(path) = path else {
             return Err(misuse(&caller, CALL, "path (empty)", Status::BadArgument).into());
-        }
-        let path = segments.join(".");
-        properties::set(caller.data_mut(), &path, value)
+        };
+        let value = read(&caller, CALL, "value", value_ptr, value_len)?;
+        properties::set(caller.data_mut(), path, value)
             .map_err(|limit| limits::exceeded(&caller.data().core, CALL, limit))?;
         Ok(())
     })

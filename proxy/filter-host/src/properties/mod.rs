@@ -68,18 +68,19 @@ pub(crate) fn get(state: &VmState, segs: &[&str]) -> Option<Vec<u8>> {
     stream::property(&data, segs).or_else(|| data.filter_state.get(joined(segs).as_ref()).cloned())
 }
 
-/// Stores a property set by the filter: in the stream's filter state (seen by
-/// later filters of the same stream) or, outside a stream, in the VM.
-pub(crate) fn set(state: &mut VmState, path: &str, value: Vec<u8>) -> Result<(), Limit> {
+/// Stores a property set by the filter under `path` (its segments joined
+/// with `.`): in the stream's filter state (seen by later filters of the
+/// same stream) or, outside a stream, in the VM.
+pub(crate) fn set(state: &mut VmState, path: String, value: Vec<u8>) -> Result<(), Limit> {
     let max = state.core.spec.limits.max_property_bytes;
     let store = |map: &mut HashMap<String, Vec<u8>>| {
         let before: usize = map.iter().map(|(k, v)| k.len() + v.len()).sum();
-        let replaced = map.get(path).map_or(0, |v| path.len() + v.len());
+        let replaced = map.get(&path).map_or(0, |v| path.len() + v.len());
         let after = before - replaced + path.len() + value.len();
         if crate::limits::grows_past(before as u64, after as u64, max) {
             return Err(Limit::PropertyBytes);
         }
-        map.insert(path.to_owned(), value);
+        map.insert(path, value);
         Ok(())
     };
     match state.stream() {
