@@ -15,11 +15,6 @@
 #   WASP_WASM_TOOLCHAIN=debian scripts/build-filters.sh   # force the -Zbuild-std way
 #   scripts/build-filters.sh --clippy             # lint instead of build (see below)
 #
-# Modules are optimised for size (opt-level "z"); a crate that runs on every
-# request may ask for speed in its Cargo.toml:
-#   [package.metadata.wasp]
-#   wasm-opt-level = "3"
-#
 # --clippy runs `cargo clippy -D warnings` for wasm32-wasip1 over the SDK
 # (wasp-filter-sdk, wasp-abi) and the same filter crates instead of building
 # them; it lints the code that only exists on wasm32 (the ABI imports, the
@@ -164,12 +159,8 @@ mkdir -p "$out_dir"
 for dir in "${crates[@]}"; do
     name="$(sed -n 's/^name *= *"\(.*\)"/\1/p' "$dir/Cargo.toml" | head -1)"
     lib="${name//-/_}"
-    # A crate may ask for another optimisation level than the profile's
-    # size-optimised one ([package.metadata.wasp] wasm-opt-level = "3").
-    opt_level="$(sed -n 's/^wasm-opt-level *= *"\(.*\)"/\1/p' "$dir/Cargo.toml" | head -1)"
-    log "building $name${opt_level:+ (opt-level $opt_level)}"
-    CARGO_PROFILE_WASM_OPT_LEVEL="${opt_level:-$CARGO_PROFILE_WASM_OPT_LEVEL}" \
-        cargo build --quiet "${cargo_args[@]}" --manifest-path "$dir/Cargo.toml" --lib
+    log "building $name"
+    cargo build --quiet "${cargo_args[@]}" --manifest-path "$dir/Cargo.toml" --lib
     built="$wasm_dir/$target/wasm/$lib.wasm"
     [[ -f $built ]] || { log "cargo did not produce $built"; exit 1; }
     final="$built"

@@ -6,6 +6,7 @@
 //! methods, which send it as it is.
 
 use crate::abi::hostcalls;
+use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
 /// Reads and writes properties. Implemented by [`crate::HttpCtx`] and
@@ -50,23 +51,23 @@ pub trait Properties {
     }
 
     /// A property's raw value at a path encoded once (see [`PropertyPath`]).
-    fn property_at(&self, path: &PropertyPath) -> Option<Vec<u8>> {
+    fn property_at(&self, path: &PropertyPath<'_>) -> Option<Vec<u8>> {
         get_property_encoded(path.encoded())
     }
 
     /// An integer property (8 bytes little-endian) at a path encoded once.
-    fn property_u64_at(&self, path: &PropertyPath) -> Option<u64> {
+    fn property_u64_at(&self, path: &PropertyPath<'_>) -> Option<u64> {
         let bytes: [u8; 8] = self.property_at(path)?.try_into().ok()?;
         Some(u64::from_le_bytes(bytes))
     }
 
     /// A property as text at a path encoded once.
-    fn property_string_at(&self, path: &PropertyPath) -> Option<String> {
+    fn property_string_at(&self, path: &PropertyPath<'_>) -> Option<String> {
         self.property_at(path).map(lossy)
     }
 
     /// Sets a property at a path encoded once.
-    fn set_property_at(&self, path: &PropertyPath, value: &[u8]) -> crate::Result<()> {
+    fn set_property_at(&self, path: &PropertyPath<'_>, value: &[u8]) -> crate::Result<()> {
         hostcalls::set_property(path.encoded(), value)
     }
 
@@ -107,27 +108,35 @@ pub trait Properties {
 }
 
 /// A property path in the ABI's form (segments joined by NUL bytes), made
-/// once: `PropertyPath::new(&["response", "code"])` at configuration time, or
-/// `PropertyPath::from_encoded(b"response\0code")` as a constant.
+/// once: `PropertyPath::new(&["response", "code"])` at configuration time,
+/// `PropertyPath::from_encoded(b"response\0code")` as a constant, or
+/// `PropertyPath::segment(name)` for a one-segment (dotted filter-state)
+/// name borrowed as it is.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct PropertyPath(std::borrow::Cow<'static, [u8]>);
+pub struct PropertyPath<'a>(Cow<'a, [u8]>);
 
-impl PropertyPath {
+impl<'a> PropertyPath<'a> {
     /// A path already in the ABI's form: its segments joined by NUL bytes.
-    pub const fn from_encoded(encoded: &'static [u8]) -> PropertyPath {
-        PropertyPath(std::borrow::Cow::Borrowed(encoded))
+    pub const fn from_encoded(encoded: &'a [u8]) -> PropertyPath<'a> {
+        PropertyPath(Cow::Borrowed(encoded))
     }
 
-    /// The path of `segments`.
-    pub fn new<S: AsRef<str>>(segments: &[S]) -> PropertyPath {
-        PropertyPath(std::borrow::Cow::Owned(wasp_abi::encode_property_path(
-            segments,
-        )))
+    /// The path of one segment (such as a dotted filter-state name,
+    /// `request.auth.principal`), borrowed: its encoding is its bytes.
+    pub fn segment(name: &'a str) -> PropertyPath<'a> {
+        PropertyPath(Cow::Borrowed(name.as_bytes()))
     }
 
     /// The bytes sent to the host.
     pub fn encoded(&self) -> &[u8] {
         &self.0
+    }
+}
+
+impl PropertyPath<'static> {
+    /// The path of `segments`.
+    pub fn new<S: AsRef<str>>(segments: &[S]) -> PropertyPath<'static> {
+        PropertyPath(Cow::Owned(wasp_abi::encode_property_path(segments)))
     }
 }
 
@@ -193,6 +202,10 @@ mod tests {
             expected
         );
         assert_eq!(encode(["plugin_name"]), b"plugin_name");
+        assert_eq!(
+            PropertyPath::segment("request.auth.principal").encoded(),
+            PropertyPath::new(&["request.auth.principal"]).encoded()
+        );
         assert!(encode(Vec::<&str>::new()).is_empty());
     }
 }

@@ -8,7 +8,9 @@
 
 mod map;
 
-pub use map::{MapDecodeError, MapPairs, decode_map, encode_map, encoded_map_len};
+pub use map::{
+    MapDecodeError, MapPairs, decode_map, decode_map_ranges, encode_map, encoded_map_len,
+};
 
 /// Declares a `#[repr(u32)]` enum with a fallible conversion from the raw
 /// integer a guest or host passed.

@@ -6,6 +6,7 @@
 //! followed by a NUL byte that the lengths do not count.
 
 use std::fmt;
+use std::ops::Range;
 
 /// Why a serialized map could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,8 +59,23 @@ pub type MapPairs<'a> = Vec<(&'a [u8], &'a [u8])>;
 /// Parses the ABI's map format into borrowed key/value pairs. An empty buffer
 /// is an empty map.
 pub fn decode_map(bytes: &[u8]) -> Result<MapPairs<'_>, MapDecodeError> {
+    let mut pairs = Vec::new();
+    decode_map_ranges(bytes, |key, value| {
+        pairs.push((&bytes[key], &bytes[value]));
+    })?;
+    Ok(pairs)
+}
+
+/// Parses the ABI's map format without copying or collecting: `pair` gets
+/// the byte ranges of each key and value in `bytes`, in order. Returns where
+/// the keys and values start (after the count and lengths; 0 for an empty
+/// buffer, which is an empty map).
+pub fn decode_map_ranges(
+    bytes: &[u8],
+    mut pair: impl FnMut(Range<usize>, Range<usize>),
+) -> Result<usize, MapDecodeError> {
     if bytes.is_empty() {
-        return Ok(Vec::new());
+        return Ok(0);
     }
     let read_u32 = |at: usize| -> Result<usize, MapDecodeError> {
         let raw = bytes.get(at..at + 4).ok_or(MapDecodeError::Truncated)?;
@@ -73,28 +89,29 @@ pub fn decode_map(bytes: &[u8]) -> Result<MapPairs<'_>, MapDecodeError> {
     if header_end > bytes.len() {
         return Err(MapDecodeError::Truncated);
     }
-    let mut pairs = Vec::with_capacity(count);
     let mut data = header_end;
     for i in 0..count {
         let key_len = read_u32(4 + i * 8)?;
         let value_len = read_u32(8 + i * 8)?;
         let key = take(bytes, &mut data, key_len)?;
         let value = take(bytes, &mut data, value_len)?;
-        pairs.push((key, value));
+        pair(key, value);
     }
-    Ok(pairs)
+    Ok(header_end)
 }
 
-fn take<'a>(bytes: &'a [u8], at: &mut usize, len: usize) -> Result<&'a [u8], MapDecodeError> {
-    let end = at.checked_add(len).ok_or(MapDecodeError::Truncated)?;
-    let slice = bytes.get(*at..end).ok_or(MapDecodeError::Truncated)?;
+/// The range of the `len` bytes at `at` (which must be followed by a NUL),
+/// moving `at` past the NUL.
+fn take(bytes: &[u8], at: &mut usize, len: usize) -> Result<Range<usize>, MapDecodeError> {
+    let start = *at;
+    let end = start.checked_add(len).ok_or(MapDecodeError::Truncated)?;
     match bytes.get(end) {
         Some(0) => {}
         Some(_) => return Err(MapDecodeError::MissingNul),
         None => return Err(MapDecodeError::Truncated),
     }
     *at = end + 1;
-    Ok(slice)
+    Ok(start..end)
 }
 
 #[cfg(test)]
@@ -130,5 +147,20 @@ mod tests {
         assert_eq!(decode_map(&bad), Err(MapDecodeError::MissingNul));
         assert_eq!(decode_map(&[5, 0, 0, 0]), Err(MapDecodeError::Truncated));
         assert!(decode_map(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn ranges_point_into_the_buffer() {
+        let encoded = encode_map(&[("k", "value"), ("", "")]);
+        let mut ranges = Vec::new();
+        let data = decode_map_ranges(&encoded, |k, v| ranges.push((k, v))).unwrap();
+        assert_eq!(data, 4 + 2 * 8);
+        assert_eq!(ranges, [(20..21, 22..27), (28..28, 29..29)]);
+        assert_eq!(&encoded[ranges[0].1.clone()], b"value");
+        assert_eq!(decode_map_ranges(&[], |_, _| {}), Ok(0));
+        assert_eq!(
+            decode_map_ranges(&encoded[..encoded.len() - 1], |_, _| {}),
+            Err(MapDecodeError::Truncated)
+        );
     }
 }

@@ -174,10 +174,9 @@ impl<'h, H: Host> Request<'h, H> {
                 f(&values)
             }
             Attribute::Sni => f(one(self.sni.get_or_init(|| {
-                let bytes = self
-                    .host
-                    .attribute(&["connection", "requested_server_name"])?;
-                Some(String::from_utf8_lossy(&bytes).into_owned())
+                self.host
+                    .attribute(&["connection", "requested_server_name"])
+                    .map(text)
             }))
             .as_slice()),
             Attribute::SourceIp
@@ -228,15 +227,12 @@ impl<'h, H: Host> Request<'h, H> {
     }
 
     fn source_principal(&self) -> &Option<String> {
-        self.source_principal.get_or_init(|| {
-            let bytes = self.host.attribute(&["source", "principal"])?;
-            Some(String::from_utf8_lossy(&bytes).into_owned())
-        })
+        self.source_principal
+            .get_or_init(|| self.host.attribute(&["source", "principal"]).map(text))
     }
 
     fn filter_state_string(&self, name: &str) -> Option<String> {
-        let bytes = self.host.filter_state(name)?;
-        Some(String::from_utf8_lossy(&bytes).into_owned())
+        self.host.filter_state(name).map(text)
     }
 
     fn read_audiences(&self) -> Vec<String> {
@@ -279,6 +275,11 @@ impl<'h, H: Host> Request<'h, H> {
         let entry = header.rsplit(',').nth(hops - 1)?;
         parse_address(entry.trim())
     }
+}
+
+/// `bytes` as text, invalid UTF-8 replaced (no copy when it is valid).
+fn text(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// A single value as a list: none when absent or empty.

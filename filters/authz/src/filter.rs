@@ -7,7 +7,7 @@ use std::cell::OnceCell;
 use std::rc::Rc;
 
 use wasp_filter_sdk::prelude::*;
-use wasp_filter_sdk::{HeaderList, HeaderSnapshot, debug, info};
+use wasp_filter_sdk::{HeaderList, HeaderSnapshot, PropertyPath, debug, info};
 
 use crate::attributes::{Host, Request};
 use crate::compile::compile;
@@ -215,6 +215,6 @@ impl Host for StreamHost<'_> {
     }
 
     fn filter_state(&self, name: &str) -> Option<Vec<u8>> {
-        self.ctx.property([name])
+        self.ctx.property_at(&PropertyPath::segment(name))
     }
 }

@@ -4,24 +4,24 @@
 use crate::config::{Config, FromHeader};
 use wasp_filter_sdk::HeaderSnapshot;
 
-/// Where a token was found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Location {
+/// Where a token was found (names borrowed from the configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Location<'c> {
     /// A header (lower-case name).
-    Header(String),
+    Header(&'c str),
     /// A query parameter.
-    Param(String),
+    Param(&'c str),
     /// A cookie.
-    Cookie(String),
+    Cookie(&'c str),
 }
 
-/// A token found in the request.
+/// A token found in the request, borrowed from its headers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Found {
+pub struct Found<'a> {
     /// The token text.
-    pub token: String,
+    pub token: &'a str,
     /// Where it was.
-    pub location: Location,
+    pub location: Location<'a>,
     /// The providers (indexes) that read tokens from there.
     pub providers: Vec<usize>,
 }
@@ -61,42 +61,48 @@ impl Locations {
 
 /// Every token in the request, once per (token, location); `locations`
 /// per provider, in configuration order.
-pub fn find(locations: &[Locations], headers: &HeaderSnapshot) -> Vec<Found> {
-    let mut found: Vec<Found> = Vec::new();
-    let mut add = |token: &str, location: Location, provider: usize| {
+pub fn find<'a>(locations: &'a [Locations], headers: &'a HeaderSnapshot) -> Vec<Found<'a>> {
+    let mut found: Vec<Found<'a>> = Vec::new();
+    let mut add = |token: &'a str, location: Location<'a>, provider: usize| {
         if let Some(f) = found
             .iter_mut()
-            .find(|f| f.token == token && f.location == location)
+            .find(|f| f.location == location && f.token == token)
         {
             if !f.providers.contains(&provider) {
                 f.providers.push(provider);
             }
         } else {
             found.push(Found {
-                token: token.to_owned(),
+                token,
                 location,
                 providers: vec![provider],
             });
         }
     };
-    let path = headers.get(":path").unwrap_or_default();
-    let query = path.split_once('?').map_or("", |(_, q)| q);
-    let query = query.split('#').next().unwrap_or_default();
+    let query = if locations.iter().any(|l| !l.params.is_empty()) {
+        let path = headers.get(":path").unwrap_or_default();
+        let query = path.split_once('?').map_or("", |(_, q)| q);
+        query.split('#').next().unwrap_or_default()
+    } else {
+        ""
+    };
     for (i, provider) in locations.iter().enumerate() {
         for FromHeader { name, prefix } in &provider.headers {
             for value in headers.get_all(name) {
                 if let Some(token) = strip_prefix(value, prefix) {
                     let token = token.trim();
                     if !token.is_empty() {
-                        add(token, Location::Header(name.clone()), i);
+                        add(token, Location::Header(name), i);
                     }
                 }
             }
         }
-        for param in &provider.params {
-            for (key, value) in query.split('&').filter_map(|kv| kv.split_once('=')) {
-                if key == param && !value.is_empty() {
-                    add(value, Location::Param(param.clone()), i);
+        if !query.is_empty() {
+            for param in &provider.params {
+                for (key, value) in query.split('&').filter_map(|kv| kv.split_once('=')) {
+                    if key == param && !value.is_empty() {
+                        add(value, Location::Param(param), i);
+                    }
                 }
             }
         }
@@ -104,7 +110,7 @@ pub fn find(locations: &[Locations], headers: &HeaderSnapshot) -> Vec<Found> {
             for header in headers.get_all("cookie") {
                 for (key, value) in cookies(header) {
                     if key == cookie && !value.is_empty() {
-                        add(value, Location::Cookie(cookie.clone()), i);
+                        add(value, Location::Cookie(cookie), i);
                     }
                 }
             }

@@ -14,7 +14,7 @@ use crate::{Keys, Plugin, now_ms, verify};
 use std::rc::Rc;
 use std::time::Duration;
 use wasp_filter_sdk::prelude::*;
-use wasp_filter_sdk::{HeaderList, HeaderSnapshot, info};
+use wasp_filter_sdk::{HeaderList, HeaderSnapshot, PropertyPath, info};
 
 /// Longest reason detail written to the log.
 const MAX_DETAIL: usize = 200;
@@ -46,21 +46,21 @@ impl JwtAuthn {
 
     /// The cached facts of a token, if a provider that reads tokens where
     /// it was found verified it with the keys it has now.
-    fn cached(&self, found: &Found) -> Option<Rc<Verified>> {
+    fn cached(&self, found: &Found<'_>) -> Option<Rc<Verified>> {
         found.providers.iter().find_map(|&index| {
             let cache = &self.plugin.tokens[index];
             if cache.borrow().is_empty() {
                 return None;
             }
             let keys = self.keys(index).ok()?;
-            cache.borrow_mut().get(&found.token, &keys)
+            cache.borrow_mut().get(found.token, &keys)
         })
     }
 
     /// Parses and verifies a token (no cache), and caches what it establishes.
-    fn verify(&self, found: &Found) -> Result<Rc<Verified>, (Reason, String)> {
+    fn verify(&self, found: &Found<'_>) -> Result<Rc<Verified>, (Reason, String)> {
         let config = &self.plugin.config;
-        let token = token::parse(&found.token)?;
+        let token = token::parse(found.token)?;
         let issuer = claims::issuer(&token.claims)?;
         let Some(index) = config.providers.iter().position(|p| p.issuer == issuer) else {
             return Err((
@@ -83,14 +83,14 @@ impl JwtAuthn {
         let verified = Rc::new(Verified::new(token, index, &config.providers[index], keys));
         self.plugin.tokens[index]
             .borrow_mut()
-            .insert(&found.token, &verified);
+            .insert(found.token, &verified);
         Ok(verified)
     }
 
     /// Checks one token found in the request: from the cache when it
     /// verified before with the same keys, else parsed and verified; then
     /// its dates and audience, on every request.
-    fn check(&self, found: &Found) -> Result<Rc<Verified>, (Reason, String)> {
+    fn check(&self, found: &Found<'_>) -> Result<Rc<Verified>, (Reason, String)> {
         let config = &self.plugin.config;
         let limit = found
             .providers
@@ -143,7 +143,7 @@ impl JwtAuthn {
     }
 
     /// Publishes the identity and rewrites the request after success.
-    fn admit(&self, ctx: &HttpCtx<Self>, verified: &Verified, found: &[Found]) {
+    fn admit(&self, ctx: &HttpCtx<Self>, verified: &Verified, found: &[Found<'_>]) {
         let provider = &self.plugin.config.providers[verified.provider];
         if let Some(principal) = &verified.principal {
             publish(ctx, property::PRINCIPAL, principal.as_bytes());
@@ -204,12 +204,12 @@ mod property {
 }
 
 fn publish(ctx: &HttpCtx<JwtAuthn>, name: &str, value: &[u8]) {
-    if let Err(e) = ctx.set_property([name], value) {
+    if let Err(e) = ctx.set_property_at(&PropertyPath::segment(name), value) {
         wasp_filter_sdk::warn!("jwt-authn: setting {name}: {e}");
     }
 }
 
-fn remove_token(ctx: &HttpCtx<JwtAuthn>, found: &Found) {
+fn remove_token(ctx: &HttpCtx<JwtAuthn>, found: &Found<'_>) {
     let headers = ctx.request_headers();
     match &found.location {
         Location::Header(name) => headers.remove(name),
@@ -247,21 +247,31 @@ impl HttpFilter for JwtAuthn {
             self.plugin.metrics.no_token.increment(1);
             return Action::Continue;
         };
-        if found.iter().any(|f| f.token != first.token) {
+        if found[1..].iter().any(|f| f.token != first.token) {
             let places: Vec<String> = found.iter().map(|f| format!("{:?}", f.location)).collect();
             let why = format!("different tokens in {}", places.join(", "));
             return self.refuse(ctx, Reason::MultipleTokens, &why);
         }
         // The same token in several places: it must be acceptable in one.
-        let mut merged = first.clone();
-        for f in &found[1..] {
-            for p in &f.providers {
-                if !merged.providers.contains(p) {
-                    merged.providers.push(*p);
+        let merged;
+        let token = if found.len() == 1 {
+            first
+        } else {
+            let mut providers = first.providers.clone();
+            for f in &found[1..] {
+                for p in &f.providers {
+                    if !providers.contains(p) {
+                        providers.push(*p);
+                    }
                 }
             }
-        }
-        match self.check(&merged) {
+            merged = Found {
+                providers,
+                ..*first
+            };
+            &merged
+        };
+        match self.check(token) {
             Ok(verified) => {
                 self.admit(ctx, &verified, &found);
                 self.plugin.metrics.allowed.increment(1);

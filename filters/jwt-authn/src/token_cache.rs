@@ -12,8 +12,9 @@
 
 use crate::jwk::KeySet;
 use crate::verified::Verified;
+use rustc_hash::FxHasher;
 use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::Rc;
 
 /// Tokens kept per provider unless `jwt_cache_size` says otherwise (Envoy's default).
@@ -22,18 +23,42 @@ pub const DEFAULT_SIZE: usize = 100;
 pub const DEFAULT_MAX_TOKEN_BYTES: usize = 4096;
 
 /// A bounded map of verified tokens, least recently used evicted first.
+///
+/// Entries are found by a hash of the token and then compared with it in
+/// full, word by word (Wasm's `memcmp` goes byte by byte). Two tokens with
+/// the same hash share a slot: the later one replaces the earlier, which is
+/// then verified afresh when it comes back.
 #[derive(Debug, Default)]
 pub struct TokenCache {
     capacity: usize,
     max_token_bytes: usize,
     clock: u64,
-    entries: HashMap<Box<str>, Entry, BuildHasherDefault<rustc_hash::FxHasher>>,
+    entries: HashMap<u64, Entry, BuildHasherDefault<FxHasher>>,
 }
 
 #[derive(Debug)]
 struct Entry {
+    token: Box<[u8]>,
     verified: Rc<Verified>,
     used: u64,
+}
+
+/// The slot of `token`.
+fn hash(token: &str) -> u64 {
+    let mut hasher = FxHasher::default();
+    hasher.write(token.as_bytes());
+    hasher.finish()
+}
+
+/// True when `a` and `b` hold the same bytes, compared eight at a time.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let (wa, wb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tails_equal = wa.remainder() == wb.remainder();
+    let word = |c: &[u8]| u64::from_ne_bytes(c.try_into().unwrap_or_default());
+    tails_equal && wa.zip(wb).all(|(x, y)| word(x) == word(y))
 }
 
 impl TokenCache {
@@ -53,8 +78,11 @@ impl TokenCache {
             return None;
         }
         self.clock += 1;
-        match self.entries.get_mut(token) {
-            Some(entry) if Rc::ptr_eq(&entry.verified.keys, keys) => {
+        match self.entries.get_mut(&hash(token)) {
+            Some(entry)
+                if same(&entry.token, token.as_bytes())
+                    && Rc::ptr_eq(&entry.verified.keys, keys) =>
+            {
                 entry.used = self.clock;
                 Some(Rc::clone(&entry.verified))
             }
@@ -68,22 +96,24 @@ impl TokenCache {
         if self.capacity == 0 || token.len() > self.max_token_bytes {
             return;
         }
-        if self.entries.len() >= self.capacity && !self.entries.contains_key(token) {
+        let slot = hash(token);
+        if self.entries.len() >= self.capacity && !self.entries.contains_key(&slot) {
             let oldest = self
                 .entries
                 .iter()
                 .min_by_key(|(_, e)| e.used)
-                .map(|(t, _)| t.clone());
+                .map(|(slot, _)| *slot);
             if let Some(oldest) = oldest {
                 self.entries.remove(&oldest);
             }
         }
         self.clock += 1;
         let entry = Entry {
+            token: token.as_bytes().into(),
             verified: Rc::clone(verified),
             used: self.clock,
         };
-        self.entries.insert(token.into(), entry);
+        self.entries.insert(slot, entry);
     }
 
     /// Tokens held.
@@ -135,6 +165,33 @@ mod tests {
             "a refreshed key set"
         );
         assert!(cache.get("a.b.d", &first).is_none(), "another token");
+    }
+
+    #[test]
+    fn tokens_compare_in_full() {
+        let long = "x".repeat(150);
+        for (a, b, equal) in [
+            ("", "", true),
+            ("abc", "abc", true),
+            ("abc", "abd", false),
+            ("abc", "abcd", false),
+            (long.as_str(), long.as_str(), true),
+        ] {
+            assert_eq!(same(a.as_bytes(), b.as_bytes()), equal, "{a:?} {b:?}");
+        }
+        for at in 0..long.len() {
+            let mut other = long.clone().into_bytes();
+            other[at] = b'y';
+            assert!(!same(long.as_bytes(), &other), "differs at {at}");
+        }
+        let keys = keys();
+        let mut cache = TokenCache::new(10, 200);
+        cache.insert(&long, &verified(&keys));
+        let mut near = long.clone().into_bytes();
+        near[149] = b'y';
+        let near = String::from_utf8(near).unwrap();
+        assert!(cache.get(&long, &keys).is_some());
+        assert!(cache.get(&near, &keys).is_none(), "one byte off");
     }
 
     #[test]

@@ -2,8 +2,10 @@
 //! sockets or HTTP: the chain's stream is started, request and response
 //! headers pass through it, and the stream ends (`proxy_on_done`,
 //! `proxy_on_log`, `proxy_on_delete`), on one thread, as a worker runs it.
-//! Prints the mean time per request (and per filter), and the `malloc`
-//! calls per request are countable with a uprobe on the same loop. A
+//! Prints the mean time per request (and per filter) and the thread's CPU
+//! time per request (steadier on a shared machine: time the thread spends
+//! waiting for a CPU is not in it), and the `malloc` calls per request are
+//! countable with a uprobe on the same loop. A
 //! benchmark program: run it in release mode (`bench/chain-host.sh` builds
 //! the modules and does).
 //!
@@ -133,6 +135,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         }
         Ok::<(), String>(())
     })?;
+    let cpu_before = thread_cpu_ns();
     let started = Instant::now();
     runtime.block_on(async {
         for id in 0..requests {
@@ -141,10 +144,15 @@ fn main() -> Result<(), Box<dyn Error>> {
         Ok::<(), String>(())
     })?;
     let elapsed = started.elapsed();
+    let cpu = thread_cpu_ns().saturating_sub(cpu_before);
     let per_request = elapsed.as_secs_f64() * 1e9 / requests as f64;
     println!("chain                  {path} ({filters} filters)");
     println!("requests               {requests}");
     println!("per request            {:.0} ns", per_request);
+    println!(
+        "cpu per request        {:.0} ns",
+        cpu as f64 / requests as f64
+    );
     if filters > 0 {
         println!(
             "per filter             {:.0} ns",
@@ -152,4 +160,13 @@ fn main() -> Result<(), Box<dyn Error>> {
         );
     }
     Ok(())
+}
+
+/// This thread's time on a CPU so far in ns (`/proc/thread-self/schedstat`;
+/// 0 where there is none).
+fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
 }

@@ -389,16 +389,23 @@ async fn queued_items_reach_the_registering_vm() {
 #[tokio::test]
 async fn properties_and_filter_state_are_visible_to_later_filters() {
     let path = encode_property_path(&["my", "key"]);
+    // More segments than are decoded without allocating, and a trailing NUL.
+    let mut long = encode_property_path(&["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"]);
+    long.push(0);
     let setter = wat(
         r#"(import "env" "proxy_set_property" (func $setp (param i32 i32 i32 i32) (result i32)))"#,
         &format!(
             r#"(data (i32.const 100) "{path}")
   (data (i32.const 140) "v1")
+  (data (i32.const 160) "{long}")
   (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
     (drop (call $setp (i32.const 100) (i32.const {len}) (i32.const 140) (i32.const 2)))
+    (drop (call $setp (i32.const 160) (i32.const {long_len}) (i32.const 140) (i32.const 2)))
     i32.const 0)"#,
             path = wat_bytes(&path),
-            len = path.len()
+            len = path.len(),
+            long = wat_bytes(&long),
+            long_len = long.len(),
         ),
     );
     // Copies the properties at 100 (my.key), 150 (plugin_name), 200
@@ -443,6 +450,10 @@ async fn properties_and_filter_state_are_visible_to_later_filters() {
     assert_eq!(header_value(&headers, "x-b"), Some(&b"getter"[..]));
     assert_eq!(header_value(&headers, "x-c"), Some(&b"/a"[..]));
     assert_eq!(stream.filter_state("my.key"), Some(b"v1".to_vec()));
+    assert_eq!(
+        stream.filter_state("a.b.c.d.e.f.g.h.i.j"),
+        Some(b"v1".to_vec())
+    );
 }
 
 #[tokio::test]
