@@ -30,7 +30,7 @@ struct Tick {
 #[derive(Default)]
 struct Timers {
     pending: Vec<Timer>,
-    ticks: super::ids::IdMap<Tick>,
+    ticks: super::ids::IdMap<u32, Tick>,
     next_id: u64,
 }
 
@@ -89,8 +89,12 @@ pub(crate) fn set_user_tick_period(root: u32, millis: u32) {
 pub(crate) fn forget_context(context: u32) {
     TIMERS.with(|t| {
         let mut timers = t.borrow_mut();
-        timers.pending.retain(|timer| timer.context != context);
-        timers.ticks.remove(&context);
+        if !timers.pending.is_empty() {
+            timers.pending.retain(|timer| timer.context != context);
+        }
+        if !timers.ticks.is_empty() {
+            timers.ticks.remove(&context);
+        }
     });
 }
 

@@ -1,7 +1,8 @@
 //! What a filter chain costs per request in wasp's Wasm host alone, without
 //! sockets or HTTP: the chain's stream is started, request and response
 //! headers pass through it, and the stream ends (`proxy_on_done`,
-//! `proxy_on_log`, `proxy_on_delete`), on one thread, as a worker runs it.
+//! `proxy_on_log`, `proxy_on_delete`; each filter gets the callbacks it
+//! declared it needs), on one thread, as a worker runs it.
 //! Prints the mean time per request (and per filter), and the `malloc`
 //! calls per request are countable with a uprobe on the same loop. A
 //! benchmark program: run it in release mode (`bench/chain-host.sh` builds
