@@ -10,7 +10,7 @@ use crate::calls::StreamCalls;
 use crate::engine::{EngineInner, Services};
 use crate::error::HostError;
 use crate::module_cache::ModuleUse;
-use crate::pool::{VmPool, VmSlot};
+use crate::pool::VmPool;
 use crate::spec::{FailurePolicy, PluginSpec};
 use crate::state::VmState;
 use crate::warnings::WarnLimiter;
@@ -212,8 +212,10 @@ impl Plugin {
         self.core.spec.failure_policy
     }
 
-    pub(crate) fn slot(&self) -> &Arc<VmSlot> {
-        self.pool.pick()
+    /// The VM slot of the calling thread.
+    #[cfg(test)]
+    pub(crate) fn slot(&self) -> &Arc<crate::pool::VmSlot> {
+        &self.pool.slots()[self.pool.pick_index()]
     }
 
     /// Current state for `/filters`.

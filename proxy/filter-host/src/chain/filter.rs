@@ -2,7 +2,7 @@
 //! where that context lives once created, and body bytes it buffers.
 
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 
 use crate::calls::StreamCalls;
 use crate::plugin::Plugin;
@@ -10,12 +10,12 @@ use crate::vm::Direction;
 
 /// A filter of a [`super::ChainStream`].
 pub(super) struct Filter {
-    pub(super) plugin: Arc<Plugin>,
     /// The callbacks the host calls for the plugin: a phase whose callback
     /// the filter does not have passes it without taking its VM's lock.
     pub(super) calls: StreamCalls,
-    /// The slot whose VM holds the filter's context for the whole stream.
-    pub(super) slot: Arc<crate::pool::VmSlot>,
+    /// The plugin's slot (index in its pool) whose VM holds the filter's
+    /// context for the whole stream.
+    pub(super) slot: usize,
     /// Set by the filter's first callback: the context it created.
     pub(super) bound: Binding,
     /// Fail-open filters that failed are skipped for the rest of the stream.
@@ -66,11 +66,10 @@ impl Binding {
 
 impl Filter {
     /// `plugin` in a new stream, on the VM slot of the calling thread.
-    pub(super) fn new(plugin: &Arc<Plugin>) -> Self {
+    pub(super) fn new(plugin: &Plugin) -> Self {
         Self {
             calls: plugin.core.calls(),
-            plugin: Arc::clone(plugin),
-            slot: Arc::clone(plugin.slot()),
+            slot: plugin.pool.pick_index(),
             bound: Binding::default(),
             skipped: AtomicBool::new(false),
             pending: [Mutex::default(), Mutex::default()],

@@ -15,7 +15,7 @@ use wasp_abi::Action;
 use crate::headers::{HeaderSource, Headers};
 use crate::limits::{self, Limit};
 use crate::plugin::Plugin;
-use crate::pool::SlotError;
+use crate::pool::{SlotError, VmSlot};
 use crate::spec::FailurePolicy;
 use crate::stream::{HeaderList, LocalReply, ResumeSignal, SharedStream, StreamData, StreamInfo};
 use crate::vm::{Direction, Vm, VmFailure};
@@ -26,7 +26,9 @@ use replies::{closed_reply, failure_reply, grpc_trailers_only, is_grpc_request, 
 #[derive(Debug, Clone)]
 pub struct FilterChain {
     name: String,
-    plugins: Vec<Arc<Plugin>>,
+    /// Shared with every stream (one reference count per stream, not one
+    /// per filter).
+    plugins: Arc<[Arc<Plugin>]>,
 }
 
 impl FilterChain {
@@ -34,7 +36,7 @@ impl FilterChain {
     pub fn new(name: impl Into<String>, plugins: Vec<Arc<Plugin>>) -> Self {
         Self {
             name: name.into(),
-            plugins,
+            plugins: plugins.into(),
         }
     }
 
@@ -69,9 +71,10 @@ impl FilterChain {
     /// that never ran gets it when the stream ends, for `proxy_on_log`.
     pub fn start(&self, info: StreamInfo) -> ChainStream {
         let shared = Arc::new(SharedStream::new(StreamData::new(info), self.plugins.len()));
-        let filters: Vec<Filter> = self.plugins.iter().map(Filter::new).collect();
+        let filters: Vec<Filter> = self.plugins.iter().map(|p| Filter::new(p)).collect();
         let responders = AtomicUsize::new(filters.len());
         ChainStream {
+            plugins: Arc::clone(&self.plugins),
             shared,
             filters,
             responders,
@@ -99,6 +102,8 @@ enum Step {
 /// The chain's state for one request. Dropping it ends every filter context
 /// (`proxy_on_done`, `proxy_on_log`, `proxy_on_delete`).
 pub struct ChainStream {
+    /// The chain's plugins, in the order of `filters`.
+    plugins: Arc<[Arc<Plugin>]>,
     shared: Arc<SharedStream>,
     filters: Vec<Filter>,
     /// How many filters (in request order) take part in response phases:
@@ -122,6 +127,15 @@ impl ChainStream {
         self.shared.lock()
     }
 
+    fn plugin(&self, i: usize) -> &Plugin {
+        &self.plugins[i]
+    }
+
+    /// The VM slot of filter `i`.
+    fn slot(&self, i: usize) -> &VmSlot {
+        &self.plugins[i].pool.slots()[self.filters[i].slot]
+    }
+
     fn signal(&self, i: usize) -> &ResumeSignal {
         &self.shared.signals[i]
     }
@@ -143,12 +157,12 @@ impl ChainStream {
     /// Applies the failure policy to filter `i`.
     fn fail(&self, i: usize, failure: Option<&VmFailure>) -> Result<Step, LocalReply> {
         let filter = &self.filters[i];
-        let name = filter.plugin.name();
+        let name = self.plugin(i).name();
         self.failures.fetch_add(1, Ordering::Relaxed);
         if let Some(failure) = failure {
             tracing::warn!(plugin = name, reason = %failure, "filter failed on this request");
         }
-        match filter.plugin.failure_policy() {
+        match self.plugin(i).failure_policy() {
             FailurePolicy::FailOpen => {
                 filter.skipped.store(true, Ordering::Relaxed);
                 Ok(Step::Skip)
@@ -171,10 +185,12 @@ impl ChainStream {
         let filter = &self.filters[i];
         flag(self.signal(i), dir).store(false, Ordering::Release);
         let called = match filter.bound.get() {
-            Some(Some((generation, ctx))) => filter.slot.with_vm(Some(generation), |vm| f(vm, ctx)),
+            Some(Some((generation, ctx))) => {
+                self.slot(i).with_vm(Some(generation), |vm| f(vm, ctx))
+            }
             Some(None) => Err(SlotError::Gone),
             None => {
-                let first = filter.slot.with_vm(None, |vm| {
+                let first = self.slot(i).with_vm(None, |vm| {
                     let ctx = vm.create_stream(Arc::clone(&self.shared), i)?;
                     f(vm, ctx).map(|action| (action, ctx))
                 });
@@ -205,7 +221,6 @@ impl ChainStream {
 
     /// Waits until paused filter `i` resumes `dir`, replies, or fails.
     async fn wait(&self, i: usize, dir: Direction) -> Result<Step, LocalReply> {
-        let filter = &self.filters[i];
         let signal = self.signal(i);
         loop {
             if let Some(reply) = self.shared.reply() {
@@ -216,7 +231,7 @@ impl ChainStream {
                 return Ok(Step::Continue);
             }
             if signal.closed.load(Ordering::Acquire) {
-                return Err(closed_reply(filter.plugin.name()));
+                return Err(closed_reply(self.plugin(i).name()));
             }
             if signal.failed.load(Ordering::Acquire) {
                 return self.fail(i, None);
@@ -225,19 +240,33 @@ impl ChainStream {
         }
     }
 
+    /// How many headers of `dir` the stream has now.
+    fn header_count(&self, dir: Direction) -> u32 {
+        let data = self.lock();
+        let count = match dir {
+            Direction::Request => data.request_headers.len(),
+            Direction::Response => data.response_headers.len(),
+        };
+        count as u32
+    }
+
     async fn headers_phase(&self, dir: Direction, eos: bool) -> Result<(), LocalReply> {
+        // The count is read again only after a filter wrote to the headers.
+        let mut known = None;
+        let mut seen = 0;
         for i in self.order(dir) {
             let filter = &self.filters[i];
             if !filter.calls.headers(dir) || filter.skipped.load(Ordering::Relaxed) {
                 continue;
             }
-            let count = {
-                let data = self.lock();
-                match dir {
-                    Direction::Request => data.request_headers.len(),
-                    Direction::Response => data.response_headers.len(),
+            let writes = self.shared.header_writes();
+            let count = match known {
+                Some(count) if writes == seen => count,
+                _ => {
+                    seen = writes;
+                    *known.insert(self.header_count(dir))
                 }
-            } as u32;
+            };
             if let Step::Pause = self.call(i, dir, |vm, ctx| vm.on_headers(ctx, dir, count, eos))? {
                 self.wait(i, dir).await?;
             }
@@ -372,7 +401,7 @@ impl ChainStream {
                 Step::Continue | Step::Skip => flowing = body,
                 Step::Pause => {
                     // Buffer; the filter is called again with the cumulative size.
-                    let core = &filter.plugin.core;
+                    let core = &self.plugin(i).core;
                     if body.len() as u64 > core.spec.limits.max_buffered_body_bytes {
                         limits::exceeded(core, "buffering a paused body", Limit::BufferedBodyBytes);
                         self.responders.fetch_min(i + 1, Ordering::Relaxed);
@@ -535,14 +564,14 @@ impl Drop for ChainStream {
         }
         for (i, filter) in self.filters.iter().enumerate() {
             let _ = match filter.bound.get() {
-                Some(Some((generation, ctx))) => filter
-                    .slot
+                Some(Some((generation, ctx))) => self
+                    .slot(i)
                     .with_vm(Some(generation), |vm| vm.finish_stream(ctx)),
                 // Its first callback failed: its VM is gone or never came.
                 Some(None) => continue,
                 // A filter that never ran (an earlier one replied) still
                 // sees the stream end, as in Envoy.
-                None => filter.slot.with_vm(None, |vm| {
+                None => self.slot(i).with_vm(None, |vm| {
                     let ctx = vm.create_stream(Arc::clone(&self.shared), i)?;
                     vm.finish_stream(ctx)
                 }),

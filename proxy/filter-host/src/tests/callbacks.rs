@@ -361,3 +361,43 @@ async fn a_filter_with_no_stream_callback_still_gets_its_context_ended() {
     full_stream(vec![Arc::clone(&plugin)]).await;
     assert_eq!(counted(&plugin), [("log", 1), ("delete", 1)]);
 }
+
+#[tokio::test]
+async fn each_filter_is_told_the_header_count_the_filters_before_it_left() {
+    // Traps unless its request headers callback is told `expected` headers.
+    let expecting = |name: &str, expected: u32| {
+        load(spec(
+            name,
+            wat(
+                "",
+                &format!(
+                    r#"(func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (if (i32.ne (local.get 1) (i32.const {expected})) (then unreachable))
+    i32.const 0)"#
+                ),
+            ),
+        ))
+    };
+    let adder = load(spec(
+        "adds-one",
+        wat(
+            r#"(import "env" "proxy_add_header_map_value" (func $add (param i32 i32 i32 i32 i32) (result i32)))"#,
+            r#"(data (i32.const 100) "x-added")
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (drop (call $add (i32.const 0) (i32.const 100) (i32.const 7) (i32.const 100) (i32.const 1)))
+    i32.const 0)"#,
+        ),
+    ));
+    let plugins = vec![
+        expecting("told-3", 3),
+        adder,
+        expecting("told-4", 4),
+        expecting("still-told-4", 4),
+    ];
+    let stream = chain(plugins).start(StreamInfo::default());
+    let headers = stream
+        .request_headers(request(), true)
+        .await
+        .expect("every filter was told the count it expected");
+    assert_eq!(headers.len(), 4);
+}
