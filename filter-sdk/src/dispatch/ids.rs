@@ -11,6 +11,11 @@ use std::hash::{BuildHasherDefault, Hasher};
 /// one multiplication per lookup.
 pub(crate) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
+/// An empty [`IdMap`], in a constant context.
+pub(crate) const fn new_map<K, V>() -> IdMap<K, V> {
+    HashMap::with_hasher(BuildHasherDefault::new())
+}
+
 /// Fibonacci hashing of integer keys.
 #[derive(Default)]
 pub(crate) struct IdHasher(u64);

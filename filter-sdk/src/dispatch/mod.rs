@@ -37,7 +37,6 @@ enum Entry {
     Stream(SharedStream),
 }
 
-#[derive(Default)]
 struct Registry {
     contexts: IdMap<u32, Entry>,
     /// Callout token → the context waiting on it.
@@ -46,14 +45,26 @@ struct Registry {
     current: u32,
 }
 
+impl Registry {
+    const fn new() -> Self {
+        Registry {
+            contexts: ids::new_map(),
+            tokens: ids::new_map(),
+            current: 0,
+        }
+    }
+}
+
 thread_local! {
-    static REGISTRY: RefCell<Registry> = RefCell::new(Registry::default());
+    // Initialised at compile time: every access is a plain static access
+    // (a lazily initialised one costs a check and a call per access).
+    static REGISTRY: RefCell<Registry> = const { RefCell::new(Registry::new()) };
 }
 
 /// Drops every context (the native test host starts each test afresh).
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn reset() {
-    REGISTRY.with(|r| *r.borrow_mut() = Registry::default());
+    REGISTRY.with(|r| *r.borrow_mut() = Registry::new());
     timers::reset();
     detached::reset();
 }
