@@ -17,7 +17,7 @@ parse_options "chains requests rounds" "$@"
 
 scripts/build-filters.sh >&2
 cargo build --release --quiet -p wasp-filter-host --example chain
-bin="$root/target/release/examples/chain"
+bin="${CARGO_TARGET_DIR:-$root/target}/release/examples/chain"
 modules="$root/target/filters"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -11,7 +11,7 @@ vms="${1:-100}"
 
 scripts/build-filters.sh
 cargo build --release --quiet -p wasp-filter-host --example instantiate
-bin="$root/target/release/examples/instantiate"
+bin="${CARGO_TARGET_DIR:-$root/target}/release/examples/instantiate"
 "$bin" target/filters/wasp_filter_template.wasm '{"header": "x-served-by", "value": "wasp"}' "$vms"
 echo
 "$bin" target/filters/bench_noop.wasm '' "$vms"

@@ -3,9 +3,9 @@
 //! pending callbacks.
 
 use crate::abi::hostcalls;
+use crate::dispatch::IdMap;
 use crate::error::Result;
 use crate::filter::HeaderList;
-use std::collections::HashMap;
 use std::time::Duration;
 use wasp_abi::{BufferType, MapType};
 
@@ -213,15 +213,15 @@ pub(crate) type GrpcCallback<F, C, O> = Box<dyn FnOnce(&mut F, &mut C, GrpcRespo
 /// The callbacks a context is waiting on, by callout token, plus the gRPC
 /// responses being assembled from their separate host callbacks.
 pub(crate) struct Callouts<F, C, O> {
-    http: HashMap<u32, HttpCallback<F, C, O>>,
-    grpc: HashMap<u32, (GrpcCallback<F, C, O>, GrpcResponse)>,
+    http: IdMap<u32, HttpCallback<F, C, O>>,
+    grpc: IdMap<u32, (GrpcCallback<F, C, O>, GrpcResponse)>,
 }
 
 impl<F, C, O> Default for Callouts<F, C, O> {
     fn default() -> Self {
         Callouts {
-            http: HashMap::new(),
-            grpc: HashMap::new(),
+            http: IdMap::default(),
+            grpc: IdMap::default(),
         }
     }
 }

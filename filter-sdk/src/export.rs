@@ -4,8 +4,10 @@
 //! builds type-check them) but only exported by name on `wasm32`.
 
 /// Registers a [`RootFilter`](crate::RootFilter) type and emits the
-/// module's `proxy_abi_version_0_2_1` and `proxy_on_*` exports, and
-/// `wasp_http_callbacks` ([`HttpFilter::CALLBACKS`](crate::HttpFilter::CALLBACKS)).
+/// module's `proxy_abi_version_0_2_1` and `proxy_on_*` exports,
+/// `wasp_http_callbacks` ([`HttpFilter::CALLBACKS`](crate::HttpFilter::CALLBACKS))
+/// and `_initialize` (the module is a WASI reactor: its exports are called
+/// as they are, not each wrapped in a run of its constructors).
 ///
 /// Boolean parameters (`end_of_stream`) are taken as integers and compared
 /// with zero, so any value a host passes is sound.
@@ -37,6 +39,11 @@ macro_rules! export {
 
             #[cfg_attr(target_arch = "wasm32", unsafe(no_mangle))]
             pub extern "C" fn proxy_abi_version_0_2_1() {}
+
+            #[cfg_attr(target_arch = "wasm32", unsafe(no_mangle))]
+            pub extern "C" fn _initialize() {
+                sdk::initialize()
+            }
 
             #[cfg_attr(target_arch = "wasm32", unsafe(no_mangle))]
             pub extern "C" fn wasp_http_callbacks() -> u32 {

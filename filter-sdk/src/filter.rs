@@ -32,11 +32,21 @@ impl Action {
 
 /// Which optional stream callbacks a filter needs ([`HttpFilter::CALLBACKS`]).
 /// A method whose callback is left out is never called, even when the
-/// filter overrides it.
+/// filter overrides it. Each callback left out saves the host a call into
+/// the filter per request (and per body chunk for the body callbacks); a
+/// filter that needs no response callback at all costs nothing in the
+/// response phase.
+///
+/// `proxy_on_done` is never needed (the SDK's answer is always "done"), so
+/// the host is told to skip it whatever the fields say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Callbacks {
+    /// [`HttpFilter::on_request_headers`].
+    pub request_headers: bool,
     /// [`HttpFilter::on_request_body`] and [`HttpFilter::on_request_trailers`].
     pub request_body: bool,
+    /// [`HttpFilter::on_response_headers`].
+    pub response_headers: bool,
     /// [`HttpFilter::on_response_body`] and [`HttpFilter::on_response_trailers`].
     pub response_body: bool,
     /// [`HttpFilter::on_log`].
@@ -46,22 +56,40 @@ pub struct Callbacks {
 impl Callbacks {
     /// Every callback (the default).
     pub const ALL: Callbacks = Callbacks {
+        request_headers: true,
         request_body: true,
+        response_headers: true,
         response_body: true,
         log: true,
     };
-    /// Only the header callbacks (which are always called).
+    /// The request and response header callbacks: no body, trailers or log.
     pub const HEADERS: Callbacks = Callbacks {
         request_body: false,
         response_body: false,
         log: false,
+        ..Callbacks::ALL
+    };
+    /// Only [`HttpFilter::on_request_headers`]: a filter that acts on the
+    /// request head alone (authentication, authorization, routing, fault
+    /// injection).
+    pub const REQUEST_HEADERS: Callbacks = Callbacks {
+        response_headers: false,
+        ..Callbacks::HEADERS
     };
 
-    /// The bit set the host reads (`wasp_abi::HTTP_CALLBACK_*`).
+    /// The bit set the host reads (`wasp_abi::HTTP_CALLBACK_*`): the body
+    /// and log callbacks as needs, the header callbacks and
+    /// `proxy_on_done` as opt-outs.
     pub const fn bits(self) -> u32 {
-        let mut bits = 0;
+        let mut bits = wasp_abi::HTTP_CALLBACK_NO_DONE;
+        if !self.request_headers {
+            bits |= wasp_abi::HTTP_CALLBACK_NO_REQUEST_HEADERS;
+        }
         if self.request_body {
             bits |= wasp_abi::HTTP_CALLBACK_REQUEST_BODY;
+        }
+        if !self.response_headers {
+            bits |= wasp_abi::HTTP_CALLBACK_NO_RESPONSE_HEADERS;
         }
         if self.response_body {
             bits |= wasp_abi::HTTP_CALLBACK_RESPONSE_BODY;
@@ -80,7 +108,10 @@ pub trait HttpFilter: Sized + 'static {
     /// The optional callbacks this filter needs the host to call. A filter
     /// that overrides none of the body, trailers and log methods can say
     /// [`Callbacks::HEADERS`]: bodies then stream past it without a call per
-    /// chunk, which makes it cheaper per request. Default: [`Callbacks::ALL`].
+    /// chunk, which makes it cheaper per request. One that acts on the
+    /// request headers alone can say [`Callbacks::REQUEST_HEADERS`]: the
+    /// host then does not enter it in the response phase at all.
+    /// Default: [`Callbacks::ALL`].
     const CALLBACKS: Callbacks = Callbacks::ALL;
 
     /// Runs when the request headers arrived (`end_of_stream`: the request has
@@ -173,4 +204,78 @@ pub trait RootFilter: Sized + 'static {
     /// Creates the filter for a new HTTP stream; `None` lets the stream pass
     /// this plugin untouched.
     fn create_http_filter(&mut self, ctx: &mut RootCtx<Self>) -> Option<Self::Http>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Callbacks;
+    use wasp_abi::{
+        HTTP_CALLBACK_LOG, HTTP_CALLBACK_NO_DONE, HTTP_CALLBACK_NO_REQUEST_HEADERS,
+        HTTP_CALLBACK_NO_RESPONSE_HEADERS, HTTP_CALLBACK_REQUEST_BODY, HTTP_CALLBACK_RESPONSE_BODY,
+    };
+
+    #[test]
+    fn every_callback_is_the_old_value_plus_no_done() {
+        assert_eq!(
+            Callbacks::ALL.bits(),
+            wasp_abi::HTTP_CALLBACK_ALL | HTTP_CALLBACK_NO_DONE
+        );
+    }
+
+    #[test]
+    fn header_only_filters_opt_out_of_bodies_and_log() {
+        assert_eq!(Callbacks::HEADERS.bits(), HTTP_CALLBACK_NO_DONE);
+        assert_eq!(
+            Callbacks::REQUEST_HEADERS.bits(),
+            HTTP_CALLBACK_NO_DONE | HTTP_CALLBACK_NO_RESPONSE_HEADERS
+        );
+    }
+
+    #[test]
+    fn each_field_sets_its_own_bit() {
+        let none = Callbacks {
+            request_headers: false,
+            request_body: false,
+            response_headers: false,
+            response_body: false,
+            log: false,
+        };
+        let base = HTTP_CALLBACK_NO_DONE
+            | HTTP_CALLBACK_NO_REQUEST_HEADERS
+            | HTTP_CALLBACK_NO_RESPONSE_HEADERS;
+        assert_eq!(none.bits(), base);
+        let with = |c: Callbacks| c.bits();
+        assert_eq!(
+            with(Callbacks {
+                request_headers: true,
+                ..none
+            }),
+            base & !HTTP_CALLBACK_NO_REQUEST_HEADERS
+        );
+        assert_eq!(
+            with(Callbacks {
+                response_headers: true,
+                ..none
+            }),
+            base & !HTTP_CALLBACK_NO_RESPONSE_HEADERS
+        );
+        assert_eq!(
+            with(Callbacks {
+                request_body: true,
+                ..none
+            }),
+            base | HTTP_CALLBACK_REQUEST_BODY
+        );
+        assert_eq!(
+            with(Callbacks {
+                response_body: true,
+                ..none
+            }),
+            base | HTTP_CALLBACK_RESPONSE_BODY
+        );
+        assert_eq!(
+            with(Callbacks { log: true, ..none }),
+            base | HTTP_CALLBACK_LOG
+        );
+    }
 }

@@ -48,6 +48,7 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::abi::memory::allocate;
+    pub use crate::abi::reactor::initialize;
     pub use crate::dispatch::{
         on_body, on_configure, on_context_create, on_delete, on_done, on_grpc_close,
         on_grpc_initial_metadata, on_grpc_message, on_grpc_trailing_metadata, on_headers,

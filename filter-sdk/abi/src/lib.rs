@@ -207,6 +207,10 @@ pub const ABI_VERSION_EXPORT_0_2_0: &str = "proxy_abi_version_0_2_0";
 /// whose filters need no body callbacks streams bodies past them untouched.
 /// A module without it gets every callback it exports (other hosts ignore
 /// the export).
+///
+/// The first three bits say what a module *needs*; the later ones, added
+/// since, say what it does *not* need (`HTTP_CALLBACK_NO_*`), so a module
+/// built before them, whose value lacks them, keeps those callbacks.
 pub const HTTP_CALLBACKS_EXPORT: &str = "wasp_http_callbacks";
 /// `proxy_on_request_body` and `proxy_on_request_trailers`.
 pub const HTTP_CALLBACK_REQUEST_BODY: u32 = 1;
@@ -214,7 +218,14 @@ pub const HTTP_CALLBACK_REQUEST_BODY: u32 = 1;
 pub const HTTP_CALLBACK_RESPONSE_BODY: u32 = 2;
 /// `proxy_on_log`.
 pub const HTTP_CALLBACK_LOG: u32 = 4;
-/// Every optional stream callback.
+/// Opt-out: the module does not need `proxy_on_request_headers`.
+pub const HTTP_CALLBACK_NO_REQUEST_HEADERS: u32 = 8;
+/// Opt-out: the module does not need `proxy_on_response_headers`.
+pub const HTTP_CALLBACK_NO_RESPONSE_HEADERS: u32 = 16;
+/// Opt-out: the module does not need `proxy_on_done` (its answer would
+/// always be true: the context is done when the stream ends).
+pub const HTTP_CALLBACK_NO_DONE: u32 = 32;
+/// Every optional stream callback: the value that changes nothing.
 pub const HTTP_CALLBACK_ALL: u32 =
     HTTP_CALLBACK_REQUEST_BODY | HTTP_CALLBACK_RESPONSE_BODY | HTTP_CALLBACK_LOG;
 

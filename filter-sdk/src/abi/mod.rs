@@ -13,6 +13,7 @@
 
 pub(crate) mod hostcalls;
 pub(crate) mod memory;
+pub(crate) mod reactor;
 
 #[cfg(target_arch = "wasm32")]
 pub(crate) mod imports;

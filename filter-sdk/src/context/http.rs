@@ -8,7 +8,6 @@ use crate::error::Result;
 use crate::filter::{Action, HttpFilter};
 use crate::headers::{Body, Headers};
 use crate::properties::Properties;
-use std::collections::HashMap;
 use std::time::Duration;
 use wasp_abi::{BufferType, MapType, StreamType};
 
@@ -25,7 +24,7 @@ pub struct HttpCtx<F: HttpFilter> {
     request_body_size: usize,
     response_body_size: usize,
     pub(crate) callouts: Callouts<F, HttpCtx<F>, Action>,
-    pub(crate) timers: HashMap<u64, TimerCallback<F>>,
+    pub(crate) timers: dispatch::IdMap<u64, TimerCallback<F>>,
 }
 
 impl<F: HttpFilter> Properties for HttpCtx<F> {}
@@ -41,7 +40,7 @@ impl<F: HttpFilter> HttpCtx<F> {
             request_body_size: 0,
             response_body_size: 0,
             callouts: Callouts::default(),
-            timers: HashMap::new(),
+            timers: dispatch::IdMap::default(),
         }
     }
 

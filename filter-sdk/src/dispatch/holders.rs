@@ -6,7 +6,13 @@ use crate::callout::{HttpResponse, read_grpc_message, read_grpc_metadata};
 use crate::context::{HttpCtx, RootCtx};
 use crate::filter::{HttpFilter, RootFilter};
 use crate::shared::SharedQueue;
+use std::cell::RefCell;
+use std::rc::Rc;
 use wasp_abi::{BufferType, LogLevel, MapType, StreamType};
+
+/// A stream context, shared with the callback that runs on it: one
+/// allocation per stream.
+pub type SharedStream = Rc<RefCell<dyn ErasedStream>>;
 
 /// Callout deliveries every context accepts.
 pub trait CalloutSink {
@@ -23,7 +29,7 @@ pub trait ErasedRoot: CalloutSink {
     fn on_configure(&mut self, size: usize) -> bool;
     fn on_tick(&mut self);
     fn on_queue_ready(&mut self, queue: u32);
-    fn create_stream(&mut self, id: u32) -> Option<Box<dyn ErasedStream>>;
+    fn create_stream(&mut self, id: u32) -> Option<SharedStream>;
 }
 
 /// A stream filter, type-erased. Phase methods return the raw action.
@@ -109,12 +115,12 @@ impl<R: RootFilter> ErasedRoot for RootHolder<R> {
             .on_queue_ready(&mut self.ctx, SharedQueue::from_id(queue));
     }
 
-    fn create_stream(&mut self, id: u32) -> Option<Box<dyn ErasedStream>> {
+    fn create_stream(&mut self, id: u32) -> Option<SharedStream> {
         let filter = self.filter.create_http_filter(&mut self.ctx)?;
-        Some(Box::new(StreamHolder {
+        Some(Rc::new(RefCell::new(StreamHolder {
             filter,
             ctx: HttpCtx::new(id, self.ctx.id()),
-        }))
+        })))
     }
 }
 

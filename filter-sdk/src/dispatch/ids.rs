@@ -6,8 +6,15 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-/// A `HashMap` keyed by a host-assigned id.
-pub(crate) type IdMap<V> = HashMap<u32, V, BuildHasherDefault<IdHasher>>;
+/// A `HashMap` keyed by a host-assigned id (a context id, a callout token;
+/// a timer id is a `u64`): no random keys to draw when a map is made, and
+/// one multiplication per lookup.
+pub(crate) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+
+/// An empty [`IdMap`], in a constant context.
+pub(crate) const fn new_map<K, V>() -> IdMap<K, V> {
+    HashMap::with_hasher(BuildHasherDefault::new())
+}
 
 /// Fibonacci hashing of integer keys.
 #[derive(Default)]
@@ -39,7 +46,7 @@ mod tests {
 
     #[test]
     fn sequential_ids_are_found_and_spread() {
-        let mut map: IdMap<u32> = IdMap::default();
+        let mut map: IdMap<u32, u32> = IdMap::default();
         for id in 1..=1000 {
             map.insert(id, id * 2);
         }

@@ -3,10 +3,12 @@
 //! to its context, tracks callout tokens, and drives stream timers from the
 //! root context's tick.
 //!
-//! A context is taken out of the registry while its callback runs, so a
-//! filter may call any SDK function (including ones that touch the registry)
-//! without re-borrowing; a host that re-enters the same context meanwhile is
-//! refused with an error log.
+//! A callback borrows its context (an `Rc<RefCell<…>>`) outside the
+//! registry, so a filter may call any SDK function (including ones that
+//! touch the registry) without re-borrowing; a host that re-enters the same
+//! context meanwhile is refused with an error log. Every callback looks its
+//! context up once: it runs on every request, so the registry keeps no
+//! other per-stream state.
 
 mod detached;
 mod holders;
@@ -16,49 +18,53 @@ mod timers;
 pub(crate) use detached::add as add_detached;
 pub use holders::ErasedRoot;
 pub(crate) use holders::boxed_root;
+pub(crate) use ids::IdMap;
 pub use timers::TIMER_GRANULARITY;
 pub(crate) use timers::{add_timer, set_user_tick_period};
 
 use crate::abi::hostcalls;
-use holders::{CalloutSink, ErasedStream};
-use ids::IdMap;
+use holders::{CalloutSink, ErasedStream, SharedStream};
 use std::cell::RefCell;
+use std::rc::Rc;
 use wasp_abi::{LogLevel, StreamType};
 
+/// A root context, shared with the callback that runs on it.
+type SharedRoot = Rc<RefCell<Box<dyn ErasedRoot>>>;
+
+#[derive(Clone)]
 enum Entry {
-    Root(Box<dyn ErasedRoot>),
-    Stream(Box<dyn ErasedStream>),
+    Root(SharedRoot),
+    Stream(SharedStream),
 }
 
-impl Entry {
-    fn sink(&mut self) -> &mut dyn CalloutSink {
-        match self {
-            Entry::Root(root) => &mut **root,
-            Entry::Stream(stream) => &mut **stream,
-        }
-    }
-}
-
-#[derive(Default)]
 struct Registry {
-    /// `None` while the context's callback runs.
-    contexts: IdMap<Option<Entry>>,
-    /// Stream context → its root context.
-    roots_of: IdMap<u32>,
+    contexts: IdMap<u32, Entry>,
     /// Callout token → the context waiting on it.
-    tokens: IdMap<u32>,
+    tokens: IdMap<u32, u32>,
     /// The context the host last called into.
     current: u32,
 }
 
+impl Registry {
+    const fn new() -> Self {
+        Registry {
+            contexts: ids::new_map(),
+            tokens: ids::new_map(),
+            current: 0,
+        }
+    }
+}
+
 thread_local! {
-    static REGISTRY: RefCell<Registry> = RefCell::new(Registry::default());
+    // Initialised at compile time: every access is a plain static access
+    // (a lazily initialised one costs a check and a call per access).
+    static REGISTRY: RefCell<Registry> = const { RefCell::new(Registry::new()) };
 }
 
 /// Drops every context (the native test host starts each test afresh).
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn reset() {
-    REGISTRY.with(|r| *r.borrow_mut() = Registry::default());
+    REGISTRY.with(|r| *r.borrow_mut() = Registry::new());
     timers::reset();
     detached::reset();
 }
@@ -72,43 +78,85 @@ pub(crate) fn current() -> u32 {
     REGISTRY.with(|r| r.borrow().current)
 }
 
-/// Runs `f` on context `id`, taken out of the registry for the call.
-fn with_entry<T>(id: u32, f: impl FnOnce(&mut Entry) -> T) -> Option<T> {
-    let taken = REGISTRY.with(|r| r.borrow_mut().contexts.get_mut(&id).map(Option::take));
-    let mut entry = match taken {
-        Some(Some(entry)) => entry,
-        Some(None) => {
-            crate::log::log(
-                LogLevel::Error,
-                format_args!("context {id} was re-entered while its callback ran"),
-            );
-            return None;
-        }
-        None => return None,
-    };
-    let out = f(&mut entry);
+/// Makes `id` the current context and looks it up, in one registry access.
+fn enter_entry(id: u32) -> Option<Entry> {
+    enter_looking_up(id, id)
+}
+
+/// Makes `current` the current context and looks `id` up.
+fn enter_looking_up(current: u32, id: u32) -> Option<Entry> {
     REGISTRY.with(|r| {
-        if let Some(slot @ None) = r.borrow_mut().contexts.get_mut(&id) {
-            *slot = Some(entry);
-        }
-    });
-    Some(out)
+        let mut registry = r.borrow_mut();
+        registry.current = current;
+        registry.contexts.get(&id).cloned()
+    })
+}
+
+fn lookup(id: u32) -> Option<Entry> {
+    REGISTRY.with(|r| r.borrow().contexts.get(&id).cloned())
+}
+
+fn reentered(id: u32) {
+    crate::log::log(
+        LogLevel::Error,
+        format_args!("context {id} was re-entered while its callback ran"),
+    );
+}
+
+/// Runs `f` on context `entry` (of id `id`), borrowed for the call.
+fn on_entry<T>(
+    id: u32,
+    entry: Option<Entry>,
+    f: impl FnOnce(&mut dyn CalloutSink) -> T,
+) -> Option<T> {
+    match entry? {
+        Entry::Root(root) => match root.try_borrow_mut() {
+            Ok(mut root) => Some(f(&mut **root)),
+            Err(_) => {
+                reentered(id);
+                None
+            }
+        },
+        Entry::Stream(stream) => on_stream(id, Some(Entry::Stream(stream)), |s| f(s)),
+    }
+}
+
+fn on_stream<T>(
+    id: u32,
+    entry: Option<Entry>,
+    f: impl FnOnce(&mut dyn ErasedStream) -> T,
+) -> Option<T> {
+    let Entry::Stream(stream) = entry? else {
+        return None;
+    };
+    let Ok(mut stream) = stream.try_borrow_mut() else {
+        reentered(id);
+        return None;
+    };
+    Some(f(&mut *stream))
+}
+
+fn on_root<T>(
+    id: u32,
+    entry: Option<Entry>,
+    f: impl FnOnce(&mut dyn ErasedRoot) -> T,
+) -> Option<T> {
+    let Entry::Root(root) = entry? else {
+        return None;
+    };
+    let Ok(mut root) = root.try_borrow_mut() else {
+        reentered(id);
+        return None;
+    };
+    Some(f(&mut **root))
 }
 
 fn with_stream<T>(id: u32, f: impl FnOnce(&mut dyn ErasedStream) -> T) -> Option<T> {
-    with_entry(id, |entry| match entry {
-        Entry::Stream(stream) => Some(f(&mut **stream)),
-        Entry::Root(_) => None,
-    })
-    .flatten()
+    on_stream(id, lookup(id), f)
 }
 
 fn with_root<T>(id: u32, f: impl FnOnce(&mut dyn ErasedRoot) -> T) -> Option<T> {
-    with_entry(id, |entry| match entry {
-        Entry::Root(root) => Some(f(&mut **root)),
-        Entry::Stream(_) => None,
-    })
-    .flatten()
+    on_root(id, lookup(id), f)
 }
 
 /// Remembers which context a callout token belongs to.
@@ -133,19 +181,16 @@ pub(crate) fn as_context<T>(id: u32, f: impl FnOnce() -> T) -> T {
 /// `proxy_on_context_create`: a root context when `parent_id` is 0, else a
 /// stream of the root `parent_id`.
 pub fn on_context_create(id: u32, parent_id: u32, make_root: fn(u32) -> Box<dyn ErasedRoot>) {
-    crate::log::install_panic_hook();
-    enter(id);
     if parent_id == 0 {
-        let root = make_root(id);
-        REGISTRY.with(|r| r.borrow_mut().contexts.insert(id, Some(Entry::Root(root))));
+        crate::log::install_panic_hook();
+        enter(id);
+        let root = Entry::Root(Rc::new(RefCell::new(make_root(id))));
+        REGISTRY.with(|r| r.borrow_mut().contexts.insert(id, root));
         return;
     }
-    if let Some(Some(stream)) = with_root(parent_id, |root| root.create_stream(id)) {
-        REGISTRY.with(|r| {
-            let mut registry = r.borrow_mut();
-            registry.contexts.insert(id, Some(Entry::Stream(stream)));
-            registry.roots_of.insert(id, parent_id);
-        });
+    let parent = enter_looking_up(id, parent_id);
+    if let Some(Some(stream)) = on_root(parent_id, parent, |root| root.create_stream(id)) {
+        REGISTRY.with(|r| r.borrow_mut().contexts.insert(id, Entry::Stream(stream)));
     }
 }
 
@@ -182,20 +227,20 @@ pub fn on_queue_ready(root_id: u32, queue: u32) {
 
 /// `proxy_on_request_headers` / `proxy_on_response_headers`.
 pub fn on_headers(id: u32, phase: StreamType, end_of_stream: bool) -> u32 {
-    enter(id);
-    with_stream(id, |s| s.on_headers(phase, end_of_stream)).unwrap_or(0)
+    on_stream(id, enter_entry(id), |s| s.on_headers(phase, end_of_stream)).unwrap_or(0)
 }
 
 /// `proxy_on_request_body` / `proxy_on_response_body`.
 pub fn on_body(id: u32, phase: StreamType, size: usize, end_of_stream: bool) -> u32 {
-    enter(id);
-    with_stream(id, |s| s.on_body(phase, size, end_of_stream)).unwrap_or(0)
+    on_stream(id, enter_entry(id), |s| {
+        s.on_body(phase, size, end_of_stream)
+    })
+    .unwrap_or(0)
 }
 
 /// `proxy_on_request_trailers` / `proxy_on_response_trailers`.
 pub fn on_trailers(id: u32, phase: StreamType) -> u32 {
-    enter(id);
-    with_stream(id, |s| s.on_trailers(phase)).unwrap_or(0)
+    on_stream(id, enter_entry(id), |s| s.on_trailers(phase)).unwrap_or(0)
 }
 
 /// `proxy_on_done`: contexts are always done at once.
@@ -206,20 +251,22 @@ pub fn on_done(id: u32) -> bool {
 
 /// `proxy_on_log`.
 pub fn on_log(id: u32) {
-    enter(id);
-    with_stream(id, |s| s.on_log());
+    on_stream(id, enter_entry(id), |s| s.on_log());
 }
 
 /// `proxy_on_delete`: drops the context, its pending callouts and timers.
 pub fn on_delete(id: u32) {
-    enter(id);
-    REGISTRY.with(|r| {
+    let removed = REGISTRY.with(|r| {
         let mut registry = r.borrow_mut();
-        registry.contexts.remove(&id);
-        registry.roots_of.remove(&id);
-        registry.tokens.retain(|_, owner| *owner != id);
+        registry.current = id;
+        if !registry.tokens.is_empty() {
+            registry.tokens.retain(|_, owner| *owner != id);
+        }
+        registry.contexts.remove(&id)
     });
     timers::forget_context(id);
+    // Dropped outside the registry: a filter's `Drop` may use the SDK.
+    drop(removed);
 }
 
 /// The context waiting on `token`, falling back to the id the host passed.
@@ -238,7 +285,7 @@ fn owner_of(token: u32, passed: u32, keep: bool) -> u32 {
 fn deliver(id: u32, token: u32, done: bool, f: impl FnOnce(&mut dyn CalloutSink)) {
     enter(id);
     let owner = owner_of(token, id, !done);
-    as_context(owner, || with_entry(owner, |entry| f(entry.sink())));
+    as_context(owner, || on_entry(owner, lookup(owner), f));
 }
 
 /// `proxy_on_http_call_response`: a detached callout's callback runs on
@@ -283,5 +330,6 @@ pub fn on_grpc_close(id: u32, token: u32, status: u32) {
 pub(crate) fn create_root(id: u32, root: Box<dyn ErasedRoot>) {
     crate::log::install_panic_hook();
     enter(id);
-    REGISTRY.with(|r| r.borrow_mut().contexts.insert(id, Some(Entry::Root(root))));
+    let root = Entry::Root(Rc::new(RefCell::new(root)));
+    REGISTRY.with(|r| r.borrow_mut().contexts.insert(id, root));
 }

@@ -27,20 +27,30 @@ struct Tick {
     last_user_tick_ns: u64,
 }
 
-#[derive(Default)]
 struct Timers {
     pending: Vec<Timer>,
-    ticks: super::ids::IdMap<Tick>,
+    ticks: super::ids::IdMap<u32, Tick>,
     next_id: u64,
 }
 
+impl Timers {
+    const fn new() -> Self {
+        Timers {
+            pending: Vec::new(),
+            ticks: super::ids::new_map(),
+            next_id: 0,
+        }
+    }
+}
+
 thread_local! {
-    static TIMERS: RefCell<Timers> = RefCell::new(Timers::default());
+    // Initialised at compile time (see the registry's).
+    static TIMERS: RefCell<Timers> = const { RefCell::new(Timers::new()) };
 }
 
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) fn reset() {
-    TIMERS.with(|t| *t.borrow_mut() = Timers::default());
+    TIMERS.with(|t| *t.borrow_mut() = Timers::new());
 }
 
 fn now_ns() -> u64 {
@@ -89,8 +99,12 @@ pub(crate) fn set_user_tick_period(root: u32, millis: u32) {
 pub(crate) fn forget_context(context: u32) {
     TIMERS.with(|t| {
         let mut timers = t.borrow_mut();
-        timers.pending.retain(|timer| timer.context != context);
-        timers.ticks.remove(&context);
+        if !timers.pending.is_empty() {
+            timers.pending.retain(|timer| timer.context != context);
+        }
+        if !timers.ticks.is_empty() {
+            timers.ticks.remove(&context);
+        }
     });
 }
 

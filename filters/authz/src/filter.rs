@@ -175,7 +175,7 @@ pub struct AuthzStream {
 
 impl HttpFilter for AuthzStream {
     /// Only the request headers: bodies and responses pass untouched.
-    const CALLBACKS: Callbacks = Callbacks::HEADERS;
+    const CALLBACKS: Callbacks = Callbacks::REQUEST_HEADERS;
 
     fn on_request_headers(&mut self, ctx: &mut HttpCtx<Self>, _end_of_stream: bool) -> Action {
         let host = StreamHost {

@@ -79,7 +79,7 @@ impl Fault {
 impl HttpFilter for Fault {
     /// Only the request headers (a delay resumes from a timer): bodies and
     /// responses pass untouched.
-    const CALLBACKS: Callbacks = Callbacks::HEADERS;
+    const CALLBACKS: Callbacks = Callbacks::REQUEST_HEADERS;
 
     fn on_request_headers(&mut self, ctx: &mut HttpCtx<Self>, _: bool) -> Action {
         let headers = ctx.request_headers();

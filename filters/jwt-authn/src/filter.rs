@@ -234,7 +234,7 @@ fn remove_token(ctx: &HttpCtx<JwtAuthn>, found: &Found<'_>) {
 
 impl HttpFilter for JwtAuthn {
     /// Only the request headers: bodies and responses pass untouched.
-    const CALLBACKS: Callbacks = Callbacks::HEADERS;
+    const CALLBACKS: Callbacks = Callbacks::REQUEST_HEADERS;
 
     fn on_request_headers(&mut self, ctx: &mut HttpCtx<Self>, _: bool) -> Action {
         let headers = ctx.request_headers().snapshot();

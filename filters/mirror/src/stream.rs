@@ -80,8 +80,7 @@ impl HttpFilter for Mirror {
     /// passes untouched.
     const CALLBACKS: Callbacks = Callbacks {
         request_body: true,
-        response_body: false,
-        log: false,
+        ..Callbacks::REQUEST_HEADERS
     };
 
     fn on_request_headers(&mut self, ctx: &mut HttpCtx<Self>, end_of_stream: bool) -> Action {

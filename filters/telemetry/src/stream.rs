@@ -182,9 +182,8 @@ fn facts(shared: &Shared, key: &SeriesKey) -> RequestFacts {
 impl HttpFilter for Telemetry {
     /// The headers both ways and the log callback; bodies pass untouched.
     const CALLBACKS: Callbacks = Callbacks {
-        request_body: false,
-        response_body: false,
         log: true,
+        ..Callbacks::HEADERS
     };
 
     fn on_request_headers(&mut self, ctx: &mut HttpCtx<Self>, _: bool) -> Action {

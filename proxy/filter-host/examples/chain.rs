@@ -1,7 +1,8 @@
 //! What a filter chain costs per request in wasp's Wasm host alone, without
 //! sockets or HTTP: the chain's stream is started, request and response
 //! headers pass through it, and the stream ends (`proxy_on_done`,
-//! `proxy_on_log`, `proxy_on_delete`), on one thread, as a worker runs it.
+//! `proxy_on_log`, `proxy_on_delete`; each filter gets the callbacks it
+//! declared it needs), on one thread, as a worker runs it.
 //! Prints the mean time per request (and per filter) and the thread's CPU
 //! time per request (steadier on a shared machine: time the thread spends
 //! waiting for a CPU is not in it), and the `malloc` calls per request are

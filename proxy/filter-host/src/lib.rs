@@ -13,6 +13,7 @@
 
 mod abi;
 mod callout;
+mod calls;
 mod chain;
 mod compiled_cache;
 mod compiler;

@@ -2,14 +2,15 @@
 //! health and failure counters (shown by `/filters`).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use wasmtime::{InstancePre, Module};
 
+use crate::calls::StreamCalls;
 use crate::engine::{EngineInner, Services};
 use crate::error::HostError;
 use crate::module_cache::ModuleUse;
-use crate::pool::{VmPool, VmSlot};
+use crate::pool::VmPool;
 use crate::spec::{FailurePolicy, PluginSpec};
 use crate::state::VmState;
 use crate::warnings::WarnLimiter;
@@ -34,12 +35,9 @@ pub(crate) struct PluginCore {
     pub stats: PluginStats,
     /// Epoch ticks a callback may run.
     pub deadline_ticks: u64,
-    /// The module exports request body or trailers callbacks (and did not
-    /// declare that it does not need them).
-    pub request_body: AtomicBool,
-    /// The module exports response body or trailers callbacks (and did not
-    /// declare that it does not need them).
-    pub response_body: AtomicBool,
+    /// The stream callbacks the module exports, less those it declared it
+    /// does not need ([`StreamCalls`] bits; see [`PluginCore::calls`]).
+    calls: AtomicU32,
     /// Rate limits this plugin's misuse and limit warnings.
     pub warnings: WarnLimiter,
     /// Keeps the module in the engine's cache while the plugin lives.
@@ -50,12 +48,14 @@ impl PluginCore {
     /// Takes note of the callbacks the module declared it needs
     /// (`wasp_abi::HTTP_CALLBACKS_EXPORT`; the same for every VM).
     pub fn declare_callbacks(&self, callbacks: u32) {
-        if callbacks & wasp_abi::HTTP_CALLBACK_REQUEST_BODY == 0 {
-            self.request_body.store(false, Ordering::Relaxed);
-        }
-        if callbacks & wasp_abi::HTTP_CALLBACK_RESPONSE_BODY == 0 {
-            self.response_body.store(false, Ordering::Relaxed);
-        }
+        let calls = self.calls().declared(callbacks);
+        self.calls.store(calls.bits(), Ordering::Relaxed);
+    }
+
+    /// The stream callbacks the host calls for this plugin. Final once the
+    /// first VM started (at load), before any stream.
+    pub fn calls(&self) -> StreamCalls {
+        StreamCalls::from_bits(self.calls.load(Ordering::Relaxed))
     }
 
     fn label(&self) -> [&str; 1] {
@@ -158,15 +158,12 @@ impl Plugin {
             .limits
             .max_vms
             .min(std::thread::available_parallelism().map_or(1, |n| n.get()));
-        let exports = |names: [&str; 2]| names.iter().any(|n| module.get_export(n).is_some());
-        let request_body = exports(["proxy_on_request_body", "proxy_on_request_trailers"]);
-        let response_body = exports(["proxy_on_response_body", "proxy_on_response_trailers"]);
+        let calls = StreamCalls::exported(&module);
         // The compiled module is all VMs need: the bytes would only take
         // memory for the plugin's life.
         spec.wasm = bytes::Bytes::new();
         let core = Arc::new(PluginCore {
-            request_body: AtomicBool::new(request_body),
-            response_body: AtomicBool::new(response_body),
+            calls: AtomicU32::new(calls.bits()),
             spec,
             sha256,
             pre,
@@ -215,8 +212,10 @@ impl Plugin {
         self.core.spec.failure_policy
     }
 
-    pub(crate) fn slot(&self) -> &Arc<VmSlot> {
-        self.pool.pick()
+    /// The VM slot of the calling thread.
+    #[cfg(test)]
+    pub(crate) fn slot(&self) -> &Arc<crate::pool::VmSlot> {
+        &self.pool.slots()[self.pool.pick_index()]
     }
 
     /// Current state for `/filters`.

@@ -268,9 +268,9 @@ impl VmPool {
         &self.slots[0]
     }
 
-    /// The slot of the calling thread.
-    pub fn pick(&self) -> &Arc<VmSlot> {
-        &self.slots[thread_index() % self.slots.len()]
+    /// The index of the calling thread's slot in [`VmPool::slots`].
+    pub fn pick_index(&self) -> usize {
+        thread_index() % self.slots.len()
     }
 
     pub fn slots(&self) -> &[Arc<VmSlot>] {

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -145,6 +145,9 @@ pub(crate) struct SharedStream {
     data: Mutex<StreamData>,
     /// `data.local_reply` is set.
     replied: AtomicBool,
+    /// Writes by filters to the request or response headers so far: the
+    /// chain re-reads the header count under the lock only when it moved.
+    header_writes: AtomicU32,
     /// One per filter of the chain, in request order.
     pub signals: Box<[ResumeSignal]>,
 }
@@ -155,12 +158,23 @@ impl SharedStream {
         Self {
             data: Mutex::new(data),
             replied: AtomicBool::new(false),
+            header_writes: AtomicU32::new(0),
             signals: (0..filters).map(|_| ResumeSignal::default()).collect(),
         }
     }
 
     pub fn lock(&self) -> MutexGuard<'_, StreamData> {
         self.data.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Notes a filter's write to the request or response headers.
+    pub fn note_header_write(&self) {
+        self.header_writes.fetch_add(1, Ordering::Release);
+    }
+
+    /// How many header writes were noted so far.
+    pub fn header_writes(&self) -> u32 {
+        self.header_writes.load(Ordering::Acquire)
     }
 
     /// The local reply a filter sent, if any (the lock is taken only then).

@@ -45,10 +45,14 @@ fn map_op<R>(
             };
             let mut data = binding.lock();
             if access == Access::Write {
-                match kind {
-                    MapType::HttpRequestHeaders => data.headers_changed[0] = true,
-                    MapType::HttpResponseHeaders => data.headers_changed[1] = true,
-                    _ => {}
+                let changed = match kind {
+                    MapType::HttpRequestHeaders => Some(0),
+                    MapType::HttpResponseHeaders => Some(1),
+                    _ => None,
+                };
+                if let Some(dir) = changed {
+                    data.headers_changed[dir] = true;
+                    binding.stream.note_header_write();
                 }
             }
             let headers = match kind {

@@ -234,6 +234,15 @@ impl Vm {
         if callbacks & wasp_abi::HTTP_CALLBACK_LOG == 0 {
             ex.log = None;
         }
+        if callbacks & wasp_abi::HTTP_CALLBACK_NO_REQUEST_HEADERS != 0 {
+            ex.request_headers = None;
+        }
+        if callbacks & wasp_abi::HTTP_CALLBACK_NO_RESPONSE_HEADERS != 0 {
+            ex.response_headers = None;
+        }
+        if callbacks & wasp_abi::HTTP_CALLBACK_NO_DONE != 0 {
+            ex.done = None;
+        }
     }
 
     fn start_root(&mut self) -> Result<(), VmFailure> {

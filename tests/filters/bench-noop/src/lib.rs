@@ -1,9 +1,12 @@
 //! Benchmark filter: a header filter that does nothing. It creates a stream
-//! context for every request and returns `Continue` on the request and
-//! response headers, so a chain of N of them measures what the host costs per
-//! filter and per request (context creation, two header callbacks, done, log,
-//! delete) and nothing else. It declares that it needs no body, trailers or
-//! log callbacks (`Callbacks::HEADERS`), so bodies stream past it.
+//! context for every request and returns `Continue` on the request headers,
+//! so a chain of N of them measures what the host costs per filter and per
+//! request (context creation, the request headers callback, delete) and
+//! nothing else. It declares that it needs no other callback
+//! (`Callbacks::REQUEST_HEADERS`): bodies stream past it and the response
+//! phase does not enter it (Envoy, which ignores the declaration, also calls
+//! its default response headers callback, `proxy_on_done` and
+//! `proxy_on_log`).
 //!
 //! Build: `scripts/build-filters.sh` (writes `target/filters/bench_noop.wasm`).
 
@@ -22,18 +25,14 @@ impl RootFilter for NoopRoot {
     }
 }
 
-/// Per-request filter: lets both header phases through untouched.
+/// Per-request filter: lets the request headers through untouched.
 pub struct Noop;
 
 impl HttpFilter for Noop {
-    // No body, trailers or log callbacks: bodies stream past the filter.
-    const CALLBACKS: Callbacks = Callbacks::HEADERS;
+    // Only the request headers: bodies and the response pass the filter.
+    const CALLBACKS: Callbacks = Callbacks::REQUEST_HEADERS;
 
     fn on_request_headers(&mut self, _: &mut HttpCtx<Self>, _end_of_stream: bool) -> Action {
-        Action::Continue
-    }
-
-    fn on_response_headers(&mut self, _: &mut HttpCtx<Self>, _end_of_stream: bool) -> Action {
         Action::Continue
     }
 }

@@ -3,8 +3,11 @@
 //! waits while a filter is paused, buffers bodies a filter asked to see whole,
 //! and applies the failure policy when a filter's VM fails.
 
+mod filter;
+mod replies;
+
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use bytes::Bytes;
 use wasp_abi::Action;
@@ -12,16 +15,20 @@ use wasp_abi::Action;
 use crate::headers::{HeadChange, HeaderSource, Headers};
 use crate::limits::{self, Limit};
 use crate::plugin::Plugin;
-use crate::pool::SlotError;
+use crate::pool::{SlotError, VmSlot};
 use crate::spec::FailurePolicy;
 use crate::stream::{HeaderList, LocalReply, ResumeSignal, SharedStream, StreamData, StreamInfo};
 use crate::vm::{Direction, Vm, VmFailure};
+use filter::Filter;
+use replies::{closed_reply, failure_reply, grpc_trailers_only, is_grpc_request, too_large_reply};
 
 /// A named, ordered list of plugins.
 #[derive(Debug, Clone)]
 pub struct FilterChain {
     name: String,
-    plugins: Vec<Arc<Plugin>>,
+    /// Shared with every stream (one reference count per stream, not one
+    /// per filter).
+    plugins: Arc<[Arc<Plugin>]>,
 }
 
 impl FilterChain {
@@ -29,7 +36,7 @@ impl FilterChain {
     pub fn new(name: impl Into<String>, plugins: Vec<Arc<Plugin>>) -> Self {
         Self {
             name: name.into(),
-            plugins,
+            plugins: plugins.into(),
         }
     }
 
@@ -48,14 +55,14 @@ impl FilterChain {
     pub fn handles_request_body(&self) -> bool {
         self.plugins
             .iter()
-            .any(|p| p.core.request_body.load(Ordering::Relaxed))
+            .any(|p| p.core.calls().body(Direction::Request))
     }
 
     /// True when a plugin handles response bodies or trailers.
     pub fn handles_response_body(&self) -> bool {
         self.plugins
             .iter()
-            .any(|p| p.core.response_body.load(Ordering::Relaxed))
+            .any(|p| p.core.calls().body(Direction::Response))
     }
 
     /// Starts a stream. Each plugin's HTTP context is created in the VM of
@@ -64,45 +71,15 @@ impl FilterChain {
     /// that never ran gets it when the stream ends, for `proxy_on_log`.
     pub fn start(&self, info: StreamInfo) -> ChainStream {
         let shared = Arc::new(SharedStream::new(StreamData::new(info), self.plugins.len()));
-        let filters: Vec<Filter> = self
-            .plugins
-            .iter()
-            .map(|plugin| Filter {
-                plugin: Arc::clone(plugin),
-                slot: Arc::clone(plugin.slot()),
-                bound: OnceLock::new(),
-                skipped: AtomicBool::new(false),
-                pending: [Mutex::default(), Mutex::default()],
-            })
-            .collect();
+        let filters: Vec<Filter> = self.plugins.iter().map(|p| Filter::new(p)).collect();
         let responders = AtomicUsize::new(filters.len());
         ChainStream {
+            plugins: Arc::clone(&self.plugins),
             shared,
             filters,
             responders,
             failures: AtomicU32::new(0),
         }
-    }
-}
-
-struct Filter {
-    plugin: Arc<Plugin>,
-    /// The slot whose VM holds the filter's context for the whole stream.
-    slot: Arc<crate::pool::VmSlot>,
-    /// Set by the filter's first callback: (VM generation, context id) of
-    /// the context it created, or `None` when that callback failed.
-    bound: OnceLock<Option<(u64, u32)>>,
-    /// Fail-open filters that failed are skipped for the rest of the stream.
-    skipped: AtomicBool,
-    /// Body bytes buffered while the filter pauses, per direction.
-    pending: [Mutex<Vec<u8>>; 2],
-}
-
-impl Filter {
-    fn pending(&self, dir: Direction) -> std::sync::MutexGuard<'_, Vec<u8>> {
-        self.pending[dir as usize]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -125,6 +102,8 @@ enum Step {
 /// The chain's state for one request. Dropping it ends every filter context
 /// (`proxy_on_done`, `proxy_on_log`, `proxy_on_delete`).
 pub struct ChainStream {
+    /// The chain's plugins, in the order of `filters`.
+    plugins: Arc<[Arc<Plugin>]>,
     shared: Arc<SharedStream>,
     filters: Vec<Filter>,
     /// How many filters (in request order) take part in response phases:
@@ -143,89 +122,18 @@ impl std::fmt::Debug for ChainStream {
     }
 }
 
-/// True when the request is gRPC (`content-type: application/grpc…`).
-fn is_grpc_request(headers: &Headers) -> bool {
-    headers
-        .get("content-type")
-        .is_some_and(|v| v.starts_with(b"application/grpc"))
-}
-
-/// A local reply with a gRPC status to a gRPC request, as Envoy sends it: a
-/// trailers-only response (`:status` 200, `content-type: application/grpc`,
-/// `grpc-status`, the body as `grpc-message`) with no body.
-fn grpc_trailers_only(reply: LocalReply, grpc: u32) -> LocalReply {
-    let mut headers: HeaderList = reply
-        .headers
-        .into_iter()
-        .filter(|(k, _)| k != "content-type")
-        .collect();
-    headers.push(("content-type".into(), b"application/grpc".to_vec()));
-    headers.push(("grpc-status".into(), grpc.to_string().into_bytes()));
-    if !reply.body.is_empty() {
-        headers.push(("grpc-message".into(), grpc_message(&reply.body)));
-    }
-    LocalReply {
-        status: 200,
-        headers,
-        body: Bytes::new(),
-        details: reply.details,
-        grpc_status: None,
-    }
-}
-
-/// `grpc-message` as the gRPC spec encodes it: bytes outside printable ASCII,
-/// and `%`, percent-encoded.
-fn grpc_message(text: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len());
-    for &byte in text {
-        if (0x20..=0x7e).contains(&byte) && byte != b'%' {
-            out.push(byte);
-        } else {
-            out.extend_from_slice(format!("%{byte:02X}").as_bytes());
-        }
-    }
-    out
-}
-
-fn failure_reply(plugin: &str) -> LocalReply {
-    LocalReply {
-        status: 503,
-        headers: vec![("content-type".into(), b"text/plain".to_vec())],
-        body: format!("filter plugin `{plugin}` failed\n").into(),
-        details: "wasm_fail_closed".into(),
-        grpc_status: None,
-    }
-}
-
-/// What a request gets when a filter buffers more body than its limit, as
-/// in Envoy: 413 for a request body, 500 for a response body.
-fn too_large_reply(dir: Direction) -> LocalReply {
-    let (status, body, details) = match dir {
-        Direction::Request => (413, "Payload Too Large\n", "request_payload_too_large"),
-        Direction::Response => (500, "Internal Server Error\n", "response_payload_too_large"),
-    };
-    LocalReply {
-        status,
-        headers: vec![("content-type".into(), b"text/plain".to_vec())],
-        body: body.into(),
-        details: details.into(),
-        grpc_status: None,
-    }
-}
-
-fn closed_reply(plugin: &str) -> LocalReply {
-    LocalReply {
-        status: 503,
-        headers: vec![("content-type".into(), b"text/plain".to_vec())],
-        body: format!("stream closed by filter plugin `{plugin}`\n").into(),
-        details: "wasm_close_stream".into(),
-        grpc_status: None,
-    }
-}
-
 impl ChainStream {
     fn lock(&self) -> std::sync::MutexGuard<'_, StreamData> {
         self.shared.lock()
+    }
+
+    fn plugin(&self, i: usize) -> &Plugin {
+        &self.plugins[i]
+    }
+
+    /// The VM slot of filter `i`.
+    fn slot(&self, i: usize) -> &VmSlot {
+        &self.plugins[i].pool.slots()[self.filters[i].slot]
     }
 
     fn signal(&self, i: usize) -> &ResumeSignal {
@@ -249,12 +157,12 @@ impl ChainStream {
     /// Applies the failure policy to filter `i`.
     fn fail(&self, i: usize, failure: Option<&VmFailure>) -> Result<Step, LocalReply> {
         let filter = &self.filters[i];
-        let name = filter.plugin.name();
+        let name = self.plugin(i).name();
         self.failures.fetch_add(1, Ordering::Relaxed);
         if let Some(failure) = failure {
             tracing::warn!(plugin = name, reason = %failure, "filter failed on this request");
         }
-        match filter.plugin.failure_policy() {
+        match self.plugin(i).failure_policy() {
             FailurePolicy::FailOpen => {
                 filter.skipped.store(true, Ordering::Relaxed);
                 Ok(Step::Skip)
@@ -278,11 +186,11 @@ impl ChainStream {
         flag(self.signal(i), dir).store(false, Ordering::Release);
         let called = match filter.bound.get() {
             Some(Some((generation, ctx))) => {
-                filter.slot.with_vm(Some(*generation), |vm| f(vm, *ctx))
+                self.slot(i).with_vm(Some(generation), |vm| f(vm, ctx))
             }
             Some(None) => Err(SlotError::Gone),
             None => {
-                let first = filter.slot.with_vm(None, |vm| {
+                let first = self.slot(i).with_vm(None, |vm| {
                     let ctx = vm.create_stream(Arc::clone(&self.shared), i)?;
                     f(vm, ctx).map(|action| (action, ctx))
                 });
@@ -290,7 +198,7 @@ impl ChainStream {
                     .as_ref()
                     .ok()
                     .map(|((_, ctx), generation)| (*generation, *ctx));
-                let _ = filter.bound.set(bound);
+                filter.bound.set(bound);
                 first.map(|((action, _), generation)| (action, generation))
             }
         };
@@ -313,7 +221,6 @@ impl ChainStream {
 
     /// Waits until paused filter `i` resumes `dir`, replies, or fails.
     async fn wait(&self, i: usize, dir: Direction) -> Result<Step, LocalReply> {
-        let filter = &self.filters[i];
         let signal = self.signal(i);
         loop {
             if let Some(reply) = self.shared.reply() {
@@ -324,7 +231,7 @@ impl ChainStream {
                 return Ok(Step::Continue);
             }
             if signal.closed.load(Ordering::Acquire) {
-                return Err(closed_reply(filter.plugin.name()));
+                return Err(closed_reply(self.plugin(i).name()));
             }
             if signal.failed.load(Ordering::Acquire) {
                 return self.fail(i, None);
@@ -333,18 +240,33 @@ impl ChainStream {
         }
     }
 
+    /// How many headers of `dir` the stream has now.
+    fn header_count(&self, dir: Direction) -> u32 {
+        let data = self.lock();
+        let count = match dir {
+            Direction::Request => data.request_headers.len(),
+            Direction::Response => data.response_headers.len(),
+        };
+        count as u32
+    }
+
     async fn headers_phase(&self, dir: Direction, eos: bool) -> Result<(), LocalReply> {
+        // The count is read again only after a filter wrote to the headers.
+        let mut known = None;
+        let mut seen = 0;
         for i in self.order(dir) {
-            if self.filters[i].skipped.load(Ordering::Relaxed) {
+            let filter = &self.filters[i];
+            if !filter.calls.headers(dir) || filter.skipped.load(Ordering::Relaxed) {
                 continue;
             }
-            let count = {
-                let data = self.lock();
-                match dir {
-                    Direction::Request => data.request_headers.len(),
-                    Direction::Response => data.response_headers.len(),
+            let writes = self.shared.header_writes();
+            let count = match known {
+                Some(count) if writes == seen => count,
+                _ => {
+                    seen = writes;
+                    *known.insert(self.header_count(dir))
                 }
-            } as u32;
+            };
             if let Step::Pause = self.call(i, dir, |vm, ctx| vm.on_headers(ctx, dir, count, eos))? {
                 self.wait(i, dir).await?;
             }
@@ -479,7 +401,8 @@ impl ChainStream {
         let mut flowing = chunk.to_vec();
         for i in self.order(dir) {
             let filter = &self.filters[i];
-            if filter.skipped.load(Ordering::Relaxed) {
+            // A filter without body callbacks never buffers a body.
+            if !filter.calls.body(dir) || filter.skipped.load(Ordering::Relaxed) {
                 continue;
             }
             let mut shown = std::mem::take(&mut *filter.pending(dir));
@@ -496,7 +419,7 @@ impl ChainStream {
                 Step::Continue | Step::Skip => flowing = body,
                 Step::Pause => {
                     // Buffer; the filter is called again with the cumulative size.
-                    let core = &filter.plugin.core;
+                    let core = &self.plugin(i).core;
                     if body.len() as u64 > core.spec.limits.max_buffered_body_bytes {
                         limits::exceeded(core, "buffering a paused body", Limit::BufferedBodyBytes);
                         self.responders.fetch_min(i + 1, Ordering::Relaxed);
@@ -549,7 +472,7 @@ impl ChainStream {
             let mut buffered = std::mem::take(&mut *filter.pending(dir));
             buffered.append(&mut flowing);
             flowing = buffered;
-            if filter.skipped.load(Ordering::Relaxed) {
+            if !filter.calls.body(dir) || filter.skipped.load(Ordering::Relaxed) {
                 continue;
             }
             let count = {
@@ -659,14 +582,14 @@ impl Drop for ChainStream {
         }
         for (i, filter) in self.filters.iter().enumerate() {
             let _ = match filter.bound.get() {
-                Some(Some((generation, ctx))) => filter
-                    .slot
-                    .with_vm(Some(*generation), |vm| vm.finish_stream(*ctx)),
+                Some(Some((generation, ctx))) => self
+                    .slot(i)
+                    .with_vm(Some(generation), |vm| vm.finish_stream(ctx)),
                 // Its first callback failed: its VM is gone or never came.
                 Some(None) => continue,
                 // A filter that never ran (an earlier one replied) still
                 // sees the stream end, as in Envoy.
-                None => filter.slot.with_vm(None, |vm| {
+                None => self.slot(i).with_vm(None, |vm| {
                     let ctx = vm.create_stream(Arc::clone(&self.shared), i)?;
                     vm.finish_stream(ctx)
                 }),
