@@ -128,6 +128,17 @@ fn with_no_configuration_it_counts_requests_with_istios_labels() {
     }
 }
 
+/// The request counter of the label set `labels` is at 1.
+fn assert_counted_once(host: &Harness, labels: &[(&'static str, String)]) {
+    let counted = host.labeled_metric(REQUESTS_TOTAL, &borrowed(labels));
+    assert_eq!(
+        counted.map(|m| m.value),
+        Some(1),
+        "{:#?}",
+        host.metric_family(REQUESTS_TOTAL)
+    );
+}
+
 #[test]
 fn principals_and_the_security_policy_come_from_the_connection() {
     let mut host = host("");
@@ -153,26 +164,14 @@ fn principals_and_the_security_policy_come_from_the_connection() {
     set(&mut labels, "source_principal", remote);
     set(&mut labels, "destination_principal", local);
     set(&mut labels, "connection_security_policy", "mutual_tls");
-    let counted = host.labeled_metric(REQUESTS_TOTAL, &borrowed(&labels));
-    assert_eq!(
-        counted.map(|m| m.value),
-        Some(1),
-        "{:#?}",
-        host.metric_family(REQUESTS_TOTAL)
-    );
+    assert_counted_once(&host, &labels);
     // TLS without a client certificate: this side's principal only.
     host.set_property(&["connection", "mtls"], &[0]);
     host.remove_property(&["source", "principal"]);
     request(&mut host, 200, &exchange).finish();
     set(&mut labels, "source_principal", "unknown");
     set(&mut labels, "connection_security_policy", "none");
-    let counted = host.labeled_metric(REQUESTS_TOTAL, &borrowed(&labels));
-    assert_eq!(
-        counted.map(|m| m.value),
-        Some(1),
-        "{:#?}",
-        host.metric_family(REQUESTS_TOTAL)
-    );
+    assert_counted_once(&host, &labels);
     assert_eq!(host.metric_family(REQUESTS_TOTAL).len(), 2);
 }
 

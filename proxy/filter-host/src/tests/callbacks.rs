@@ -6,6 +6,15 @@
 use super::*;
 use crate::StreamInfo;
 
+/// A module's imports and body that add `x-added: x` to the request headers.
+const ADD_HEADER: (&str, &str) = (
+    r#"(import "env" "proxy_add_header_map_value" (func $add (param i32 i32 i32 i32 i32) (result i32)))"#,
+    r#"(data (i32.const 100) "x-added")
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (drop (call $add (i32.const 0) (i32.const 100) (i32.const 7) (i32.const 100) (i32.const 1)))
+    i32.const 0)"#,
+);
+
 /// A module whose body, trailers and log callbacks trap, declaring `bits`.
 fn declaring(name: &str, bits: u32) -> Arc<Plugin> {
     load(spec(
@@ -138,16 +147,7 @@ async fn headers_come_back_only_when_a_filter_wrote_to_them() {
     let headers = untouched.request_headers(request(), true).await.unwrap();
     assert_eq!(headers, request());
 
-    let writer = load(spec(
-        "writer",
-        wat(
-            r#"(import "env" "proxy_add_header_map_value" (func $add (param i32 i32 i32 i32 i32) (result i32)))"#,
-            r#"(data (i32.const 100) "x-added")
-  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
-    (drop (call $add (i32.const 0) (i32.const 100) (i32.const 7) (i32.const 100) (i32.const 1)))
-    i32.const 0)"#,
-        ),
-    ));
+    let writer = load(spec("writer", wat(ADD_HEADER.0, ADD_HEADER.1)));
     let changed = chain(vec![reader, writer]).start(StreamInfo::default());
     let headers = changed
         .filter_request_headers(request(), true)
@@ -378,16 +378,7 @@ async fn each_filter_is_told_the_header_count_the_filters_before_it_left() {
             ),
         ))
     };
-    let adder = load(spec(
-        "adds-one",
-        wat(
-            r#"(import "env" "proxy_add_header_map_value" (func $add (param i32 i32 i32 i32 i32) (result i32)))"#,
-            r#"(data (i32.const 100) "x-added")
-  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
-    (drop (call $add (i32.const 0) (i32.const 100) (i32.const 7) (i32.const 100) (i32.const 1)))
-    i32.const 0)"#,
-        ),
-    ));
+    let adder = load(spec("adds-one", wat(ADD_HEADER.0, ADD_HEADER.1)));
     let plugins = vec![
         expecting("told-3", 3),
         adder,
