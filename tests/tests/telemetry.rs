@@ -31,8 +31,12 @@ const NODE: &str = "node: {id: sidecar~10.0.0.2~reviews-v2-1.bookinfo, cluster: 
 async fn start(configuration: Value, args: &[&str]) -> (Wasp, SocketAddr, Upstream) {
     let listen = free_addr();
     let upstream = Upstream::start("reviews").await;
+    // These tests count metrics, not CPU time: a debug build of the host on
+    // a busy two-core machine may take a wall-clock 20 ms (the default
+    // deadline) for a callback that defines four refused series.
     let plugin = Plugin::new("telemetry", filter_module("wasp_filter_telemetry"))
-        .configuration(configuration);
+        .configuration(configuration)
+        .set("limits", json!({"cpu_deadline": "1s"}));
     let config = Config::new()
         .filter_chain(FilterChain::new("telemetry").plugin(plugin))
         .listener(
