@@ -106,25 +106,32 @@ pub fn header_map(list: &HeaderList) -> HeaderMap {
 fn rebuild(list: &HeaderList, old: &HeaderMap) -> HeaderMap {
     let mut map = HeaderMap::with_capacity(list.len());
     for (name, value) in list.iter().filter(|(n, _)| !n.starts_with(':')) {
-        let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
-            tracing::warn!(header = %name, "filter set an invalid header; dropped");
-            continue;
-        };
-        let kept = old
-            .get_all(&name)
-            .iter()
-            .find(|kept| kept.as_bytes() == value.as_slice());
-        match kept
-            .cloned()
-            .map_or_else(|| HeaderValue::from_bytes(value), Ok)
-        {
-            Ok(value) => {
-                map.append(name, value);
-            }
-            Err(_) => tracing::warn!(header = %name, "filter set an invalid header; dropped"),
-        }
+        append(&mut map, name, value, old);
     }
     map
+}
+
+/// Appends a pair a filter left to `headers`; a value equal to one `old`
+/// holds under that name is shared with it, not copied. An invalid name or
+/// value is dropped with a log line.
+fn append(headers: &mut HeaderMap, name: &str, value: &[u8], old: &HeaderMap) {
+    let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
+        tracing::warn!(header = %name, "filter set an invalid header; dropped");
+        return;
+    };
+    let kept = old
+        .get_all(&name)
+        .iter()
+        .find(|kept| kept.as_bytes() == value);
+    match kept
+        .cloned()
+        .map_or_else(|| HeaderValue::from_bytes(value), Ok)
+    {
+        Ok(value) => {
+            headers.append(name, value);
+        }
+        Err(_) => tracing::warn!(header = %name, "filter set an invalid header; dropped"),
+    }
 }
 
 fn pseudo<'a>(list: &'a HeaderList, name: &str) -> Option<&'a [u8]> {
@@ -136,10 +143,23 @@ fn pseudo<'a>(list: &'a HeaderList, name: &str) -> Option<&'a [u8]> {
 /// Applies a filtered list back to the request head.
 pub fn apply_request(list: &HeaderList, parts: &mut request::Parts) {
     let mut headers = rebuild(list, &parts.headers);
-    if let Some(method) = pseudo(list, ":method").and_then(|m| Method::from_bytes(m).ok()) {
+    set_method_and_path(parts, pseudo(list, ":method"), pseudo(list, ":path"));
+    if let Some(authority) =
+        pseudo(list, ":authority").and_then(|a| HeaderValue::from_bytes(a).ok())
+        && !authority.is_empty()
+    {
+        headers.insert(HOST, authority);
+    }
+    parts.headers = headers;
+}
+
+/// Sets the request's method and path from a filter's `:method` and
+/// `:path` (invalid ones are ignored); the URI becomes the path alone.
+fn set_method_and_path(parts: &mut request::Parts, method: Option<&[u8]>, path: Option<&[u8]>) {
+    if let Some(method) = method.and_then(|m| Method::from_bytes(m).ok()) {
         parts.method = method;
     }
-    if let Some(path) = pseudo(list, ":path").and_then(|p| Uri::try_from(p).ok())
+    if let Some(path) = path.and_then(|p| Uri::try_from(p).ok())
         && let Some(path) = path.path_and_query()
     {
         let mut uri = http::uri::Parts::default();
@@ -148,13 +168,6 @@ pub fn apply_request(list: &HeaderList, parts: &mut request::Parts) {
             parts.uri = uri;
         }
     }
-    if let Some(authority) =
-        pseudo(list, ":authority").and_then(|a| HeaderValue::from_bytes(a).ok())
-        && !authority.is_empty()
-    {
-        headers.insert(HOST, authority);
-    }
-    parts.headers = headers;
 }
 
 /// The value a pseudo header has after `edits`: `None` when the filters
@@ -169,21 +182,14 @@ fn edited_pseudo<'a>(edits: &'a HeaderEdits, name: &str) -> Option<Option<&'a [u
 }
 
 /// Applies the regular (non-pseudo) edits to `headers`: removed names go,
-/// added pairs are appended (values moved, not copied, when valid).
+/// added pairs are appended.
 fn edit_headers(edits: &HeaderEdits, headers: &mut HeaderMap) {
     for name in edits.removed().iter().filter(|n| !n.starts_with(':')) {
         headers.remove(name.as_str());
     }
+    let none = HeaderMap::new();
     for (name, value) in edits.added().iter().filter(|(n, _)| !n.starts_with(':')) {
-        match (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_bytes(value),
-        ) {
-            (Ok(name), Ok(value)) => {
-                headers.append(name, value);
-            }
-            _ => tracing::warn!(header = %name, "filter set an invalid header; dropped"),
-        }
+        append(headers, name, value, &none);
     }
 }
 
@@ -211,21 +217,11 @@ pub fn edit_request(edits: &HeaderEdits, parts: &mut request::Parts) {
         parts.headers.remove(HOST);
     }
     edit_headers(edits, &mut parts.headers);
-    if let Some(Some(method)) = edited_pseudo(edits, ":method")
-        && let Ok(method) = Method::from_bytes(method)
-    {
-        parts.method = method;
-    }
-    if let Some(Some(path)) = edited_pseudo(edits, ":path")
-        && let Ok(path) = Uri::try_from(path)
-        && let Some(path) = path.path_and_query()
-    {
-        let mut uri = http::uri::Parts::default();
-        uri.path_and_query = Some(path.clone());
-        if let Ok(uri) = Uri::from_parts(uri) {
-            parts.uri = uri;
-        }
-    }
+    set_method_and_path(
+        parts,
+        edited_pseudo(edits, ":method").flatten(),
+        edited_pseudo(edits, ":path").flatten(),
+    );
     if let Some(Some(authority)) = authority
         && let Ok(authority) = HeaderValue::from_bytes(&authority)
         && !authority.is_empty()
