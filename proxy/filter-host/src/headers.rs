@@ -94,17 +94,16 @@ pub enum HeadChange {
 
 /// One header map of a stream.
 pub(crate) enum Headers {
-    /// Owned pairs (built, written, or handed over as a list).
-    List(HeaderList),
+    /// Owned pairs (built, written, or handed over as a list), shared
+    /// with the proxy once a phase changed them (see [`Headers::share`]).
+    List(Arc<HeaderList>),
     /// The proxy's headers and the filters' edits of them, if any.
     Source(Box<dyn HeaderSource>, Option<Arc<HeaderEdits>>),
-    /// Owned pairs shared with the proxy (see [`Headers::share`]).
-    Shared(Arc<HeaderList>),
 }
 
 impl Default for Headers {
     fn default() -> Self {
-        Self::List(Vec::new())
+        Self::List(Arc::default())
     }
 }
 
@@ -117,14 +116,13 @@ impl std::fmt::Debug for Headers {
                 .field(&source.count())
                 .field(edits)
                 .finish(),
-            Self::Shared(list) => f.debug_tuple("Shared").field(list).finish(),
         }
     }
 }
 
 impl From<HeaderList> for Headers {
     fn from(list: HeaderList) -> Self {
-        Self::List(list)
+        Self::List(Arc::new(list))
     }
 }
 
@@ -149,7 +147,6 @@ impl Headers {
     fn pairs(&self) -> Vec<(&str, &[u8])> {
         match self {
             Self::List(list) => borrowed(list).collect(),
-            Self::Shared(list) => borrowed(list).collect(),
             Self::Source(source, None) => source.pairs(),
             Self::Source(source, Some(edits)) => {
                 let mut pairs = source.pairs();
@@ -166,7 +163,6 @@ impl Headers {
     pub fn len(&self) -> usize {
         match self {
             Self::List(list) => list.len(),
-            Self::Shared(list) => list.len(),
             Self::Source(source, None) => source.count(),
             Self::Source(_, Some(_)) => self.pairs().len(),
         }
@@ -176,7 +172,6 @@ impl Headers {
     pub fn get(&self, name: &str) -> Option<&[u8]> {
         match self {
             Self::List(list) => header_get(list, name),
-            Self::Shared(list) => header_get(list, name),
             Self::Source(source, None) => source.get(name),
             Self::Source(source, Some(edits)) => {
                 let kept = if edits.is_removed(name) {
@@ -200,8 +195,7 @@ impl Headers {
     /// Bytes (names plus values) and entries of the map, for its limits.
     pub fn size(&self) -> (usize, usize) {
         match self {
-            Self::List(list) => size(borrowed(list)),
-            Self::Shared(list) => size(borrowed(list)),
+            Self::List(list) => crate::limits::map_size(list),
             Self::Source(source, None) => (source.byte_size(), source.count()),
             Self::Source(..) => size(self.pairs().into_iter()),
         }
@@ -220,35 +214,26 @@ impl Headers {
     pub fn encode(&self) -> Vec<u8> {
         match self {
             Self::List(list) => wasp_abi::encode_map(list),
-            Self::Shared(list) => wasp_abi::encode_map(list),
             Self::Source(..) => wasp_abi::encode_map(&self.pairs()),
         }
     }
 
     /// The pairs as an owned list, kept from now on: every later write
-    /// changes the list (taken back from the proxy, or copied when it
-    /// still holds it).
+    /// changes the list (copied only while the proxy still holds it).
     pub fn list_mut(&mut self) -> &mut HeaderList {
-        match self {
-            Self::List(_) => {}
-            Self::Source(..) => *self = Self::List(self.to_list()),
-            Self::Shared(list) => {
-                let list = std::mem::take(list);
-                *self =
-                    Self::List(Arc::try_unwrap(list).unwrap_or_else(|shared| (*shared).clone()));
-            }
+        if let Self::Source(..) = self {
+            *self = Self::from(self.to_list());
         }
         match self {
-            Self::List(list) => list,
-            Self::Source(..) | Self::Shared(_) => unreachable!("built above"),
+            Self::List(list) => Arc::make_mut(list),
+            Self::Source(..) => unreachable!("built above"),
         }
     }
 
     /// A copy of the pairs.
     pub fn to_list(&self) -> HeaderList {
         match self {
-            Self::List(list) => list.clone(),
-            Self::Shared(list) => (**list).clone(),
+            Self::List(list) => (**list).clone(),
             Self::Source(source, None) => source.to_list(),
             Self::Source(..) => self
                 .pairs()
@@ -307,12 +292,7 @@ impl Headers {
             Self::Source(_, None) => None,
             Self::Source(_, Some(edits)) if edits.is_empty() => None,
             Self::Source(_, Some(edits)) => Some(HeadChange::Edited(Arc::clone(edits))),
-            Self::Shared(list) => Some(HeadChange::Replaced(Arc::clone(list))),
-            Self::List(list) => {
-                let list = Arc::new(std::mem::take(list));
-                *self = Self::Shared(Arc::clone(&list));
-                Some(HeadChange::Replaced(list))
-            }
+            Self::List(list) => Some(HeadChange::Replaced(Arc::clone(list))),
         }
     }
 }
@@ -445,7 +425,7 @@ mod tests {
 
     #[test]
     fn a_shared_list_is_read_in_place_and_copied_only_by_a_write_while_shared() {
-        let mut headers = Headers::List(vec![("a".into(), b"1".to_vec())]);
+        let mut headers = Headers::from(vec![("a".into(), b"1".to_vec())]);
         let Some(HeadChange::Replaced(shared)) = headers.share() else {
             panic!("a list is shared whole");
         };

@@ -80,7 +80,7 @@ fn map_op<R>(
 
 /// Runs `f` on a plain list as on a stream's header map.
 fn on_list<R>(list: &mut HeaderList, f: impl FnOnce(&mut Headers) -> R) -> R {
-    let mut headers = Headers::List(std::mem::take(list));
+    let mut headers = Headers::from(std::mem::take(list));
     let result = f(&mut headers);
     *list = std::mem::take(headers.list_mut());
     result
@@ -171,7 +171,7 @@ fn set_map_pairs(mut caller: C<'_>, map_type: u32, ptr: u32, len: u32) -> CallRe
         let core = Arc::clone(&caller.data().core);
         map_op(&mut caller, CALL, map_type, Access::Write, |headers| {
             limits::check_headers(&core, headers.size(), &pairs)?;
-            *headers = Headers::List(pairs);
+            *headers = Headers::from(pairs);
             Ok(())
         })?
         .map_err(|limit| limits::exceeded(&core, CALL, limit))?;
