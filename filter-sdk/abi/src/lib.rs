@@ -9,7 +9,8 @@
 mod map;
 
 pub use map::{
-    MapDecodeError, MapPairs, decode_map, decode_map_ranges, encode_map, encoded_map_len,
+    MapDecodeError, MapEncoder, MapPairs, decode_map, decode_map_ranges, encode_map,
+    encoded_map_len,
 };
 
 /// Declares a `#[repr(u32)]` enum with a fallible conversion from the raw

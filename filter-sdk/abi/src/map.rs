@@ -38,19 +38,65 @@ pub fn encoded_map_len<K: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: &[(K, V)]) -> usiz
 
 /// Serializes key/value pairs in the ABI's map format.
 pub fn encode_map<K: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: &[(K, V)]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(encoded_map_len(pairs));
-    out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
+    let bytes = pairs
+        .iter()
+        .map(|(k, v)| k.as_ref().len() + v.as_ref().len())
+        .sum();
+    let mut out = MapEncoder::new(pairs.len(), bytes);
     for (k, v) in pairs {
-        out.extend_from_slice(&(k.as_ref().len() as u32).to_le_bytes());
-        out.extend_from_slice(&(v.as_ref().len() as u32).to_le_bytes());
+        out.push(k.as_ref(), v.as_ref());
     }
-    for (k, v) in pairs {
-        out.extend_from_slice(k.as_ref());
-        out.push(0);
-        out.extend_from_slice(v.as_ref());
-        out.push(0);
+    out.finish()
+}
+
+/// Serializes a map whose pair count and bytes (keys plus values) are
+/// known beforehand, pair by pair, into one buffer of the exact size:
+/// for pairs that are visited rather than held in a slice.
+#[derive(Debug)]
+pub struct MapEncoder {
+    out: Vec<u8>,
+    /// Index of the next pair.
+    next: usize,
+    /// Where the next key goes.
+    at: usize,
+}
+
+impl MapEncoder {
+    /// An encoder for `count` pairs of `bytes` key and value bytes in all.
+    pub fn new(count: usize, bytes: usize) -> Self {
+        let at = 4 + 8 * count;
+        let mut out = vec![0; at + bytes + 2 * count];
+        out[..4].copy_from_slice(&(count as u32).to_le_bytes());
+        Self { out, next: 0, at }
     }
-    out
+
+    /// Adds the next pair.
+    ///
+    /// # Panics
+    /// When the pairs outnumber or outgrow what [`MapEncoder::new`] was told.
+    pub fn push(&mut self, key: &[u8], value: &[u8]) {
+        let lengths = 4 + 8 * self.next;
+        self.out[lengths..lengths + 4].copy_from_slice(&(key.len() as u32).to_le_bytes());
+        self.out[lengths + 4..lengths + 8].copy_from_slice(&(value.len() as u32).to_le_bytes());
+        self.out[self.at..self.at + key.len()].copy_from_slice(key);
+        self.at += key.len() + 1;
+        self.out[self.at..self.at + value.len()].copy_from_slice(value);
+        self.at += value.len() + 1;
+        self.next += 1;
+    }
+
+    /// The serialized map.
+    ///
+    /// # Panics
+    /// When fewer pairs or bytes were pushed than announced.
+    pub fn finish(self) -> Vec<u8> {
+        assert_eq!(
+            self.at,
+            self.out.len(),
+            "map encoder: pairs short of the announced size"
+        );
+        self.out
+    }
 }
 
 /// Borrowed key/value pairs decoded from a serialized map.
@@ -117,6 +163,26 @@ fn take(bytes: &[u8], at: &mut usize, len: usize) -> Result<Range<usize>, MapDec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_encoder_fills_exactly_the_announced_size() {
+        let pairs = [("a", "1"), ("bc", "")];
+        let mut encoder = MapEncoder::new(2, 4);
+        for (k, v) in pairs {
+            encoder.push(k.as_bytes(), v.as_bytes());
+        }
+        let bytes = encoder.finish();
+        assert_eq!(bytes.len(), encoded_map_len(&pairs));
+        assert_eq!(decode_map(&bytes).unwrap().len(), 2);
+    }
+
+    #[test]
+    #[should_panic(expected = "short of the announced size")]
+    fn an_encoder_given_fewer_pairs_than_announced_panics() {
+        let mut encoder = MapEncoder::new(2, 2);
+        encoder.push(b"a", b"1");
+        encoder.finish();
+    }
 
     #[test]
     fn map_round_trips() {

@@ -16,9 +16,9 @@ use crate::stream::{HeaderList, header_get, header_remove};
 /// Headers the proxy hands to a chain in its own representation. They are
 /// read in place; filters' writes are kept beside them as [`HeaderEdits`].
 ///
-/// Every method must answer exactly as the list from [`HeaderSource::pairs`]
-/// would: pairs in order, names lower-case, pseudo headers (`:method`,
-/// `:path`, `:authority`, `:scheme`, or `:status`) included.
+/// Every method must answer exactly as the pairs [`HeaderSource::for_each`]
+/// visits would: pairs in order, names lower-case, pseudo headers
+/// (`:method`, `:path`, `:authority`, `:scheme`, or `:status`) included.
 pub trait HeaderSource: Send + 'static {
     /// How many pairs the list has.
     fn count(&self) -> usize;
@@ -27,14 +27,24 @@ pub trait HeaderSource: Send + 'static {
     fn get(&self, name: &str) -> Option<&[u8]>;
     /// Bytes of every name and value (Envoy's `HeaderMap::byteSize`).
     fn byte_size(&self) -> usize;
-    /// The pairs in order, borrowed.
-    fn pairs(&self) -> Vec<(&str, &[u8])>;
+    /// Calls `pair` with every pair, in order, borrowed.
+    fn for_each<'a>(&'a self, pair: &mut dyn FnMut(&'a str, &'a [u8]));
+    /// Bytes (names plus values) and entries of the pairs named `name`
+    /// (compared without regard to case).
+    fn size_of(&self, name: &str) -> (usize, usize) {
+        let mut size = (0, 0);
+        self.for_each(&mut |k, v| {
+            if k.eq_ignore_ascii_case(name) {
+                size = (size.0 + k.len() + v.len(), size.1 + 1);
+            }
+        });
+        size
+    }
     /// The pairs in order, owned.
     fn to_list(&self) -> HeaderList {
-        self.pairs()
-            .into_iter()
-            .map(|(name, value)| (name.to_owned(), value.to_vec()))
-            .collect()
+        let mut list = Vec::with_capacity(self.count());
+        self.for_each(&mut |name, value| list.push((name.to_owned(), value.to_vec())));
+        list
     }
 }
 
@@ -126,15 +136,14 @@ impl From<HeaderList> for Headers {
     }
 }
 
-/// Bytes (names plus values) and entries of pairs.
-fn size<'a>(pairs: impl Iterator<Item = (&'a str, &'a [u8])>) -> (usize, usize) {
-    pairs.fold((0, 0), |(bytes, n), (k, v)| {
-        (bytes + k.len() + v.len(), n + 1)
-    })
-}
-
-fn borrowed(list: &HeaderList) -> impl Iterator<Item = (&str, &[u8])> {
-    list.iter().map(|(k, v)| (k.as_str(), v.as_slice()))
+/// Bytes (names plus values) and entries of the pairs of `list` named
+/// `name`, or of all of them.
+fn list_size(list: &HeaderList, name: Option<&str>) -> (usize, usize) {
+    list.iter()
+        .filter(|(k, _)| name.is_none_or(|name| k.eq_ignore_ascii_case(name)))
+        .fold((0, 0), |(bytes, n), (k, v)| {
+            (bytes + k.len() + v.len(), n + 1)
+        })
 }
 
 impl Headers {
@@ -143,18 +152,22 @@ impl Headers {
         Self::Source(source, None)
     }
 
-    /// The pairs filters see, borrowed, in order.
-    fn pairs(&self) -> Vec<(&str, &[u8])> {
+    /// Calls `pair` with every pair filters see, in order, borrowed.
+    fn for_each<'a>(&'a self, pair: &mut dyn FnMut(&'a str, &'a [u8])) {
         match self {
-            Self::List(list) => borrowed(list).collect(),
-            Self::Source(source, None) => source.pairs(),
+            Self::List(list) => list.iter().for_each(|(k, v)| pair(k, v)),
+            Self::Source(source, None) => source.for_each(pair),
             Self::Source(source, Some(edits)) => {
-                let mut pairs = source.pairs();
-                if !edits.removed.is_empty() {
-                    pairs.retain(|(name, _)| !edits.is_removed(name));
+                if edits.removed.is_empty() {
+                    source.for_each(pair);
+                } else {
+                    source.for_each(&mut |k, v| {
+                        if !edits.is_removed(k) {
+                            pair(k, v);
+                        }
+                    });
                 }
-                pairs.extend(borrowed(&edits.added));
-                pairs
+                edits.added.iter().for_each(|(k, v)| pair(k, v));
             }
         }
     }
@@ -164,7 +177,7 @@ impl Headers {
         match self {
             Self::List(list) => list.len(),
             Self::Source(source, None) => source.count(),
-            Self::Source(_, Some(_)) => self.pairs().len(),
+            Self::Source(..) => self.size().1,
         }
     }
 
@@ -186,10 +199,7 @@ impl Headers {
 
     /// Bytes of every name and value.
     pub fn byte_size(&self) -> usize {
-        match self {
-            Self::Source(source, None) => source.byte_size(),
-            _ => self.size().0,
-        }
+        self.size().0
     }
 
     /// Bytes (names plus values) and entries of the map, for its limits.
@@ -197,24 +207,40 @@ impl Headers {
         match self {
             Self::List(list) => crate::limits::map_size(list),
             Self::Source(source, None) => (source.byte_size(), source.count()),
-            Self::Source(..) => size(self.pairs().into_iter()),
+            Self::Source(..) => {
+                let mut size = (0, 0);
+                self.for_each(&mut |k, v| size = (size.0 + k.len() + v.len(), size.1 + 1));
+                size
+            }
         }
     }
 
     /// Bytes and entries of the pairs named `name`.
     pub fn size_of(&self, name: &str) -> (usize, usize) {
-        size(
-            self.pairs()
-                .into_iter()
-                .filter(|(k, _)| k.eq_ignore_ascii_case(name)),
-        )
+        match self {
+            Self::List(list) => list_size(list, Some(name)),
+            Self::Source(source, edits) => {
+                let (kept, added) = match edits {
+                    Some(edits) if edits.is_removed(name) => ((0, 0), &edits.added),
+                    Some(edits) => (source.size_of(name), &edits.added),
+                    None => return source.size_of(name),
+                };
+                let added = list_size(added, Some(name));
+                (kept.0 + added.0, kept.1 + added.1)
+            }
+        }
     }
 
     /// The map in the ABI's serialized form (`proxy_get_header_map_pairs`).
     pub fn encode(&self) -> Vec<u8> {
         match self {
             Self::List(list) => wasp_abi::encode_map(list),
-            Self::Source(..) => wasp_abi::encode_map(&self.pairs()),
+            Self::Source(..) => {
+                let (bytes, count) = self.size();
+                let mut out = wasp_abi::MapEncoder::new(count, bytes);
+                self.for_each(&mut |k, v| out.push(k.as_bytes(), v));
+                out.finish()
+            }
         }
     }
 
@@ -235,11 +261,11 @@ impl Headers {
         match self {
             Self::List(list) => (**list).clone(),
             Self::Source(source, None) => source.to_list(),
-            Self::Source(..) => self
-                .pairs()
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v.to_vec()))
-                .collect(),
+            Self::Source(..) => {
+                let mut list = Vec::with_capacity(self.len());
+                self.for_each(&mut |k, v| list.push((k.to_owned(), v.to_vec())));
+                list
+            }
         }
     }
 
@@ -315,8 +341,8 @@ mod tests {
         fn byte_size(&self) -> usize {
             self.0.iter().map(|(k, v)| k.len() + v.len()).sum()
         }
-        fn pairs(&self) -> Vec<(&str, &[u8])> {
-            borrowed(&self.0).collect()
+        fn for_each<'a>(&'a self, pair: &mut dyn FnMut(&'a str, &'a [u8])) {
+            self.0.iter().for_each(|(k, v)| pair(k, v));
         }
         fn to_list(&self) -> HeaderList {
             self.1.fetch_add(1, Ordering::Relaxed);

@@ -115,7 +115,7 @@ fn rebuild(list: &HeaderList, old: &HeaderMap) -> HeaderMap {
 /// holds under that name is shared with it, not copied. An invalid name or
 /// value is dropped with a log line.
 fn append(headers: &mut HeaderMap, name: &str, value: &[u8], old: &HeaderMap) {
-    let Ok(name) = HeaderName::from_bytes(name.as_bytes()) else {
+    let Ok(name) = super::names::header_name(name) else {
         tracing::warn!(header = %name, "filter set an invalid header; dropped");
         return;
     };

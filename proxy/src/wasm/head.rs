@@ -43,18 +43,31 @@ fn regular<'a>(headers: &'a HeaderMap, name: &str, skip: Option<&HeaderName>) ->
     headers.get(name).map(HeaderValue::as_bytes)
 }
 
-/// Appends the pairs of `headers` to `pairs`, `skip` left out.
+/// Calls `pair` with the pairs of `headers`, `skip` left out.
 fn regular_pairs<'a>(
-    pairs: &mut Vec<(&'a str, &'a [u8])>,
+    pair: &mut dyn FnMut(&'a str, &'a [u8]),
     headers: &'a HeaderMap,
     skip: Option<&HeaderName>,
 ) {
-    pairs.extend(
-        headers
-            .iter()
-            .filter(|(name, _)| Some(*name) != skip)
-            .map(|(name, value)| (name.as_str(), value.as_bytes())),
-    );
+    for (name, value) in headers {
+        if Some(name) != skip {
+            pair(name.as_str(), value.as_bytes());
+        }
+    }
+}
+
+/// Bytes and entries of the values of a regular header `name`, `skip`
+/// left out.
+fn regular_size_of(headers: &HeaderMap, name: &str, skip: Option<&HeaderName>) -> (usize, usize) {
+    if skip.is_some_and(|skip| name.eq_ignore_ascii_case(skip.as_str())) {
+        return (0, 0);
+    }
+    headers
+        .get_all(name)
+        .iter()
+        .fold((0, 0), |(bytes, n), value| {
+            (bytes + name.len() + value.len(), n + 1)
+        })
 }
 
 /// Bytes of every name and value of `headers`, `skip` left out.
@@ -87,11 +100,24 @@ impl HeaderSource for RequestHead {
         pseudo + regular_size(&self.headers, Some(&HOST))
     }
 
-    fn pairs(&self) -> Vec<(&str, &[u8])> {
-        let mut pairs = Vec::with_capacity(self.count());
-        pairs.extend(self.pseudo());
-        regular_pairs(&mut pairs, &self.headers, Some(&HOST));
-        pairs
+    fn for_each<'a>(&'a self, pair: &mut dyn FnMut(&'a str, &'a [u8])) {
+        for (name, value) in self.pseudo() {
+            pair(name, value);
+        }
+        regular_pairs(pair, &self.headers, Some(&HOST));
+    }
+
+    fn size_of(&self, name: &str) -> (usize, usize) {
+        if name.starts_with(':') {
+            return self
+                .pseudo()
+                .iter()
+                .filter(|(pseudo, _)| pseudo.eq_ignore_ascii_case(name))
+                .fold((0, 0), |(bytes, n), (k, v)| {
+                    (bytes + k.len() + v.len(), n + 1)
+                });
+        }
+        regular_size_of(&self.headers, name, Some(&HOST))
     }
 
     fn to_list(&self) -> HeaderList {
@@ -133,11 +159,20 @@ impl HeaderSource for ResponseHead {
         ":status".len() + self.status.as_str().len() + regular_size(&self.headers, None)
     }
 
-    fn pairs(&self) -> Vec<(&str, &[u8])> {
-        let mut pairs = Vec::with_capacity(self.count());
-        pairs.push((":status", self.status.as_str().as_bytes()));
-        regular_pairs(&mut pairs, &self.headers, None);
-        pairs
+    fn for_each<'a>(&'a self, pair: &mut dyn FnMut(&'a str, &'a [u8])) {
+        pair(":status", self.status.as_str().as_bytes());
+        regular_pairs(pair, &self.headers, None);
+    }
+
+    fn size_of(&self, name: &str) -> (usize, usize) {
+        if name.starts_with(':') {
+            return if name.eq_ignore_ascii_case(":status") {
+                (":status".len() + self.status.as_str().len(), 1)
+            } else {
+                (0, 0)
+            };
+        }
+        regular_size_of(&self.headers, name, None)
     }
 
     fn to_list(&self) -> HeaderList {
@@ -152,11 +187,8 @@ mod tests {
     /// Every answer of `source` is the answer of its list.
     fn answers_as_its_list(source: &dyn HeaderSource, names: &[&str]) {
         let list = source.to_list();
-        let pairs: HeaderList = source
-            .pairs()
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_vec()))
-            .collect();
+        let mut pairs = HeaderList::new();
+        source.for_each(&mut |k, v| pairs.push((k.to_owned(), v.to_vec())));
         assert_eq!(pairs, list);
         assert_eq!(source.count(), list.len());
         let size: usize = list.iter().map(|(k, v)| k.len() + v.len()).sum();
@@ -167,6 +199,12 @@ mod tests {
                 .find(|(k, _)| k.eq_ignore_ascii_case(name))
                 .map(|(_, v)| v.as_slice());
             assert_eq!(source.get(name), expected, "{name}");
+            let named = list.iter().filter(|(k, _)| k.eq_ignore_ascii_case(name));
+            assert_eq!(
+                source.size_of(name),
+                named.fold((0, 0), |(b, n), (k, v)| (b + k.len() + v.len(), n + 1)),
+                "{name}"
+            );
         }
     }
 
@@ -181,6 +219,9 @@ mod tests {
         "Host",
         "x-one",
         "X-One",
+        "HOST",
+        ":Status",
+        ":PATH",
         "x-two",
         "accept",
         "missing",

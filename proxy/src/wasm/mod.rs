@@ -11,6 +11,7 @@ pub mod convert;
 pub mod head;
 pub mod module_cache;
 pub mod modules;
+pub mod names;
 pub mod node;
 
 use std::collections::HashMap;

@@ -30,13 +30,36 @@ fn int(value: i64) -> Vec<u8> {
     value.to_le_bytes().to_vec()
 }
 
-/// `path`'s segments joined with `.`, the key of filter state (borrowed
-/// when there is one segment, the form filters publish under).
-fn joined<'p>(path: &[&'p str]) -> std::borrow::Cow<'p, str> {
-    match path {
-        [one] => std::borrow::Cow::Borrowed(one),
-        _ => std::borrow::Cow::Owned(path.join(".")),
+/// Calls `f` with `path`'s segments joined with `.`, the key of filter
+/// state (the form filters publish under); joined on the stack unless the
+/// key is long.
+fn with_joined<R>(path: &[&str], f: impl FnOnce(&str) -> R) -> R {
+    if let [one] = path {
+        return f(one);
     }
+    let len = path.iter().map(|s| s.len()).sum::<usize>() + path.len().saturating_sub(1);
+    let mut buf = [0u8; 256];
+    if len > buf.len() {
+        return f(&path.join("."));
+    }
+    let mut at = 0;
+    for (i, segment) in path.iter().enumerate() {
+        if i > 0 {
+            buf[at] = b'.';
+            at += 1;
+        }
+        buf[at..at + segment.len()].copy_from_slice(segment.as_bytes());
+        at += segment.len();
+    }
+    f(std::str::from_utf8(&buf[..len]).expect("segments and dots are UTF-8"))
+}
+
+/// The value filter state holds under `path`.
+fn state_value(map: &HashMap<String, Vec<u8>>, path: &[&str]) -> Option<Vec<u8>> {
+    if map.is_empty() {
+        return None;
+    }
+    with_joined(path, |key| map.get(key).cloned())
 }
 
 /// Looks a property up for the effective context of `state`.
@@ -62,10 +85,10 @@ pub(crate) fn get(state: &VmState, segs: &[&str]) -> Option<Vec<u8>> {
         _ => {}
     }
     let Some(binding) = state.stream() else {
-        return state.root_state.get(joined(segs).as_ref()).cloned();
+        return state_value(&state.root_state, segs);
     };
     let data = binding.lock();
-    stream::property(&data, segs).or_else(|| data.filter_state.get(joined(segs).as_ref()).cloned())
+    stream::property(&data, segs).or_else(|| state_value(&data.filter_state, segs))
 }
 
 /// Stores a property set by the filter: in the stream's filter state (seen by
@@ -78,6 +101,11 @@ pub(crate) fn set(state: &mut VmState, path: String, value: Vec<u8>) -> Result<(
         let after = before - replaced + path.len() + value.len();
         if crate::limits::grows_past(before as u64, after as u64, max) {
             return Err(Limit::PropertyBytes);
+        }
+        if map.capacity() == 0 {
+            // Filters publish a few values per stream (jwt-authn four):
+            // room for them at once instead of growing twice.
+            map.reserve(8);
         }
         map.insert(path, value);
         Ok(())

@@ -163,3 +163,24 @@ fn duration_is_known_once_the_stream_ended() {
     assert_eq!(int(&data, "request.duration"), Some(3_000_000));
     assert!(int(&data, "request.time").is_some_and(|t| t > 0));
 }
+
+#[test]
+fn filter_state_keys_are_the_segments_joined_with_dots_short_or_long() {
+    assert_eq!(super::with_joined(&["a"], str::to_owned), "a");
+    assert_eq!(
+        super::with_joined(&["a", "b.c", ""], str::to_owned),
+        "a.b.c."
+    );
+    let long = "x".repeat(300);
+    assert_eq!(
+        super::with_joined(&["request", &long], str::to_owned),
+        format!("request.{long}")
+    );
+    let mut state = std::collections::HashMap::new();
+    state.insert("request.auth.principal".to_owned(), b"p".to_vec());
+    assert_eq!(
+        super::state_value(&state, &["request", "auth", "principal"]),
+        Some(b"p".to_vec())
+    );
+    assert_eq!(super::state_value(&state, &["request", "auth"]), None);
+}
