@@ -107,13 +107,37 @@ pub(crate) enum Headers {
     /// Owned pairs (built, written, or handed over as a list), shared
     /// with the proxy once a phase changed them (see [`Headers::share`]).
     List(Arc<HeaderList>),
-    /// The proxy's headers and the filters' edits of them, if any.
-    Source(Box<dyn HeaderSource>, Option<Arc<HeaderEdits>>),
+    /// The proxy's headers, the filters' edits of them if any, and (once
+    /// there are edits) the bytes and entries of the map they make, kept
+    /// as the edits are made so that a filter's write costs no walk over
+    /// every pair.
+    Source(
+        Box<dyn HeaderSource>,
+        Option<Arc<HeaderEdits>>,
+        (usize, usize),
+    ),
+}
+
+/// No headers: the map a stream starts with (a zero-sized source, so a
+/// stream's four maps cost no allocation until headers arrive).
+struct NoHeaders;
+
+impl HeaderSource for NoHeaders {
+    fn count(&self) -> usize {
+        0
+    }
+    fn get(&self, _: &str) -> Option<&[u8]> {
+        None
+    }
+    fn byte_size(&self) -> usize {
+        0
+    }
+    fn for_each<'a>(&'a self, _: &mut dyn FnMut(&'a str, &'a [u8])) {}
 }
 
 impl Default for Headers {
     fn default() -> Self {
-        Self::List(Arc::default())
+        Self::source(Box::new(NoHeaders))
     }
 }
 
@@ -121,7 +145,7 @@ impl std::fmt::Debug for Headers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::List(list) => f.debug_tuple("List").field(list).finish(),
-            Self::Source(source, edits) => f
+            Self::Source(source, edits, _) => f
                 .debug_tuple("Source")
                 .field(&source.count())
                 .field(edits)
@@ -149,15 +173,15 @@ fn list_size(list: &HeaderList, name: Option<&str>) -> (usize, usize) {
 impl Headers {
     /// The proxy's headers, unchanged.
     pub fn source(source: Box<dyn HeaderSource>) -> Self {
-        Self::Source(source, None)
+        Self::Source(source, None, (0, 0))
     }
 
     /// Calls `pair` with every pair filters see, in order, borrowed.
     fn for_each<'a>(&'a self, pair: &mut dyn FnMut(&'a str, &'a [u8])) {
         match self {
             Self::List(list) => list.iter().for_each(|(k, v)| pair(k, v)),
-            Self::Source(source, None) => source.for_each(pair),
-            Self::Source(source, Some(edits)) => {
+            Self::Source(source, None, _) => source.for_each(pair),
+            Self::Source(source, Some(edits), _) => {
                 if edits.removed.is_empty() {
                     source.for_each(pair);
                 } else {
@@ -176,8 +200,8 @@ impl Headers {
     pub fn len(&self) -> usize {
         match self {
             Self::List(list) => list.len(),
-            Self::Source(source, None) => source.count(),
-            Self::Source(..) => self.size().1,
+            Self::Source(source, None, _) => source.count(),
+            Self::Source(_, Some(_), (_, count)) => *count,
         }
     }
 
@@ -185,8 +209,8 @@ impl Headers {
     pub fn get(&self, name: &str) -> Option<&[u8]> {
         match self {
             Self::List(list) => header_get(list, name),
-            Self::Source(source, None) => source.get(name),
-            Self::Source(source, Some(edits)) => {
+            Self::Source(source, None, _) => source.get(name),
+            Self::Source(source, Some(edits), _) => {
                 let kept = if edits.is_removed(name) {
                     None
                 } else {
@@ -206,12 +230,8 @@ impl Headers {
     pub fn size(&self) -> (usize, usize) {
         match self {
             Self::List(list) => crate::limits::map_size(list),
-            Self::Source(source, None) => (source.byte_size(), source.count()),
-            Self::Source(..) => {
-                let mut size = (0, 0);
-                self.for_each(&mut |k, v| size = (size.0 + k.len() + v.len(), size.1 + 1));
-                size
-            }
+            Self::Source(source, None, _) => (source.byte_size(), source.count()),
+            Self::Source(_, Some(_), size) => *size,
         }
     }
 
@@ -219,7 +239,7 @@ impl Headers {
     pub fn size_of(&self, name: &str) -> (usize, usize) {
         match self {
             Self::List(list) => list_size(list, Some(name)),
-            Self::Source(source, edits) => {
+            Self::Source(source, edits, _) => {
                 let (kept, added) = match edits {
                     Some(edits) if edits.is_removed(name) => ((0, 0), &edits.added),
                     Some(edits) => (source.size_of(name), &edits.added),
@@ -260,7 +280,7 @@ impl Headers {
     pub fn to_list(&self) -> HeaderList {
         match self {
             Self::List(list) => (**list).clone(),
-            Self::Source(source, None) => source.to_list(),
+            Self::Source(source, None, _) => source.to_list(),
             Self::Source(..) => {
                 let mut list = Vec::with_capacity(self.len());
                 self.for_each(&mut |k, v| list.push((k.to_owned(), v.to_vec())));
@@ -269,10 +289,17 @@ impl Headers {
         }
     }
 
-    /// The edits of a source map, made on first use.
-    fn edits(&mut self) -> Option<&mut HeaderEdits> {
+    /// The edits of a source map, made on first use, and the size of the
+    /// map they make.
+    fn edits(&mut self) -> Option<(&mut HeaderEdits, &mut (usize, usize))> {
         match self {
-            Self::Source(_, edits) => Some(Arc::make_mut(edits.get_or_insert_with(Arc::default))),
+            Self::Source(source, edits, size) => {
+                let edits = edits.get_or_insert_with(|| {
+                    *size = (source.byte_size(), source.count());
+                    Arc::default()
+                });
+                Some((Arc::make_mut(edits), size))
+            }
             _ => None,
         }
     }
@@ -281,7 +308,10 @@ impl Headers {
     pub fn add(&mut self, mut name: String, value: Vec<u8>) {
         name.make_ascii_lowercase();
         match self.edits() {
-            Some(edits) => edits.added.push((name, value)),
+            Some((edits, size)) => {
+                *size = (size.0 + name.len() + value.len(), size.1 + 1);
+                edits.added.push((name, value));
+            }
             None => self.list_mut().push((name, value)),
         }
     }
@@ -289,17 +319,25 @@ impl Headers {
     /// Removes every pair of `name`.
     pub fn remove(&mut self, name: &str) {
         let in_source = match self {
-            Self::Source(source, edits) => {
-                source.get(name).is_some() && !edits.as_ref().is_some_and(|e| e.is_removed(name))
+            Self::Source(source, edits, _)
+                if !edits.as_ref().is_some_and(|e| e.is_removed(name)) =>
+            {
+                Some(source.size_of(name)).filter(|(_, count)| *count > 0)
             }
-            _ => false,
+            _ => None,
         };
         match self.edits() {
-            Some(edits) => {
-                if in_source {
+            Some((edits, size)) => {
+                let added = list_size(&edits.added, Some(name));
+                let (bytes, count) =
+                    in_source.map_or(added, |kept| (kept.0 + added.0, kept.1 + added.1));
+                *size = (size.0 - bytes, size.1 - count);
+                if in_source.is_some() {
                     edits.removed.push(name.to_ascii_lowercase());
                 }
-                header_remove(&mut edits.added, name);
+                if added.1 > 0 {
+                    header_remove(&mut edits.added, name);
+                }
             }
             None => header_remove(self.list_mut(), name),
         }
@@ -315,9 +353,9 @@ impl Headers {
     /// caller gets it without a copy. `None`: nothing changed.
     pub fn share(&mut self) -> Option<HeadChange> {
         match self {
-            Self::Source(_, None) => None,
-            Self::Source(_, Some(edits)) if edits.is_empty() => None,
-            Self::Source(_, Some(edits)) => Some(HeadChange::Edited(Arc::clone(edits))),
+            Self::Source(_, None, _) => None,
+            Self::Source(_, Some(edits), _) if edits.is_empty() => None,
+            Self::Source(_, Some(edits), _) => Some(HeadChange::Edited(Arc::clone(edits))),
             Self::List(list) => Some(HeadChange::Replaced(Arc::clone(list))),
         }
     }
@@ -437,6 +475,20 @@ mod tests {
         // A later write does not change what the proxy holds.
         headers.add("d".into(), b"7".to_vec());
         assert_eq!(edits.added().len(), 1);
+    }
+
+    #[test]
+    fn a_new_map_is_empty_and_takes_writes_like_a_list() {
+        let mut headers = Headers::default();
+        answers_as(&headers, &HeaderList::new());
+        assert_eq!(headers.share(), None);
+        headers.add("A".into(), b"1".to_vec());
+        headers.remove("missing");
+        answers_as(&headers, &list(&[("a", "1")]));
+        let Some(HeadChange::Edited(edits)) = headers.share() else {
+            panic!("writes to a new map are shared");
+        };
+        assert_eq!(edits.added(), &list(&[("a", "1")]));
     }
 
     #[test]

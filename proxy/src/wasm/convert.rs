@@ -188,6 +188,8 @@ fn edit_headers(edits: &HeaderEdits, headers: &mut HeaderMap) {
         headers.remove(name.as_str());
     }
     let none = HeaderMap::new();
+    // Room for every pair at once: one growth of the map, not one per pair.
+    headers.reserve(edits.added().len());
     for (name, value) in edits.added().iter().filter(|(n, _)| !n.starts_with(':')) {
         append(headers, name, value, &none);
     }
