@@ -26,8 +26,29 @@ use crate::state::VmState;
 /// no direction yet).
 const LISTENER_DIRECTION: i64 = 0;
 
-fn int(value: i64) -> Vec<u8> {
-    value.to_le_bytes().to_vec()
+/// A property's value: bytes, or a number kept inline in Envoy's
+/// encoding (8 bytes, little-endian), so that reading one allocates
+/// nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Value {
+    /// A string, message or flag.
+    Bytes(Vec<u8>),
+    /// A number.
+    Int([u8; 8]),
+}
+
+impl std::ops::Deref for Value {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Self::Bytes(bytes) => bytes,
+            Self::Int(number) => number,
+        }
+    }
+}
+
+fn int(value: i64) -> Value {
+    Value::Int(value.to_le_bytes())
 }
 
 /// Calls `f` with `path`'s segments joined with `.`, the key of filter
@@ -55,31 +76,37 @@ fn with_joined<R>(path: &[&str], f: impl FnOnce(&str) -> R) -> R {
 }
 
 /// The value filter state holds under `path`.
-fn state_value(map: &HashMap<String, Vec<u8>>, path: &[&str]) -> Option<Vec<u8>> {
+fn state_value(map: &HashMap<String, Vec<u8>>, path: &[&str]) -> Option<Value> {
     if map.is_empty() {
         return None;
     }
-    with_joined(path, |key| map.get(key).cloned())
+    with_joined(path, |key| map.get(key).cloned().map(Value::Bytes))
 }
 
 /// Looks a property up for the effective context of `state`.
-pub(crate) fn get(state: &VmState, segs: &[&str]) -> Option<Vec<u8>> {
+pub(crate) fn get(state: &VmState, segs: &[&str]) -> Option<Value> {
     let spec = &state.core.spec;
     let node = &state.node;
     match segs {
-        ["plugin_name"] => return Some(spec.name.as_bytes().to_vec()),
-        ["plugin_root_id"] => return Some(spec.root_id.as_bytes().to_vec()),
-        ["plugin_vm_id"] => return Some(spec.vm_id.as_bytes().to_vec()),
-        ["node", "id"] => return Some(node.id.as_bytes().to_vec()),
-        ["node", "cluster"] => return Some(node.cluster.as_bytes().to_vec()),
-        ["node", "metadata", key] => return node.metadata_value(key).map(|v| v.into()),
-        ["node", "metadata", "LABELS", key] => return node.label_value(key).map(|v| v.into()),
-        ["xds", "node"] => return Some(node.to_protobuf()),
-        ["xds", "node", "id"] => return Some(node.id.as_bytes().to_vec()),
-        ["xds", "node", "cluster"] => return Some(node.cluster.as_bytes().to_vec()),
-        ["xds", "node", "metadata", key] => return node.metadata_value(key).map(|v| v.into()),
+        ["plugin_name"] => return Some(Value::Bytes(spec.name.as_bytes().to_vec())),
+        ["plugin_root_id"] => return Some(Value::Bytes(spec.root_id.as_bytes().to_vec())),
+        ["plugin_vm_id"] => return Some(Value::Bytes(spec.vm_id.as_bytes().to_vec())),
+        ["node", "id"] => return Some(Value::Bytes(node.id.as_bytes().to_vec())),
+        ["node", "cluster"] => return Some(Value::Bytes(node.cluster.as_bytes().to_vec())),
+        ["node", "metadata", key] => {
+            return node.metadata_value(key).map(|v| Value::Bytes(v.into()));
+        }
+        ["node", "metadata", "LABELS", key] => {
+            return node.label_value(key).map(|v| Value::Bytes(v.into()));
+        }
+        ["xds", "node"] => return Some(Value::Bytes(node.to_protobuf())),
+        ["xds", "node", "id"] => return Some(Value::Bytes(node.id.as_bytes().to_vec())),
+        ["xds", "node", "cluster"] => return Some(Value::Bytes(node.cluster.as_bytes().to_vec())),
+        ["xds", "node", "metadata", key] => {
+            return node.metadata_value(key).map(|v| Value::Bytes(v.into()));
+        }
         ["xds", "node", "metadata", "LABELS", key] => {
-            return node.label_value(key).map(|v| v.into());
+            return node.label_value(key).map(|v| Value::Bytes(v.into()));
         }
         ["xds", "listener_direction"] => return Some(int(LISTENER_DIRECTION)),
         _ => {}

@@ -6,7 +6,7 @@
 
 use std::time::UNIX_EPOCH;
 
-use super::int;
+use super::{Value, int};
 use crate::headers::Headers;
 use crate::stream::StreamData;
 
@@ -42,7 +42,54 @@ fn grpc_status(headers: &Headers) -> Option<i64> {
 }
 
 /// A stream attribute, or `None` when it is unknown (in this phase).
-pub(super) fn property(data: &StreamData, segs: &[&str]) -> Option<Vec<u8>> {
+pub(super) fn property(data: &StreamData, segs: &[&str]) -> Option<Value> {
+    match number(data, segs) {
+        Some(number) => Some(int(number)),
+        None => bytes(data, segs).map(Value::Bytes),
+    }
+}
+
+/// A numeric stream attribute, or `None` when it is unknown (in this
+/// phase) or `segs` names no number.
+fn number(data: &StreamData, segs: &[&str]) -> Option<i64> {
+    let info = &data.info;
+    let facts = &info.facts;
+    match segs {
+        ["request", "time"] => {
+            let since = info.start.duration_since(UNIX_EPOCH).ok()?;
+            Some(since.as_nanos() as i64)
+        }
+        ["request", "duration"] => Some(data.ended?.as_nanos() as i64),
+        ["request", "size"] => match data.request_headers.get("content-length") {
+            Some(length) => std::str::from_utf8(length).ok()?.trim().parse().ok(),
+            None => Some(facts.request_bytes() as i64),
+        },
+        ["request", "total_size"] => {
+            Some((facts.request_bytes() + byte_size(&data.request_headers)) as i64)
+        }
+        ["response", "code"] => Some(i64::from(status(data)?)),
+        ["response", "flags"] => Some(facts.flags() as i64),
+        ["response", "grpc_status"] => Some(
+            grpc_status(&data.response_trailers)
+                .or_else(|| grpc_status(&data.response_headers))
+                .or_else(|| status(data).map(http_to_grpc))?,
+        ),
+        ["response", "size"] => Some(facts.response_bytes() as i64),
+        ["response", "total_size"] => Some(
+            (facts.response_bytes()
+                + byte_size(&data.response_headers)
+                + byte_size(&data.response_trailers)) as i64,
+        ),
+        ["source", "port"] => Some(i64::from(info.source.port())),
+        ["destination", "port"] => Some(i64::from(info.destination.port())),
+        ["connection", "id"] => Some(info.connection_id as i64),
+        ["upstream", "port"] => Some(i64::from(facts.known().upstream.as_ref()?.address.port())),
+        _ => None,
+    }
+}
+
+/// A stream attribute that is not a number.
+fn bytes(data: &StreamData, segs: &[&str]) -> Option<Vec<u8>> {
     let req = |name: &str| data.request_headers.get(name).map(<[u8]>::to_vec);
     let info = &data.info;
     let facts = &info.facts;
@@ -70,37 +117,13 @@ pub(super) fn property(data: &StreamData, segs: &[&str]) -> Option<Vec<u8>> {
             let end = query.iter().position(|b| *b == b'#').unwrap_or(query.len());
             query[..end].to_vec()
         }
-        ["request", "time"] => {
-            let since = info.start.duration_since(UNIX_EPOCH).ok()?;
-            int(since.as_nanos() as i64)
-        }
-        ["request", "duration"] => int(data.ended?.as_nanos() as i64),
-        ["request", "size"] => match data.request_headers.get("content-length") {
-            Some(length) => int(std::str::from_utf8(length).ok()?.trim().parse().ok()?),
-            None => int(facts.request_bytes() as i64),
-        },
-        ["request", "total_size"] => {
-            int((facts.request_bytes() + byte_size(&data.request_headers)) as i64)
-        }
         ["request", "headers", name] => req(name)?,
-        ["response", "code"] => int(i64::from(status(data)?)),
         ["response", "code_details"] => facts.known().code_details.clone()?.into_bytes(),
-        ["response", "flags"] => int(facts.flags() as i64),
-        ["response", "grpc_status"] => int(grpc_status(&data.response_trailers)
-            .or_else(|| grpc_status(&data.response_headers))
-            .or_else(|| status(data).map(http_to_grpc))?),
-        ["response", "size"] => int(facts.response_bytes() as i64),
-        ["response", "total_size"] => int((facts.response_bytes()
-            + byte_size(&data.response_headers)
-            + byte_size(&data.response_trailers)) as i64),
         ["response", "headers", name] => data.response_headers.get(name)?.to_vec(),
         ["response", "trailers", name] => data.response_trailers.get(name)?.to_vec(),
         ["source", "address"] => info.source.to_string().into_bytes(),
-        ["source", "port"] => int(i64::from(info.source.port())),
         ["source", "principal"] => tls?.peer_uri_sans.first()?.as_bytes().to_vec(),
         ["destination", "address"] => info.destination.to_string().into_bytes(),
-        ["destination", "port"] => int(i64::from(info.destination.port())),
-        ["connection", "id"] => int(info.connection_id as i64),
         ["connection", "mtls"] => vec![u8::from(tls.is_some_and(|t| !t.peer_uri_sans.is_empty()))],
         ["connection", "requested_server_name"] => tls
             .and_then(|t| t.server_name.clone())
@@ -133,7 +156,6 @@ fn upstream(data: &StreamData, field: &str) -> Option<Vec<u8>> {
     let upstream = known.upstream.as_ref()?;
     Some(match field {
         "address" => upstream.address.to_string().into_bytes(),
-        "port" => int(i64::from(upstream.address.port())),
         "local_address" => upstream.local_address?.to_string().into_bytes(),
         "transport_failure_reason" => upstream.transport_failure_reason.clone().into_bytes(),
         _ => return None,
