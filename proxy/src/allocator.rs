@@ -55,12 +55,14 @@ pub fn release_free_memory() {
     }
 }
 
-/// After a module was compiled: asks the kernel to drop the resident pages
-/// of the binary's read-only mappings (code, constants), among them the
-/// megabytes of Cranelift that compiling paged in and nothing else runs.
-/// They are clean file pages, so this frees them without writing anything;
-/// the ones the request path uses are paged back in by its next requests
-/// (a cost paid after a compile, never after a load of a compiled module).
+/// After a module was compiled, and once the first configuration serves:
+/// asks the kernel to drop the resident pages of the binary's read-only
+/// mappings (code, constants), among them the megabytes of Cranelift that
+/// compiling paged in and the code that only start-up ran. They are clean
+/// file pages, so this frees them without writing anything; the ones the
+/// request path uses are paged back in by its next requests (a cost paid
+/// after a compile and once after start, never after a load of a compiled
+/// module during a reload).
 pub fn page_out_code() {
     #[cfg(target_os = "linux")]
     page_out_mappings();

@@ -46,8 +46,11 @@ pub struct RunOptions {
     /// module bytes) back to the operating system: the binary's
     /// allocator's trim; `None`: nothing.
     pub release_memory: Option<fn()>,
-    /// Drops the pages of the binary's code that compiling a module paged
-    /// in (after a load that compiled); `None`: nothing.
+    /// Drops the resident pages of the binary's code: after a load that
+    /// compiled a module (the compiler's pages), and once the first
+    /// configuration serves (the pages start-up alone ran: parsing,
+    /// loading, binding); those the request path uses come back on use.
+    /// `None`: nothing.
     pub release_compiler_code: Option<fn()>,
 }
 
@@ -147,6 +150,7 @@ async fn serve<S: ConfigSource>(
     mesh: Arc<crate::mesh::MeshIdentity>,
 ) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
+    let release = (engine.release_memory, engine.release_compiler_code);
     let plugins = PluginLoader {
         engine: filter_engine_with(&metrics, engine)?,
         modules,
@@ -187,6 +191,7 @@ async fn serve<S: ConfigSource>(
         generation,
         "wasp started"
     );
+    release_startup_memory(release);
     reload::spawn(source, Arc::clone(&control), Arc::clone(&listeners));
 
     let signal = shutdown_signal().await;
@@ -199,6 +204,20 @@ async fn serve<S: ConfigSource>(
         tracing::warn!("drain deadline passed with requests in flight; exiting");
     }
     Ok(())
+}
+
+/// Gives the operating system back what start-up alone used, off the
+/// workers: the heap's free memory and the resident pages of the code that
+/// ran only to start (a few milliseconds of `/proc/self/maps` and advice).
+fn release_startup_memory((memory, code): (Option<fn()>, Option<fn()>)) {
+    if memory.is_none() && code.is_none() {
+        return;
+    }
+    tokio::task::spawn_blocking(move || {
+        for release in [memory, code].into_iter().flatten() {
+            release();
+        }
+    });
 }
 
 async fn shutdown_signal() -> &'static str {
