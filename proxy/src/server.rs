@@ -150,7 +150,7 @@ async fn serve<S: ConfigSource>(
     mesh: Arc<crate::mesh::MeshIdentity>,
 ) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::new());
-    let release = (engine.release_memory, engine.release_compiler_code);
+    let release = [engine.release_memory, engine.release_compiler_code];
     let plugins = PluginLoader {
         engine: filter_engine_with(&metrics, engine)?,
         modules,
@@ -209,12 +209,13 @@ async fn serve<S: ConfigSource>(
 /// Gives the operating system back what start-up alone used, off the
 /// workers: the heap's free memory and the resident pages of the code that
 /// ran only to start (a few milliseconds of `/proc/self/maps` and advice).
-fn release_startup_memory((memory, code): (Option<fn()>, Option<fn()>)) {
-    if memory.is_none() && code.is_none() {
+/// `releases`: the allocator's trim, then the code's page-out.
+fn release_startup_memory(releases: [Option<fn()>; 2]) {
+    if releases.iter().all(Option::is_none) {
         return;
     }
     tokio::task::spawn_blocking(move || {
-        for release in [memory, code].into_iter().flatten() {
+        for release in releases.into_iter().flatten() {
             release();
         }
     });
