@@ -161,10 +161,10 @@ impl From<HeaderList> for Headers {
 }
 
 /// Bytes (names plus values) and entries of the pairs of `list` named
-/// `name`, or of all of them.
-fn list_size(list: &HeaderList, name: Option<&str>) -> (usize, usize) {
+/// `name`.
+fn list_size(list: &HeaderList, name: &str) -> (usize, usize) {
     list.iter()
-        .filter(|(k, _)| name.is_none_or(|name| k.eq_ignore_ascii_case(name)))
+        .filter(|(k, _)| k.eq_ignore_ascii_case(name))
         .fold((0, 0), |(bytes, n), (k, v)| {
             (bytes + k.len() + v.len(), n + 1)
         })
@@ -238,16 +238,22 @@ impl Headers {
     /// Bytes and entries of the pairs named `name`.
     pub fn size_of(&self, name: &str) -> (usize, usize) {
         match self {
-            Self::List(list) => list_size(list, Some(name)),
-            Self::Source(source, edits, _) => {
-                let (kept, added) = match edits {
-                    Some(edits) if edits.is_removed(name) => ((0, 0), &edits.added),
-                    Some(edits) => (source.size_of(name), &edits.added),
-                    None => return source.size_of(name),
-                };
-                let added = list_size(added, Some(name));
+            Self::List(list) => list_size(list, name),
+            Self::Source(_, None, _) => self.kept_size_of(name),
+            Self::Source(_, Some(edits), _) => {
+                let (kept, added) = (self.kept_size_of(name), list_size(&edits.added, name));
                 (kept.0 + added.0, kept.1 + added.1)
             }
+        }
+    }
+
+    /// Bytes and entries of the pairs named `name` that a source map still
+    /// has from the proxy (none once filters removed the name).
+    fn kept_size_of(&self, name: &str) -> (usize, usize) {
+        match self {
+            Self::Source(_, Some(edits), _) if edits.is_removed(name) => (0, 0),
+            Self::Source(source, ..) => source.size_of(name),
+            Self::List(_) => (0, 0),
         }
     }
 
@@ -318,21 +324,12 @@ impl Headers {
 
     /// Removes every pair of `name`.
     pub fn remove(&mut self, name: &str) {
-        let in_source = match self {
-            Self::Source(source, edits, _)
-                if !edits.as_ref().is_some_and(|e| e.is_removed(name)) =>
-            {
-                Some(source.size_of(name)).filter(|(_, count)| *count > 0)
-            }
-            _ => None,
-        };
+        let kept = self.kept_size_of(name);
         match self.edits() {
             Some((edits, size)) => {
-                let added = list_size(&edits.added, Some(name));
-                let (bytes, count) =
-                    in_source.map_or(added, |kept| (kept.0 + added.0, kept.1 + added.1));
-                *size = (size.0 - bytes, size.1 - count);
-                if in_source.is_some() {
+                let added = list_size(&edits.added, name);
+                *size = (size.0 - kept.0 - added.0, size.1 - kept.1 - added.1);
+                if kept.1 > 0 {
                     edits.removed.push(name.to_ascii_lowercase());
                 }
                 if added.1 > 0 {
