@@ -3,9 +3,9 @@
 //! headers, paths, methods and hosts, DENY precedence, dry run counted on
 //! `/metrics`, the denied reply, policies on JWT-style claims published by
 //! an earlier filter (`tests/filters/auth-properties`), and a configuration
-//! error that names its field. Policies on source principals need mTLS
-//! between sidecars and are tested natively until then (see the filter's
-//! README). The modules come from `scripts/build-filters.sh`.
+//! error that names its field. Policies on source principals are tested
+//! natively and, over mutual TLS between two sidecars, in `mesh_outbound.rs`.
+//! The modules come from `scripts/build-filters.sh`.
 
 use std::net::SocketAddr;
 use std::time::Duration;

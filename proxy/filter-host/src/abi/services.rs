@@ -147,6 +147,10 @@ fn set_property(
             return Err(misuse(&caller, CALL, "path (empty)", Status::BadArgument).into());
         }
         let path = segments.join(".");
+        if !properties::settable(&path) {
+            let argument = "path (an attribute of the proxy)";
+            return Err(misuse(&caller, CALL, argument, Status::BadArgument).into());
+        }
         properties::set(caller.data_mut(), path, value)
             .map_err(|limit| limits::exceeded(&caller.data().core, CALL, limit))?;
         Ok(())

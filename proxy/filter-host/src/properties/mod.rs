@@ -112,10 +112,34 @@ pub(crate) fn get(state: &VmState, segs: &[&str]) -> Option<Value> {
         _ => {}
     }
     let Some(binding) = state.stream() else {
-        return state_value(&state.root_state, segs);
+        return if stream::owned(segs) {
+            None
+        } else {
+            state_value(&state.root_state, segs)
+        };
     };
     let data = binding.lock();
-    stream::property(&data, segs).or_else(|| state_value(&data.filter_state, segs))
+    match stream::property(&data, segs) {
+        Some(value) => Some(value),
+        None if stream::owned(segs) => None,
+        None => state_value(&data.filter_state, segs),
+    }
+}
+
+/// Whether a filter may set `path` (segments joined with `.`): not when it
+/// names one of the proxy's own attributes, in either the segmented or the
+/// dotted form.
+pub(crate) fn settable(path: &str) -> bool {
+    let mut segs = [""; 8];
+    let mut n = 0;
+    for segment in path.split('.') {
+        if n == segs.len() {
+            break;
+        }
+        segs[n] = segment;
+        n += 1;
+    }
+    !stream::owned(&segs[..n])
 }
 
 /// Stores a property set by the filter: in the stream's filter state (seen by

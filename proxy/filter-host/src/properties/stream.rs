@@ -41,6 +41,62 @@ fn grpc_status(headers: &Headers) -> Option<i64> {
         .ok()
 }
 
+/// Whether `segs` names an attribute of the stream that the proxy owns,
+/// known in this phase or not: such a path never reads or writes filter
+/// state, so a filter cannot pose as the proxy (a `source.principal` set by
+/// a filter on a plain-text connection). Filters publish under names of
+/// their own, such as `request.auth.principal`.
+pub(super) fn owned(segs: &[&str]) -> bool {
+    matches!(
+        segs,
+        [
+            "request",
+            "path"
+                | "url_path"
+                | "host"
+                | "scheme"
+                | "method"
+                | "id"
+                | "protocol"
+                | "referer"
+                | "useragent"
+                | "query"
+                | "time"
+                | "duration"
+                | "size"
+                | "total_size"
+        ] | [
+            "response",
+            "code" | "code_details" | "flags" | "grpc_status" | "size" | "total_size"
+        ] | ["request", "headers", _, ..]
+            | ["response", "headers" | "trailers", _, ..]
+            | ["source" | "destination", "address" | "port"]
+            | ["source", "principal"]
+            | [
+                "connection",
+                "id" | "mtls"
+                    | "requested_server_name"
+                    | "tls_version"
+                    | "uri_san_peer_certificate"
+                    | "uri_san_local_certificate"
+                    | "subject_peer_certificate"
+                    | "sha256_peer_certificate_digest"
+            ]
+            | [
+                "upstream",
+                "address"
+                    | "port"
+                    | "local_address"
+                    | "transport_failure_reason"
+                    | "tls_version"
+                    | "subject_peer_certificate"
+            ]
+            | ["xds", ..]
+            | ["node", ..]
+            | ["plugin_name" | "plugin_root_id" | "plugin_vm_id"]
+    )
+}
+
 /// A stream attribute, or `None` when it is unknown (in this phase).
 pub(super) fn property(data: &StreamData, segs: &[&str]) -> Option<Value> {
     match number(data, segs) {

@@ -457,6 +457,82 @@ async fn properties_and_filter_state_are_visible_to_later_filters() {
 }
 
 #[tokio::test]
+async fn filters_cannot_set_the_proxys_own_attributes() {
+    // Sets source.principal (segmented and dotted), a request header
+    // attribute and request.auth.principal; records the four statuses in
+    // x-set. A later filter reads source.principal and
+    // request.auth.principal and records the statuses in x-get.
+    let sets = [
+        encode_property_path(&["source", "principal"]),
+        b"source.principal".to_vec(),
+        encode_property_path(&["request", "headers", "x-user"]),
+        encode_property_path(&["request", "auth", "principal"]),
+    ];
+    let mut data = String::new();
+    let mut calls = String::new();
+    for (i, path) in sets.iter().enumerate() {
+        let at = 100 + 40 * i;
+        data += &format!(r#"(data (i32.const {at}) "{}")"#, wat_bytes(path));
+        calls += &format!(
+            "(i32.store8 (i32.const {}) (i32.add (i32.const 48) (call $setp (i32.const {at}) (i32.const {}) (i32.const 280) (i32.const 8))))\n",
+            300 + i,
+            path.len()
+        );
+    }
+    let setter = wat(
+        &format!(
+            r#"(import "env" "proxy_set_property" (func $setp (param i32 i32 i32 i32) (result i32))) {ADD}"#
+        ),
+        &format!(
+            r#"{data}
+  (data (i32.const 280) "spiffe:x")
+  (data (i32.const 320) "x-set")
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    {calls}
+    (drop (call $add (i32.const 0) (i32.const 320) (i32.const 5) (i32.const 300) (i32.const 4)))
+    i32.const 0)"#
+        ),
+    );
+    let gets = [&sets[0], &sets[3]];
+    let getter = wat(
+        &format!(
+            r#"(import "env" "proxy_get_property" (func $getp (param i32 i32 i32 i32) (result i32))) {ADD}"#
+        ),
+        &format!(
+            r#"(data (i32.const 100) "{p0}")
+  (data (i32.const 150) "{p1}")
+  (data (i32.const 320) "x-get")
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (i32.store8 (i32.const 300) (i32.add (i32.const 48) (call $getp (i32.const 100) (i32.const {l0}) (i32.const 16) (i32.const 20))))
+    (i32.store8 (i32.const 301) (i32.add (i32.const 48) (call $getp (i32.const 150) (i32.const {l1}) (i32.const 16) (i32.const 20))))
+    (drop (call $add (i32.const 0) (i32.const 320) (i32.const 5) (i32.const 300) (i32.const 2)))
+    i32.const 0)"#,
+            p0 = wat_bytes(gets[0]),
+            p1 = wat_bytes(gets[1]),
+            l0 = gets[0].len(),
+            l1 = gets[1].len(),
+        ),
+    );
+    let chain = chain(vec![
+        load(spec("setter", setter)),
+        load(spec("getter", getter)),
+    ]);
+    let stream = chain.start(StreamInfo::default());
+    let headers = stream.request_headers(request(), true).await.unwrap();
+    // BadArgument (2) for each of the proxy's attributes, Ok (0) for the
+    // filter's own name.
+    assert_eq!(header_value(&headers, "x-set"), Some(&b"2220"[..]));
+    // NotFound (1): a plain-text connection has no peer principal.
+    assert_eq!(header_value(&headers, "x-get"), Some(&b"10"[..]));
+    assert_eq!(stream.filter_state("source.principal"), None);
+    assert_eq!(stream.filter_state("request.headers.x-user"), None);
+    assert_eq!(
+        stream.filter_state("request.auth.principal"),
+        Some(b"spiffe:x".to_vec())
+    );
+}
+
+#[tokio::test]
 async fn abi_misuse_gets_the_spec_status() {
     // Replies with 200 + the status of each bad call, in order: unknown map
     // type, unknown buffer type, missing header (NotFound), a key that is not
