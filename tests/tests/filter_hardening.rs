@@ -1,8 +1,9 @@
 //! Filter hardening through the real binary: callouts bounded by the
 //! plugin's `max_callout_response_bytes` (the call fails and is counted);
 //! misuse warnings rate-limited while the counter counts every one; and
-//! `wasp validate` naming a capped `cpu_deadline`, a zero callout limit and
-//! a module that is neither a Wasm binary nor WAT text, each at its path.
+//! `wasp validate` naming a capped `cpu_deadline`, a zero callout limit, a
+//! module that is neither a Wasm binary nor WAT text and a configuration the
+//! filter refuses (with the filter's own log), each at its path.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -156,6 +157,27 @@ fn validate_names_each_bad_plugin_setting_at_its_path() {
     let (passed, text) = validate(&modules, one_plugin(Plugin::new("p", &garbage)));
     assert!(!passed, "{text}");
     for expected in ["filter_chains[0].plugins[0].module", "not a Wasm module"] {
+        assert!(text.contains(expected), "no `{expected}` in:\n{text}");
+    }
+    // A configuration the filter refuses is reported at `.configuration`,
+    // with what the filter logged while refusing it.
+    let picky = modules.write(
+        "picky",
+        &wat(
+            r#"(import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))"#,
+            r#"(data (i32.const 100) "missing field `header` at line 1")
+  (func (export "proxy_on_configure") (param i32 i32) (result i32)
+    (drop (call $log (i32.const 4) (i32.const 100) (i32.const 32)))
+    i32.const 0)"#,
+        ),
+    );
+    let (passed, text) = validate(&modules, one_plugin(Plugin::new("p", &picky)));
+    assert!(!passed, "{text}");
+    for expected in [
+        "filter_chains[0].plugins[0].configuration",
+        "proxy_on_configure returned false",
+        "its log: missing field `header` at line 1",
+    ] {
         assert!(text.contains(expected), "no `{expected}` in:\n{text}");
     }
 }
