@@ -195,6 +195,32 @@ fn expired_and_not_yet_valid_tokens_fail_beyond_the_skew() {
 }
 
 #[test]
+fn the_default_clock_skew_is_60_seconds() {
+    let mut host = host(&config(json!({})));
+    let rsa = Signer::Rsa(&keys().rsa);
+    let mut c = claims();
+    c["exp"] = json!(NOW - 59);
+    assert_eq!(
+        status(&bearer(&mut host, &token("RS256", Some("rsa"), rsa, &c))),
+        200
+    );
+    c["exp"] = json!(NOW - 61);
+    assert_rejected(&mut host, &token("RS256", Some("rsa"), rsa, &c), "expired");
+    let mut c = claims();
+    c["nbf"] = json!(NOW + 59);
+    assert_eq!(
+        status(&bearer(&mut host, &token("RS256", Some("rsa"), rsa, &c))),
+        200
+    );
+    c["nbf"] = json!(NOW + 61);
+    assert_rejected(
+        &mut host,
+        &token("RS256", Some("rsa"), rsa, &c),
+        "not_yet_valid",
+    );
+}
+
+#[test]
 fn a_wrong_issuer_or_no_common_audience_fails() {
     let mut host = host(&config(json!({})));
     let rsa = Signer::Rsa(&keys().rsa);
