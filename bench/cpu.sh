@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Load-insensitive cost per request: the same 1 KiB GET as bench/run.sh, but
 # instead of requests/s it reports what each proxy spends per request — CPU
-# time (perf's task-clock of the proxy process, user + kernel) and retired
-# instructions (user and kernel separately) — over a fixed number of
+# time (perf's task-clock of the proxy process, user + kernel; and the
+# user and kernel parts from /proc) and retired instructions (user and
+# kernel separately, where the CPU exposes counters) — over a fixed number of
 # requests. These figures barely move when other processes share the
 # machine, unlike throughput and latency.
 #
@@ -131,12 +132,17 @@ measure() {
         record_pid=$!
     fi
     sleep 0.2
+    local split_before split_after
+    split_before=$(cpu_split "$pid")
     oha_run -n "$requests" -c "$connections" ${rate:+-q "$rate"} "$url" > "$work/oha.json"
+    split_after=$(cpu_split "$pid")
     kill -INT "$perf_pid"; wait "$perf_pid" || true
     if [[ -n "$record_pid" ]]; then kill -INT "$record_pid"; wait "$record_pid" || true; fi
-    python3 - "$target" "$requests" "$work/perf.csv" "$work/oha.json" "$(rss_kib "$pid")" <<'EOF'
+    python3 - "$target" "$requests" "$work/perf.csv" "$work/oha.json" "$(rss_kib "$pid")" \
+        "$split_before" "$split_after" "$(getconf CLK_TCK)" <<'EOF'
 import json, sys
-target, requests, csv, oha, rss = sys.argv[1:]
+target, requests, csv, oha, rss, before, after, hz = sys.argv[1:]
+(user0, sys0), (user1, sys1) = (map(int, x.split()) for x in (before, after))
 values = {}
 for line in open(csv):
     parts = line.strip().split(",")
@@ -151,6 +157,9 @@ ok = summary.get("successRate", 1.0)
 print(json.dumps({
     "target": target,
     "cpu_us": values.get("task-clock", 0) * 1000 / n,  # task-clock is in ms
+    # /proc's user and system ticks over the same requests
+    "user_us": (user1 - user0) * 1e6 / int(hz) / n,
+    "sys_us": (sys1 - sys0) * 1e6 / int(hz) / n,
     "kinstr_u": values.get("instructions:u", 0) / n / 1000,
     "kinstr_k": values.get("instructions:k", 0) / n / 1000,
     "rps": summary.get("requestsPerSec", 0),
@@ -181,10 +190,11 @@ def cell(values, fmt):
         return "n/a"  # no hardware counters (e.g. in a VM)
     med = statistics.median(values)
     return f"{med:{fmt}} ({min(values):{fmt}}–{max(values):{fmt}})"
-print("| target | CPU µs / req | k instr user / req | k instr kernel / req | req/s (noisy) | RSS MiB |")
-print("|---|---:|---:|---:|---:|---:|")
+print("| target | CPU µs / req | user µs / req | kernel µs / req | k instr user / req | k instr kernel / req | req/s (noisy) | RSS MiB |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
 for target, rs in rows.items():
-    print(f"| {target} | {cell([r['cpu_us'] for r in rs], '.1f')} | {cell([r['kinstr_u'] for r in rs], '.1f')} "
+    print(f"| {target} | {cell([r['cpu_us'] for r in rs], '.1f')} | {cell([r['user_us'] for r in rs], '.1f')} "
+          f"| {cell([r['sys_us'] for r in rs], '.1f')} | {cell([r['kinstr_u'] for r in rs], '.1f')} "
           f"| {cell([r['kinstr_k'] for r in rs], '.1f')} | {statistics.median([r['rps'] for r in rs]):.0f} "
           f"| {max(r['rss_mib'] for r in rs):.1f} |")
 print()

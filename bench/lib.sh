@@ -146,6 +146,16 @@ cpu_ticks() {
     for p in $(family "$1"); do total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done
     echo "$total"
 }
+# User and system CPU time in clock ticks ("USER SYS") of a process and its
+# children.
+cpu_split() {
+    local user=0 sys=0 p u k
+    for p in $(family "$1"); do
+        read -r u k < <(awk '{print $14, $15}' "/proc/$p/stat")
+        user=$((user + u)) sys=$((sys + k))
+    done
+    echo "$user $sys"
+}
 rss_kib() {
     local total=0 p
     for p in $(family "$1"); do total=$((total + $(awk '/^VmRSS/ {print $2}' "/proc/$p/status"))); done
