@@ -27,7 +27,7 @@
 # BASE_WASP_BIN=PATH (and BASE_NOOP_WASM=PATH) add targets base-wasp,
 # base-wasp-noop-N, ... run with that binary (and module), for a
 # before/after comparison within one run, rounds alternating.
-# PROFILE=DIR also records `perf record -g` of each wasp target's first round
+# PROFILE=DIR also records `perf record -g` of each wasp target's (and nginx's) first round
 # into DIR/<target>.perf.data.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -126,7 +126,7 @@ measure() {
     oha_run -n 5000 -c "$connections" "$url" > /dev/null
     perf stat -x, -e task-clock,instructions:u,instructions:k -p "$pid" -o "$work/perf.csv" &
     local perf_pid=$! record_pid=""
-    if [[ -n "${PROFILE:-}" && "$target" == *wasp* && ! -e "$PROFILE/$target.perf.data" ]]; then
+    if [[ -n "${PROFILE:-}" && ( "$target" == *wasp* || "$target" == nginx ) && ! -e "$PROFILE/$target.perf.data" ]]; then
         mkdir -p "$PROFILE"
         perf record -q -g -F 2000 -p "$pid" -o "$PROFILE/$target.perf.data" 2>/dev/null &
         record_pid=$!
