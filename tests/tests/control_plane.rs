@@ -1,7 +1,8 @@
 //! The control plane end to end, through the real `wasp-cp`, `waspctl` and
 //! `wasp` binaries: pushed modules and chains reach a running proxy within
 //! a second, bad modules are NACKed while the old chain serves, waspctl
-//! fails cleanly on bad input, and both sides survive restarts.
+//! fails cleanly on bad input and diffs versions, and both sides survive
+//! restarts.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -170,14 +171,34 @@ async fn pushed_chains_apply_within_a_second_and_bad_modules_are_nacked_while_th
         .find(|l| l.starts_with("node-a"))
         .expect("a row for node-a")
         .to_owned();
+    // The address its subscription came from: loopback, the proxy's port.
+    let address: SocketAddr = status["address"]
+        .as_str()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {status}"));
+    assert_eq!(address.ip(), std::net::Ipv4Addr::LOCALHOST, "{status}");
+    assert_ne!(address.port(), 0, "{status}");
+    let over_http = Client::http1()
+        .get(&cp.http_url("/proxies"))
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(over_http[0]["address"], address.to_string(), "{over_http}");
+    let address_cell = address.to_string();
     for cell in [
         "team=e2e",
+        address_cell.as_str(),
         "yes",
         "NACK v4",
         "proxy_on_configure returned false",
     ] {
         assert!(row.contains(cell), "{cell} missing from {row}");
     }
+    assert!(table.ok().starts_with("NODE  "), "{table:?}");
+    assert!(
+        table.ok().lines().next().unwrap().contains("ADDRESS"),
+        "{table:?}"
+    );
     assert!(wasp.config_dump().await["last_reload"]["result"] == "rejected");
 
     // Rolling back to version 2 is a new version the proxy accepts.
@@ -302,6 +323,131 @@ async fn waspctl_reports_bad_input_in_one_line_and_fails() {
     assert_one_line_failure(&down, "cannot connect to http://");
     let not_url = ControlPlane::ctl_for_url("nope nope", &["module", "ls"]);
     assert_one_line_failure(&not_url, "--server nope nope");
+
+    // A bad command line: clap's error on one line, without its usage.
+    assert_one_line_failure(
+        &cp.ctl(&["apply"]),
+        "the following required arguments were not provided: --file <FILE>",
+    );
+    assert_one_line_failure(
+        &cp.ctl(&["-o", "xml", "proxies"]),
+        "invalid value 'xml' for '--output <OUTPUT>' [possible values: table, json]",
+    );
+    assert_one_line_failure(
+        &cp.ctl(&["rollback", "abc"]),
+        "invalid value 'abc' for '[VERSION]'",
+    );
+    assert_one_line_failure(&cp.ctl(&["--bogus", "proxies"]), "'--bogus'");
+    assert_one_line_failure(&cp.ctl(&["module"]), "a command is missing");
+    assert_one_line_failure(&cp.ctl(&[]), "a command is missing");
+    // Help and version still print in full and succeed.
+    let help = cp.ctl(&["apply", "--help"]);
+    assert!(help.ok().contains("Usage: waspctl apply"), "{help:?}");
+    assert!(help.ok().lines().count() > 5, "{help:?}");
+    let version = cp.ctl(&["--version"]);
+    assert!(version.ok().starts_with("waspctl "), "{version:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waspctl_diff_shows_the_lines_two_versions_changed() {
+    let up = Upstream::start("up").await;
+    let cp = ControlPlane::start().await;
+    let template = filter_module("wasp_filter_template");
+    push(&cp, &template, "served-by", "v1");
+    let (listen, admin) = (free_addr(), free_addr());
+    assert_one_line_failure(&cp.ctl(&["diff"]), "no configuration applied yet");
+    let apply = |value: &str, message: &str| {
+        let path = cp.dir().join("diff.yaml");
+        let doc = document(listen, admin, &up, "served-by@v1", Some(value));
+        std::fs::write(&path, doc).unwrap();
+        let out = cp.ctl(&["apply", "-f", path.to_str().unwrap(), "-m", message]);
+        assert!(out.ok().starts_with("applied as version"), "{out:?}");
+    };
+    apply("one", "first");
+    assert_one_line_failure(
+        &cp.ctl(&["diff"]),
+        "version 1 is the only configuration version",
+    );
+    apply("two", "second");
+    apply("two", "same again");
+
+    // Two versions: a unified diff, headers naming each version.
+    let out = cp.ctl(&["diff", "1", "2"]);
+    let text = out.ok();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("--- version 1 (") && lines[0].ends_with("): first"),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with("+++ version 2 (") && lines[1].ends_with("): second"),
+        "{text}"
+    );
+    assert!(lines[2].starts_with("@@ -"), "{text}");
+    let changed: Vec<&str> = lines[3..]
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with('-') || l.starts_with('+'))
+        .collect();
+    assert_eq!(changed.len(), 2, "{text}");
+    assert!(
+        changed[0].starts_with('-') && changed[0].contains("one"),
+        "{text}"
+    );
+    assert!(
+        changed[1].starts_with('+') && changed[1].contains("two"),
+        "{text}"
+    );
+
+    // One version: against the current one (3, the same document as 2).
+    assert_eq!(cp.ctl(&["diff", "1"]).ok().lines().count(), lines.len());
+    let same = cp.ctl(&["diff"]);
+    assert_eq!(
+        same.ok().trim_end(),
+        "versions 2 and 3 have the same document"
+    );
+    // Backwards, in JSON: the same changed lines, swapped.
+    let json = cp.ctl(&["-o", "json", "diff", "3", "1"]).json();
+    assert_eq!(json["from"]["version"], 3, "{json}");
+    assert_eq!(json["from"]["message"], "same again", "{json}");
+    assert_eq!(json["to"]["version"], 1, "{json}");
+    assert_eq!(json["same"], false, "{json}");
+    assert!(
+        json["diff"]
+            .as_str()
+            .unwrap()
+            .starts_with("--- version 3 (")
+    );
+    let hunk = &json["hunks"][0];
+    assert!(
+        hunk["header"].as_str().unwrap().starts_with("@@ -"),
+        "{json}"
+    );
+    let changed: Vec<&str> = hunk["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l.as_str())
+        .filter(|l| !l.starts_with(' '))
+        .collect();
+    assert_eq!(changed.len(), 2, "{json}");
+    assert!(
+        changed[0].starts_with('-') && changed[0].contains("two"),
+        "{json}"
+    );
+    assert!(
+        changed[1].starts_with('+') && changed[1].contains("one"),
+        "{json}"
+    );
+
+    // The resolved documents pin the module to its sha256 on both sides.
+    let resolved = cp.ctl(&["diff", "--resolved", "1", "2"]);
+    assert!(resolved.ok().contains(" module: sha256:"), "{resolved:?}");
+
+    // An unknown version: one line, exit code 1.
+    assert_one_line_failure(&cp.ctl(&["diff", "1", "9"]), "no configuration version 9");
+    assert_one_line_failure(&cp.ctl(&["diff", "7"]), "no configuration version 7");
+    assert_one_line_failure(&cp.ctl(&["diff", "x"]), "invalid value 'x'");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

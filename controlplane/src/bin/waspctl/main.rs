@@ -1,9 +1,11 @@
 //! `waspctl`: the operator's command line for the wasp control plane.
-//! Every failure prints one line (`waspctl: ...`) and exits 1; an invalid
-//! configuration lists every error with its path.
+//! Every failure, a bad command line included, prints one line
+//! (`waspctl: ...`) and exits 1; an invalid configuration lists every
+//! error with its path.
 
 mod commands;
 mod connect;
+mod diff;
 mod output;
 mod rollouts;
 mod sign;
@@ -12,6 +14,7 @@ mod tls;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::error::ErrorKind;
 use clap::{Parser, Subcommand, ValueEnum};
 
 /// Manage Wasm modules and configurations of a wasp control plane.
@@ -85,6 +88,18 @@ enum Command {
     Get {
         #[command(subcommand)]
         command: GetCommand,
+    },
+    /// A unified diff of two configuration versions' documents.
+    Diff {
+        /// The older version [default: the one before the current one, or
+        /// with one version given, that one].
+        from: Option<u64>,
+        /// The newer version [default: the current one].
+        to: Option<u64>,
+        /// Compare the documents sent to proxies (every module pinned to
+        /// `sha256:<hex>`) instead of the documents as applied.
+        #[arg(long)]
+        resolved: bool,
     },
     /// Make an earlier configuration version current again (as a new version).
     Rollback {
@@ -160,8 +175,45 @@ enum GetCommand {
     },
 }
 
+/// A command-line error as one line: clap's message without its usage
+/// and hints, its detail lines joined to the first.
+fn one_line(err: &clap::Error) -> String {
+    let rendered = err.render().to_string();
+    if err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        // clap renders the whole help; name the command and point at it.
+        let usage = rendered
+            .lines()
+            .find_map(|l| l.strip_prefix("Usage: "))
+            .unwrap_or("waspctl <COMMAND>");
+        return format!("a command is missing: {usage} (see --help)");
+    }
+    rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
+        .map(|l| l.strip_prefix("error: ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err)
+            if matches!(
+                err.kind(),
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+            ) =>
+        {
+            let _ = err.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            eprintln!("waspctl: {}", one_line(&err));
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
