@@ -338,8 +338,11 @@ async fn waspctl_reports_bad_input_in_one_line_and_fails() {
         "invalid value 'abc' for '[VERSION]'",
     );
     assert_one_line_failure(&cp.ctl(&["--bogus", "proxies"]), "'--bogus'");
-    assert_one_line_failure(&cp.ctl(&["module"]), "a command is missing");
-    assert_one_line_failure(&cp.ctl(&[]), "a command is missing");
+    assert_one_line_failure(
+        &cp.ctl(&["module"]),
+        "'waspctl module' requires a subcommand",
+    );
+    assert_one_line_failure(&cp.ctl(&[]), "'waspctl' requires a subcommand");
     // Help and version still print in full and succeed.
     let help = cp.ctl(&["apply", "--help"]);
     assert!(help.ok().contains("Usage: waspctl apply"), "{help:?}");

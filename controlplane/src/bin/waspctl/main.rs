@@ -19,7 +19,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 /// Manage Wasm modules and configurations of a wasp control plane.
 #[derive(Parser)]
-#[command(name = "waspctl", version, about)]
+#[command(name = "waspctl", bin_name = "waspctl", version, about)]
 pub struct Cli {
     /// The control plane's gRPC address: `http://` for its plaintext
     /// endpoint, `https://` for its TLS endpoint (with --ca-file).
@@ -181,11 +181,17 @@ fn one_line(err: &clap::Error) -> String {
     let rendered = err.render().to_string();
     if err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
         // clap renders the whole help; name the command and point at it.
-        let usage = rendered
+        let command: Vec<&str> = rendered
             .lines()
             .find_map(|l| l.strip_prefix("Usage: "))
-            .unwrap_or("waspctl <COMMAND>");
-        return format!("a command is missing: {usage} (see --help)");
+            .unwrap_or("waspctl")
+            .split_whitespace()
+            .take_while(|w| !w.starts_with(['[', '<']))
+            .collect();
+        return format!(
+            "'{}' requires a subcommand but one was not provided (see --help)",
+            command.join(" ")
+        );
     }
     rendered
         .lines()
