@@ -36,7 +36,8 @@ pub struct Cli {
     #[arg(long, global = true, env = "WASP_CA_FILE", value_name = "FILE")]
     ca_file: Option<PathBuf>,
     /// A file whose first line is the bearer token [default: the WASP_TOKEN
-    /// environment variable]. Writes need it; reads from loopback do not.
+    /// environment variable]. Writes need it; reads from loopback do not
+    /// unless wasp-cp runs with `--open-reads none`.
     #[arg(long, global = true, value_name = "FILE")]
     token_file: Option<PathBuf>,
     /// Output format.
