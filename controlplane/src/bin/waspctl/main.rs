@@ -239,3 +239,44 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(args: &[&str]) -> String {
+        let argv = std::iter::once("waspctl").chain(args.iter().copied());
+        match Cli::try_parse_from(argv) {
+            Ok(_) => panic!("{args:?} parsed"),
+            Err(err) => one_line(&err),
+        }
+    }
+
+    #[test]
+    fn a_bad_command_line_is_one_line_without_usage() {
+        for (args, expected) in [
+            (
+                &["apply"][..],
+                "the following required arguments were not provided: --file <FILE>",
+            ),
+            (
+                &["-o", "xml", "proxies"],
+                "invalid value 'xml' for '--output <OUTPUT>' [possible values: table, json]",
+            ),
+            (
+                &["rollback", "abc"],
+                "invalid value 'abc' for '[VERSION]': invalid digit found in string",
+            ),
+            (
+                &["module"],
+                "'waspctl module' requires a subcommand but one was not provided (see --help)",
+            ),
+            (
+                &[],
+                "'waspctl' requires a subcommand but one was not provided (see --help)",
+            ),
+        ] {
+            assert_eq!(error_of(args), expected, "{args:?}");
+        }
+    }
+}
