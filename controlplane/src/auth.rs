@@ -1,20 +1,76 @@
 //! Access: writes need `authorization: Bearer <token>` (compared in
-//! constant time); reads are open from loopback and need the token from
-//! anywhere else. A proxy that reached the TLS endpoint with a workload
-//! certificate is authenticated by it instead: its subscription must claim
-//! the identity the certificate carries ([`Auth::check_subscriber`]).
+//! constant time); reads are open where [`OpenReads`] says (by default
+//! from loopback) and need the token from anywhere else. A proxy's
+//! subscription always needs the token, unless the proxy reached the TLS
+//! endpoint with a workload certificate: it is authenticated by that
+//! instead, and must claim the identity the certificate carries
+//! ([`Auth::check_subscriber`]).
 
+use std::fmt;
 use std::net::SocketAddr;
+use std::str::FromStr;
 
 use subtle::ConstantTimeEq;
 
 /// What a request does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
-    /// Reads only.
+    /// Reads only: open where [`OpenReads`] says.
     Read,
-    /// Changes state.
+    /// Changes state: always needs the token.
     Write,
+    /// A proxy's subscription (it receives every configuration and may be
+    /// issued an identity): always needs the token when the proxy has no
+    /// workload certificate.
+    Subscribe,
+}
+
+/// Which reads need no token (`wasp-cp --open-reads`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OpenReads {
+    /// Reads from a loopback address need no token; others do.
+    #[default]
+    Loopback,
+    /// No read needs a token, wherever it comes from.
+    Any,
+    /// Every read needs the token, from loopback too.
+    Closed,
+}
+
+impl OpenReads {
+    /// Whether a read from `peer` needs no token.
+    pub fn admits(self, peer: Option<SocketAddr>) -> bool {
+        match self {
+            OpenReads::Loopback => peer.is_some_and(|p| p.ip().is_loopback()),
+            OpenReads::Any => true,
+            OpenReads::Closed => false,
+        }
+    }
+}
+
+impl FromStr for OpenReads {
+    type Err = String;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        match value {
+            "loopback" => Ok(OpenReads::Loopback),
+            "any" => Ok(OpenReads::Any),
+            "none" => Ok(OpenReads::Closed),
+            _ => Err(format!(
+                "'{value}': expected loopback, any or none (which reads need no token)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for OpenReads {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OpenReads::Loopback => "loopback",
+            OpenReads::Any => "any",
+            OpenReads::Closed => "none",
+        })
+    }
 }
 
 /// Why a request was refused.
@@ -79,16 +135,17 @@ pub fn authorization<T>(request: &tonic::Request<T>) -> Option<&str> {
         .and_then(|v| v.to_str().ok())
 }
 
-/// The control plane's token.
+/// The control plane's token, and which reads need none.
 #[derive(Clone)]
 pub struct Auth {
     token: String,
+    open_reads: OpenReads,
 }
 
 impl Auth {
-    /// Requests must present `token`.
-    pub fn new(token: String) -> Self {
-        Self { token }
+    /// Requests must present `token`, except reads that `open_reads` admits.
+    pub fn new(token: String, open_reads: OpenReads) -> Self {
+        Self { token, open_reads }
     }
 
     /// Checks a request of kind `access` from `peer` carrying the
@@ -99,8 +156,7 @@ impl Auth {
         peer: Option<SocketAddr>,
         header: Option<&str>,
     ) -> Result<(), AuthError> {
-        let loopback = peer.is_some_and(|p| p.ip().is_loopback());
-        if access == Access::Read && loopback {
+        if access == Access::Read && self.open_reads.admits(peer) {
             return Ok(());
         }
         let presented = header
@@ -125,7 +181,8 @@ impl Auth {
 
     /// Checks a subscription claiming the SPIFFE ID `claimed`: a peer with
     /// a client certificate must present exactly that identity (the token
-    /// is then not needed); any other peer is a read.
+    /// is then not needed); any other peer needs the token, from loopback
+    /// too.
     pub fn check_subscriber(
         &self,
         peer: &Peer,
@@ -138,7 +195,7 @@ impl Auth {
                 presented: presented.clone(),
                 claimed: claimed.to_owned(),
             }),
-            None => self.check(Access::Read, peer.addr, header),
+            None => self.check(Access::Subscribe, peer.addr, header),
         }
     }
 
@@ -174,7 +231,7 @@ mod tests {
 
     #[test]
     fn reads_are_open_on_loopback_and_writes_need_the_token() {
-        let auth = Auth::new("s3cret".into());
+        let auth = Auth::new("s3cret".into(), OpenReads::default());
         let lo = Some(LOOPBACK.parse().unwrap());
         let remote = Some(REMOTE.parse().unwrap());
         assert_eq!(auth.check(Access::Read, lo, None), Ok(()));
@@ -199,7 +256,7 @@ mod tests {
 
     #[test]
     fn a_certified_subscriber_must_claim_the_identity_of_its_certificate() {
-        let auth = Auth::new("s3cret".into());
+        let auth = Auth::new("s3cret".into(), OpenReads::default());
         let mtls = Peer {
             addr: Some(REMOTE.parse().unwrap()),
             tls: true,
@@ -226,8 +283,8 @@ mod tests {
     }
 
     #[test]
-    fn a_subscriber_without_a_certificate_needs_the_token_off_loopback() {
-        let auth = Auth::new("s3cret".into());
+    fn a_subscriber_without_a_certificate_needs_the_token_even_on_loopback() {
+        let auth = Auth::new("s3cret".into(), OpenReads::default());
         let tls = Peer {
             addr: Some(REMOTE.parse().unwrap()),
             tls: true,
@@ -248,6 +305,83 @@ mod tests {
             ..Peer::default()
         };
         assert_eq!(plain.transport(), "plaintext");
-        assert_eq!(auth.check_subscriber(&plain, None, claimed), Ok(()));
+        assert_eq!(
+            auth.check_subscriber(&plain, None, claimed),
+            Err(AuthError::Missing)
+        );
+        assert_eq!(
+            auth.check_subscriber(&plain, Some("Bearer wrong"), claimed),
+            Err(AuthError::Invalid)
+        );
+        assert_eq!(
+            auth.check_subscriber(&plain, Some("Bearer s3cret"), claimed),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn open_reads_says_which_reads_need_no_token() {
+        let lo = Some(LOOPBACK.parse().unwrap());
+        let remote = Some(REMOTE.parse().unwrap());
+        let any = Auth::new("s3cret".into(), OpenReads::Any);
+        assert_eq!(any.check(Access::Read, remote, None), Ok(()));
+        assert_eq!(any.check(Access::Read, None, None), Ok(()));
+        assert_eq!(any.check(Access::Write, lo, None), Err(AuthError::Missing));
+        assert_eq!(
+            any.check(Access::Subscribe, remote, None),
+            Err(AuthError::Missing)
+        );
+        let closed = Auth::new("s3cret".into(), OpenReads::Closed);
+        assert_eq!(
+            closed.check(Access::Read, lo, None),
+            Err(AuthError::Missing)
+        );
+        assert_eq!(
+            closed.check(Access::Read, lo, Some("Bearer nope")),
+            Err(AuthError::Invalid)
+        );
+        assert_eq!(
+            closed.check(Access::Read, lo, Some("Bearer s3cret")),
+            Ok(())
+        );
+        // The default: loopback only; an unknown peer is not loopback.
+        let loopback = Auth::new("s3cret".into(), OpenReads::default());
+        assert_eq!(loopback.check(Access::Read, lo, None), Ok(()));
+        assert_eq!(
+            loopback.check(Access::Read, None, None),
+            Err(AuthError::Missing)
+        );
+    }
+
+    #[test]
+    fn open_reads_parses_its_three_values_and_names_a_bad_one() {
+        for (text, value) in [
+            ("loopback", OpenReads::Loopback),
+            ("any", OpenReads::Any),
+            ("none", OpenReads::Closed),
+        ] {
+            assert_eq!(text.parse::<OpenReads>(), Ok(value));
+            assert_eq!(value.to_string(), text);
+        }
+        assert_eq!(
+            "all".parse::<OpenReads>(),
+            Err("'all': expected loopback, any or none (which reads need no token)".into())
+        );
+    }
+
+    #[test]
+    fn a_subscription_needs_the_token_even_where_reads_are_open() {
+        let lo = Some(LOOPBACK.parse().unwrap());
+        for open in [OpenReads::Loopback, OpenReads::Any] {
+            let auth = Auth::new("s3cret".into(), open);
+            assert_eq!(
+                auth.check(Access::Subscribe, lo, None),
+                Err(AuthError::Missing)
+            );
+            assert_eq!(
+                auth.check(Access::Subscribe, lo, Some("Bearer s3cret")),
+                Ok(())
+            );
+        }
     }
 }

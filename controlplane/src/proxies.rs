@@ -1,4 +1,4 @@
-//! The proxies that subscribed: node id, labels, connection, and their last
+//! The proxies that subscribed: node id, labels, address, connection, and their last
 //! ACK or NACK. Kept in memory; a proxy reports itself again when it
 //! reconnects.
 
@@ -39,6 +39,9 @@ pub struct ProxyStatus {
     pub transport: String,
     /// With `mtls`, the SPIFFE ID of the certificate it presented.
     pub peer_identity: String,
+    /// The address (`ip:port`) its last subscription came from; empty when
+    /// unknown.
+    pub address: String,
 }
 
 /// A proxy's part in one rollout.
@@ -84,6 +87,7 @@ impl Proxies {
         entry.connected_since = time::now();
         entry.transport = peer.transport().to_owned();
         entry.peer_identity = peer.identity.clone().unwrap_or_default();
+        entry.address = peer.addr.map(|a| a.to_string()).unwrap_or_default();
         if entry.running_version == 0 {
             entry.running_version = running_version;
         }
@@ -182,7 +186,7 @@ mod tests {
     fn a_subscription_over_mtls_records_the_transport_and_the_peer_identity() {
         let proxies = Proxies::default();
         let peer = Peer {
-            addr: None,
+            addr: Some("10.1.2.3:41000".parse().unwrap()),
             tls: true,
             identity: Some("spiffe://mesh.test/ns/shop/sa/web".into()),
         };
@@ -190,12 +194,17 @@ mod tests {
         let p = &proxies.list()[0];
         assert_eq!(p.transport, "mtls");
         assert_eq!(p.peer_identity, "spiffe://mesh.test/ns/shop/sa/web");
+        assert_eq!(p.address, "10.1.2.3:41000");
         // Back on the bootstrap endpoint: no identity left behind.
         proxies.connected("n1", BTreeMap::new(), 0, &Peer::default());
         let p = &proxies.list()[0];
         assert_eq!(
-            (p.transport.as_str(), p.peer_identity.as_str()),
-            ("plaintext", "")
+            (
+                p.transport.as_str(),
+                p.peer_identity.as_str(),
+                p.address.as_str()
+            ),
+            ("plaintext", "", "")
         );
     }
 

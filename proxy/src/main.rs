@@ -36,8 +36,8 @@ enum Command {
         )]
         config: Option<PathBuf>,
         /// Subscribe to this control plane (`wasp-cp`) instead of reading a
-        /// file, e.g. http://127.0.0.1:7070; a token, if it needs one, comes
-        /// from WASP_TOKEN.
+        /// file, e.g. http://127.0.0.1:7070; the token its subscription
+        /// needs comes from WASP_TOKEN.
         #[arg(
             long,
             value_name = "URL",

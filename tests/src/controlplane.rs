@@ -121,7 +121,8 @@ impl ControlPlane {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             if let Ok(resp) = client::get(&self.http_url("/modules")).await {
-                if resp.status == 200 {
+                // 401: up, with reads that need the token (--open-reads).
+                if resp.status == 200 || resp.status == 401 {
                     return;
                 }
             }
@@ -252,8 +253,8 @@ impl ControlPlane {
     }
 
     /// Starts `wasp run --control-plane URL --node-id NODE` with its cache
-    /// in `cache`; the pushed configuration must put the admin server on
-    /// `admin`. Does not wait.
+    /// in `cache` and the token in `WASP_TOKEN`; the pushed configuration
+    /// must put the admin server on `admin`. Does not wait.
     pub fn proxy(&self, node: &str, cache: &Path, admin: SocketAddr) -> Wasp {
         Wasp::spawn_run_args(
             admin,
@@ -267,7 +268,7 @@ impl ControlPlane {
                 "--cache-dir".into(),
                 cache.display().to_string(),
             ],
-            &[],
+            &[("WASP_TOKEN", TOKEN)],
         )
     }
 }
@@ -281,6 +282,7 @@ pub struct Node {
     admin: SocketAddr,
     listeners: Vec<(String, SocketAddr)>,
     extra: Vec<String>,
+    token: String,
 }
 
 impl Node {
@@ -292,7 +294,14 @@ impl Node {
             admin: free_addr(),
             listeners: Vec::new(),
             extra: Vec::new(),
+            token: TOKEN.to_owned(),
         }
+    }
+
+    /// Presents `token` (`WASP_TOKEN`) instead of the harness's token.
+    pub fn token(mut self, token: &str) -> Node {
+        token.clone_into(&mut self.token);
+        self
     }
 
     /// Binds the pushed configuration's listener `name` at `addr`.
@@ -314,8 +323,8 @@ impl Node {
 }
 
 impl ControlPlane {
-    /// Starts `node` subscribed to this control plane, its cache in a
-    /// directory of its own. Does not wait.
+    /// Starts `node` subscribed to this control plane with its token, its
+    /// cache in a directory of its own. Does not wait.
     pub fn node(&self, node: &Node) -> Wasp {
         let cache = self.dir().join(format!("cache-{}", node.id));
         let mut args: Vec<String> = vec![
@@ -337,7 +346,7 @@ impl ControlPlane {
             args.push(format!("{name}={addr}"));
         }
         args.extend(node.extra.iter().cloned());
-        Wasp::spawn_run_args(node.admin, &args, &[])
+        Wasp::spawn_run_args(node.admin, &args, &[("WASP_TOKEN", &node.token)])
     }
 
     /// `waspctl -o json proxies`, the entry of `node` (null when absent).

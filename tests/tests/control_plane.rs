@@ -170,14 +170,34 @@ async fn pushed_chains_apply_within_a_second_and_bad_modules_are_nacked_while_th
         .find(|l| l.starts_with("node-a"))
         .expect("a row for node-a")
         .to_owned();
+    // The address its subscription came from: loopback, the proxy's port.
+    let address: SocketAddr = status["address"]
+        .as_str()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {status}"));
+    assert_eq!(address.ip(), std::net::Ipv4Addr::LOCALHOST, "{status}");
+    assert_ne!(address.port(), 0, "{status}");
+    let over_http = Client::http1()
+        .get(&cp.http_url("/proxies"))
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(over_http[0]["address"], address.to_string(), "{over_http}");
+    let address_cell = address.to_string();
     for cell in [
         "team=e2e",
+        address_cell.as_str(),
         "yes",
         "NACK v4",
         "proxy_on_configure returned false",
     ] {
         assert!(row.contains(cell), "{cell} missing from {row}");
     }
+    assert!(table.ok().starts_with("NODE  "), "{table:?}");
+    assert!(
+        table.ok().lines().next().unwrap().contains("ADDRESS"),
+        "{table:?}"
+    );
     assert!(wasp.config_dump().await["last_reload"]["result"] == "rejected");
 
     // Rolling back to version 2 is a new version the proxy accepts.
@@ -302,6 +322,32 @@ async fn waspctl_reports_bad_input_in_one_line_and_fails() {
     assert_one_line_failure(&down, "cannot connect to http://");
     let not_url = ControlPlane::ctl_for_url("nope nope", &["module", "ls"]);
     assert_one_line_failure(&not_url, "--server nope nope");
+
+    // A bad command line: clap's error on one line, without its usage.
+    assert_one_line_failure(
+        &cp.ctl(&["apply"]),
+        "the following required arguments were not provided: --file <FILE>",
+    );
+    assert_one_line_failure(
+        &cp.ctl(&["-o", "xml", "proxies"]),
+        "invalid value 'xml' for '--output <OUTPUT>' [possible values: table, json]",
+    );
+    assert_one_line_failure(
+        &cp.ctl(&["rollback", "abc"]),
+        "invalid value 'abc' for '[VERSION]'",
+    );
+    assert_one_line_failure(&cp.ctl(&["--bogus", "proxies"]), "'--bogus'");
+    assert_one_line_failure(
+        &cp.ctl(&["module"]),
+        "'waspctl module' requires a subcommand",
+    );
+    assert_one_line_failure(&cp.ctl(&[]), "'waspctl' requires a subcommand");
+    // Help and version still print in full and succeed.
+    let help = cp.ctl(&["apply", "--help"]);
+    assert!(help.ok().contains("Usage: waspctl apply"), "{help:?}");
+    assert!(help.ok().lines().count() > 5, "{help:?}");
+    let version = cp.ctl(&["--version"]);
+    assert!(version.ok().starts_with("waspctl "), "{version:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

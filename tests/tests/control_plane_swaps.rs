@@ -1,9 +1,9 @@
 //! Chain swaps under load, end to end through the real `wasp-cp`,
-//! `waspctl` and `wasp`: while clients keep a proxy busy for 10 s (aiming
-//! at 600 requests/s), the control plane swaps its chain three times;
-//! no request fails and every exchange ran exactly one chain version, the
-//! same on the way up (what the upstream saw) and on the way back, never
-//! an older one after a newer one on the same client.
+//! `waspctl` and `wasp`: while clients keep a proxy busy for 10 s (offering
+//! 800 requests/s, at least 500/s achieved), the control plane swaps its
+//! chain three times; no request fails and every exchange ran exactly one
+//! chain version, the same on the way up (what the upstream saw) and on the
+//! way back, never an older one after a newer one on the same client.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -18,11 +18,14 @@ use wasp_e2e::{Upstream, free_addr};
 /// Chain versions, in the order they are applied.
 const VERSIONS: [&str; 4] = ["one", "two", "three", "four"];
 /// Concurrent clients.
-const CLIENTS: usize = 12;
+const CLIENTS: usize = 16;
 /// How long the load lasts.
 const LOAD: Duration = Duration::from_secs(10);
-/// The rate each client aims at (together 600 requests/s).
+/// The rate each client aims at (together 800 requests/s); a client that
+/// fell behind catches up in a burst, so short stalls cost no requests.
 const PER_CLIENT_INTERVAL: Duration = Duration::from_millis(20);
+/// The rate the test requires, over the whole load.
+const MIN_RATE: f64 = 500.0;
 
 fn document(up: &Upstream, module: &str) -> String {
     Config::new()
@@ -98,12 +101,18 @@ async fn three_chain_swaps_under_load_fail_no_request_and_mix_no_chains() {
         .map(|_| tokio::spawn(client(listen, Arc::clone(&stop))))
         .collect();
     let start = Instant::now();
+    // waspctl runs off the async workers, which the clients need.
+    let cp = Arc::new(cp);
     for (i, value) in VERSIONS.iter().enumerate().skip(1) {
         tokio::time::sleep_until((start + LOAD * i as u32 / 4).into()).await;
-        let version = cp.apply(&document(&up, value));
+        let document = document(&up, value);
+        let version = blocking(&cp, move |cp| cp.apply(&document)).await;
         assert_eq!(version, first + i as u64);
         within(Duration::from_secs(5), "the swap is ACKed", || async {
-            cp.proxy_status("node-1")["running_version"] == version
+            blocking(&cp, move |cp| {
+                cp.proxy_status("node-1")["running_version"] == version
+            })
+            .await
         })
         .await;
     }
@@ -126,7 +135,19 @@ async fn three_chain_swaps_under_load_fail_no_request_and_mix_no_chains() {
     let rate = total as f64 / elapsed.as_secs_f64();
     eprintln!("{total} requests in {elapsed:?} ({rate:.0}/s), per chain version {per_version:?}");
     assert!(per_version.iter().all(|n| *n > 0), "{per_version:?}");
-    // The clients aim at 600/s; a loaded 2-core machine may fall short,
-    // but not below the half of it.
-    assert!(rate >= 300.0, "only {rate:.0} requests/s");
+    assert!(
+        rate >= MIN_RATE,
+        "only {rate:.0} requests/s, not {MIN_RATE}"
+    );
+}
+
+/// Runs `job` (which runs waspctl and waits for it) on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    cp: &Arc<ControlPlane>,
+    job: impl FnOnce(&ControlPlane) -> T + Send + 'static,
+) -> T {
+    let cp = Arc::clone(cp);
+    tokio::task::spawn_blocking(move || job(&cp))
+        .await
+        .expect("waspctl job")
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use wasp_controlplane::auth::read_token_file;
+use wasp_controlplane::auth::{OpenReads, read_token_file};
 use wasp_controlplane::ca::{CaOptions, SuppliedCa};
 use wasp_controlplane::server::tls::TlsOptions;
 use wasp_controlplane::server::{self, ServeOptions};
@@ -40,10 +40,16 @@ struct Cli {
     /// /rollouts, /metrics).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7071")]
     http_listen: SocketAddr,
-    /// A file whose first line is the bearer token writes need
-    /// [default: the WASP_TOKEN environment variable].
+    /// A file whose first line is the bearer token writes and proxies'
+    /// subscriptions need [default: the WASP_TOKEN environment variable].
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
+    /// Which reads (waspctl's `get`, `proxies`, `module ls`, `diff`; the
+    /// JSON endpoints; module fetches) need no token: `loopback` (from a
+    /// loopback address), `any` (from anywhere) or `none` (every read
+    /// needs it). Writes and subscriptions always need it.
+    #[arg(long, value_name = "WHERE", default_value_t = OpenReads::Loopback)]
+    open_reads: OpenReads,
     /// The SPIFFE trust domain of issued identities.
     #[arg(long, value_name = "DOMAIN", default_value = "cluster.local")]
     trust_domain: String,
@@ -123,6 +129,7 @@ fn main() -> ExitCode {
         listen: cli.listen,
         http_listen: cli.http_listen,
         token,
+        open_reads: cli.open_reads,
         ca: CaOptions {
             trust_domain: cli.trust_domain,
             lifetime: cli.cert_lifetime,

@@ -59,6 +59,7 @@ pub fn proxy(status: ProxyStatus) -> api::ProxyStatus {
         last_report_at: status.last_report_at,
         transport: status.transport,
         peer_identity: status.peer_identity,
+        address: status.address,
         rollouts: status
             .rollouts
             .into_iter()

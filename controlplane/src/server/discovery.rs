@@ -191,7 +191,7 @@ impl Discovery for DiscoveryService {
         let peer = Peer::of(&request);
         let header = authorization(&request).map(str::to_owned);
         if peer.identity.is_none() {
-            if let Err(status) = self.shared.auth.check_grpc(Access::Read, &request) {
+            if let Err(status) = self.shared.auth.check_grpc(Access::Subscribe, &request) {
                 self.shared.counters.rejected(REJECT_UNAUTHENTICATED);
                 return Err(status);
             }

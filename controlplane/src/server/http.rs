@@ -1,6 +1,7 @@
 //! Read-only HTTP/JSON endpoints for curl: `GET /modules`, `/configs`,
-//! `/configs/current`, `/proxies`, `/rollouts` and `/metrics` (Prometheus text). Open on
-//! loopback; elsewhere they need the bearer token.
+//! `/configs/current`, `/proxies`, `/rollouts` and `/metrics` (Prometheus text). Reads,
+//! open where `wasp-cp --open-reads` says (by default from loopback);
+//! elsewhere they need the bearer token.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -19,7 +19,7 @@ use wasp_controlplane_api::admin_server::AdminServer;
 use wasp_controlplane_api::discovery_server::DiscoveryServer;
 
 use crate::CpError;
-use crate::auth::Auth;
+use crate::auth::{Auth, OpenReads};
 use crate::ca::{Ca, CaError, CaOptions};
 use crate::metrics::Counters;
 use crate::proxies::Proxies;
@@ -38,8 +38,10 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     /// The HTTP/JSON address.
     pub http_listen: SocketAddr,
-    /// The bearer token writes need.
+    /// The bearer token writes and subscriptions need.
     pub token: String,
+    /// Which reads need no token.
+    pub open_reads: OpenReads,
     /// The certificate authority.
     pub ca: CaOptions,
     /// The TLS endpoint, when served.
@@ -167,7 +169,7 @@ pub async fn serve(
         ca,
         registry: Arc::new(Registry::new(store)?),
         proxies: Arc::new(Proxies::default()),
-        auth: Auth::new(options.token),
+        auth: Auth::new(options.token, options.open_reads),
         counters: Arc::new(Counters::default()),
         tls_endpoint: tls.as_ref().map(|(_, _, advertised, _)| advertised.clone()),
     };

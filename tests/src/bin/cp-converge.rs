@@ -26,7 +26,7 @@ use wasp_controlplane_api as api;
 use wasp_controlplane_api::admin_client::AdminClient;
 use wasp_controlplane_api::discovery_client::DiscoveryClient;
 use wasp_controlplane_api::subscribe_request::Kind;
-use wasp_e2e::controlplane::Node;
+use wasp_e2e::controlplane::{Node, TOKEN};
 use wasp_e2e::wat::header_filter;
 use wasp_e2e::{Cluster, Config, ControlPlane, FilterChain, Listener, Plugin, Route, Upstream};
 
@@ -87,9 +87,16 @@ async fn all_acked(admin: &mut AdminClient<Channel>, n: usize, version: u64) -> 
     }
 }
 
-/// One simulated proxy: subscribes and ACKs every version at once.
+/// One simulated proxy: subscribes with the token and ACKs every version
+/// at once.
 async fn subscriber(url: String, node: String) {
-    let mut client = DiscoveryClient::new(channel(url).await);
+    let token: tonic::metadata::MetadataValue<_> =
+        format!("Bearer {TOKEN}").parse().expect("token");
+    let mut client =
+        DiscoveryClient::with_interceptor(channel(url).await, move |mut r: tonic::Request<()>| {
+            r.metadata_mut().insert("authorization", token.clone());
+            Ok::<_, tonic::Status>(r)
+        });
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     tx.send(api::SubscribeRequest {
         kind: Some(Kind::Hello(api::Hello {

@@ -128,6 +128,14 @@ pub async fn run(cli: &Cli) -> Result<()> {
             let mut client = connect::connect(cli).await?;
             crate::rollouts::show(&mut client, cli.output, id.as_deref()).await
         }
+        Command::Diff { from, to, resolved } => {
+            let mut client = connect::connect(cli).await?;
+            let versions = crate::diff::Versions {
+                from: *from,
+                to: *to,
+            };
+            crate::diff::show(&mut client, cli.output, versions, *resolved).await
+        }
         Command::Rollback { version } => {
             let mut client = connect::connect(cli).await?;
             let response = client
@@ -260,6 +268,7 @@ async fn proxies(client: &mut Client, out: Output) -> Result<()> {
                     json!({
                         "node_id": p.node_id,
                         "labels": p.labels,
+                        "address": p.address,
                         "connected": p.connected,
                         "connected_since": p.connected_since,
                         "running_version": p.running_version,
@@ -278,6 +287,7 @@ async fn proxies(client: &mut Client, out: Output) -> Result<()> {
             &[
                 "NODE",
                 "LABELS",
+                "ADDRESS",
                 "CONNECTED",
                 "TRANSPORT",
                 "SINCE",
@@ -296,6 +306,11 @@ async fn proxies(client: &mut Client, out: Output) -> Result<()> {
                     vec![
                         p.node_id.clone(),
                         labels(p),
+                        if p.address.is_empty() {
+                            "-".to_owned()
+                        } else {
+                            p.address.clone()
+                        },
                         if p.connected { "yes" } else { "no" }.to_owned(),
                         p.transport.clone(),
                         p.connected_since.clone(),

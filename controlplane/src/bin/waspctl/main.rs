@@ -1,9 +1,11 @@
 //! `waspctl`: the operator's command line for the wasp control plane.
-//! Every failure prints one line (`waspctl: ...`) and exits 1; an invalid
-//! configuration lists every error with its path.
+//! Every failure, a bad command line included, prints one line
+//! (`waspctl: ...`) and exits 1; an invalid configuration lists every
+//! error with its path.
 
 mod commands;
 mod connect;
+mod diff;
 mod output;
 mod rollouts;
 mod sign;
@@ -12,11 +14,12 @@ mod tls;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::error::ErrorKind;
 use clap::{Parser, Subcommand, ValueEnum};
 
 /// Manage Wasm modules and configurations of a wasp control plane.
 #[derive(Parser)]
-#[command(name = "waspctl", version, about)]
+#[command(name = "waspctl", bin_name = "waspctl", version, about)]
 pub struct Cli {
     /// The control plane's gRPC address: `http://` for its plaintext
     /// endpoint, `https://` for its TLS endpoint (with --ca-file).
@@ -33,7 +36,8 @@ pub struct Cli {
     #[arg(long, global = true, env = "WASP_CA_FILE", value_name = "FILE")]
     ca_file: Option<PathBuf>,
     /// A file whose first line is the bearer token [default: the WASP_TOKEN
-    /// environment variable]. Writes need it; reads from loopback do not.
+    /// environment variable]. Writes need it; reads from loopback do not
+    /// unless wasp-cp runs with `--open-reads none`.
     #[arg(long, global = true, value_name = "FILE")]
     token_file: Option<PathBuf>,
     /// Output format.
@@ -85,6 +89,18 @@ enum Command {
     Get {
         #[command(subcommand)]
         command: GetCommand,
+    },
+    /// A unified diff of two configuration versions' documents.
+    Diff {
+        /// The older version [default: the one before the current one, or
+        /// with one version given, that one].
+        from: Option<u64>,
+        /// The newer version [default: the current one].
+        to: Option<u64>,
+        /// Compare the documents sent to proxies (every module pinned to
+        /// `sha256:<hex>`) instead of the documents as applied.
+        #[arg(long)]
+        resolved: bool,
     },
     /// Make an earlier configuration version current again (as a new version).
     Rollback {
@@ -160,8 +176,51 @@ enum GetCommand {
     },
 }
 
+/// A command-line error as one line: clap's message without its usage
+/// and hints, its detail lines joined to the first.
+fn one_line(err: &clap::Error) -> String {
+    let rendered = err.render().to_string();
+    if err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        // clap renders the whole help; name the command and point at it.
+        let command: Vec<&str> = rendered
+            .lines()
+            .find_map(|l| l.strip_prefix("Usage: "))
+            .unwrap_or("waspctl")
+            .split_whitespace()
+            .take_while(|w| !w.starts_with(['[', '<']))
+            .collect();
+        return format!(
+            "'{}' requires a subcommand but one was not provided (see --help)",
+            command.join(" ")
+        );
+    }
+    rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
+        .map(|l| l.strip_prefix("error: ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err)
+            if matches!(
+                err.kind(),
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+            ) =>
+        {
+            let _ = err.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            eprintln!("waspctl: {}", one_line(&err));
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -177,6 +236,47 @@ fn main() -> ExitCode {
         Err(err) => {
             eprintln!("waspctl: {err}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(args: &[&str]) -> String {
+        let argv = std::iter::once("waspctl").chain(args.iter().copied());
+        match Cli::try_parse_from(argv) {
+            Ok(_) => panic!("{args:?} parsed"),
+            Err(err) => one_line(&err),
+        }
+    }
+
+    #[test]
+    fn a_bad_command_line_is_one_line_without_usage() {
+        for (args, expected) in [
+            (
+                &["apply"][..],
+                "the following required arguments were not provided: --file <FILE>",
+            ),
+            (
+                &["-o", "xml", "proxies"],
+                "invalid value 'xml' for '--output <OUTPUT>' [possible values: table, json]",
+            ),
+            (
+                &["rollback", "abc"],
+                "invalid value 'abc' for '[VERSION]': invalid digit found in string",
+            ),
+            (
+                &["module"],
+                "'waspctl module' requires a subcommand but one was not provided (see --help)",
+            ),
+            (
+                &[],
+                "'waspctl' requires a subcommand but one was not provided (see --help)",
+            ),
+        ] {
+            assert_eq!(error_of(args), expected, "{args:?}");
         }
     }
 }

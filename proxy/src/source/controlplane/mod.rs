@@ -56,7 +56,8 @@ pub struct ControlPlaneOptions {
     pub labels: BTreeMap<String, String>,
     /// Where modules and the last good configuration are kept.
     pub cache_dir: PathBuf,
-    /// A bearer token to present (needed when the control plane is not on loopback).
+    /// The bearer token to present (the subscription needs it, unless it
+    /// is authenticated by a workload certificate over mutual TLS).
     pub token: Option<String>,
     /// When set, modules must be signed by one of these keys.
     pub trusted_keys: Option<TrustedKeys>,
