@@ -120,7 +120,15 @@ impl ChainPass {
         B::Error: Into<BoxError>,
     {
         let Some(active) = &self.active else {
-            return Ok(req.map(|body| body.map_err(Into::into).boxed_unsync()));
+            // A request that ends with its head sends an empty body, boxed
+            // without allocating.
+            return Ok(req.map(|body| {
+                if body.is_end_stream() {
+                    Empty::new().map_err(|never| match never {}).boxed_unsync()
+                } else {
+                    body.map_err(Into::into).boxed_unsync()
+                }
+            }));
         };
         let (mut parts, body) = req.into_parts();
         let request_ends = body.is_end_stream();

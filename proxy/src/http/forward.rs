@@ -99,10 +99,10 @@ pub async fn forward(
         conn.scheme,
         trusted_hops,
     );
-    let authority = forward.host_rewrite.clone().or_else(|| {
-        headers::request_authority(&parts.uri, &parts.headers)
-            .and_then(|a| HeaderValue::from_str(a).ok())
-    });
+    let authority = forward
+        .host_rewrite
+        .clone()
+        .or_else(|| headers::request_authority_value(&parts.uri, &parts.headers));
     let target = Target {
         method: parts.method,
         path: rewrite_path(parts.uri.path_and_query(), forward),

@@ -209,6 +209,18 @@ pub fn request_authority<'a>(uri: &'a http::Uri, headers: &'a HeaderMap) -> Opti
         .or_else(|| headers.get(header::HOST).and_then(|v| v.to_str().ok()))
 }
 
+/// [`request_authority`] as a header value: the `Host` header's own value
+/// (shared, not copied) unless the URI carries the authority.
+pub fn request_authority_value(uri: &http::Uri, headers: &HeaderMap) -> Option<HeaderValue> {
+    match uri.authority() {
+        Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
+        None => headers
+            .get(header::HOST)
+            .filter(|value| value.to_str().is_ok())
+            .cloned(),
+    }
+}
+
 fn strip_port(authority: &str) -> &str {
     if let Some(rest) = authority.strip_prefix('[') {
         return rest.split(']').next().unwrap_or(rest);
@@ -339,6 +351,32 @@ mod tests {
         let replaced = ensure_request_id(&mut h).clone();
         assert_eq!(replaced.len(), 36, "an empty id is replaced");
         assert_eq!(h.get_all(&X_REQUEST_ID).iter().count(), 1);
+    }
+
+    #[test]
+    fn the_authority_value_shares_the_host_header_or_copies_the_uri_authority() {
+        let headers = map(&[("host", "api.example:8080")]);
+        let origin_form: http::Uri = "/a?b".parse().unwrap();
+        let value = request_authority_value(&origin_form, &headers).unwrap();
+        assert_eq!(value, "api.example:8080");
+        // The same bytes, not a copy of them.
+        let host = headers.get(header::HOST).unwrap();
+        assert_eq!(value.as_bytes().as_ptr(), host.as_bytes().as_ptr());
+
+        let absolute: http::Uri = "http://other.example/a".parse().unwrap();
+        let value = request_authority_value(&absolute, &headers).unwrap();
+        assert_eq!(value, "other.example");
+
+        assert_eq!(
+            request_authority_value(&origin_form, &HeaderMap::new()),
+            None
+        );
+        let mut opaque = HeaderMap::new();
+        opaque.insert(
+            header::HOST,
+            HeaderValue::from_bytes(b"caf\xc3\xa9").unwrap(),
+        );
+        assert_eq!(request_authority_value(&origin_form, &opaque), None);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::Body;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Empty, Full};
 use tokio::sync::Notify;
 
 use super::body::{BoxError, UpstreamBody};
@@ -137,6 +137,10 @@ impl RequestBody {
     /// The body for the next attempt, if one is left.
     pub fn for_attempt(&mut self, end: &Arc<EndOfRequest>) -> Option<UpstreamBody> {
         match self {
+            // No body (most requests): an empty body boxes without allocating.
+            Self::Buffered(bytes) if bytes.is_empty() => {
+                Some(Empty::new().map_err(|never| match never {}).boxed_unsync())
+            }
             Self::Buffered(bytes) => Some(
                 Full::new(bytes.clone())
                     .map_err(|never| match never {})
