@@ -62,6 +62,18 @@ impl CtlOutput {
     }
 }
 
+/// Asserts a failed waspctl run: exit code 1 and one line on stderr,
+/// naming `waspctl` and containing `contains`.
+pub fn assert_one_line_failure(out: &CtlOutput, contains: &str) {
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
+    assert!(out.stderr.starts_with("waspctl: "), "{out:?}");
+    assert!(
+        out.stderr.contains(contains),
+        "{contains:?} missing: {out:?}"
+    );
+}
+
 /// A running `wasp-cp`, killed when dropped; its data directory lives as
 /// long as this value, across [`restart`](Self::restart)s.
 pub struct ControlPlane {
@@ -189,6 +201,22 @@ impl ControlPlane {
     /// `http://HTTP{path}` on the JSON endpoints.
     pub fn http_url(&self, path: &str) -> String {
         format!("http://{}{path}", self.http)
+    }
+
+    /// The value of the sample `name` (with its labels) on wasp-cp's
+    /// `/metrics`, read with the token; 0 when absent.
+    pub async fn metric(&self, name: &str) -> u64 {
+        let text = client::Client::http1()
+            .get_with(
+                &self.http_url("/metrics"),
+                &[("authorization", &format!("Bearer {TOKEN}"))],
+            )
+            .await
+            .map(|r| r.text())
+            .unwrap_or_default();
+        text.lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0)
     }
 
     /// A scratch directory that lives as long as this control plane.

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use wasp_e2e::controlplane::TOKEN;
+use wasp_e2e::controlplane::{TOKEN, assert_one_line_failure};
 use wasp_e2e::{
     Client, Cluster, Config, ControlPlane, FilterChain, Listener, Plugin, Route, Upstream, Wasp,
     filter_module, free_addr,
@@ -208,17 +208,6 @@ async fn pushed_chains_apply_within_a_second_and_bad_modules_are_nacked_while_th
     })
     .await;
     assert_eq!(served_by(listen).await, "two");
-}
-
-/// Asserts a failed waspctl run: exit code 1 and one line on stderr.
-fn assert_one_line_failure(out: &wasp_e2e::controlplane::CtlOutput, contains: &str) {
-    assert_eq!(out.code, Some(1), "{out:?}");
-    assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
-    assert!(out.stderr.starts_with("waspctl: "), "{out:?}");
-    assert!(
-        out.stderr.contains(contains),
-        "{contains:?} missing: {out:?}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

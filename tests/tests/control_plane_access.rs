@@ -16,21 +16,6 @@ fn document(listen: SocketAddr) -> String {
         .to_string()
 }
 
-/// A counter of wasp-cp's `/metrics` (0 when absent).
-async fn cp_metric(cp: &ControlPlane, name: &str) -> u64 {
-    let text = Client::http1()
-        .get_with(
-            &cp.http_url("/metrics"),
-            &[("authorization", &format!("Bearer {TOKEN}"))],
-        )
-        .await
-        .map(|r| r.text())
-        .unwrap_or_default();
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0)
-}
-
 /// The node ids `waspctl -o json proxies` lists.
 fn listed(cp: &ControlPlane) -> Vec<String> {
     cp.ctl(&["-o", "json", "proxies"])
@@ -61,7 +46,7 @@ async fn a_proxy_without_the_right_token_is_refused_on_loopback_and_keeps_trying
     // Refused again and again: the proxy logs why and retries.
     let rejected = "wasp_cp_subscriptions_rejected_total{reason=\"unauthenticated\"}";
     within(Duration::from_secs(20), "repeated refusals", || async {
-        cp_metric(&cp, rejected).await >= 4
+        cp.metric(rejected).await >= 4
             && wrong.log().matches("subscribe: invalid token").count() >= 2
             && none
                 .log()

@@ -5,7 +5,7 @@
 //! unknown version.
 
 use wasp_e2e::ControlPlane;
-use wasp_e2e::controlplane::CtlOutput;
+use wasp_e2e::controlplane::assert_one_line_failure;
 use wasp_e2e::wat::header_filter;
 use wasp_e2e::{Config, FilterChain, Listener, Plugin, Route};
 
@@ -21,30 +21,21 @@ fn document(body: &str) -> String {
         .to_string()
 }
 
-/// Asserts a failed waspctl run: exit code 1 and one line on stderr.
-fn assert_one_line_failure(out: &CtlOutput, contains: &str) {
-    assert_eq!(out.code, Some(1), "{out:?}");
-    assert_eq!(out.stderr.lines().count(), 1, "{out:?}");
-    assert!(out.stderr.starts_with("waspctl: "), "{out:?}");
-    assert!(
-        out.stderr.contains(contains),
-        "{contains:?} missing: {out:?}"
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waspctl_diff_shows_the_lines_two_versions_changed() {
     let cp = ControlPlane::start().await;
     let module = cp.dir().join("header.wat");
     std::fs::write(&module, header_filter("diff")).unwrap();
-    cp.ctl(&[
-        "module",
-        "push",
-        module.to_str().unwrap(),
-        "--name",
-        "header",
-    ])
-    .ok();
+    let push = || {
+        cp.ctl(&[
+            "module",
+            "push",
+            module.to_str().unwrap(),
+            "--name",
+            "header",
+        ])
+    };
+    push().ok();
     assert_one_line_failure(&cp.ctl(&["diff"]), "no configuration applied yet");
     let apply = |value: &str, message: &str| {
         let path = cp.dir().join("diff.yaml");
@@ -131,14 +122,7 @@ async fn waspctl_diff_shows_the_lines_two_versions_changed() {
 
     // The tag moves to other bytes: the same document, another module.
     std::fs::write(&module, header_filter("moved")).unwrap();
-    cp.ctl(&[
-        "module",
-        "push",
-        module.to_str().unwrap(),
-        "--name",
-        "header",
-    ])
-    .ok();
+    push().ok();
     apply("two", "tag moved");
     let same = cp.ctl(&["diff"]);
     assert_eq!(

@@ -30,17 +30,6 @@ async fn body(listen: SocketAddr) -> String {
     }
 }
 
-/// The value of the sample `name` (with its labels) on wasp-cp's /metrics.
-async fn cp_metric(cp: &ControlPlane, name: &str) -> u64 {
-    let text = wasp_e2e::client::get(&cp.http_url("/metrics"))
-        .await
-        .map(|r| r.text())
-        .unwrap_or_default();
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-        .unwrap_or(0)
-}
-
 /// The entry of `node` in wasp-cp's /proxies.
 async fn proxy_json(cp: &ControlPlane, node: &str) -> serde_json::Value {
     let all = wasp_e2e::client::get(&cp.http_url("/proxies"))
@@ -72,7 +61,11 @@ async fn a_proxy_moves_its_subscription_to_mtls_once_certified_and_still_acks_pu
     .await;
     let status = proxy_json(&cp, "web-1").await;
     assert_eq!(status["peer_identity"], spiffe("shop", "web"), "{status}");
-    assert!(cp_metric(&cp, "wasp_cp_subscriptions_total{transport=\"mtls\"}").await >= 1);
+    assert!(
+        cp.metric("wasp_cp_subscriptions_total{transport=\"mtls\"}")
+            .await
+            >= 1
+    );
     assert!(
         wasp.log()
             .contains("moving the subscription to the control plane's TLS endpoint"),
@@ -143,7 +136,7 @@ async fn a_certificate_of_another_identity_than_the_subscription_claims_is_refus
         "{refused}"
     );
     let mismatches = "wasp_cp_subscriptions_rejected_total{reason=\"identity_mismatch\"}";
-    assert_eq!(cp_metric(&cp, mismatches).await, 1);
+    assert_eq!(cp.metric(mismatches).await, 1);
     assert_eq!(proxy_json(&cp, "db-1").await, serde_json::Value::Null);
     assert!(cp.log().contains("subscription refused"), "{}", cp.log());
 }
@@ -173,12 +166,13 @@ async fn a_client_certificate_from_a_foreign_ca_fails_the_handshake() {
     within(
         Duration::from_secs(10),
         "the handshake failure counted",
-        || async { cp_metric(&cp, unknown_ca).await >= 1 },
+        || async { cp.metric(unknown_ca).await >= 1 },
     )
     .await;
     assert_eq!(proxy_json(&cp, "web-2").await, serde_json::Value::Null);
     assert_eq!(
-        cp_metric(&cp, "wasp_cp_subscriptions_total{transport=\"mtls\"}").await,
+        cp.metric("wasp_cp_subscriptions_total{transport=\"mtls\"}")
+            .await,
         0
     );
 }
