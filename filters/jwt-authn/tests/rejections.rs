@@ -7,6 +7,7 @@ mod common;
 use common::*;
 use rsa::pkcs8::EncodePublicKey;
 use serde_json::json;
+use wasp_filter_sdk::testing::Harness;
 
 #[test]
 fn alg_none_is_refused_in_any_spelling() {
@@ -161,35 +162,37 @@ fn a_bad_signature_fails() {
     assert_rejected(&mut host, &hs_other, "bad_signature");
 }
 
+/// Tokens whose `exp` passed, or whose `nbf` is ahead, by `within` seconds
+/// pass; by `beyond` seconds they fail.
+fn dates_pass_within_and_fail_beyond(host: &mut Harness, within: u64, beyond: u64) {
+    let rsa = Signer::Rsa(&keys().rsa);
+    let mut c = claims();
+    c["exp"] = json!(NOW - within);
+    assert_eq!(
+        status(&bearer(host, &token("RS256", Some("rsa"), rsa, &c))),
+        200
+    );
+    c["exp"] = json!(NOW - beyond);
+    assert_rejected(host, &token("RS256", Some("rsa"), rsa, &c), "expired");
+    let mut c = claims();
+    c["nbf"] = json!(NOW + within);
+    assert_eq!(
+        status(&bearer(host, &token("RS256", Some("rsa"), rsa, &c))),
+        200
+    );
+    c["nbf"] = json!(NOW + beyond);
+    assert_rejected(host, &token("RS256", Some("rsa"), rsa, &c), "not_yet_valid");
+}
+
 #[test]
 fn expired_and_not_yet_valid_tokens_fail_beyond_the_skew() {
     let mut host = host(&config(json!({"clock_skew": "30s"})));
-    let rsa = Signer::Rsa(&keys().rsa);
-    let mut c = claims();
-    c["exp"] = json!(NOW - 20); // within the skew
-    assert_eq!(
-        status(&bearer(&mut host, &token("RS256", Some("rsa"), rsa, &c))),
-        200
-    );
-    c["exp"] = json!(NOW - 31);
-    assert_rejected(&mut host, &token("RS256", Some("rsa"), rsa, &c), "expired");
-    let mut c = claims();
-    c["nbf"] = json!(NOW + 20);
-    assert_eq!(
-        status(&bearer(&mut host, &token("RS256", Some("rsa"), rsa, &c))),
-        200
-    );
-    c["nbf"] = json!(NOW + 31);
-    assert_rejected(
-        &mut host,
-        &token("RS256", Some("rsa"), rsa, &c),
-        "not_yet_valid",
-    );
+    dates_pass_within_and_fail_beyond(&mut host, 20, 31);
     let mut c = claims();
     c["exp"] = json!("tomorrow");
     assert_rejected(
         &mut host,
-        &token("RS256", Some("rsa"), rsa, &c),
+        &token("RS256", Some("rsa"), Signer::Rsa(&keys().rsa), &c),
         "malformed",
     );
 }
@@ -197,27 +200,7 @@ fn expired_and_not_yet_valid_tokens_fail_beyond_the_skew() {
 #[test]
 fn the_default_clock_skew_is_60_seconds() {
     let mut host = host(&config(json!({})));
-    let rsa = Signer::Rsa(&keys().rsa);
-    let mut c = claims();
-    c["exp"] = json!(NOW - 59);
-    assert_eq!(
-        status(&bearer(&mut host, &token("RS256", Some("rsa"), rsa, &c))),
-        200
-    );
-    c["exp"] = json!(NOW - 61);
-    assert_rejected(&mut host, &token("RS256", Some("rsa"), rsa, &c), "expired");
-    let mut c = claims();
-    c["nbf"] = json!(NOW + 59);
-    assert_eq!(
-        status(&bearer(&mut host, &token("RS256", Some("rsa"), rsa, &c))),
-        200
-    );
-    c["nbf"] = json!(NOW + 61);
-    assert_rejected(
-        &mut host,
-        &token("RS256", Some("rsa"), rsa, &c),
-        "not_yet_valid",
-    );
+    dates_pass_within_and_fail_beyond(&mut host, 59, 61);
 }
 
 #[test]
