@@ -12,20 +12,20 @@ out = subprocess.run(['perf', 'report', '-i', data, '--no-children', '--sort', '
 cats = collections.Counter()
 rows = []
 for line in out.splitlines():
-    m = re.match(r'\s*([\d.]+)%\s+(\S+)\s+\[(.)\]\s+(.*)', line)
+    m = re.match(r'\s*([\d.]+)%\s+(\[JIT\] tid \d+|\S+)\s+\[(.)\]\s+(.*)', line)
     if not m: continue
     pct, dso, kind, sym = float(m.group(1)), m.group(2), m.group(3), m.group(4)
     if kind == 'k' or 'kernel' in dso: c = 'kernel'
     elif dso.startswith('libc'):
         c = 'libc malloc/free' if re.search(r'malloc|free|_int_|unlink_chunk|consolidate|realloc|tcache|calloc', sym) else 'libc other (memcpy, syscalls wrappers)'
     elif dso == '[vdso]': c = 'vdso (clock reads)'
+    elif dso.startswith('[JIT]') or dso.startswith('[unknown]') or dso.startswith('perf-') or 'jit' in dso: c = 'Wasm guest (JIT)'
+    elif re.search(r'wasmtime|wasp_filter_host|cranelift', sym): c = 'wasmtime + filter host'
+    elif re.search(r'wasp_proxy|wasp::', sym): c = 'wasp proxy'
     elif re.search(r'^(<)?hyper(_util)?::|hyper::', sym): c = 'hyper'
     elif re.search(r'tokio::|mio::', sym): c = 'tokio/mio'
     elif re.search(r'http::|httparse::|bytes::', sym): c = 'http/httparse/bytes'
-    elif re.search(r'wasmtime|wasp_filter_host|cranelift', sym): c = 'wasmtime + filter host'
-    elif re.search(r'wasp_proxy|wasp::', sym): c = 'wasp proxy'
     elif dso.startswith('wasp'): c = 'wasp binary, other (std, prometheus, core)'
-    elif dso.startswith('[unknown]') or dso.startswith('perf-') or 'jit' in dso: c = 'Wasm guest (JIT)'
     else: c = 'other: ' + dso
     cats[c] += pct
 total = sum(cats.values())
