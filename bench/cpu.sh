@@ -14,7 +14,8 @@
 # (min–max) per target, plus the RSS after the runs.
 #
 # Targets: wasp, wasp-resilience, wasp-noop-1, wasp-noop-5, wasp-noop-10,
-# nginx, haproxy, pingora (bench/peers/pingora), envoy, envoy-v8-noop-1,
+# wasp-mesh (the full chain of bench/chains.sh's mesh-1: jwt-authn → authz →
+# fault → mirror → telemetry; every target is then sent its token), nginx, haproxy, pingora (bench/peers/pingora), envoy, envoy-v8-noop-1,
 # envoy-v8-noop-5.
 #
 # With --rate R every target gets the same R requests/s (oha -q) instead of
@@ -49,7 +50,7 @@ if ! command -v perf >/dev/null; then
 fi
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 wasp_binary
-if [[ -z "${NOOP_WASM:-}" && ( ",$only," == *",wasp-noop-"* || ",$only," == *",envoy-v8-noop-"* ) ]]; then
+if [[ ",$only," == *"wasp-mesh,"* || ( -z "${NOOP_WASM:-}" && ( ",$only," == *"wasp-noop-"* || ",$only," == *",envoy-v8-noop-"* ) ) ]]; then
     log "building the filters"
     scripts/build-filters.sh >&2
 fi
@@ -58,6 +59,10 @@ if [[ ",$only," == *",pingora,"* ]]; then pingora_binary; fi
 
 make_work cpubench
 start_upstream
+modules="$root/target/filters"
+# shellcheck source=bench/chains.sh
+source "$root/bench/chains.sh"
+if [[ ",$only," == *"wasp-mesh,"* ]]; then mesh_token_for mesh-1; fi
 
 # plugins KIND COUNT: the plugin lines of a chain for wasp or Envoy.
 plugins() {
@@ -93,6 +98,9 @@ for target in "${targets[@]}"; do
     case "$kind" in
         wasp|wasp-resilience)
             render "bench/configs/$kind.yaml" "$work/$target.yaml"
+            start_pinned "$PROXY_CPU" "$target" "$bin" run --config "$work/$target.yaml" --workers 1 ;;
+        wasp-mesh)
+            render_chain wasp mesh-1 "$work/$target.yaml"
             start_pinned "$PROXY_CPU" "$target" "$bin" run --config "$work/$target.yaml" --workers 1 ;;
         wasp-noop-*)
             noop_wasm="$wasm" with_plugins bench/configs/wasp-filters.yaml wasp "${target##*-}" "$work/$target.yaml"

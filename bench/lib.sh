@@ -128,8 +128,9 @@ start_pinned() {
 }
 
 wait_http() {
-    for _ in $(seq 1 100); do
-        if curl -fsS -o /dev/null "$1" 2>/dev/null; then return 0; fi
+    # Up to a minute: a chain's modules compile before the first request.
+    for _ in $(seq 1 600); do
+        if curl -fsS -o /dev/null ${CURL_EXTRA[@]+"${CURL_EXTRA[@]}"} "$1" 2>/dev/null; then return 0; fi
         sleep 0.1
     done
     log "no answer from $1"; tail -n 20 "$work"/*.log >&2; return 1

@@ -1,6 +1,8 @@
 //! The process-wide Wasm engine: wasmtime configuration (Cranelift, pooling
-//! allocator, epoch interruption driven by a ticker thread, stack limit), the
-//! module cache keyed by sha256, and the services shared by all plugins.
+//! allocator — or, where the address space is too small for its
+//! reservation, VMs allocated one by one —, epoch interruption driven by a
+//! ticker thread, stack limit), the module cache keyed by sha256, and the
+//! services shared by all plugins.
 
 use std::path::PathBuf;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -119,6 +121,8 @@ pub(crate) struct EngineInner {
     release_compiler_code: Option<fn()>,
     /// Modules compiled by Cranelift (not loaded from the disk cache).
     compiler_runs: std::sync::atomic::AtomicU64,
+    /// VMs come from the pool reserved at start (else one by one).
+    pooled: bool,
     /// The epoch ticker, started with the first plugin load: a process
     /// without filters has no thread waking up to count epochs.
     ticker: std::sync::Once,
@@ -138,10 +142,22 @@ impl std::fmt::Debug for FilterEngine {
     }
 }
 
-impl FilterEngine {
-    /// Configures wasmtime and links the host functions; the epoch ticker
-    /// starts with the first plugin load.
-    pub fn new(options: EngineOptions) -> Result<Self, HostError> {
+/// The wasmtime configuration for `options` and an engine made with it:
+/// VMs from a pool reserved up front (`pooled`), or allocated one by one
+/// with linear memories that reserve only what they hold (bounds-checked
+/// accesses instead of guard pages).
+fn engine_with(options: &EngineOptions, pooled: bool) -> wasmtime::Result<(Config, Engine)> {
+    let mut config = Config::new();
+    config
+        .epoch_interruption(true)
+        .max_wasm_stack(options.max_wasm_stack)
+        // No map from machine code back to Wasm bytecode offsets: it
+        // only adds `@0x…` offsets to backtraces, which the host never
+        // reports (a trap is reported by its kind), and it is a
+        // resident ~12% of every module's compiled image (559 KiB for
+        // the shipped filters' chain).
+        .generate_address_map(false);
+    if pooled {
         let mut pool = PoolingAllocationConfig::new();
         pool.total_core_instances(options.max_instances)
             .total_memories(options.max_instances)
@@ -149,21 +165,42 @@ impl FilterEngine {
             .max_memories_per_module(1)
             .max_tables_per_module(4)
             .max_memory_size(options.max_memory_bytes as usize);
-        let mut config = Config::new();
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    } else {
         config
-            .epoch_interruption(true)
-            .max_wasm_stack(options.max_wasm_stack)
-            // No map from machine code back to Wasm bytecode offsets: it
-            // only adds `@0x…` offsets to backtraces, which the host never
-            // reports (a trap is reported by its kind), and it is a
-            // resident ~12% of every module's compiled image (559 KiB for
-            // the shipped filters' chain).
-            .generate_address_map(false)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        if options.perf_map {
-            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
-        }
-        let engine = Engine::new(&config).map_err(|e| HostError::Engine(e.to_string()))?;
+            .allocation_strategy(InstanceAllocationStrategy::OnDemand)
+            .memory_reservation(0)
+            .memory_guard_size(0)
+            .memory_reservation_for_growth(1 << 20);
+    }
+    if options.perf_map {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
+    let engine = Engine::new(&config)?;
+    Ok((config, engine))
+}
+
+impl FilterEngine {
+    /// Configures wasmtime and links the host functions; the epoch ticker
+    /// starts with the first plugin load.
+    pub fn new(options: EngineOptions) -> Result<Self, HostError> {
+        let (config, engine, pooled) = match engine_with(&options, true) {
+            Ok((config, engine)) => (config, engine, true),
+            // The pool reserves address space for every VM at once (a few
+            // GiB each); under an address-space limit (`ulimit -v`, some
+            // sandboxes and tools) that fails, and VMs are then allocated
+            // one by one instead of the proxy refusing to start.
+            Err(pool_error) => {
+                let unpooled = engine_with(&options, false)
+                    .map_err(|_| HostError::Engine(pool_error.to_string()))?;
+                tracing::warn!(
+                    error = %pool_error,
+                    "the Wasm VM pool could not reserve its address space; \
+                     VMs are allocated one by one, with bounds-checked memories"
+                );
+                (unpooled.0, unpooled.1, false)
+            }
+        };
         let compiler = Compiler::new(&config);
         let imports = HostImports::new(&engine).map_err(|e| HostError::Engine(e.to_string()))?;
         let metrics = FilterMetrics::new(
@@ -196,6 +233,7 @@ impl FilterEngine {
                 release_memory: options.release_memory,
                 release_compiler_code: options.release_compiler_code,
                 compiler_runs: std::sync::atomic::AtomicU64::new(0),
+                pooled,
                 ticker: std::sync::Once::new(),
             }),
         })
@@ -306,6 +344,13 @@ impl FilterEngine {
     /// True once the epoch ticker runs (from the first plugin load on).
     pub fn ticking(&self) -> bool {
         self.inner.ticker.is_completed()
+    }
+
+    /// Whether VMs come from the pool reserved at start (`false`: the
+    /// address space was too small for it, and VMs are allocated one by
+    /// one; see [`FilterEngine::new`]).
+    pub fn pooled(&self) -> bool {
+        self.inner.pooled
     }
 
     /// How many modules were compiled (cache misses) so far.

@@ -54,7 +54,8 @@ pub async fn send(
         );
         let (response, addr) = match connection {
             Some(connection) => connection.send(request).await?,
-            None => cluster.send_upgrade(endpoint, request).await?,
+            // Boxed: upgrades are rare, and every request awaits `send`.
+            None => Box::pin(cluster.send_upgrade(endpoint, request)).await?,
         };
         *local = Some(addr.0);
         Ok(response)

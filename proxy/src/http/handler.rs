@@ -150,7 +150,9 @@ where
                 .unwrap_or_default()
                 .to_owned();
             let egress = listener.egress.as_ref().expect("checked");
-            match egress.resolve(&authority, DEFAULT_HTTP_PORT).await {
+            // Boxed: only requests to unlisted hosts resolve, and every
+            // request's future holds the largest state of its path.
+            match Box::pin(egress.resolve(&authority, DEFAULT_HTTP_PORT)).await {
                 Decision::Route(route) => {
                     completion.route = Some(Arc::clone(&route.name));
                     let trusted_hops = listener.trusted_hops;
@@ -219,7 +221,20 @@ async fn act(
 ) -> Response<ProxyBody> {
     match action {
         RouteAction::Forward(target) => {
-            match forward::forward(conn, trusted_hops, target, req, completion, upstream).await {
+            // Boxed: the request path's futures each hold the largest state
+            // of what they await, and each is copied as it starts; boxed,
+            // forwarding's state (its retries, deadlines and the upstream
+            // exchange, about 4 KiB) is written once instead of at every
+            // level above it.
+            let forwarded = Box::pin(forward::forward(
+                conn,
+                trusted_hops,
+                target,
+                req,
+                completion,
+                upstream,
+            ));
+            match forwarded.await {
                 Ok(response) => {
                     completion.set_response(VIA_UPSTREAM, 0);
                     response

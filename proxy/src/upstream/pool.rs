@@ -7,7 +7,9 @@
 //! slot under the cluster's `max_connections`; when none is free, the request
 //! waits as *pending* (under `max_pending_requests`) for one to come back.
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -141,17 +143,21 @@ impl Http1Pool {
             .retain(|entry| !entry.sender.is_closed() && entry.since.elapsed() < timeout);
     }
 
-    async fn connect(&self, permit: super::breaker::Permit) -> Result<Http1Sender, UpstreamError> {
+    /// Opens a connection. The future is boxed: opening is rare beside
+    /// reusing, and the callers' futures (every request's) stay small.
+    fn connect(
+        &self,
+        permit: super::breaker::Permit,
+    ) -> Pin<Box<dyn Future<Output = Result<Http1Sender, UpstreamError>> + Send + '_>> {
         let s = &self.settings;
-        connect::http1(
+        Box::pin(connect::http1(
             s.addr,
             s.connect_timeout,
             &s.metrics,
             permit,
             false,
             s.tls.as_deref(),
-        )
-        .await
+        ))
     }
 
     async fn acquire(&self) -> Result<Http1Sender, UpstreamError> {
@@ -289,13 +295,14 @@ impl Http2Pool {
             .try_connection()
             .ok_or(UpstreamError::Overflow(super::Breaker::MaxPending))?;
         let s = &self.settings;
-        let (sender, local) = connect::http2(
+        // Boxed: connecting is rare, and every request awaits `acquire`.
+        let (sender, local) = Box::pin(connect::http2(
             addr,
             s.connect_timeout,
             &s.metrics,
             permit,
             s.tls.as_deref(),
-        )
+        ))
         .await?;
         *self.current.lock().expect("pool lock") = Some((sender.clone(), local));
         Ok(Connection::Http2(addr, sender, local))

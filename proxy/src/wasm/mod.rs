@@ -266,6 +266,7 @@ pub fn dump(
         .collect();
     serde_json::json!({
         "compiled_modules": engine.compiled_modules(),
+        "vm_pool": engine.pooled(),
         "module_cache": {
             "capacity_bytes": cache.capacity_bytes,
             "bytes": cache.bytes,

@@ -113,3 +113,60 @@ fn compiler_code_is_released_only_after_a_load_that_compiled() {
         .expect("compiled and loaded");
     assert_eq!(CODE_RELEASES.load(Ordering::SeqCst), 2);
 }
+
+/// A module that grows its memory by a page on each request and writes
+/// to and reads back from the new page; a request with more than five
+/// headers then stores past the end of its memory.
+fn growing_module() -> String {
+    wat(
+        "",
+        r#"(func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (local $page i32)
+    (local.set $page (memory.grow (i32.const 1)))
+    (i32.store (i32.mul (local.get $page) (i32.const 65536)) (i32.const 42))
+    (if (i32.ne (i32.load (i32.mul (local.get $page) (i32.const 65536))) (i32.const 42))
+      (then unreachable))
+    (if (i32.gt_u (local.get 1) (i32.const 5))
+      (then (i32.store (i32.mul (memory.size) (i32.const 65536)) (i32.const 1))))
+    i32.const 0)"#,
+    )
+}
+
+#[tokio::test]
+async fn vms_are_allocated_one_by_one_when_the_pool_cannot_be_reserved() {
+    // A pool of this many VMs needs far more address space than a
+    // process has: the engine falls back to allocating VMs one by one.
+    let engine = FilterEngine::new(EngineOptions {
+        max_instances: u32::MAX,
+        max_memory_bytes: 16 << 20,
+        ..EngineOptions::default()
+    })
+    .expect("an engine without the pool");
+    assert!(!engine.pooled());
+    assert!(super::engine().pooled(), "a pool that fits is reserved");
+    let plugin = engine
+        .load(PluginSpec {
+            failure_policy: crate::FailurePolicy::FailClosed,
+            ..spec("unpooled", growing_module())
+        })
+        .expect("loads");
+    let chain = chain(vec![Arc::clone(&plugin)]);
+    for _ in 0..3 {
+        let stream = chain.start(crate::StreamInfo::default());
+        stream
+            .request_headers(request(), true)
+            .await
+            .expect("memory grows, and reads back what was written");
+    }
+    assert_eq!(plugin.status().traps, 0);
+    // Past the end of memory traps, bounds-checked without guard pages.
+    let mut headers = request();
+    headers.extend((0..6).map(|i| (format!("x-out-{i}"), b"1".to_vec())));
+    let stream = chain.start(crate::StreamInfo::default());
+    let reply = stream
+        .request_headers(headers, true)
+        .await
+        .expect_err("the trap fails the request closed");
+    assert_eq!(reply.status, 503);
+    assert_eq!(plugin.status().traps, 1);
+}
