@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Instructions per request in wasp, per filter chain, counted by
+# valgrind's callgrind over a fixed number of 1 KiB GETs after a warm-up:
+# the figure does not move with the machine's load (as timings do) and
+# needs no hardware counters (which VMs often lack), so a change to the
+# request path shows here exactly, with the functions that cost most.
+#
+# Under valgrind the VM pool cannot reserve its address space, so wasp
+# runs with VMs allocated one by one (bounds-checked memories): the Wasm
+# guests' own figures are then a little higher than in a pooled run; the
+# host's and the proxy's are the same.
+#
+# Needs valgrind (Debian `valgrind`, installed when missing). Chains as in
+# bench/chains.sh; the mesh chain gets its token.
+#
+# Usage: bench/instructions.sh [--chains noop-0,noop-1,mesh-1] [--requests N] [--top N]
+# WASP_BIN=PATH uses that wasp binary instead of building one;
+# PROFILES=DIR keeps each chain's callgrind profile in DIR/<chain>.callgrind.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+chains="noop-0,noop-1,mesh-1" requests=3000 top=12
+# shellcheck source=bench/lib.sh
+source "$root/bench/lib.sh"
+parse_options "chains requests top" "$@"
+
+install_tools
+if ! command -v valgrind >/dev/null || ! command -v callgrind_control >/dev/null; then
+    log "installing valgrind"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends valgrind
+fi
+wasp_binary build
+scripts/build-filters.sh >&2
+modules="$root/target/filters"
+make_work instructions
+start_upstream
+# shellcheck source=bench/chains.sh
+source "$root/bench/chains.sh"
+
+summary="$work/summary.md"
+echo "| chain | instructions / request | of which memcpy/memmove | of which malloc/free |" > "$summary"
+echo "|---|---:|---:|---:|" >> "$summary"
+IFS=, read -r -a chain_list <<< "$chains"
+for chain in "${chain_list[@]}"; do
+    OHA_EXTRA=() CURL_EXTRA=()
+    mesh_token_for "$chain"
+    proxy_port=$(free_port) admin_port=$(free_port)
+    render_chain wasp "$chain" "$work/$chain.yaml"
+    out="$work/$chain.callgrind"
+    # Counting starts after the warm-up, when instrumentation is switched
+    # on (`callgrind_control -i on`).
+    start_pinned "$PROXY_CPU" "$chain" valgrind --tool=callgrind --instr-atstart=no \
+        --callgrind-out-file="$out" "$WASP_BIN" run --config "$work/$chain.yaml" --workers 1
+    pid=$LAST_PID
+    url="http://127.0.0.1:$proxy_port/1k"
+    # Slow under valgrind: the chain's modules compile first.
+    for _ in $(seq 1 1200); do
+        if curl -fsS -o /dev/null ${CURL_EXTRA[@]+"${CURL_EXTRA[@]}"} "$url" 2>/dev/null; then break; fi
+        kill -0 "$pid" 2>/dev/null || { log "$chain: wasp exited"; tail -n 20 "$work/$chain.log" >&2; exit 1; }
+        sleep 0.5
+    done
+    oha_run -n 1000 -c 10 "$url" > /dev/null
+    callgrind_control -i on "$pid" > /dev/null 2>&1
+    oha_run -n "$requests" -c 10 "$url" > "$work/$chain.oha.json"
+    callgrind_control -i off "$pid" > /dev/null 2>&1
+    callgrind_control -d "$pid" > /dev/null 2>&1
+    stop_pid "$pid"
+    if [[ -n "${PROFILES:-}" ]]; then mkdir -p "$PROFILES"; cp "$out"* "$PROFILES/" 2>/dev/null || true; fi
+    # The counted requests are in the one dump, `$out.1` (`$out` is what
+    # came after, with instrumentation off: nothing).
+    callgrind_annotate --inclusive=no --threshold=100 "$out.1" 2>/dev/null > "$work/$chain.annotate"
+    python3 - "$chain" "$requests" "$work/$chain.annotate" "$work/$chain.oha.json" "$top" "$summary" <<'PY'
+import json, re, sys
+chain, requests, path, oha, top, summary = sys.argv[1:]
+requests, top = int(requests), int(top)
+codes = json.load(open(oha)).get("statusCodeDistribution", {})
+if codes.get("200", 0) != requests:
+    sys.exit(f"{chain}: not every request answered 200: {codes}")
+total, rows = None, []
+for line in open(path):
+    m = re.match(r"\s*([\d,]+) \(\s*[\d.]+%\)\s+(.*)", line)
+    if not m:
+        m = re.match(r"\s*([\d,]+)\s+\(100.0%\)\s+PROGRAM TOTALS", line)
+        if m:
+            total = int(m.group(1).replace(",", ""))
+        continue
+    ir, name = int(m.group(1).replace(",", "")), m.group(2)
+    if "PROGRAM TOTALS" in name:
+        total = ir
+    else:
+        rows.append((ir, name))
+if total is None:
+    total = sum(ir for ir, _ in rows)
+def share(pattern):
+    return sum(ir for ir, name in rows if re.search(pattern, name)) / requests
+memcpy = share(r"mem(cpy|move)")
+malloc = share(r"\b(_int_)?(malloc|free|cfree|realloc|calloc)\b|malloc_consolidate|unlink_chunk|_int_free")
+with open(summary, "a") as out:
+    out.write(f"| {chain} | {total / requests:,.0f} | {memcpy:,.0f} | {malloc:,.0f} |\n")
+print(f"\n{chain}: {total / requests:,.0f} instructions per request; the top functions (self):")
+for ir, name in rows[:top]:
+    print(f"  {ir / requests:10,.0f}  {name[:150]}")
+PY
+done
+echo
+cat "$summary"
+echo
+echo "wasp ${WASP_BIN_SOURCE}; $requests requests per chain on 10 kept-alive connections, after 1,000 not counted; callgrind (valgrind $(valgrind --version | sed 's/valgrind-//'))."
