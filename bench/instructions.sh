@@ -95,7 +95,8 @@ if total is None:
 def share(pattern):
     return sum(ir for ir, name in rows if re.search(pattern, name)) / requests
 memcpy = share(r"mem(cpy|move)")
-malloc = share(r"\b(_int_)?(malloc|free|cfree|realloc|calloc)\b|malloc_consolidate|unlink_chunk|_int_free")
+# glibc's malloc, or jemalloc (the `jemalloc` feature: its sources' path).
+malloc = share(r"/malloc/|\b(malloc|free|cfree|realloc|calloc)\b|jemalloc|_rjem_")
 with open(summary, "a") as out:
     out.write(f"| {chain} | {total / requests:,.0f} | {memcpy:,.0f} | {malloc:,.0f} |\n")
 print(f"\n{chain}: {total / requests:,.0f} instructions per request; the top functions (self):")
