@@ -2,7 +2,6 @@
 //! buffer a filter is currently shown, trailers, a local reply, filter state,
 //! and the signals a paused filter is resumed with.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -106,7 +105,7 @@ pub(crate) struct StreamData {
     /// A local reply, first one wins.
     pub local_reply: Option<LocalReply>,
     /// Values set with `proxy_set_property`, by dotted path.
-    pub filter_state: HashMap<String, Vec<u8>>,
+    pub filter_state: crate::state::StateMap,
     pub info: StreamInfo,
     /// How long the stream took, once it ended (`request.duration`).
     pub ended: Option<Duration>,
@@ -124,7 +123,7 @@ impl StreamData {
             request_body: Vec::new(),
             response_body: Vec::new(),
             local_reply: None,
-            filter_state: HashMap::new(),
+            filter_state: crate::state::StateMap::default(),
             info,
             ended: None,
         }

@@ -16,11 +16,9 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
-
 use crate::limits::Limit;
 
-use crate::state::VmState;
+use crate::state::{StateMap, VmState};
 
 /// `xds.listener_direction`: Envoy's `UNSPECIFIED` (wasp's listeners have
 /// no direction yet).
@@ -76,7 +74,7 @@ fn with_joined<R>(path: &[&str], f: impl FnOnce(&str) -> R) -> R {
 }
 
 /// The value filter state holds under `path`.
-fn state_value(map: &HashMap<String, Vec<u8>>, path: &[&str]) -> Option<Value> {
+fn state_value(map: &StateMap, path: &[&str]) -> Option<Value> {
     if map.is_empty() {
         return None;
     }
@@ -146,7 +144,7 @@ pub(crate) fn settable(path: &str) -> bool {
 /// later filters of the same stream) or, outside a stream, in the VM.
 pub(crate) fn set(state: &mut VmState, path: String, value: Vec<u8>) -> Result<(), Limit> {
     let max = state.core.spec.limits.max_property_bytes;
-    let store = |map: &mut HashMap<String, Vec<u8>>| {
+    let store = |map: &mut StateMap| {
         let before: usize = map.iter().map(|(k, v)| k.len() + v.len()).sum();
         let replaced = map.get(&path).map_or(0, |v| path.len() + v.len());
         let after = before - replaced + path.len() + value.len();

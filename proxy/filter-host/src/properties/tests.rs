@@ -176,7 +176,7 @@ fn filter_state_keys_are_the_segments_joined_with_dots_short_or_long() {
         super::with_joined(&["request", &long], str::to_owned),
         format!("request.{long}")
     );
-    let mut state = std::collections::HashMap::new();
+    let mut state = crate::state::StateMap::default();
     state.insert("request.auth.principal".to_owned(), b"p".to_vec());
     assert_eq!(
         super::state_value(&state, &["request", "auth", "principal"]).as_deref(),
