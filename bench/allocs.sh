@@ -41,10 +41,7 @@ echo "| chain | mallocs / request | syscalls / request |"
 echo "|---|---:|---:|"
 IFS=, read -r -a chain_list <<< "$chains"
 for chain in "${chain_list[@]}"; do
-    OHA_EXTRA=() CURL_EXTRA=()
-    mesh_token_for "$chain"
-    proxy_port=$(free_port) admin_port=$(free_port)
-    render_chain wasp "$chain" "$work/$chain.yaml"
+    wasp_chain_config "$chain"
     start_pinned "$PROXY_CPU" "$chain" "$WASP_BIN" run --config "$work/$chain.yaml" --workers 1
     pid=$LAST_PID
     url="http://127.0.0.1:$proxy_port/1k"

@@ -88,10 +88,21 @@ render_chain() {
     sed -e "/@PLUGINS@/{r $out.plugins" -e 'd}' "$out.tmp" > "$out"
 }
 
-# wait_ready URL PID: polls every 10 ms until URL answers 200 or PID exits.
+# wasp_chain_config CHAIN: for one wasp run of CHAIN, its token (or none)
+# on every oha and curl request, free proxy and admin ports, and its
+# configuration in $work/CHAIN.yaml.
+wasp_chain_config() {
+    OHA_EXTRA=() CURL_EXTRA=()
+    mesh_token_for "$1"
+    proxy_port=$(free_port) admin_port=$(free_port)
+    render_chain wasp "$1" "$work/$1.yaml"
+}
+
+# wait_ready URL PID [SECONDS]: polls every 10 ms until URL answers 200,
+# PID exits, or SECONDS (default 60) have passed.
 wait_ready() {
-    local url="$1" pid="$2"
-    for _ in $(seq 1 6000); do
+    local url="$1" pid="$2" deadline=$((SECONDS + ${3:-60}))
+    while ((SECONDS < deadline)); do
         if curl -fsS -o /dev/null "${CURL_EXTRA[@]}" "$url" 2>/dev/null; then return 0; fi
         kill -0 "$pid" 2>/dev/null || return 1
         sleep 0.01

@@ -15,7 +15,8 @@
 #
 # Targets: wasp, wasp-resilience, wasp-noop-1, wasp-noop-5, wasp-noop-10,
 # wasp-mesh (the full chain of bench/chains.sh's mesh-1: jwt-authn → authz →
-# fault → mirror → telemetry; every target is then sent its token), nginx, haproxy, pingora (bench/peers/pingora), envoy, envoy-v8-noop-1,
+# fault → mirror → telemetry; every target is then sent its token), nginx,
+# haproxy, pingora (bench/peers/pingora), envoy, envoy-v8-noop-1,
 # envoy-v8-noop-5.
 #
 # With --rate R every target gets the same R requests/s (oha -q) instead of

@@ -43,10 +43,7 @@ echo "| chain | instructions / request | of which memcpy/memmove | of which mall
 echo "|---|---:|---:|---:|" >> "$summary"
 IFS=, read -r -a chain_list <<< "$chains"
 for chain in "${chain_list[@]}"; do
-    OHA_EXTRA=() CURL_EXTRA=()
-    mesh_token_for "$chain"
-    proxy_port=$(free_port) admin_port=$(free_port)
-    render_chain wasp "$chain" "$work/$chain.yaml"
+    wasp_chain_config "$chain"
     out="$work/$chain.callgrind"
     # Counting starts after the warm-up, when instrumentation is switched
     # on (`callgrind_control -i on`).
@@ -55,11 +52,7 @@ for chain in "${chain_list[@]}"; do
     pid=$LAST_PID
     url="http://127.0.0.1:$proxy_port/1k"
     # Slow under valgrind: the chain's modules compile first.
-    for _ in $(seq 1 1200); do
-        if curl -fsS -o /dev/null ${CURL_EXTRA[@]+"${CURL_EXTRA[@]}"} "$url" 2>/dev/null; then break; fi
-        kill -0 "$pid" 2>/dev/null || { log "$chain: wasp exited"; tail -n 20 "$work/$chain.log" >&2; exit 1; }
-        sleep 0.5
-    done
+    wait_ready "$url" "$pid" 600 || { log "$chain: wasp did not start"; tail -n 20 "$work/$chain.log" >&2; exit 1; }
     oha_run -n 1000 -c 10 "$url" > /dev/null
     callgrind_control -i on "$pid" > /dev/null 2>&1
     oha_run -n "$requests" -c 10 "$url" > "$work/$chain.oha.json"

@@ -191,14 +191,14 @@ impl FilterEngine {
             // sandboxes and tools) that fails, and VMs are then allocated
             // one by one instead of the proxy refusing to start.
             Err(pool_error) => {
-                let unpooled = engine_with(&options, false)
+                let (config, engine) = engine_with(&options, false)
                     .map_err(|_| HostError::Engine(pool_error.to_string()))?;
                 tracing::warn!(
                     error = %pool_error,
                     "the Wasm VM pool could not reserve its address space; \
                      VMs are allocated one by one, with bounds-checked memories"
                 );
-                (unpooled.0, unpooled.1, false)
+                (config, engine, false)
             }
         };
         let compiler = Compiler::new(&config);
