@@ -29,7 +29,7 @@ IFS=, read -ra names <<<"$chains"
 for name in "${names[@]}"; do
     if [[ $name == none ]]; then : >"$work/$name.tsv"; else chain_modules "$name" >"$work/$name.tsv"; fi
     extra=()
-    [[ $name == mesh-* ]] && extra=("authorization: Bearer $mesh_token")
+    [[ $name == mesh-* || $name == meshpart-* ]] && extra=("authorization: Bearer $mesh_token")
     figures=()
     for ((r = 0; r < rounds; r++)); do
         figures+=("$(taskset -c "$PROXY_CPU" "$bin" "$work/$name.tsv" "$requests" "${extra[@]}" \

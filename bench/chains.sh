@@ -23,16 +23,18 @@ PY
 # curl request when CHAINS (comma-separated) has a mesh chain.
 CURL_EXTRA=()
 mesh_token_for() {
-    if [[ ",$1," == *",mesh-"* ]]; then
+    if [[ ",$1," == *",mesh-"* || ",$1," == *",meshpart-"* ]]; then
         OHA_EXTRA=(-H "authorization: Bearer $mesh_token")
         CURL_EXTRA=(-H "authorization: Bearer $mesh_token")
     fi
 }
 
 # chain_modules CHAIN: one line per plugin of a chain (noop-N, rewrite-N,
-# mesh-1): its module, a tab, and its JSON configuration (may be empty).
-# mesh-1 is the full chain jwt-authn → authz → fault (0%) → mirror (0%) →
-# telemetry (with its defaults).
+# mesh-1, meshpart-K): its module, a tab, and its JSON configuration (may
+# be empty). mesh-1 is the full chain jwt-authn → authz → fault (0%) →
+# mirror (0%) → telemetry (with its defaults); meshpart-K is its first K
+# filters (1–5), so that the differences between K and K−1 give each
+# filter's own cost.
 chain_modules() {
     local kind="${1%-*}" count="${1##*-}"
     case "$kind" in
@@ -46,7 +48,10 @@ chain_modules() {
                 "$modules/wasp_filter_fault.wasm" '{"abort": {"http_status": 503, "percentage": {"value": 0}}, "delay": {"fixed_delay": "1s", "percentage": {"value": 0}}}' \
                 "$modules/wasp_filter_mirror.wasm" '{"cluster": "shadow", "percentage": {"value": 0}}' \
                 "$modules/wasp_filter_telemetry.wasm" '{}' ;;
-        *) log "unknown chain $1 (noop-N, rewrite-N or mesh-1)"; exit 2 ;;
+        meshpart)
+            ((count >= 1 && count <= 5)) || { log "meshpart-K has the first K (1–5) filters of mesh-1"; exit 2; }
+            chain_modules mesh-1 | head -n "$count" ;;
+        *) log "unknown chain $1 (noop-N, rewrite-N, mesh-1 or meshpart-K)"; exit 2 ;;
     esac
 }
 

@@ -95,23 +95,32 @@ impl Telemetry {
             text.hex(u128::from(p), 16);
             text
         });
+        // A header the request did not have is added: the host then has
+        // no pairs of the name to find and remove first.
+        let put = |name: &str, value: &str| {
+            if present.contains(name) {
+                headers.set(name, value);
+            } else {
+                headers.add(name, value);
+            }
+        };
         if tracing.w3c {
-            headers.set("traceparent", &span.traceparent());
+            put("traceparent", &span.traceparent());
         }
         if tracing.b3_multi {
-            headers.set("x-b3-traceid", &span.b3_trace_id());
-            headers.set("x-b3-spanid", &span_id);
+            put("x-b3-traceid", &span.b3_trace_id());
+            put("x-b3-spanid", &span_id);
             match &parent {
-                Some(parent) => headers.set("x-b3-parentspanid", parent),
+                Some(parent) => put("x-b3-parentspanid", parent),
                 None if present.contains("x-b3-parentspanid") => {
                     headers.remove("x-b3-parentspanid")
                 }
                 None => {}
             }
-            headers.set("x-b3-sampled", sampled);
+            put("x-b3-sampled", sampled);
         }
         if tracing.b3_single {
-            headers.set("b3", &span.b3_single());
+            put("b3", &span.b3_single());
         }
         let publish = |path: &PropertyPath, value: &str| {
             if let Err(e) = ctx.set_property_at(path, value.as_bytes()) {

@@ -366,6 +366,25 @@ fn b3_multi_and_single_traces_are_continued() {
         stream.request_header("x-b3-parentspanid").as_deref(),
         Some(SPAN)
     );
+    // The caller's headers are replaced, not joined by a second value.
+    let trace_headers: Vec<(String, String)> = stream
+        .request_header_list()
+        .into_iter()
+        .filter(|(name, _)| name.starts_with("x-b3-"))
+        .collect();
+    let mut names: Vec<&str> = trace_headers.iter().map(|(n, _)| n.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "x-b3-parentspanid",
+            "x-b3-sampled",
+            "x-b3-spanid",
+            "x-b3-traceid"
+        ],
+        "{trace_headers:?}"
+    );
+    assert_ne!(stream.request_header("x-b3-spanid").as_deref(), Some(SPAN));
     stream.finish();
 
     let stream = request(&mut host, 200, &[("b3", &format!("{TRACE}-{SPAN}-0"))]);

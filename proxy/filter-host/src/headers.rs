@@ -92,6 +92,23 @@ impl HeaderEdits {
     }
 }
 
+/// Bytes (names plus values) and entries of the pairs of one name in a
+/// map ([`Headers::named_size`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct NamedSize {
+    /// Of the pairs the proxy's headers still have.
+    pub kept: (usize, usize),
+    /// Of the pairs filters added (of a list: every pair).
+    pub added: (usize, usize),
+}
+
+impl NamedSize {
+    /// Bytes and entries of every pair of the name.
+    pub fn total(self) -> (usize, usize) {
+        (self.kept.0 + self.added.0, self.kept.1 + self.added.1)
+    }
+}
+
 /// How a headers phase changed the headers the proxy handed over.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum HeadChange {
@@ -236,15 +253,9 @@ impl Headers {
     }
 
     /// Bytes and entries of the pairs named `name`.
+    #[cfg(test)]
     pub fn size_of(&self, name: &str) -> (usize, usize) {
-        match self {
-            Self::List(list) => list_size(list, name),
-            Self::Source(_, None, _) => self.kept_size_of(name),
-            Self::Source(_, Some(edits), _) => {
-                let (kept, added) = (self.kept_size_of(name), list_size(&edits.added, name));
-                (kept.0 + added.0, kept.1 + added.1)
-            }
-        }
+        self.named_size(name).total()
     }
 
     /// Bytes and entries of the pairs named `name` that a source map still
@@ -322,12 +333,38 @@ impl Headers {
         }
     }
 
+    /// Bytes and entries of the pairs named `name`, split as a removal
+    /// needs them: those the proxy's headers still have, and those filters
+    /// added (or, of a list, every one). Their sum is [`Headers::size_of`].
+    pub fn named_size(&self, name: &str) -> NamedSize {
+        match self {
+            Self::List(list) => NamedSize {
+                kept: (0, 0),
+                added: list_size(list, name),
+            },
+            Self::Source(_, None, _) => NamedSize {
+                kept: self.kept_size_of(name),
+                added: (0, 0),
+            },
+            Self::Source(_, Some(edits), _) => NamedSize {
+                kept: self.kept_size_of(name),
+                added: list_size(&edits.added, name),
+            },
+        }
+    }
+
     /// Removes every pair of `name`.
     pub fn remove(&mut self, name: &str) {
-        let kept = self.kept_size_of(name);
+        let named = self.named_size(name);
+        self.remove_named(name, named);
+    }
+
+    /// Removes every pair of `name`, whose sizes are `named` (as
+    /// [`Headers::named_size`] gave them, the map unchanged since).
+    fn remove_named(&mut self, name: &str, named: NamedSize) {
+        let NamedSize { kept, added } = named;
         match self.edits() {
             Some((edits, size)) => {
-                let added = list_size(&edits.added, name);
                 *size = (size.0 - kept.0 - added.0, size.1 - kept.1 - added.1);
                 if kept.1 > 0 {
                     edits.removed.push(name.to_ascii_lowercase());
@@ -336,13 +373,28 @@ impl Headers {
                     header_remove(&mut edits.added, name);
                 }
             }
-            None => header_remove(self.list_mut(), name),
+            None => {
+                if added.1 > 0 {
+                    header_remove(self.list_mut(), name);
+                }
+            }
         }
     }
 
     /// Replaces every pair of `name` with one pair, after the others.
+    #[cfg(test)]
     pub fn replace(&mut self, name: String, value: Vec<u8>) {
-        self.remove(&name);
+        let named = self.named_size(&name);
+        self.replace_named(name, value, named);
+    }
+
+    /// [`Headers::replace`] when the sizes of the pairs named `name` are
+    /// known (`named`, from [`Headers::named_size`] of the map as it is):
+    /// a hostcall sizes them once, for its limit check and for the edit.
+    pub fn replace_named(&mut self, name: String, value: Vec<u8>, named: NamedSize) {
+        if named.kept.1 > 0 || named.added.1 > 0 {
+            self.remove_named(&name, named);
+        }
         self.add(name, value);
     }
 

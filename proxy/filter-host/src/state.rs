@@ -41,11 +41,20 @@ impl Hasher for IdHasher {
     }
 }
 
+/// A filter state key: a dotted path's bytes (UTF-8), inline up to 24
+/// bytes, as nearly every key filters publish is (`request.auth.principal`,
+/// `telemetry.trace_id`): setting one allocates nothing.
+pub(crate) type StateKey = smallvec::SmallVec<[u8; 24]>;
+
+/// A filter state value, inline up to 32 bytes (a principal, a trace id, a
+/// flag); longer values are on the heap.
+pub(crate) type StateValue = smallvec::SmallVec<[u8; 32]>;
+
 /// Filter state (`proxy_set_property` values) by dotted path. The keys are
 /// the filters' strings, which may come from requests: hashed with a
 /// per-process random seed (foldhash), several times faster than the
 /// standard library's SipHash on such short keys.
-pub(crate) type StateMap = HashMap<String, Vec<u8>, foldhash::fast::RandomState>;
+pub(crate) type StateMap = HashMap<StateKey, StateValue, foldhash::fast::RandomState>;
 
 /// A map keyed by ids the VM hands out.
 pub(crate) type IdMap<V> = HashMap<u32, V, BuildHasherDefault<IdHasher>>;

@@ -219,37 +219,27 @@ fn edit_map_value(
         let value = read(&caller, call, "value", value_ptr, value_len)?;
         let core = Arc::clone(&caller.data().core);
         map_op(&mut caller, call, map_type, Access::Write, |headers| {
-            let before = headers.size();
-            let after = edited_size(headers, before, edit, &key, value.len());
-            limits::check_size(&core, before, after)?;
+            let (bytes, count) = headers.size();
+            let added = key.len() + value.len();
             match edit {
-                Edit::Add => headers.add(key, value),
-                Edit::Replace => headers.replace(key, value),
+                Edit::Add => {
+                    limits::check_size(&core, (bytes, count), (bytes + added, count + 1))?;
+                    headers.add(key, value);
+                }
+                Edit::Replace => {
+                    // Sized once, for the check and for the edit.
+                    let named = headers.named_size(&key);
+                    let (gone_bytes, gone) = named.total();
+                    let after = (bytes - gone_bytes + added, count - gone + 1);
+                    limits::check_size(&core, (bytes, count), after)?;
+                    headers.replace_named(key, value, named);
+                }
             }
             Ok(())
         })?
         .map_err(|limit| limits::exceeded(&core, call, limit))?;
         Ok(())
     })
-}
-
-/// Bytes and entries of `headers` (now `(bytes, count)`) once `edit` of
-/// `key` to a value of `value_len` bytes is applied.
-fn edited_size(
-    headers: &Headers,
-    (bytes, count): (usize, usize),
-    edit: Edit,
-    key: &str,
-    value_len: usize,
-) -> (usize, usize) {
-    let added = key.len() + value_len;
-    match edit {
-        Edit::Add => (bytes + added, count + 1),
-        Edit::Replace => {
-            let (gone_bytes, gone) = headers.size_of(key);
-            (bytes - gone_bytes + added, count - gone + 1)
-        }
-    }
 }
 
 fn remove_map_value(mut caller: C<'_>, map_type: u32, key_ptr: u32, key_len: u32) -> CallResult {

@@ -14,7 +14,7 @@ use crate::memory::{
 use crate::plugin::PluginCore;
 use crate::properties;
 use crate::shared::Refused;
-use crate::state::VmState;
+use crate::state::{StateValue, VmState};
 
 type C<'a> = Caller<'a, VmState>;
 
@@ -91,14 +91,27 @@ fn path_segments<'p>(caller: &C<'_>, call: &str, path: &'p [u8]) -> Result<Segme
 
 /// The segments of a serialized property path, split as
 /// `wasp_abi::decode_property_path` splits it; `None` when one is not UTF-8.
+/// The path is checked as UTF-8 once, whole (a NUL is one byte of UTF-8,
+/// so its pieces are UTF-8 exactly when it is), and cut at its NUL bytes:
+/// the host's most frequent hostcall argument.
 fn split_path(path: &[u8]) -> Option<Segments<'_>> {
     let trimmed = path.strip_suffix(&[0]).unwrap_or(path);
     let mut segments = Segments::Inline([""; INLINE_SEGMENTS], 0);
     if trimmed.is_empty() {
         return Some(segments);
     }
-    for segment in trimmed.split(|b| *b == 0) {
-        let segment = std::str::from_utf8(segment).ok()?;
+    let text = std::str::from_utf8(trimmed).ok()?;
+    let mut start = 0;
+    // Every NUL, then the end: byte positions that are char boundaries.
+    let ends = trimmed
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b == 0)
+        .map(|(at, _)| at)
+        .chain(std::iter::once(trimmed.len()));
+    for end in ends {
+        let segment = &text[start..end];
+        start = end + 1;
         match &mut segments {
             Segments::Inline(inline, n) if *n < INLINE_SEGMENTS => {
                 inline[*n] = segment;
@@ -140,18 +153,18 @@ fn set_property(
 ) -> CallResult {
     const CALL: &str = "proxy_set_property";
     answer(|| {
-        let value = read(&caller, CALL, "value", value_ptr, value_len)?;
+        let value = StateValue::from_slice(view(&caller, CALL, "value", value_ptr, value_len)?);
         let path = view(&caller, CALL, "path", path_ptr, path_len)?;
         let segments = path_segments(&caller, CALL, path)?;
         if segments.is_empty() {
             return Err(misuse(&caller, CALL, "path (empty)", Status::BadArgument).into());
         }
-        let path = segments.join(".");
-        if !properties::settable(&path) {
+        if !properties::settable(&segments) {
             let argument = "path (an attribute of the proxy)";
             return Err(misuse(&caller, CALL, argument, Status::BadArgument).into());
         }
-        properties::set(caller.data_mut(), path, value)
+        let key = properties::state_key(&segments);
+        properties::set(caller.data_mut(), key, value)
             .map_err(|limit| limits::exceeded(&caller.data().core, CALL, limit))?;
         Ok(())
     })

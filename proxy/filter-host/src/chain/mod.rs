@@ -570,7 +570,8 @@ impl ChainStream {
 
     /// Filter state set so far (`proxy_set_property`), by dotted path.
     pub fn filter_state(&self, path: &str) -> Option<Vec<u8>> {
-        self.lock().filter_state.get(path).cloned()
+        let data = self.lock();
+        data.filter_state.get(path.as_bytes()).map(|v| v.to_vec())
     }
 }
 

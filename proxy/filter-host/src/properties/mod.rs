@@ -18,19 +18,21 @@ mod tests;
 
 use crate::limits::Limit;
 
-use crate::state::{StateMap, VmState};
+use crate::state::{StateKey, StateMap, StateValue, VmState};
 
 /// `xds.listener_direction`: Envoy's `UNSPECIFIED` (wasp's listeners have
 /// no direction yet).
 const LISTENER_DIRECTION: i64 = 0;
 
-/// A property's value: bytes, or a number kept inline in Envoy's
-/// encoding (8 bytes, little-endian), so that reading one allocates
-/// nothing.
+/// A property's value: bytes, a short value of filter state, or a number
+/// kept inline in Envoy's encoding (8 bytes, little-endian), so that
+/// reading a number or most filter state allocates nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Value {
     /// A string, message or flag.
     Bytes(Vec<u8>),
+    /// A value of filter state (inline when short).
+    State(StateValue),
     /// A number.
     Int([u8; 8]),
 }
@@ -40,6 +42,7 @@ impl std::ops::Deref for Value {
     fn deref(&self) -> &[u8] {
         match self {
             Self::Bytes(bytes) => bytes,
+            Self::State(value) => value,
             Self::Int(number) => number,
         }
     }
@@ -78,7 +81,9 @@ fn state_value(map: &StateMap, path: &[&str]) -> Option<Value> {
     if map.is_empty() {
         return None;
     }
-    with_joined(path, |key| map.get(key).cloned().map(Value::Bytes))
+    with_joined(path, |key| {
+        map.get(key.as_bytes()).cloned().map(Value::State)
+    })
 }
 
 /// Looks a property up for the effective context of `state`.
@@ -124,13 +129,20 @@ pub(crate) fn get(state: &VmState, segs: &[&str]) -> Option<Value> {
     }
 }
 
-/// Whether a filter may set `path` (segments joined with `.`): not when it
-/// names one of the proxy's own attributes, in either the segmented or the
-/// dotted form.
-pub(crate) fn settable(path: &str) -> bool {
+/// Whether a filter may set the property at `path` (its segments; the
+/// key is the segments joined with `.`): not when it names one of the
+/// proxy's own attributes, in either the segmented or the dotted form.
+#[allow(
+    clippy::manual_pattern_char_comparison,
+    reason = "a predicate splits short paths in fewer instructions than a `char` pattern's searcher"
+)]
+pub(crate) fn settable(path: &[&str]) -> bool {
     let mut segs = [""; 8];
     let mut n = 0;
-    for segment in path.split('.') {
+    // The dotted form's segments: each segment split at its dots. A
+    // predicate, not a `char` pattern: paths are short, and a plain loop
+    // over them is cheaper than the pattern's searcher.
+    for segment in path.iter().flat_map(|s| s.split(|c: char| c == '.')) {
         if n == segs.len() {
             break;
         }
@@ -140,9 +152,21 @@ pub(crate) fn settable(path: &str) -> bool {
     !stream::owned(&segs[..n])
 }
 
+/// The filter state key of `path`: its segments joined with `.`.
+pub(crate) fn state_key(path: &[&str]) -> StateKey {
+    let mut key = StateKey::new();
+    for (i, segment) in path.iter().enumerate() {
+        if i > 0 {
+            key.push(b'.');
+        }
+        key.extend_from_slice(segment.as_bytes());
+    }
+    key
+}
+
 /// Stores a property set by the filter: in the stream's filter state (seen by
 /// later filters of the same stream) or, outside a stream, in the VM.
-pub(crate) fn set(state: &mut VmState, path: String, value: Vec<u8>) -> Result<(), Limit> {
+pub(crate) fn set(state: &mut VmState, path: StateKey, value: StateValue) -> Result<(), Limit> {
     let max = state.core.spec.limits.max_property_bytes;
     let store = |map: &mut StateMap| {
         let before: usize = map.iter().map(|(k, v)| k.len() + v.len()).sum();

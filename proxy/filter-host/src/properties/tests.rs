@@ -177,7 +177,24 @@ fn filter_state_keys_are_the_segments_joined_with_dots_short_or_long() {
         format!("request.{long}")
     );
     let mut state = crate::state::StateMap::default();
-    state.insert("request.auth.principal".to_owned(), b"p".to_vec());
+    state.insert(
+        super::state_key(&["request", "auth", "principal"]),
+        crate::state::StateValue::from_slice(b"p"),
+    );
+    assert_eq!(
+        &*super::state_key(&["a", "b.c", ""]),
+        b"a.b.c.",
+        "the key is the segments joined with dots"
+    );
+    assert!(super::settable(&["request", "auth", "principal"]));
+    assert!(
+        !super::settable(&["request.path"]) && !super::settable(&["request", "path"]),
+        "an attribute of the proxy, dotted or not"
+    );
+    assert!(
+        !super::settable(&["source.principal"]),
+        "a dotted attribute of the proxy"
+    );
     assert_eq!(
         super::state_value(&state, &["request", "auth", "principal"]).as_deref(),
         Some(&b"p"[..])
