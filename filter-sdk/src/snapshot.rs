@@ -17,6 +17,24 @@ pub struct HeaderSnapshot {
     text: String,
     /// Per entry: the name's and the value's byte ranges in `text`.
     entries: Vec<[u32; 4]>,
+    /// One bit per [`name_bit`] of the names present: a lookup of a name
+    /// whose bit is clear (most names filters look for, such as trace
+    /// headers a request does not carry) answers without a scan.
+    names: u64,
+}
+
+/// A name's bit in [`HeaderSnapshot::names`]: from its length and its last
+/// byte (ignoring ASCII case, as lookups do).
+fn name_bit(name: &[u8]) -> u64 {
+    let last = name.last().map_or(0, u8::to_ascii_lowercase);
+    1 << ((name.len() * 7 + usize::from(last)) % 64)
+}
+
+/// The bits of the names of `entries` in `text`.
+fn names_of(text: &[u8], entries: &[[u32; 4]]) -> u64 {
+    entries.iter().fold(0, |bits, [ns, ne, _, _]| {
+        bits | name_bit(&text[*ns as usize..*ne as usize])
+    })
 }
 
 /// Snapshots are equal when their pairs are, in order.
@@ -44,7 +62,12 @@ impl HeaderSnapshot {
             let [vs, ve] = push(&mut text, value);
             entries.push([ns, ne, vs, ve]);
         }
-        HeaderSnapshot { text, entries }
+        let names = names_of(text.as_bytes(), &entries);
+        HeaderSnapshot {
+            text,
+            entries,
+            names,
+        }
     }
 
     /// A snapshot of a serialized map (`bytes`, the host's buffer), reusing
@@ -71,7 +94,14 @@ impl HeaderSnapshot {
             bytes[..header_end].fill(0);
         }
         match String::from_utf8(bytes) {
-            Ok(text) => Ok(HeaderSnapshot { text, entries }),
+            Ok(text) => {
+                let names = names_of(text.as_bytes(), &entries);
+                Ok(HeaderSnapshot {
+                    text,
+                    entries,
+                    names,
+                })
+            }
             Err(e) => {
                 let bytes = e.into_bytes();
                 let part = |start: u32, end: u32| &bytes[start as usize..end as usize];
@@ -99,7 +129,9 @@ impl HeaderSnapshot {
     /// another length are passed over without looking at their bytes.
     fn named<'s, 'n>(&'s self, name: &'n str) -> impl Iterator<Item = &'s [u32; 4]> + use<'s, 'n> {
         let text = self.text.as_bytes();
-        self.entries.iter().filter(move |[ns, ne, _, _]| {
+        let present = self.names & name_bit(name.as_bytes()) != 0;
+        let entries = if present { &self.entries[..] } else { &[] };
+        entries.iter().filter(move |[ns, ne, _, _]| {
             (ne - ns) as usize == name.len()
                 && text[*ns as usize..*ne as usize].eq_ignore_ascii_case(name.as_bytes())
         })
@@ -109,6 +141,9 @@ impl HeaderSnapshot {
     /// A plain loop: filters look several names up per request, and the
     /// size-optimised modules do not inline the iterator chain of `named`.
     pub fn get(&self, name: &str) -> Option<&str> {
+        if self.names & name_bit(name.as_bytes()) == 0 {
+            return None;
+        }
         let text = self.text.as_bytes();
         for &[ns, ne, vs, ve] in &self.entries {
             if (ne - ns) as usize == name.len()
@@ -171,6 +206,31 @@ mod tests {
         assert!(!snapshot.contains("absent"));
         assert_eq!(snapshot.to_list()[1], ("x-multi".into(), "one".into()));
         assert!(HeaderSnapshot::from_pairs(&[]).is_empty());
+    }
+
+    #[test]
+    fn every_present_name_is_found_in_any_case_and_absent_ones_are_not() {
+        let names: Vec<String> = (0..300)
+            .map(|i| format!("x-{}{i}", "abcdefghij".repeat(i % 7)))
+            .collect();
+        let values: Vec<String> = (0..names.len()).map(|i| i.to_string()).collect();
+        let present: Vec<(&[u8], &[u8])> = names
+            .iter()
+            .zip(&values)
+            .step_by(2)
+            .map(|(n, v)| (n.as_bytes(), v.as_bytes()))
+            .collect();
+        for snapshot in [
+            HeaderSnapshot::from_pairs(&present),
+            HeaderSnapshot::from_encoded(wasp_abi::encode_map(&present)).unwrap(),
+        ] {
+            for (i, name) in names.iter().enumerate() {
+                let expected = (i % 2 == 0).then(|| values[i].as_str());
+                assert_eq!(snapshot.get(name), expected, "{name}");
+                assert_eq!(snapshot.get(&name.to_ascii_uppercase()), expected, "{name}");
+                assert_eq!(snapshot.get_all(name).next(), expected, "{name}");
+            }
+        }
     }
 
     #[test]

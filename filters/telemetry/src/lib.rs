@@ -20,7 +20,9 @@ pub use peer::{METADATA_HEADER, METADATA_ID_HEADER, PeerCache, Workload};
 pub use series::{SeriesCache, SeriesKey};
 pub use stream::{Telemetry, properties};
 pub use text::Text;
-pub use trace::{Incoming, Parent, Sampling, Span, extract, parse_b3_single, parse_traceparent};
+pub use trace::{
+    Incoming, Parent, Sampling, Span, SpanTexts, extract, parse_b3_single, parse_traceparent,
+};
 
 use std::cell::RefCell;
 use std::rc::Rc;

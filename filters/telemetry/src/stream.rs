@@ -12,7 +12,6 @@ use crate::config::Reporter;
 use crate::labels::{RequestFacts, response_flags, service};
 use crate::peer::{METADATA_HEADER, METADATA_ID_HEADER, UNKNOWN, Workload};
 use crate::series::SeriesKey;
-use crate::text::Text;
 use crate::trace::{Span, extract};
 
 /// The property names under which the trace ids are published for later
@@ -89,12 +88,8 @@ impl Telemetry {
         let roll = self.rng.f64() * 100.0;
         let span = Span::next(incoming, &mut self.rng, || roll < sampling);
         let sampled = if span.sampled { "1" } else { "0" };
-        let span_id = span.span_id_hex();
-        let parent = span.parent_span_id.map(|p| {
-            let mut text = Text::<16>::default();
-            text.hex(u128::from(p), 16);
-            text
-        });
+        let texts = span.texts();
+        let (span_id, parent) = (texts.span_id, texts.parent_span_id);
         // A header the request did not have is added: the host then has
         // no pairs of the name to find and remove first.
         let put = |name: &str, value: &str| {
@@ -105,10 +100,10 @@ impl Telemetry {
             }
         };
         if tracing.w3c {
-            put("traceparent", &span.traceparent());
+            put("traceparent", &texts.traceparent());
         }
         if tracing.b3_multi {
-            put("x-b3-traceid", &span.b3_trace_id());
+            put("x-b3-traceid", &texts.b3_trace_id());
             put("x-b3-spanid", &span_id);
             match &parent {
                 Some(parent) => put("x-b3-parentspanid", parent),
@@ -120,19 +115,19 @@ impl Telemetry {
             put("x-b3-sampled", sampled);
         }
         if tracing.b3_single {
-            put("b3", &span.b3_single());
+            put("b3", &texts.b3_single());
         }
-        let publish = |path: &PropertyPath, value: &str| {
-            if let Err(e) = ctx.set_property_at(path, value.as_bytes()) {
+        let publish = |path: &PropertyPath, value: &[u8]| {
+            if let Err(e) = ctx.set_property_at(path, value) {
                 wasp_filter_sdk::warn!("setting property {}: {e}", path_name(path));
             }
         };
-        publish(&paths::TRACE_ID, &span.trace_id_hex());
-        publish(&paths::SPAN_ID, &span_id);
+        publish(&paths::TRACE_ID, texts.trace_id.as_bytes());
+        publish(&paths::SPAN_ID, span_id.as_bytes());
         if let Some(parent) = &parent {
-            publish(&paths::PARENT_SPAN_ID, parent);
+            publish(&paths::PARENT_SPAN_ID, parent.as_bytes());
         }
-        publish(&paths::SAMPLED, sampled);
+        publish(&paths::SAMPLED, sampled.as_bytes());
     }
 
     /// Reads the peer's exchange headers from `present` (a snapshot of

@@ -25,8 +25,19 @@ impl<const N: usize> Default for Text<N> {
 impl<const N: usize> Text<N> {
     /// Appends `text` (ASCII; the callers' sizes are fixed, so it fits).
     pub fn push(&mut self, text: &str) -> &mut Self {
-        let end = self.len + text.len();
-        self.bytes[self.len..end].copy_from_slice(text.as_bytes());
+        self.push_ascii(text.as_bytes())
+    }
+
+    /// Appends another text (its bytes as they are: no UTF-8 check, as a
+    /// `&str` of it would make).
+    pub fn push_text<const M: usize>(&mut self, text: &Text<M>) -> &mut Self {
+        self.push_ascii(&text.bytes[..text.len])
+    }
+
+    /// Appends ASCII bytes.
+    fn push_ascii(&mut self, bytes: &[u8]) -> &mut Self {
+        let end = self.len + bytes.len();
+        self.bytes[self.len..end].copy_from_slice(bytes);
         self.len = end;
         self
     }
@@ -51,6 +62,12 @@ impl<const N: usize> Text<N> {
         }
         self.len = end;
         self
+    }
+
+    /// The text's bytes (ASCII), without the UTF-8 check of
+    /// [`Text::as_str`].
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
     }
 
     /// The text.
@@ -108,6 +125,9 @@ mod tests {
                 .hex(value, 2);
             let expected = format!("{value:032x}-{:016x}-{:02x}", value as u64, value as u8);
             assert_eq!(text.as_str(), expected);
+            let mut joined = Text::<80>::default();
+            joined.push("<").push_text(&text).push(">");
+            assert_eq!(joined.as_str(), format!("<{expected}>"));
         }
     }
 }

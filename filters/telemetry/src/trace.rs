@@ -245,24 +245,76 @@ impl Span {
         }
     }
 
+    /// The span's ids in hex, each written once, from which every header
+    /// value and property is put together.
+    pub fn texts(&self) -> SpanTexts {
+        let mut trace_id = Text::default();
+        trace_id.hex(self.trace_id, 32);
+        let mut span_id = Text::default();
+        span_id.hex(u128::from(self.span_id), 16);
+        let parent_span_id = self.parent_span_id.map(|parent| {
+            let mut text = Text::default();
+            text.hex(u128::from(parent), 16);
+            text
+        });
+        SpanTexts {
+            trace_id,
+            span_id,
+            parent_span_id,
+            sampled: self.sampled,
+            flags: self.flags,
+            short_id: self.short_id,
+        }
+    }
+
     /// The trace id in 32 hex digits.
     pub fn trace_id_hex(&self) -> Text<32> {
-        let mut text = Text::default();
-        text.hex(self.trace_id, 32);
-        text
+        self.texts().trace_id
     }
 
     /// The trace id as B3 writes it (16 digits when it came that way).
     pub fn b3_trace_id(&self) -> Text<32> {
-        let mut text = Text::default();
-        text.hex(self.trace_id, if self.short_id { 16 } else { 32 });
-        text
+        self.texts().b3_trace_id()
     }
 
     /// The span id in 16 hex digits.
     pub fn span_id_hex(&self) -> Text<16> {
+        self.texts().span_id
+    }
+
+    /// The `traceparent` value.
+    pub fn traceparent(&self) -> Text<55> {
+        self.texts().traceparent()
+    }
+
+    /// The `b3` single header value.
+    pub fn b3_single(&self) -> Text<68> {
+        self.texts().b3_single()
+    }
+}
+
+/// A [`Span`]'s ids written in hex ([`Span::texts`]).
+#[derive(Clone, Copy, Debug)]
+pub struct SpanTexts {
+    /// The trace id, 32 digits.
+    pub trace_id: Text<32>,
+    /// This span's id, 16 digits.
+    pub span_id: Text<16>,
+    /// The caller's span id, 16 digits.
+    pub parent_span_id: Option<Text<16>>,
+    sampled: bool,
+    flags: u8,
+    short_id: bool,
+}
+
+impl SpanTexts {
+    /// The trace id as B3 writes it (16 digits when it came that way).
+    pub fn b3_trace_id(&self) -> Text<32> {
+        if !self.short_id {
+            return self.trace_id;
+        }
         let mut text = Text::default();
-        text.hex(u128::from(self.span_id), 16);
+        text.push(&self.trace_id[16..]);
         text
     }
 
@@ -270,9 +322,9 @@ impl Span {
     pub fn traceparent(&self) -> Text<55> {
         let mut text = Text::default();
         text.push("00-")
-            .hex(self.trace_id, 32)
+            .push_text(&self.trace_id)
             .push("-")
-            .hex(u128::from(self.span_id), 16)
+            .push_text(&self.span_id)
             .push("-")
             .hex(u128::from(self.flags), 2);
         text
@@ -281,12 +333,12 @@ impl Span {
     /// The `b3` single header value.
     pub fn b3_single(&self) -> Text<68> {
         let mut text = Text::default();
-        text.push(&self.b3_trace_id())
+        text.push_text(&self.b3_trace_id())
             .push("-")
-            .hex(u128::from(self.span_id), 16)
+            .push_text(&self.span_id)
             .push(if self.sampled { "-1" } else { "-0" });
-        if let Some(parent) = self.parent_span_id {
-            text.push("-").hex(u128::from(parent), 16);
+        if let Some(parent) = &self.parent_span_id {
+            text.push("-").push_text(parent);
         }
         text
     }
