@@ -76,20 +76,16 @@ impl HeaderSnapshot {
     pub(crate) fn from_encoded(
         mut bytes: Vec<u8>,
     ) -> Result<HeaderSnapshot, wasp_abi::MapDecodeError> {
-        let base = bytes.as_ptr() as usize;
-        let (entries, header_end) = {
-            let pairs = wasp_abi::decode_map(&bytes)?;
-            let offset = |part: &[u8]| (part.as_ptr() as usize - base) as u32;
-            let range = |part: &[u8]| [offset(part), offset(part) + part.len() as u32];
-            let entries: Vec<[u32; 4]> = pairs
-                .iter()
-                .map(|(name, value)| {
-                    let ([ns, ne], [vs, ve]) = (range(name), range(value));
-                    [ns, ne, vs, ve]
-                })
-                .collect();
-            (entries, 4 + 8 * pairs.len())
-        };
+        // The count the map announces (each pair takes at least 10 bytes,
+        // so a count the buffer cannot hold reserves no more than it can).
+        let announced = bytes
+            .get(..4)
+            .map_or(0, |n| u32::from_le_bytes([n[0], n[1], n[2], n[3]]) as usize);
+        let mut entries: Vec<[u32; 4]> = Vec::with_capacity(announced.min(bytes.len() / 10));
+        let header_end = wasp_abi::decode_map_ranges(&bytes, |name, value| {
+            let at = |n: usize| n as u32;
+            entries.push([at(name.start), at(name.end), at(value.start), at(value.end)]);
+        })?;
         if bytes.len() >= header_end {
             bytes[..header_end].fill(0);
         }
