@@ -28,11 +28,10 @@ echo "|---|---|---:|"
 IFS=, read -ra names <<<"$chains"
 for name in "${names[@]}"; do
     if [[ $name == none ]]; then : >"$work/$name.tsv"; else chain_modules "$name" >"$work/$name.tsv"; fi
-    extra=()
-    [[ $name == mesh-* || $name == meshpart-* ]] && extra=("authorization: Bearer $mesh_token")
+    chain_headers "$name"
     figures=()
     for ((r = 0; r < rounds; r++)); do
-        figures+=("$(taskset -c "$PROXY_CPU" "$bin" "$work/$name.tsv" "$requests" "${extra[@]}" \
+        figures+=("$(taskset -c "$PROXY_CPU" "$bin" "$work/$name.tsv" "$requests" ${CHAIN_HEADERS[@]+"${CHAIN_HEADERS[@]}"} \
             | awk '/^per request/ { print $3 }')")
     done
     best=$(printf '%s\n' "${figures[@]}" | sort -n | head -1)

