@@ -16,8 +16,7 @@ chains="none,noop-1,noop-5,mesh-1" requests=200000 rounds=3
 parse_options "chains requests rounds" "$@"
 
 scripts/build-filters.sh >&2
-cargo build --release --quiet -p wasp-filter-host --example chain
-bin="${CARGO_TARGET_DIR:-$root/target}/release/examples/chain"
+chain_example
 modules="$root/target/filters"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -31,7 +30,7 @@ for name in "${names[@]}"; do
     chain_headers "$name"
     figures=()
     for ((r = 0; r < rounds; r++)); do
-        figures+=("$(taskset -c "$PROXY_CPU" "$bin" "$work/$name.tsv" "$requests" ${CHAIN_HEADERS[@]+"${CHAIN_HEADERS[@]}"} \
+        figures+=("$(taskset -c "$PROXY_CPU" "$CHAIN_BIN" "$work/$name.tsv" "$requests" ${CHAIN_HEADERS[@]+"${CHAIN_HEADERS[@]}"} \
             | awk '/^per request/ { print $3 }')")
     done
     best=$(printf '%s\n' "${figures[@]}" | sort -n | head -1)

