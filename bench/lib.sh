@@ -196,10 +196,18 @@ closed_loop() {
         --cpu-ticks $((after - before)) --clk-tck "$(getconf CLK_TCK)" --rss-kib "$(rss_kib "$pid")"
 }
 
-# fixed_rate NAME URL RATE: latency-corrected run at a fixed request rate.
+# Clock ticks the hypervisor took from this VM's CPUs so far (steal time,
+# `/proc/stat`): while it takes them nothing here runs, and requests wait.
+steal_ticks() { awk '/^cpu / {print $9}' /proc/stat; }
+
+# fixed_rate NAME URL RATE: latency-corrected run at a fixed request rate,
+# with the share of CPU time the hypervisor stole meanwhile.
 fixed_rate() {
-    local name="$1" url="$2" rate="$3"
+    local name="$1" url="$2" rate="$3" before after
     log "$name: fixed rate $rate/s, ${duration}s"
+    before=$(steal_ticks)
     oha_run -z "${duration}s" -c "$connections" -q "$rate" --latency-correction "$url" > "$work/$name-fixed.json"
-    python3 "$root/bench/summarize.py" --record "$name" fixed "$work/$name-fixed.json"
+    after=$(steal_ticks)
+    python3 "$root/bench/summarize.py" --record "$name" fixed "$work/$name-fixed.json" \
+        --steal-pct "$(python3 -c "print(100 * $((after - before)) / $(getconf CLK_TCK) / $(nproc) / $duration)")"
 }

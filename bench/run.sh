@@ -8,9 +8,13 @@
 #
 # Per target: a closed-loop run (max throughput, CPU seconds per 1,000
 # requests, RSS) and a fixed-rate run with latency correction (no coordinated
-# omission) for p50/p99. Figures go to stdout and bench/results/latest.md.
+# omission) for p50/p99, repeated --rounds times with the targets taking
+# turns: the table gives each target's median p99 and its range, and the
+# share of CPU time the hypervisor stole during its runs (on a VM, the
+# tail follows steal time more than the proxy). Figures go to stdout and
+# bench/results/latest.md.
 #
-# Usage: bench/run.sh [--duration SECS] [--connections N] [--rate RPS] [--only a,b]
+# Usage: bench/run.sh [--duration SECS] [--connections N] [--rate RPS] [--rounds N] [--only a,b]
 # WASP_BIN=PATH uses that wasp binary instead of building one.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,10 +23,11 @@ cd "$root"
 duration=10
 connections=50
 rate=""
+rounds=1
 only=""
 # shellcheck source=bench/lib.sh
 source "$root/bench/lib.sh"
-parse_options "duration connections rate only" "$@"
+parse_options "duration connections rate rounds only" "$@"
 
 install_tools
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -82,10 +87,12 @@ done
 if [[ -z "$rate" ]]; then
     rate=$(python3 bench/summarize.py --common-rate "$results")
 fi
-echo "fixed-rate runs at $rate requests/s" >&2
-for target in "${targets[@]}"; do
-    [[ -n "${url_of[$target]:-}" ]] || continue
-    fixed_rate "$target" "${url_of[$target]}" "$rate" >> "$results"
+echo "fixed-rate runs at $rate requests/s, $rounds round(s)" >&2
+for ((round = 1; round <= rounds; round++)); do
+    for target in "${targets[@]}"; do
+        [[ -n "${url_of[$target]:-}" ]] || continue
+        fixed_rate "$target" "${url_of[$target]}" "$rate" >> "$results"
+    done
 done
 
 {

@@ -2,7 +2,10 @@
 """Turns oha JSON reports into benchmark records and the results table.
 
   summarize.py --record NAME closed|fixed OHA.json [--cpu-ticks N --clk-tck N --rss-kib N]
+               [--steal-pct P]
       prints one JSON record line
+      (fixed-rate runs repeated in rounds are combined: median p50 and p99,
+      the p99 range, the median share of CPU time stolen by the hypervisor)
   summarize.py --common-rate RESULTS.jsonl
       prints the fixed request rate every target is measured at: 60% of the
       lowest closed-loop throughput among the proxies
@@ -11,6 +14,7 @@
 """
 import argparse
 import json
+import statistics
 import sys
 
 PROXIES = ["wasp", "wasp-resilience", "envoy", "nginx", "haproxy", "pingora", "wasp-2w", "nginx-2w"]
@@ -44,16 +48,38 @@ def record(args):
         out["cpu_s_per_1k"] = args.cpu_ticks / args.clk_tck / (total / 1000)
     if args.rss_kib is not None:
         out["rss_mib"] = args.rss_kib / 1024
+    if args.steal_pct is not None:
+        out["steal_pct"] = args.steal_pct
     print(json.dumps(out))
 
 
+def combine(runs):
+    """One record for the fixed-rate runs of a target (one per round)."""
+    if len(runs) == 1:
+        return runs[0]
+    out = dict(runs[-1])
+    out["p50_ms"] = statistics.median(r["p50_ms"] for r in runs)
+    out["p99_ms"] = statistics.median(r["p99_ms"] for r in runs)
+    out["p99_range"] = [min(r["p99_ms"] for r in runs), max(r["p99_ms"] for r in runs)]
+    out["errors"] = sum(r["errors"] for r in runs)
+    out["rounds"] = len(runs)
+    steals = [r["steal_pct"] for r in runs if "steal_pct" in r]
+    if steals:
+        out["steal_pct"] = statistics.median(steals)
+    return out
+
+
 def load(path):
-    rows = {}
+    rows, fixed = {}, {}
     with open(path) as f:
         for line in f:
             if line.strip():
                 r = json.loads(line)
+                if r["kind"] == "fixed":
+                    fixed.setdefault(r["name"], []).append(r)
                 rows.setdefault(r["name"], {})[r["kind"]] = r
+    for name, runs in fixed.items():
+        rows[name]["fixed"] = combine(runs)
     return rows
 
 
@@ -70,17 +96,20 @@ def table(path):
     names = [n for n in ["direct"] + PROXIES if n in rows]
     rate = next((r["fixed"]["rps"] for r in rows.values() if "fixed" in r), None)
     lines = [
-        "| target | max req/s (closed loop) | p50 ms | p99 ms | CPU s / 1k req | RSS MiB | errors |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| target | max req/s (closed loop) | p50 ms | p99 ms | p99 range | steal % | CPU s / 1k req | RSS MiB | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for n in names:
         c, fx = rows[n].get("closed", {}), rows[n].get("fixed", {})
+        low, high = fx.get("p99_range", [None, None])
         lines.append(
-            "| {} | {:.0f} | {:.3f} | {:.3f} | {} | {} | {} |".format(
+            "| {} | {:.0f} | {:.3f} | {:.3f} | {} | {} | {} | {} | {} |".format(
                 n if n != "direct" else "direct (no proxy)",
                 c.get("rps", 0),
                 fx.get("p50_ms", 0),
                 fx.get("p99_ms", 0),
+                "-" if low is None else f"{low:.2f}–{high:.2f}",
+                "{:.1f}".format(fx["steal_pct"]) if "steal_pct" in fx else "-",
                 "{:.3f}".format(c["cpu_s_per_1k"]) if "cpu_s_per_1k" in c and n != "direct" else "-",
                 "{:.1f}".format(c["rss_mib"]) if "rss_mib" in c and n != "direct" else "-",
                 c.get("errors", 0) + fx.get("errors", 0),
@@ -88,7 +117,12 @@ def table(path):
         )
     if rate:
         lines.append("")
-        lines.append(f"p50/p99: fixed rate of about {rate:.0f} req/s with latency correction.")
+        rounds = max((r.get("fixed", {}).get("rounds", 1) for r in rows.values()), default=1)
+        lines.append(
+            f"p50/p99: fixed rate of about {rate:.0f} req/s with latency correction"
+            + (f", median of {rounds} rounds (targets taking turns)." if rounds > 1 else ".")
+            + " Steal %: CPU time the hypervisor took from the machine during the fixed-rate runs."
+        )
 
     def ratio(a, b, kind, key):
         try:
@@ -130,6 +164,7 @@ def main():
         p.add_argument("--cpu-ticks", type=int)
         p.add_argument("--clk-tck", type=int, default=100)
         p.add_argument("--rss-kib", type=int)
+        p.add_argument("--steal-pct", type=float)
         record(p.parse_args())
     elif len(sys.argv) == 3 and sys.argv[1] == "--common-rate":
         common_rate(sys.argv[2])

@@ -241,3 +241,45 @@ async fn one_gib_h2c_uploads_stream_with_flat_memory() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_connections_go_back_to_the_pool_after_small_and_streamed_answers() {
+    let listen = free_addr();
+    let upstream = Upstream::start("up").await;
+    let config = Config::new()
+        .listener(Listener::new("main", listen).route(Route::prefix("/").cluster("up")))
+        .cluster(Cluster::new("up").endpoint(upstream.addr));
+    let _wasp = Wasp::start(&config).await;
+    let client = Client::http1();
+    let url = format!("http://{listen}/pooled");
+
+    // A small answer arrives with its head: its connection is ready again
+    // by the time the proxy has the response.
+    let before = upstream.connections();
+    for _ in 0..20 {
+        assert_eq!(client.get(&url).await.unwrap().status, 200);
+    }
+    let small = upstream.connections() - before;
+    assert!(
+        small <= 1,
+        "{small} connections opened for 20 small answers"
+    );
+
+    // A streamed answer still has its body on the wire when the head is
+    // handed over: its connection comes back once the body is read.
+    let streamed = [
+        (wasp_e2e::upstream::control::RESPONSE_BYTES, "262144"),
+        (wasp_e2e::upstream::control::CHUNK_DELAY_MS, "1"),
+    ];
+    let before = upstream.connections();
+    for _ in 0..10 {
+        let resp = client.get_with(&url, &streamed).await.unwrap();
+        assert_eq!(resp.status, 200);
+        assert_eq!(resp.body.len(), 262_144);
+    }
+    let opened = upstream.connections() - before;
+    assert!(
+        opened <= 1,
+        "{opened} connections opened for 10 streamed answers"
+    );
+}

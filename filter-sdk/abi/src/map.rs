@@ -57,43 +57,59 @@ pub struct MapEncoder {
     out: Vec<u8>,
     /// Index of the next pair.
     next: usize,
-    /// Where the next key goes.
-    at: usize,
+    /// The pairs announced to [`MapEncoder::new`].
+    count: usize,
+    /// The size announced to [`MapEncoder::new`].
+    size: usize,
 }
 
 impl MapEncoder {
     /// An encoder for `count` pairs of `bytes` key and value bytes in all.
+    /// The buffer is allocated once, at its final size; only the count and
+    /// the length table are zeroed first, the names and values are appended.
     pub fn new(count: usize, bytes: usize) -> Self {
-        let at = 4 + 8 * count;
-        let mut out = vec![0; at + bytes + 2 * count];
-        out[..4].copy_from_slice(&(count as u32).to_le_bytes());
-        Self { out, next: 0, at }
+        let table = 4 + 8 * count;
+        let size = table + bytes + 2 * count;
+        let mut out = Vec::with_capacity(size);
+        out.extend_from_slice(&(count as u32).to_le_bytes());
+        out.resize(table, 0);
+        Self {
+            out,
+            next: 0,
+            count,
+            size,
+        }
     }
 
     /// Adds the next pair.
     ///
     /// # Panics
-    /// When the pairs outnumber or outgrow what [`MapEncoder::new`] was told.
+    /// When the pairs outnumber what [`MapEncoder::new`] was told.
     pub fn push(&mut self, key: &[u8], value: &[u8]) {
+        assert!(
+            self.next < self.count,
+            "map encoder: more pairs than announced"
+        );
         let lengths = 4 + 8 * self.next;
         self.out[lengths..lengths + 4].copy_from_slice(&(key.len() as u32).to_le_bytes());
         self.out[lengths + 4..lengths + 8].copy_from_slice(&(value.len() as u32).to_le_bytes());
-        self.out[self.at..self.at + key.len()].copy_from_slice(key);
-        self.at += key.len() + 1;
-        self.out[self.at..self.at + value.len()].copy_from_slice(value);
-        self.at += value.len() + 1;
+        self.out.extend_from_slice(key);
+        self.out.push(0);
+        self.out.extend_from_slice(value);
+        self.out.push(0);
         self.next += 1;
     }
 
     /// The serialized map.
     ///
     /// # Panics
-    /// When fewer pairs or bytes were pushed than announced.
+    /// When the pairs pushed differ in number or size from what
+    /// [`MapEncoder::new`] was told.
     pub fn finish(self) -> Vec<u8> {
         assert_eq!(
-            self.at,
             self.out.len(),
-            "map encoder: pairs short of the announced size"
+            self.size,
+            "map encoder: pairs differ from the announced size"
         );
         self.out
     }
@@ -177,11 +193,19 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "short of the announced size")]
+    #[should_panic(expected = "differ from the announced size")]
     fn an_encoder_given_fewer_pairs_than_announced_panics() {
         let mut encoder = MapEncoder::new(2, 2);
         encoder.push(b"a", b"1");
         encoder.finish();
+    }
+
+    #[test]
+    #[should_panic(expected = "more pairs than announced")]
+    fn an_encoder_given_more_pairs_than_announced_panics() {
+        let mut encoder = MapEncoder::new(1, 2);
+        encoder.push(b"a", b"1");
+        encoder.push(b"b", b"2");
     }
 
     #[test]

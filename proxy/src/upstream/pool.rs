@@ -229,25 +229,38 @@ impl Http1Pool {
         Ok((response, local))
     }
 
-    /// Returns the connection to the pool once the response body has been
-    /// read to its end (when hyper reports it ready for the next request).
+    /// Returns the connection to the pool once hyper reports it ready for
+    /// the next request, which is when the response body has been read
+    /// off it. A response whose body arrived with its head (most small
+    /// ones) leaves it ready by the time the caller resumes: the
+    /// connection goes straight back, with no task to wait for it.
     fn recycle(self: &Arc<Self>, mut sender: http1::SendRequest<UpstreamBody>, local: LocalAddr) {
+        if sender.is_ready() {
+            self.put_idle(sender, local);
+            return;
+        }
         let pool = Arc::clone(self);
         tokio::spawn(async move {
             if sender.ready().await.is_ok() {
-                {
-                    let mut idle = pool.idle.lock().expect("pool lock");
-                    if idle.len() < pool.settings.max_idle {
-                        idle.push(Idle {
-                            sender,
-                            local,
-                            since: Instant::now(),
-                        });
-                    }
-                }
-                pool.settings.breakers.connection_freed.notify_waiters();
+                pool.put_idle(sender, local);
             }
         });
+    }
+
+    /// Keeps a ready connection for reuse (while fewer than `max_idle`
+    /// are kept) and wakes a request waiting for one.
+    fn put_idle(&self, sender: http1::SendRequest<UpstreamBody>, local: LocalAddr) {
+        {
+            let mut idle = self.idle.lock().expect("pool lock");
+            if idle.len() < self.settings.max_idle {
+                idle.push(Idle {
+                    sender,
+                    local,
+                    since: Instant::now(),
+                });
+            }
+        }
+        self.settings.breakers.connection_freed.notify_waiters();
     }
 }
 
