@@ -7,6 +7,10 @@
 //! or a filter failed on it (trap, deadline, dead VM), and each failure.
 //! The control-plane source takes these counts ([`Canary::take`]) and
 //! reports them.
+//!
+//! A reload that keeps a canary as it was (same chain, plugin and both
+//! modules) keeps its counts too ([`Canary::carry_counts`]): requests still
+//! in flight on the old snapshot are counted where the new one reports.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,10 +35,11 @@ pub struct Canary {
     pub percent: f64,
     /// The chain with the plugin's canary version in its place.
     pub canary_chain: Arc<FilterChain>,
-    /// The stable version's counts.
-    pub stable: VersionCounts,
-    /// The canary version's counts.
-    pub canary: VersionCounts,
+    /// The stable version's counts (shared with the same canary of the
+    /// snapshots before and after, see [`Canary::carry_counts`]).
+    pub stable: Arc<VersionCounts>,
+    /// The canary version's counts (shared likewise).
+    pub canary: Arc<VersionCounts>,
 }
 
 /// Counts of one version since they were last taken.
@@ -93,9 +98,25 @@ impl Canary {
             threshold: (share * f64::from(u32::MAX)) as u32,
             percent,
             canary_chain,
-            stable: VersionCounts::new(stable_sha256),
-            canary: VersionCounts::new(canary_sha256),
+            stable: Arc::new(VersionCounts::new(stable_sha256)),
+            canary: Arc::new(VersionCounts::new(canary_sha256)),
         }
+    }
+
+    /// Shares `old`'s counts when `old` is the same canary (same chain,
+    /// plugin and stable and canary modules), as the previous snapshot's:
+    /// the requests it still serves then count where this one reports.
+    /// Returns whether it did.
+    pub fn carry_counts(&mut self, old: &Canary) -> bool {
+        let same = self.chain == old.chain
+            && self.plugin == old.plugin
+            && self.stable.sha256 == old.stable.sha256
+            && self.canary.sha256 == old.canary.sha256;
+        if same {
+            self.stable = Arc::clone(&old.stable);
+            self.canary = Arc::clone(&old.canary);
+        }
+        same
     }
 
     /// Whether this request runs the canary version.
@@ -185,5 +206,29 @@ mod tests {
             }
         );
         assert_eq!(c.take().1, Taken::default());
+    }
+
+    #[test]
+    fn the_same_canary_in_the_next_snapshot_keeps_the_counts_of_requests_in_flight() {
+        let old = Arc::new(canary(25.0));
+        let chain = || Arc::new(FilterChain::new("c", Vec::new()));
+        let in_flight = Tally::new(
+            Arc::clone(&old),
+            false,
+            Arc::new(chain().start(Default::default())),
+        );
+        let mut next = Canary::new("c", "p", 50.0, chain(), "s".into(), "c".into());
+        assert!(next.carry_counts(&old));
+        // The old snapshot's request ends after the new one took over.
+        drop(in_flight);
+        assert_eq!(next.take().0.requests, 1);
+        // Another module, or another plugin, starts afresh.
+        for (plugin, stable) in [("p", "s2"), ("q", "s")] {
+            let mut other = Canary::new("c", plugin, 25.0, chain(), stable.into(), "c".into());
+            assert!(!other.carry_counts(&old));
+            old.stable.requests.fetch_add(1, Ordering::Relaxed);
+            assert_eq!(other.take().0.requests, 0);
+            old.take();
+        }
     }
 }

@@ -163,11 +163,12 @@ async fn load(
 /// Loads every chain of `config` with `loader`, off the async workers,
 /// and for a chain with a canary also the chain running the canary
 /// version. Plugins identical to one of `old` (same module bytes and
-/// settings) are taken over with their VMs. Errors go to `sink` with their
+/// settings) are taken over with their VMs, and a canary identical to one
+/// of `old_canaries` with its counts. Errors go to `sink` with their
 /// configuration path.
 pub async fn build_chains(
     config: &Config,
-    old: &[Arc<Plugin>],
+    (old, old_canaries): (&[Arc<Plugin>], &canary::Canaries),
     loader: &PluginLoader,
     sink: &mut ErrorSink,
 ) -> (Chains, canary::Canaries) {
@@ -190,7 +191,7 @@ pub async fn build_chains(
                 let mut with_canary = plugins.clone();
                 with_canary[j] = Arc::clone(&loaded);
                 let percent = plugin.canary.as_ref().map_or(0.0, |c| c.percent);
-                let canary = canary::Canary::new(
+                let mut canary = canary::Canary::new(
                     &chain.name,
                     &plugin.name,
                     percent,
@@ -198,6 +199,9 @@ pub async fn build_chains(
                     stable.status().sha256,
                     loaded.status().sha256,
                 );
+                if let Some(previous) = old_canaries.get(&chain.name) {
+                    canary.carry_counts(previous);
+                }
                 canaries.insert(chain.name.clone(), Arc::new(canary));
             }
         }
