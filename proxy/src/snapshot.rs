@@ -142,10 +142,9 @@ impl Snapshot {
         let old = previous
             .map(|p| crate::wasm::plugins_of(&p.filter_chains, &p.canaries))
             .unwrap_or_default();
-        let no_canaries = crate::wasm::canary::Canaries::new();
-        let old_canaries = previous.map_or(&no_canaries, |p| &p.canaries);
+        let old_canaries = previous.map(|p| &p.canaries);
         let (filter_chains, canaries) =
-            crate::wasm::build_chains(&config, (&old, old_canaries), plugins, &mut sink).await;
+            crate::wasm::build_chains(&config, &old, old_canaries, plugins, &mut sink).await;
         let mut listeners = HashMap::new();
         for (i, listener) in config.listeners.iter().enumerate() {
             let at = format!("listeners[{i}]");

@@ -379,9 +379,7 @@ impl Headers {
     /// `named` is [`Headers::named_size`] of `name` in the map as it is (a
     /// hostcall sizes the pairs once, for its limit check and the edit).
     pub fn replace_named(&mut self, name: String, value: Vec<u8>, named: NamedSize) {
-        if named.kept.1 > 0 || named.added.1 > 0 {
-            self.remove_named(&name, named);
-        }
+        self.remove_named(&name, named);
         self.add(name, value);
     }
 

@@ -168,7 +168,8 @@ async fn load(
 /// configuration path.
 pub async fn build_chains(
     config: &Config,
-    (old, old_canaries): (&[Arc<Plugin>], &canary::Canaries),
+    old: &[Arc<Plugin>],
+    old_canaries: Option<&canary::Canaries>,
     loader: &PluginLoader,
     sink: &mut ErrorSink,
 ) -> (Chains, canary::Canaries) {
@@ -199,7 +200,7 @@ pub async fn build_chains(
                     stable.status().sha256,
                     loaded.status().sha256,
                 );
-                if let Some(previous) = old_canaries.get(&chain.name) {
+                if let Some(previous) = old_canaries.and_then(|c| c.get(&chain.name)) {
                     canary.carry_counts(previous);
                 }
                 canaries.insert(chain.name.clone(), Arc::new(canary));

@@ -154,14 +154,7 @@ pub(crate) fn settable(path: &[&str]) -> bool {
 
 /// The filter state key of `path`: its segments joined with `.`.
 pub(crate) fn state_key(path: &[&str]) -> StateKey {
-    let mut key = StateKey::new();
-    for (i, segment) in path.iter().enumerate() {
-        if i > 0 {
-            key.push(b'.');
-        }
-        key.extend_from_slice(segment.as_bytes());
-    }
-    key
+    with_joined(path, |key| StateKey::from_slice(key.as_bytes()))
 }
 
 /// Stores a property set by the filter: in the stream's filter state (seen by
