@@ -15,26 +15,53 @@ pub struct HeaderSnapshot {
     /// Names and values (invalid UTF-8 replaced), back to back or as they
     /// lie in the host's serialized map.
     text: String,
-    /// Per entry: the name's and the value's byte ranges in `text`.
-    entries: Vec<[u32; 4]>,
-    /// One bit per [`name_bit`] of the names present: a lookup of a name
-    /// whose bit is clear (most names filters look for, such as trace
+    /// Per entry: the name's and the value's byte ranges in `text`, and
+    /// the name's [`name_hash`].
+    entries: Vec<[u32; 5]>,
+    /// The [`hash_bits`] of every name present: a lookup of a name whose
+    /// bits are not all set (most names filters look for, such as trace
     /// headers a request does not carry) answers without a scan.
     names: u64,
 }
 
-/// A name's bit in [`HeaderSnapshot::names`]: from its length and its last
-/// byte (ignoring ASCII case, as lookups do).
-fn name_bit(name: &[u8]) -> u64 {
-    let last = name.last().map_or(0, u8::to_ascii_lowercase);
-    1 << ((name.len() * 7 + usize::from(last)) % 64)
+/// A name's hash, the same in any ASCII case: from its length and its
+/// first and last four bytes, so that it costs the same for any name. A
+/// scan compares the bytes of a name only when its hash matches (names of
+/// one length often share their last byte: `x-b3-traceid` and
+/// `x-request-id`).
+fn name_hash(name: &[u8]) -> u32 {
+    // Setting bit 5 maps each ASCII upper-case letter to its lower case
+    // (and some other bytes onto each other, which only costs a compare).
+    const FOLD: u32 = 0x2020_2020;
+    let word = |four: &[u8]| u32::from_le_bytes([four[0], four[1], four[2], four[3]]) | FOLD;
+    let (head, tail) = match name.len() {
+        0..4 => {
+            let short = name
+                .iter()
+                .fold(0u32, |word, &b| (word << 8) | u32::from(b | 0x20));
+            (short, 0)
+        }
+        n => (word(&name[..4]), word(&name[n - 4..])),
+    };
+    let mixed =
+        (head.wrapping_mul(0x9E37_79B1) ^ tail ^ name.len() as u32).wrapping_mul(0x85EB_CA77);
+    mixed ^ (mixed >> 15)
 }
 
-/// The bits of the names of `entries` in `text`.
-fn names_of(text: &[u8], entries: &[[u32; 4]]) -> u64 {
-    entries.iter().fold(0, |bits, [ns, ne, _, _]| {
-        bits | name_bit(&text[*ns as usize..*ne as usize])
-    })
+/// The two bits of a name's hash in [`HeaderSnapshot::names`].
+fn hash_bits(hash: u32) -> u64 {
+    (1 << (hash >> 26)) | (1 << ((hash >> 20) & 63))
+}
+
+/// An entry: the name's and the value's ranges, and the name's hash.
+fn entry(text: &[u8], name: [u32; 2], value: [u32; 2]) -> [u32; 5] {
+    let hash = name_hash(&text[name[0] as usize..name[1] as usize]);
+    [name[0], name[1], value[0], value[1], hash]
+}
+
+/// The bits of the names of `entries`.
+fn names_of(entries: &[[u32; 5]]) -> u64 {
+    entries.iter().fold(0, |bits, e| bits | hash_bits(e[4]))
 }
 
 /// Snapshots are equal when their pairs are, in order.
@@ -58,11 +85,11 @@ impl HeaderSnapshot {
             [start, text.len() as u32]
         };
         for (name, value) in pairs {
-            let [ns, ne] = push(&mut text, name);
-            let [vs, ve] = push(&mut text, value);
-            entries.push([ns, ne, vs, ve]);
+            let name = push(&mut text, name);
+            let value = push(&mut text, value);
+            entries.push(entry(text.as_bytes(), name, value));
         }
-        let names = names_of(text.as_bytes(), &entries);
+        let names = names_of(&entries);
         HeaderSnapshot {
             text,
             entries,
@@ -81,17 +108,21 @@ impl HeaderSnapshot {
         let announced = bytes
             .get(..4)
             .map_or(0, |n| u32::from_le_bytes([n[0], n[1], n[2], n[3]]) as usize);
-        let mut entries: Vec<[u32; 4]> = Vec::with_capacity(announced.min(bytes.len() / 10));
+        let mut entries: Vec<[u32; 5]> = Vec::with_capacity(announced.min(bytes.len() / 10));
         let header_end = wasp_abi::decode_map_ranges(&bytes, |name, value| {
             let at = |n: usize| n as u32;
-            entries.push([at(name.start), at(name.end), at(value.start), at(value.end)]);
+            let (name, value) = (
+                [at(name.start), at(name.end)],
+                [at(value.start), at(value.end)],
+            );
+            entries.push(entry(&bytes, name, value));
         })?;
         if bytes.len() >= header_end {
             bytes[..header_end].fill(0);
         }
         match String::from_utf8(bytes) {
             Ok(text) => {
-                let names = names_of(text.as_bytes(), &entries);
+                let names = names_of(&entries);
                 Ok(HeaderSnapshot {
                     text,
                     entries,
@@ -103,7 +134,7 @@ impl HeaderSnapshot {
                 let part = |start: u32, end: u32| &bytes[start as usize..end as usize];
                 let pairs: Vec<(&[u8], &[u8])> = entries
                     .iter()
-                    .map(|&[ns, ne, vs, ve]| (part(ns, ne), part(vs, ve)))
+                    .map(|&[ns, ne, vs, ve, _]| (part(ns, ne), part(vs, ve)))
                     .collect();
                 Ok(HeaderSnapshot::from_pairs(&pairs))
             }
@@ -118,18 +149,22 @@ impl HeaderSnapshot {
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
         self.entries
             .iter()
-            .map(|&[ns, ne, vs, ve]| (self.span(ns, ne), self.span(vs, ve)))
+            .map(|&[ns, ne, vs, ve, _]| (self.span(ns, ne), self.span(vs, ve)))
     }
 
     /// The entries named `name` (compared ignoring ASCII case): names of
-    /// another length are passed over without looking at their bytes.
-    fn named<'s, 'n>(&'s self, name: &'n str) -> impl Iterator<Item = &'s [u32; 4]> + use<'s, 'n> {
+    /// another hash are passed over without looking at their bytes.
+    fn named<'s, 'n>(&'s self, name: &'n str) -> impl Iterator<Item = &'s [u32; 5]> + use<'s, 'n> {
         let text = self.text.as_bytes();
-        let present = self.names & name_bit(name.as_bytes()) != 0;
-        let entries = if present { &self.entries[..] } else { &[] };
-        entries.iter().filter(move |[ns, ne, _, _]| {
-            (ne - ns) as usize == name.len()
-                && text[*ns as usize..*ne as usize].eq_ignore_ascii_case(name.as_bytes())
+        let hash = name_hash(name.as_bytes());
+        let bits = hash_bits(hash);
+        let entries = if self.names & bits == bits {
+            &self.entries[..]
+        } else {
+            &[]
+        };
+        entries.iter().filter(move |&&[ns, ne, _, _, h]| {
+            h == hash && text[ns as usize..ne as usize].eq_ignore_ascii_case(name.as_bytes())
         })
     }
 
@@ -137,14 +172,14 @@ impl HeaderSnapshot {
     /// A plain loop: filters look several names up per request, and the
     /// size-optimised modules do not inline the iterator chain of `named`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        if self.names & name_bit(name.as_bytes()) == 0 {
+        let hash = name_hash(name.as_bytes());
+        let bits = hash_bits(hash);
+        if self.names & bits != bits {
             return None;
         }
         let text = self.text.as_bytes();
-        for &[ns, ne, vs, ve] in &self.entries {
-            if (ne - ns) as usize == name.len()
-                && text[ns as usize..ne as usize].eq_ignore_ascii_case(name.as_bytes())
-            {
+        for &[ns, ne, vs, ve, h] in &self.entries {
+            if h == hash && text[ns as usize..ne as usize].eq_ignore_ascii_case(name.as_bytes()) {
                 return Some(self.span(vs, ve));
             }
         }
@@ -153,7 +188,7 @@ impl HeaderSnapshot {
 
     /// Every value of `name` (compared ignoring ASCII case), in order.
     pub fn get_all<'s, 'n>(&'s self, name: &'n str) -> impl Iterator<Item = &'s str> + use<'s, 'n> {
-        self.named(name).map(|&[_, _, vs, ve]| self.span(vs, ve))
+        self.named(name).map(|&[_, _, vs, ve, _]| self.span(vs, ve))
     }
 
     /// True when `name` is present.
@@ -227,6 +262,36 @@ mod tests {
                 assert_eq!(snapshot.get_all(name).next(), expected, "{name}");
             }
         }
+    }
+
+    #[test]
+    fn names_of_every_length_and_case_hash_alike_and_same_length_names_apart() {
+        for name in [
+            "",
+            "a",
+            "ab",
+            "abc",
+            "abcd",
+            "abcde",
+            ":authority",
+            "x-request-id",
+        ] {
+            let upper = name.to_ascii_uppercase();
+            assert_eq!(
+                name_hash(name.as_bytes()),
+                name_hash(upper.as_bytes()),
+                "{name}"
+            );
+        }
+        // One length, one last byte: told apart by the hash, not a compare.
+        assert_ne!(name_hash(b"x-b3-traceid"), name_hash(b"x-request-id"));
+        assert_ne!(name_hash(b"x-b3-sampled"), name_hash(b"x-request-id"));
+        let pairs: [(&[u8], &[u8]); 2] = [(b"X-Request-Id", b"1"), (b"x-b3-traceid", b"2")];
+        let snapshot = HeaderSnapshot::from_pairs(&pairs);
+        assert_eq!(snapshot.get("x-request-id"), Some("1"));
+        assert_eq!(snapshot.get("X-B3-TRACEID"), Some("2"));
+        assert_eq!(snapshot.get("x-b3-sampled"), None);
+        assert_eq!(snapshot.get("ab"), None);
     }
 
     #[test]

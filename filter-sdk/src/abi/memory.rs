@@ -1,11 +1,31 @@
 //! Guest memory handed to the host: `proxy_on_memory_allocate` and taking
 //! ownership of the buffers the host filled through it.
 
+use std::alloc::{Layout, alloc, handle_alloc_error};
+use std::ptr::NonNull;
+
 /// Allocates `size` bytes the host will fill and the SDK will later reclaim
 /// with `take`. Backs the `proxy_on_memory_allocate` export.
+///
+/// The bytes are not zeroed: the host writes every one of them before it
+/// hands the buffer over (zeroing first cost a `calloc` and a fill on
+/// every hostcall that answers with data). The buffer has the layout of a
+/// `Box<[u8]>` of `size` bytes, as `take` rebuilds it; a size of zero is a
+/// dangling pointer, as an empty box's is.
 pub fn allocate(size: usize) -> *mut u8 {
-    let buffer = vec![0u8; size].into_boxed_slice();
-    Box::into_raw(buffer).cast::<u8>()
+    if size == 0 {
+        return NonNull::<u8>::dangling().as_ptr();
+    }
+    let Ok(layout) = Layout::array::<u8>(size) else {
+        // Larger than the address space: the host's request cannot be met.
+        return std::ptr::null_mut();
+    };
+    // SAFETY: `layout` has a non-zero size.
+    let ptr = unsafe { alloc(layout) };
+    if ptr.is_null() {
+        handle_alloc_error(layout);
+    }
+    ptr
 }
 
 /// Takes back a buffer returned by the host (allocated with [`allocate`]).
@@ -36,5 +56,21 @@ mod tests {
         assert_eq!(unsafe { take(ptr, 4) }, b"wasp");
         // SAFETY: null is always accepted.
         assert!(unsafe { take(std::ptr::null_mut(), 0) }.is_empty());
+    }
+
+    #[test]
+    fn empty_and_large_buffers_are_taken_back_whole() {
+        let empty = allocate(0);
+        assert!(!empty.is_null(), "an empty buffer is dangling, not null");
+        // SAFETY: taken once, with the size it was allocated with.
+        assert!(unsafe { take(empty, 0) }.is_empty());
+        let size = 1 << 20;
+        let ptr = allocate(size);
+        // SAFETY: `ptr` has `size` writable bytes from `allocate`.
+        unsafe { std::ptr::write_bytes(ptr, 7, size) };
+        // SAFETY: taken once, with the size it was allocated with.
+        let taken = unsafe { take(ptr, size) };
+        assert_eq!(taken.len(), size);
+        assert!(taken.iter().all(|&b| b == 7));
     }
 }
