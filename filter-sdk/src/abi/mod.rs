@@ -11,6 +11,8 @@
 //! the workspace forbids it).
 #![allow(unsafe_code)]
 
+#[cfg(any(test, target_arch = "wasm32"))]
+pub(crate) mod allocator;
 pub(crate) mod hostcalls;
 pub(crate) mod memory;
 pub(crate) mod reactor;
@@ -26,3 +28,15 @@ pub(crate) mod mock;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub(crate) use mock as raw;
+
+/// The module's allocator: free lists by size class over the system
+/// allocator (see `allocator.rs`). Off with the SDK's default features off,
+/// for a filter that brings its own `#[global_allocator]`.
+#[cfg(all(
+    target_arch = "wasm32",
+    not(target_feature = "atomics"),
+    feature = "size-class-allocator"
+))]
+#[global_allocator]
+static ALLOCATOR: allocator::SizeClassAlloc<std::alloc::System> =
+    allocator::SizeClassAlloc::new(std::alloc::System);
