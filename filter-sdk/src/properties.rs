@@ -6,6 +6,7 @@
 //! methods, which send it as it is.
 
 use crate::abi::hostcalls;
+use crate::abi::text::lossy;
 use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
@@ -154,11 +155,6 @@ fn get_property_encoded(path: &[u8]) -> Option<Vec<u8>> {
         crate::log::report(&e);
         None
     })
-}
-
-/// Bytes as text, copied only when they are not UTF-8.
-fn lossy(bytes: Vec<u8>) -> String {
-    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// The host's wall clock; the Unix epoch if the host cannot tell.

@@ -120,7 +120,7 @@ impl HeaderSnapshot {
         if bytes.len() >= header_end {
             bytes[..header_end].fill(0);
         }
-        match String::from_utf8(bytes) {
+        match crate::abi::text::utf8(bytes) {
             Ok(text) => {
                 let names = names_of(&entries);
                 Ok(HeaderSnapshot {

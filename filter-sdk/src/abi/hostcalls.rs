@@ -19,9 +19,7 @@ fn not_found_is_none<T>(result: Result<T>) -> Result<Option<T>> {
     }
 }
 
-fn lossy(bytes: Vec<u8>) -> String {
-    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
-}
+use super::text::lossy;
 
 /// Writes a message to the host log.
 pub fn log(level: LogLevel, message: &str) -> Result<()> {

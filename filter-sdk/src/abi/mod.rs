@@ -16,6 +16,7 @@ pub(crate) mod allocator;
 pub(crate) mod hostcalls;
 pub(crate) mod memory;
 pub(crate) mod reactor;
+pub(crate) mod text;
 
 #[cfg(target_arch = "wasm32")]
 pub(crate) mod imports;

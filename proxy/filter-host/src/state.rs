@@ -7,6 +7,7 @@ use std::sync::{Arc, Weak};
 
 use wasmtime::{Memory, StoreLimits, TypedFunc};
 
+use crate::limits::Limit;
 use crate::node::NodeInfo;
 use crate::plugin::PluginCore;
 use crate::pool::VmSlot;
@@ -50,11 +51,47 @@ pub(crate) type StateKey = smallvec::SmallVec<[u8; 24]>;
 /// flag); longer values are on the heap.
 pub(crate) type StateValue = smallvec::SmallVec<[u8; 32]>;
 
-/// Filter state (`proxy_set_property` values) by dotted path. The keys are
-/// the filters' strings, which may come from requests: hashed with a
-/// per-process random seed (foldhash), several times faster than the
-/// standard library's SipHash on such short keys.
-pub(crate) type StateMap = HashMap<StateKey, StateValue, foldhash::fast::RandomState>;
+/// Filter state (`proxy_set_property` values) by dotted path, and the bytes
+/// of its keys and values (what `max_property_bytes` limits), kept as
+/// values are set. The keys are the filters' strings, which may come from
+/// requests: hashed with a per-process random seed (foldhash), several
+/// times faster than the standard library's SipHash on such short keys.
+#[derive(Debug, Default)]
+pub(crate) struct StateMap {
+    values: HashMap<StateKey, StateValue, foldhash::fast::RandomState>,
+    bytes: usize,
+}
+
+impl StateMap {
+    /// True when nothing was set.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// The value set under `key`.
+    pub fn get(&self, key: &[u8]) -> Option<&StateValue> {
+        self.values.get(key)
+    }
+
+    /// Sets `key` to `value`, unless that grows the bytes of every key and
+    /// value past `max` (a change that shrinks them is always taken).
+    pub fn set(&mut self, key: StateKey, value: StateValue, max: u64) -> Result<(), Limit> {
+        let before = self.bytes;
+        let replaced = self.values.get(&key).map_or(0, |v| key.len() + v.len());
+        let after = before - replaced + key.len() + value.len();
+        if crate::limits::grows_past(before as u64, after as u64, max) {
+            return Err(Limit::PropertyBytes);
+        }
+        if self.values.capacity() == 0 {
+            // Filters publish a few values per stream (jwt-authn four):
+            // room for them at once instead of growing twice.
+            self.values.reserve(8);
+        }
+        self.values.insert(key, value);
+        self.bytes = after;
+        Ok(())
+    }
+}
 
 /// A map keyed by ids the VM hands out.
 pub(crate) type IdMap<V> = HashMap<u32, V, BuildHasherDefault<IdHasher>>;

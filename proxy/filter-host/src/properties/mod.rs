@@ -161,21 +161,7 @@ pub(crate) fn state_key(path: &[&str]) -> StateKey {
 /// later filters of the same stream) or, outside a stream, in the VM.
 pub(crate) fn set(state: &mut VmState, path: StateKey, value: StateValue) -> Result<(), Limit> {
     let max = state.core.spec.limits.max_property_bytes;
-    let store = |map: &mut StateMap| {
-        let before: usize = map.iter().map(|(k, v)| k.len() + v.len()).sum();
-        let replaced = map.get(&path).map_or(0, |v| path.len() + v.len());
-        let after = before - replaced + path.len() + value.len();
-        if crate::limits::grows_past(before as u64, after as u64, max) {
-            return Err(Limit::PropertyBytes);
-        }
-        if map.capacity() == 0 {
-            // Filters publish a few values per stream (jwt-authn four):
-            // room for them at once instead of growing twice.
-            map.reserve(8);
-        }
-        map.insert(path, value);
-        Ok(())
-    };
+    let store = |map: &mut StateMap| map.set(path, value, max);
     match state.stream() {
         Some(binding) => {
             let mut data = binding.lock();

@@ -177,10 +177,13 @@ fn filter_state_keys_are_the_segments_joined_with_dots_short_or_long() {
         format!("request.{long}")
     );
     let mut state = crate::state::StateMap::default();
-    state.insert(
-        super::state_key(&["request", "auth", "principal"]),
-        crate::state::StateValue::from_slice(b"p"),
-    );
+    state
+        .set(
+            super::state_key(&["request", "auth", "principal"]),
+            crate::state::StateValue::from_slice(b"p"),
+            u64::MAX,
+        )
+        .expect("no limit");
     assert_eq!(
         &*super::state_key(&["a", "b.c", ""]),
         b"a.b.c.",
@@ -200,4 +203,30 @@ fn filter_state_keys_are_the_segments_joined_with_dots_short_or_long() {
         Some(&b"p"[..])
     );
     assert_eq!(super::state_value(&state, &["request", "auth"]), None);
+}
+
+#[test]
+fn filter_state_counts_its_bytes_across_replacements_and_refuses_growth_past_the_limit() {
+    use crate::limits::Limit;
+    use crate::state::{StateKey, StateMap, StateValue};
+    let key = |k: &str| StateKey::from_slice(k.as_bytes());
+    let value = |n: usize| StateValue::from_vec(vec![b'v'; n]);
+    let mut state = StateMap::default();
+    // "a" + 10, then "b" + 20: 32 bytes of 40.
+    state.set(key("a"), value(10), 40).expect("11 bytes");
+    state.set(key("b"), value(20), 40).expect("32 bytes");
+    // Replacing "a" counts its new size only: 1 + 17 + 21 = 39.
+    state.set(key("a"), value(17), 40).expect("39 bytes");
+    // One byte more is past the limit; the value stays as it was.
+    assert_eq!(
+        state.set(key("a"), value(19), 40),
+        Err(Limit::PropertyBytes)
+    );
+    assert_eq!(state.get(b"a").map(|v| v.len()), Some(17));
+    // Shrinking is always taken, and frees room for another key.
+    state.set(key("b"), value(2), 40).expect("shrinks");
+    state
+        .set(key("c"), value(18), 40)
+        .expect("1 + 17 + 1 + 2 + 1 + 18 = 40");
+    assert_eq!(state.set(key("d"), value(0), 40), Err(Limit::PropertyBytes));
 }
