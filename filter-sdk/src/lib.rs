@@ -9,6 +9,7 @@
 #![deny(unsafe_code)]
 
 mod abi;
+mod batch;
 mod callout;
 mod context;
 mod dispatch;
@@ -24,6 +25,7 @@ mod snapshot;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 
+pub use batch::{PropertyBatch, PropertyValues};
 pub use callout::{DEFAULT_CALLOUT_TIMEOUT, GrpcRequest, GrpcResponse, HttpRequest, HttpResponse};
 pub use context::{HttpCtx, RootCtx};
 pub use dispatch::TIMER_GRANULARITY;

@@ -129,6 +129,39 @@ pub(crate) fn get(state: &VmState, segs: &[&str]) -> Option<Value> {
     }
 }
 
+/// The answer to a batch read (`wasp.properties.<path>.<path>…`, each
+/// further segment one dotted property path): every path the stream knows,
+/// with its value, in the ABI's map encoding and the batch's order (paths
+/// not known are left out). Each path is split at its dots, as the SDK's
+/// `PropertyBatch` joins it; a batch inside a batch is not answered.
+pub(crate) fn get_many(state: &VmState, paths: &[&str]) -> Vec<u8> {
+    let mut found: Vec<(&str, Value)> = Vec::with_capacity(paths.len());
+    for &path in paths {
+        let mut segs = [""; 8];
+        let mut n = 0;
+        for segment in path.split('.') {
+            if n == segs.len() {
+                n += 1;
+                break;
+            }
+            segs[n] = segment;
+            n += 1;
+        }
+        if n > segs.len() || matches!(segs[..n], ["wasp", ..]) {
+            continue;
+        }
+        if let Some(value) = get(state, &segs[..n]) {
+            found.push((path, value));
+        }
+    }
+    let bytes = found.iter().map(|(k, v)| k.len() + v.len()).sum();
+    let mut out = wasp_abi::MapEncoder::new(found.len(), bytes);
+    for (path, value) in &found {
+        out.push(path.as_bytes(), value);
+    }
+    out.finish()
+}
+
 /// Whether a filter may set the property at `path` (its segments; the
 /// key is the segments joined with `.`): not when it names one of the
 /// proxy's own attributes, in either the segmented or the dotted form.
