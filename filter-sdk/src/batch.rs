@@ -1,7 +1,8 @@
 //! [`PropertyBatch`]: several properties read in one host call. wasp
 //! answers the path `wasp.properties.<path>.<path>…` (each further segment
-//! one dotted property path) with every property it knows of them in the
-//! ABI's map encoding; other hosts answer `NotFound`, and the batch then
+//! one dotted property path) in the ABI's map encoding, one pair per path
+//! in order (named by the path with its value when wasp knows it, empty
+//! when not); other hosts answer `NotFound`, and the batch then
 //! reads its properties one call each (and remembers not to ask again).
 //! A filter that reads several properties per request (telemetry reads
 //! seven when a request ends) saves a host call, a guest allocation and a
@@ -24,8 +25,6 @@ thread_local! {
 pub struct PropertyBatch {
     /// `wasp\0properties\0<dotted path>\0…`.
     encoded: Vec<u8>,
-    /// The dotted paths, in order, as the host names them in its answer.
-    dotted: Vec<String>,
     /// Each path encoded on its own, for hosts without batches.
     single: Vec<PropertyPath<'static>>,
 }
@@ -49,7 +48,6 @@ impl PropertyBatch {
     /// one instead).
     pub fn new(paths: &[&[&str]]) -> PropertyBatch {
         let mut encoded = b"wasp\0properties".to_vec();
-        let mut dotted = Vec::with_capacity(paths.len());
         let mut single = Vec::with_capacity(paths.len());
         for path in paths {
             for segment in *path {
@@ -61,14 +59,9 @@ impl PropertyBatch {
             let joined = path.join(".");
             encoded.push(0);
             encoded.extend_from_slice(joined.as_bytes());
-            dotted.push(joined);
             single.push(PropertyPath::new(path));
         }
-        PropertyBatch {
-            encoded,
-            dotted,
-            single,
-        }
+        PropertyBatch { encoded, single }
     }
 
     /// Reads every property of the batch (failures are logged and read as
@@ -97,25 +90,16 @@ impl PropertyBatch {
         self.one_by_one()
     }
 
-    /// The host's answer (pairs of a dotted path and its value, in the
-    /// batch's order, missing ones left out) matched to the paths.
+    /// The host's answer matched to the paths: one pair per path, in the
+    /// batch's order, named by the path when the host knows it and empty
+    /// when not (so no name is compared here).
     fn matched(&self, answer: Vec<u8>) -> Option<PropertyValues> {
-        let mut pairs = Vec::with_capacity(self.dotted.len());
+        let mut ranges = Vec::with_capacity(self.single.len());
         wasp_abi::decode_map_ranges(&answer, |name, value| {
-            pairs.push((name, value));
+            ranges.push((!name.is_empty()).then_some((value.start as u32, value.end as u32)));
         })
         .ok()?;
-        let mut next = pairs.iter().peekable();
-        let ranges = self
-            .dotted
-            .iter()
-            .map(|path| {
-                let (_, value) =
-                    next.next_if(|(name, _)| &answer[name.clone()] == path.as_bytes())?;
-                Some((value.start as u32, value.end as u32))
-            })
-            .collect();
-        Some(PropertyValues {
+        (ranges.len() == self.single.len()).then_some(PropertyValues {
             bytes: answer,
             ranges,
         })
@@ -201,9 +185,10 @@ mod tests {
     #[test]
     fn a_batching_hosts_answer_is_matched_to_the_paths_in_order() {
         HOST_BATCHES.set(None);
-        // What wasp answers: the known paths and their values, in order.
+        // What wasp answers: a pair per path, in order, empty when unknown.
         let answer = wasp_abi::encode_map(&[
             (&b"response.code"[..], &200u64.to_le_bytes()[..]),
+            (b"", b""),
             (b"telemetry_id", b"abc"),
             (b"request.duration", &9u64.to_le_bytes()),
         ]);
@@ -226,6 +211,27 @@ mod tests {
         assert_eq!(values.string(2).as_deref(), Some("abc"));
         assert_eq!(values.u64(3), Some(9));
         assert_eq!(HOST_BATCHES.get(), Some(true));
+    }
+
+    #[test]
+    fn an_answer_without_a_pair_per_path_is_not_trusted() {
+        HOST_BATCHES.set(None);
+        let paths = [
+            "wasp",
+            "properties",
+            "response.code",
+            "connection.mtls",
+            "telemetry_id",
+            "request.duration",
+        ];
+        host_has(
+            &paths,
+            &wasp_abi::encode_map(&[(&b"response.code"[..], &[1u8; 8][..])]),
+        );
+        host_has(&["response", "code"], &404u64.to_le_bytes());
+        let values = batch().read();
+        assert_eq!(values.u64(0), Some(404), "read on its own instead");
+        assert_eq!(values.get(3), None);
     }
 
     #[test]

@@ -460,7 +460,8 @@ async fn properties_and_filter_state_are_visible_to_later_filters() {
 async fn a_batch_read_answers_every_known_path_in_order_in_one_call() {
     // The SDK's `PropertyBatch` path: `wasp.properties` and one dotted
     // path per further segment (an unknown one and a nested batch among
-    // them); the answer is kept as filter state `batch` to be checked.
+    // them, and one of more segments than a batch splits); the answer is
+    // kept as filter state `batch` to be checked.
     let batch = encode_property_path(&[
         "wasp",
         "properties",
@@ -468,6 +469,7 @@ async fn a_batch_read_answers_every_known_path_in_order_in_one_call() {
         "absent.thing",
         "request.url_path",
         "wasp.properties",
+        "a.b.c.d.e.f.g.h.i",
         "plugin_name",
     ]);
     let reader = wat(
@@ -490,9 +492,13 @@ async fn a_batch_read_answers_every_known_path_in_order_in_one_call() {
     let chain = chain(vec![load(spec("reader", reader))]);
     let stream = chain.start(StreamInfo::default());
     stream.request_headers(request(), true).await.unwrap();
+    // A pair per path, in order; the unknown ones with an empty name.
     let expected = wasp_abi::encode_map(&[
         (&b"my.key"[..], &b"v1"[..]),
+        (b"", b""),
         (b"request.url_path", b"/a"),
+        (b"", b""),
+        (b"", b""),
         (b"plugin_name", b"reader"),
     ]);
     assert_eq!(stream.filter_state("batch"), Some(expected));
