@@ -9,7 +9,6 @@
 #![deny(unsafe_code)]
 
 mod abi;
-mod batch;
 mod callout;
 mod context;
 mod dispatch;
@@ -25,7 +24,6 @@ mod snapshot;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 
-pub use batch::{PropertyBatch, PropertyValues};
 pub use callout::{DEFAULT_CALLOUT_TIMEOUT, GrpcRequest, GrpcResponse, HttpRequest, HttpResponse};
 pub use context::{HttpCtx, RootCtx};
 pub use dispatch::TIMER_GRANULARITY;

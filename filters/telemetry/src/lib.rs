@@ -41,8 +41,6 @@ pub(crate) struct Shared {
     pub(crate) peers: RefCell<PeerCache>,
     /// The metric series of the fact sets seen so far.
     pub(crate) series: RefCell<SeriesCache>,
-    /// What `on_log` reads of each request.
-    pub(crate) log_facts: wasp_filter_sdk::PropertyBatch,
 }
 
 /// The plugin's root: the configuration, this proxy's workload, and the
@@ -95,7 +93,6 @@ impl RootFilter for TelemetryRoot {
             node_id,
             peers: RefCell::default(),
             series: RefCell::default(),
-            log_facts: stream::log_facts(),
         }));
         Ok(())
     }

@@ -5,7 +5,7 @@
 use std::rc::Rc;
 
 use wasp_filter_sdk::prelude::*;
-use wasp_filter_sdk::{HeaderSnapshot, Headers, PropertyBatch, PropertyPath};
+use wasp_filter_sdk::{HeaderSnapshot, Headers, PropertyPath};
 
 use crate::Shared;
 use crate::config::Reporter;
@@ -37,36 +37,20 @@ mod paths {
     pub(super) const PARENT_SPAN_ID: PropertyPath =
         PropertyPath::from_encoded(b"telemetry.parent_span_id");
     pub(super) const SAMPLED: PropertyPath = PropertyPath::from_encoded(b"telemetry.sampled");
-}
-
-/// What `on_log` reads of a finished request, in one batch
-/// ([`log_facts`]); the indexes of its values.
-mod facts {
-    pub(super) const MTLS: usize = 0;
-    pub(super) const SOURCE_PRINCIPAL: usize = 1;
-    pub(super) const LOCAL_URI_SAN: usize = 2;
-    pub(super) const RESPONSE_CODE: usize = 3;
-    pub(super) const GRPC_STATUS: usize = 4;
-    pub(super) const RESPONSE_FLAGS: usize = 5;
-    pub(super) const DURATION: usize = 6;
-    pub(super) const REQUEST_SIZE: usize = 7;
-    pub(super) const RESPONSE_SIZE: usize = 8;
-}
-
-/// The batch of the properties `on_log` reads (indexes in [`facts`]):
-/// one host call on wasp, one call each elsewhere.
-pub(crate) fn log_facts() -> PropertyBatch {
-    PropertyBatch::new(&[
-        &["connection", "mtls"],
-        &["source", "principal"],
-        &["connection", "uri_san_local_certificate"],
-        &["response", "code"],
-        &["response", "grpc_status"],
-        &["response", "flags"],
-        &["request", "duration"],
-        &["request", "total_size"],
-        &["response", "total_size"],
-    ])
+    pub(super) const MTLS: PropertyPath = PropertyPath::from_encoded(b"connection\0mtls");
+    pub(super) const SOURCE_PRINCIPAL: PropertyPath =
+        PropertyPath::from_encoded(b"source\0principal");
+    pub(super) const LOCAL_URI_SAN: PropertyPath =
+        PropertyPath::from_encoded(b"connection\0uri_san_local_certificate");
+    pub(super) const RESPONSE_CODE: PropertyPath = PropertyPath::from_encoded(b"response\0code");
+    pub(super) const GRPC_STATUS: PropertyPath =
+        PropertyPath::from_encoded(b"response\0grpc_status");
+    pub(super) const RESPONSE_FLAGS: PropertyPath = PropertyPath::from_encoded(b"response\0flags");
+    pub(super) const DURATION: PropertyPath = PropertyPath::from_encoded(b"request\0duration");
+    pub(super) const REQUEST_SIZE: PropertyPath =
+        PropertyPath::from_encoded(b"request\0total_size");
+    pub(super) const RESPONSE_SIZE: PropertyPath =
+        PropertyPath::from_encoded(b"response\0total_size");
 }
 
 /// A one-segment path's name, for messages.
@@ -248,20 +232,19 @@ impl HttpFilter for Telemetry {
         Action::Continue
     }
 
-    fn on_log(&mut self, _: &mut HttpCtx<Self>) {
-        let read = self.shared.log_facts.read();
+    fn on_log(&mut self, ctx: &mut HttpCtx<Self>) {
         let (source_principal, destination_principal, mtls) = match self.shared.config.reporter {
             Reporter::Destination => {
                 // A peer principal comes from the peer's certificate: without
-                // one (`connection.mtls` false) there is none.
-                let mtls = read.get(facts::MTLS) == Some(&[1]);
+                // one (`connection.mtls` false) there is none to read.
+                let mtls = ctx.property_at(&paths::MTLS).is_some_and(|v| v == [1]);
                 (
                     if mtls {
-                        read.string(facts::SOURCE_PRINCIPAL)
+                        ctx.property_string_at(&paths::SOURCE_PRINCIPAL)
                     } else {
                         None
                     },
-                    read.string(facts::LOCAL_URI_SAN),
+                    ctx.property_string_at(&paths::LOCAL_URI_SAN),
                     mtls,
                 )
             }
@@ -275,17 +258,17 @@ impl HttpFilter for Telemetry {
             mtls,
             authority: self.authority.take(),
             grpc: self.grpc,
-            response_code: read.u64(facts::RESPONSE_CODE).unwrap_or(0),
+            response_code: ctx.property_u64_at(&paths::RESPONSE_CODE).unwrap_or(0),
             grpc_status: if self.grpc {
-                read.u64(facts::GRPC_STATUS)
+                ctx.property_u64_at(&paths::GRPC_STATUS)
             } else {
                 None
             },
-            flags: read.u64(facts::RESPONSE_FLAGS).unwrap_or(0),
+            flags: ctx.property_u64_at(&paths::RESPONSE_FLAGS).unwrap_or(0),
         };
-        let duration_ms = read.u64(facts::DURATION).unwrap_or(0) / 1_000_000;
-        let request_bytes = read.u64(facts::REQUEST_SIZE).unwrap_or(0);
-        let response_bytes = read.u64(facts::RESPONSE_SIZE).unwrap_or(0);
+        let duration_ms = ctx.property_u64_at(&paths::DURATION).unwrap_or(0) / 1_000_000;
+        let request_bytes = ctx.property_u64_at(&paths::REQUEST_SIZE).unwrap_or(0);
+        let response_bytes = ctx.property_u64_at(&paths::RESPONSE_SIZE).unwrap_or(0);
         let shared = &self.shared;
         shared.series.borrow_mut().record(
             key,

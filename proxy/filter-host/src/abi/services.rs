@@ -137,10 +137,6 @@ fn get_property(
     answer(|| {
         let path = view(&caller, CALL, "path", path_ptr, path_len)?;
         let segments = path_segments(&caller, CALL, path)?;
-        if let ["wasp", "properties", paths @ ..] = &segments[..] {
-            let answer = properties::get_many(caller.data(), paths);
-            return copy_out(&mut caller, CALL, &answer, ptr_ptr, size_ptr);
-        }
         let value = properties::get(caller.data(), &segments).ok_or(Status::NotFound)?;
         copy_out(&mut caller, CALL, &value, ptr_ptr, size_ptr)
     })

@@ -129,55 +129,6 @@ pub(crate) fn get(state: &VmState, segs: &[&str]) -> Option<Value> {
     }
 }
 
-/// The answer to a batch read (`wasp.properties.<path>.<path>…`, each
-/// further segment one dotted property path), in the ABI's map encoding:
-/// one pair per path, in the batch's order, named by the path with its
-/// value when the stream knows it and empty when not (the SDK's
-/// `PropertyBatch` then reads values by position, comparing no names).
-/// Each path is split at its dots, as `PropertyBatch` joins it; a batch
-/// inside a batch, or a path of more than eight segments, is not known.
-pub(crate) fn get_many(state: &VmState, paths: &[&str]) -> Vec<u8> {
-    let mut found: Vec<Option<Value>> = Vec::with_capacity(paths.len());
-    for &path in paths {
-        let mut segs = [""; 8];
-        let mut n = 0;
-        let mut rest = path;
-        let split = loop {
-            if n == segs.len() {
-                break false;
-            }
-            // A plain scan: paths are a few dozen bytes.
-            match rest.bytes().position(|b| b == b'.') {
-                Some(at) => {
-                    segs[n] = &rest[..at];
-                    rest = &rest[at + 1..];
-                    n += 1;
-                }
-                None => {
-                    segs[n] = rest;
-                    n += 1;
-                    break true;
-                }
-            }
-        };
-        let known = split && segs[0] != "wasp";
-        found.push(known.then(|| get(state, &segs[..n])).flatten());
-    }
-    let bytes = paths
-        .iter()
-        .zip(&found)
-        .filter_map(|(path, value)| value.as_ref().map(|v| path.len() + v.len()))
-        .sum();
-    let mut out = wasp_abi::MapEncoder::new(found.len(), bytes);
-    for (path, value) in paths.iter().zip(&found) {
-        match value {
-            Some(value) => out.push(path.as_bytes(), value),
-            None => out.push(b"", b""),
-        }
-    }
-    out.finish()
-}
-
 /// Whether a filter may set the property at `path` (its segments; the
 /// key is the segments joined with `.`): not when it names one of the
 /// proxy's own attributes, in either the segmented or the dotted form.

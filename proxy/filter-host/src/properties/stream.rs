@@ -72,8 +72,6 @@ pub(super) fn owned(segs: &[&str]) -> bool {
             | ["response", "headers" | "trailers", _, ..]
             | ["source" | "destination", "address" | "port"]
             | ["source", "principal"]
-            // Batch reads (`properties::get_many`) and wasp's own names.
-            | ["wasp", ..]
             | [
                 "connection",
                 "id" | "mtls"

@@ -457,54 +457,6 @@ async fn properties_and_filter_state_are_visible_to_later_filters() {
 }
 
 #[tokio::test]
-async fn a_batch_read_answers_every_known_path_in_order_in_one_call() {
-    // The SDK's `PropertyBatch` path: `wasp.properties` and one dotted
-    // path per further segment (an unknown one and a nested batch among
-    // them, and one of more segments than a batch splits); the answer is
-    // kept as filter state `batch` to be checked.
-    let batch = encode_property_path(&[
-        "wasp",
-        "properties",
-        "my.key",
-        "absent.thing",
-        "request.url_path",
-        "wasp.properties",
-        "a.b.c.d.e.f.g.h.i",
-        "plugin_name",
-    ]);
-    let reader = wat(
-        r#"(import "env" "proxy_get_property" (func $getp (param i32 i32 i32 i32) (result i32)))
-  (import "env" "proxy_set_property" (func $setp (param i32 i32 i32 i32) (result i32)))"#,
-        &format!(
-            r#"(data (i32.const 100) "my.key")
-  (data (i32.const 110) "v1")
-  (data (i32.const 120) "batch")
-  (data (i32.const 200) "{batch}")
-  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
-    (drop (call $setp (i32.const 100) (i32.const 6) (i32.const 110) (i32.const 2)))
-    (if (i32.ne (call $getp (i32.const 200) (i32.const {len}) (i32.const 16) (i32.const 20)) (i32.const 0)) (then unreachable))
-    (drop (call $setp (i32.const 120) (i32.const 5) (i32.load (i32.const 16)) (i32.load (i32.const 20))))
-    i32.const 0)"#,
-            batch = wat_bytes(&batch),
-            len = batch.len(),
-        ),
-    );
-    let chain = chain(vec![load(spec("reader", reader))]);
-    let stream = chain.start(StreamInfo::default());
-    stream.request_headers(request(), true).await.unwrap();
-    // A pair per path, in order; the unknown ones with an empty name.
-    let expected = wasp_abi::encode_map(&[
-        (&b"my.key"[..], &b"v1"[..]),
-        (b"", b""),
-        (b"request.url_path", b"/a"),
-        (b"", b""),
-        (b"", b""),
-        (b"plugin_name", b"reader"),
-    ]);
-    assert_eq!(stream.filter_state("batch"), Some(expected));
-}
-
-#[tokio::test]
 async fn filters_cannot_set_the_proxys_own_attributes() {
     // Sets source.principal (segmented and dotted), a request header
     // attribute and request.auth.principal; records the four statuses in
