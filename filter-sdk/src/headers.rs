@@ -12,38 +12,11 @@ use wasp_abi::{BufferType, MapType};
 /// `name` in lower case, borrowed when it already is (header names in code
 /// usually are, so most calls allocate nothing).
 fn lower(name: &str) -> Cow<'_, str> {
-    if has_upper(name.as_bytes()) {
+    if crate::abi::text::has_ascii_uppercase(name.as_bytes()) {
         Cow::Owned(name.to_ascii_lowercase())
     } else {
         Cow::Borrowed(name)
     }
-}
-
-/// Whether `bytes` has an ASCII upper-case letter, looked for eight bytes
-/// at a time (every edit's name is checked; a byte at a time cost more than
-/// the hostcall).
-fn has_upper(bytes: &[u8]) -> bool {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    // Per byte, with its top bit cleared (so no sum carries into the next
-    // byte): + 0x3f sets the top bit from `A` (0x41) on, + 0x25 from
-    // past `Z` (0x5b) on; a byte whose own top bit was set is no letter.
-    let upper = |x: u64| {
-        let low = x & LOW7;
-        let from_a = low + 0x3f3f_3f3f_3f3f_3f3f;
-        let past_z = low + 0x2525_2525_2525_2525;
-        from_a & !past_z & !x & HIGH != 0
-    };
-    let mut words = bytes.chunks_exact(8);
-    for word in &mut words {
-        let word = u64::from_le_bytes([
-            word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7],
-        ]);
-        if upper(word) {
-            return true;
-        }
-    }
-    words.remainder().iter().any(u8::is_ascii_uppercase)
 }
 
 /// One header map of the current stream (request/response headers or trailers).
@@ -200,21 +173,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn upper_case_letters_are_found_at_every_position_and_nothing_else_is() {
-        for byte in 0..=255u8 {
-            for len in 1..=19 {
-                for at in 0..len {
-                    let mut bytes = vec![b'x'; len];
-                    bytes[at] = byte;
-                    assert_eq!(
-                        has_upper(&bytes),
-                        byte.is_ascii_uppercase(),
-                        "byte {byte:#x} at {at} of {len}"
-                    );
-                }
-            }
-        }
-        assert!(!has_upper(b""));
+    fn names_are_lower_cased_and_borrowed_when_they_already_are() {
         assert_eq!(lower("X-B3-TraceId"), "x-b3-traceid");
         assert!(matches!(lower("x-b3-traceid"), Cow::Borrowed(_)));
     }
