@@ -13,6 +13,7 @@ use crate::module_cache::ModuleUse;
 use crate::pool::VmPool;
 use crate::spec::{FailurePolicy, PluginSpec};
 use crate::state::VmState;
+use crate::vm::Deadline;
 use crate::warnings::WarnLimiter;
 
 /// Failure counters of a plugin.
@@ -33,8 +34,8 @@ pub(crate) struct PluginCore {
     pub pre: InstancePre<VmState>,
     pub services: Arc<Services>,
     pub stats: PluginStats,
-    /// Epoch ticks a callback may run.
-    pub deadline_ticks: u64,
+    /// How long a callback may run.
+    pub deadline: Deadline,
     /// The stream callbacks the module exports, less those it declared it
     /// does not need ([`StreamCalls`] bits; see [`PluginCore::calls`]).
     calls: AtomicU32,
@@ -152,8 +153,7 @@ impl Plugin {
             .linker
             .instantiate_pre(&module)
             .map_err(|e| HostError::Link(format!("{e:#}")))?;
-        let tick = engine.epoch_tick.as_nanos().max(1);
-        let deadline_ticks = (spec.limits.cpu_deadline.as_nanos().div_ceil(tick) as u64).max(1) + 1;
+        let deadline = Deadline::new(spec.limits.cpu_deadline, engine.epoch_tick);
         let slots = spec
             .limits
             .max_vms
@@ -169,7 +169,7 @@ impl Plugin {
             pre,
             services: Arc::clone(&engine.services),
             stats: PluginStats::default(),
-            deadline_ticks,
+            deadline,
             warnings: WarnLimiter::default(),
             _module_use: module_use,
         });

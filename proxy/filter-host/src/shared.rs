@@ -40,6 +40,13 @@ pub(crate) struct SharedData {
 }
 
 impl SharedData {
+    /// Holds the data's lock until the result is dropped: every VM reading
+    /// or writing shared data waits meanwhile.
+    #[cfg(test)]
+    pub fn hold(&self) -> impl Sized + '_ {
+        self.scopes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The value and its CAS version.
     pub fn get(&self, vm_id: &str, key: &str) -> Option<(Vec<u8>, u32)> {
         let scopes = self.scopes.lock().unwrap_or_else(PoisonError::into_inner);

@@ -177,6 +177,10 @@ pub(crate) struct VmState {
     /// The filter's log lines while its root context starts (shown when
     /// `proxy_on_vm_start` or `proxy_on_configure` refuses); `None` after.
     pub start_log: Option<Vec<String>>,
+    /// The thread's CPU time when the running callback passed the wall-clock
+    /// part of its deadline (see [`crate::vm::Deadline`]); reset before
+    /// each callback.
+    pub deadline_mark: Option<std::time::Duration>,
 }
 
 impl VmState {
@@ -206,6 +210,7 @@ impl VmState {
             grpc_streams: IdMap::default(),
             root_state: StateMap::default(),
             start_log: None,
+            deadline_mark: None,
         }
     }
 

@@ -254,6 +254,52 @@ async fn an_infinite_loop_is_cut_off_at_the_deadline() {
     assert_eq!(looping.status().timeouts, 1);
 }
 
+#[test]
+fn a_callback_that_waits_off_the_cpu_past_its_deadline_is_not_cut_off() {
+    // Reads shared data (waiting while the test holds its lock), then loops
+    // a little: the loop's back edges check the deadline once the wait ends.
+    let waiter = load(PluginSpec {
+        limits: PluginLimits {
+            cpu_deadline: Duration::from_millis(20),
+            ..PluginLimits::default()
+        },
+        ..spec(
+            "waiter",
+            wat(
+                r#"(import "env" "proxy_get_shared_data" (func $get (param i32 i32 i32 i32 i32) (result i32)))"#,
+                r#"(data (i32.const 100) "key")
+  (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+    (local $i i32)
+    (drop (call $get (i32.const 100) (i32.const 3) (i32.const 200) (i32.const 204) (i32.const 208)))
+    (loop $again
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $again (i32.lt_u (local.get $i) (i32.const 1000))))
+    i32.const 0)"#,
+            ),
+        )
+    });
+    let held = waiter.core.services.shared_data.hold();
+    let plugin = Arc::clone(&waiter);
+    let request_headers = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            chain(vec![plugin])
+                .start(StreamInfo::default())
+                .request_headers(request(), true)
+                .await
+                .map(|_| ())
+                .map_err(|reply| reply.status)
+        })
+    });
+    std::thread::sleep(Duration::from_millis(150));
+    drop(held);
+    assert_eq!(request_headers.join().unwrap(), Ok(()));
+    assert_eq!(waiter.status().timeouts, 0);
+}
+
 #[tokio::test]
 async fn memory_growth_past_the_cap_traps() {
     let hog = load(PluginSpec {

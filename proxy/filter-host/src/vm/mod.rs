@@ -5,7 +5,10 @@
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 
+mod deadline;
 mod delivery;
+
+pub(crate) use deadline::Deadline;
 
 use wasmtime::{Instance, Store, StoreLimitsBuilder, Trap, TypedFunc, WasmParams, WasmResults};
 
@@ -56,6 +59,7 @@ fn invoke<P: WasmParams, R: WasmResults>(
     args: P,
 ) -> Result<R, VmFailure> {
     store.set_epoch_deadline(deadline_ticks);
+    store.data_mut().deadline_mark = None;
     f.call(store, args).map_err(classify)
 }
 
@@ -132,7 +136,8 @@ impl Vm {
         let state = VmState::new(Arc::clone(core), limits, slot, generation);
         let mut store = Store::new(core.pre.module().engine(), state);
         store.limiter(|s| &mut s.limits);
-        store.set_epoch_deadline(core.deadline_ticks);
+        store.set_epoch_deadline(core.deadline.wall_ticks);
+        deadline::install(&mut store, core.deadline.cpu);
         let start_err = |reason: String| HostError::Start {
             plugin: core.spec.name.clone(),
             reason,
@@ -188,7 +193,7 @@ impl Vm {
         let mut vm = Self {
             store,
             ex,
-            deadline_ticks: core.deadline_ticks,
+            deadline_ticks: core.deadline.wall_ticks,
         };
         if let Some(init) = init {
             vm.call(&init, ()).map_err(|f| start_err(f.to_string()))?;
@@ -273,8 +278,7 @@ impl Vm {
         f: &TypedFunc<P, R>,
         args: P,
     ) -> Result<R, VmFailure> {
-        self.store.set_epoch_deadline(self.deadline_ticks);
-        f.call(&mut self.store, args).map_err(classify)
+        invoke(&mut self.store, self.deadline_ticks, f, args)
     }
 
     /// Bytes of linear memory in use.
