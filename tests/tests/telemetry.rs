@@ -287,7 +287,8 @@ async fn a_w3c_trace_is_continued_to_the_upstream_and_peer_headers_stay_between_
     assert_eq!(seen["x-b3-traceid"], trace);
     assert_eq!(seen["x-b3-spanid"], parts[2]);
     assert_eq!(seen["x-b3-parentspanid"], parent);
-    assert_eq!(seen["b3"], format!("{trace}-{}-1-{parent}", parts[2]));
+    // W3C in, so no B3 single header out (only written when received).
+    assert!(seen.get("b3").is_none(), "{seen}");
     // The application never sees the exchange headers.
     assert!(seen.get("x-envoy-peer-metadata").is_none(), "{seen}");
     assert!(seen.get("x-envoy-peer-metadata-id").is_none(), "{seen}");

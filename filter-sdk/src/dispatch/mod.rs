@@ -13,6 +13,7 @@
 mod detached;
 mod holders;
 mod ids;
+mod table;
 mod timers;
 
 pub(crate) use detached::add as add_detached;
@@ -38,7 +39,7 @@ enum Entry {
 }
 
 struct Registry {
-    contexts: IdMap<u32, Entry>,
+    contexts: table::ContextTable<Entry>,
     /// Callout token → the context waiting on it.
     tokens: IdMap<u32, u32>,
     /// The context the host last called into.
@@ -48,7 +49,7 @@ struct Registry {
 impl Registry {
     const fn new() -> Self {
         Registry {
-            contexts: ids::new_map(),
+            contexts: table::ContextTable::new(),
             tokens: ids::new_map(),
             current: 0,
         }
@@ -88,12 +89,12 @@ fn enter_looking_up(current: u32, id: u32) -> Option<Entry> {
     REGISTRY.with(|r| {
         let mut registry = r.borrow_mut();
         registry.current = current;
-        registry.contexts.get(&id).cloned()
+        registry.contexts.get(id).cloned()
     })
 }
 
 fn lookup(id: u32) -> Option<Entry> {
-    REGISTRY.with(|r| r.borrow().contexts.get(&id).cloned())
+    REGISTRY.with(|r| r.borrow().contexts.get(id).cloned())
 }
 
 fn reentered(id: u32) {
@@ -262,7 +263,7 @@ pub fn on_delete(id: u32) {
         if !registry.tokens.is_empty() {
             registry.tokens.retain(|_, owner| *owner != id);
         }
-        registry.contexts.remove(&id)
+        registry.contexts.remove(id)
     });
     timers::forget_context(id);
     // Dropped outside the registry: a filter's `Drop` may use the SDK.

@@ -39,8 +39,42 @@ pub struct Tracing {
     /// Write B3 multi headers (`x-b3-traceid`, `x-b3-spanid`,
     /// `x-b3-parentspanid`, `x-b3-sampled`). Default true.
     pub b3_multi: bool,
-    /// Write the B3 single header (`b3`). Default true.
-    pub b3_single: bool,
+    /// When to write the B3 single header (`b3`): `true` always, `false`
+    /// never, `when_received` (the default) when the request carried one,
+    /// so a caller speaking B3 single gets it back while others, like
+    /// Envoy's Zipkin tracer, get the multi headers only.
+    pub b3_single: B3Single,
+}
+
+/// When the B3 single header is written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum B3Single {
+    /// On every request (`true`).
+    Always,
+    /// Never (`false`).
+    Never,
+    /// When the request carried a `b3` header (`when_received`).
+    #[default]
+    WhenReceived,
+}
+
+impl<'de> Deserialize<'de> for B3Single {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            Flag(bool),
+            Word(String),
+        }
+        match Form::deserialize(d)? {
+            Form::Flag(true) => Ok(Self::Always),
+            Form::Flag(false) => Ok(Self::Never),
+            Form::Word(w) if w == "when_received" => Ok(Self::WhenReceived),
+            Form::Word(w) => Err(serde::de::Error::custom(format!(
+                "b3_single: `{w}` is not true, false or \"when_received\""
+            ))),
+        }
+    }
 }
 
 impl Default for Tracing {
@@ -50,7 +84,7 @@ impl Default for Tracing {
             sampling: 1.0,
             w3c: true,
             b3_multi: true,
-            b3_single: true,
+            b3_single: B3Single::WhenReceived,
         }
     }
 }

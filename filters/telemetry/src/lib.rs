@@ -14,7 +14,7 @@ mod stream;
 mod text;
 mod trace;
 
-pub use config::{Config, Exchange, Reporter, Tracing};
+pub use config::{B3Single, Config, Exchange, Reporter, Tracing};
 pub use labels::{REQUEST_BYTES, REQUEST_DURATION, REQUESTS_TOTAL, RESPONSE_BYTES, response_flags};
 pub use peer::{METADATA_HEADER, METADATA_ID_HEADER, PeerCache, Workload};
 pub use series::{SeriesCache, SeriesKey};

@@ -8,7 +8,7 @@ use wasp_filter_sdk::prelude::*;
 use wasp_filter_sdk::{HeaderSnapshot, Headers, PropertyPath};
 
 use crate::Shared;
-use crate::config::Reporter;
+use crate::config::{B3Single, Reporter};
 use crate::labels::{RequestFacts, response_flags, service};
 use crate::peer::{METADATA_HEADER, METADATA_ID_HEADER, UNKNOWN, Workload};
 use crate::series::SeriesKey;
@@ -114,7 +114,12 @@ impl Telemetry {
             }
             put("x-b3-sampled", sampled);
         }
-        if tracing.b3_single {
+        let b3_single = match tracing.b3_single {
+            B3Single::Always => true,
+            B3Single::Never => false,
+            B3Single::WhenReceived => present.contains("b3"),
+        };
+        if b3_single {
             put("b3", &texts.b3_single());
         }
         let publish = |path: &PropertyPath, value: &[u8]| {

@@ -305,10 +305,9 @@ fn a_w3c_trace_is_continued_with_a_new_span() {
         Some(SPAN)
     );
     assert_eq!(stream.request_header("x-b3-sampled").as_deref(), Some("1"));
-    assert_eq!(
-        stream.request_header("b3"),
-        Some(format!("{TRACE}-{}-1-{SPAN}", parts[2]))
-    );
+    // The caller spoke W3C only: no B3 single header (as Envoy's Zipkin
+    // tracer, which writes the multi headers only).
+    assert_eq!(stream.request_header("b3"), None);
     // Later filters read the ids as properties.
     let property = |name: &str| {
         host.property(&[name])
@@ -431,6 +430,42 @@ fn a_trace_is_started_when_absent_sampled_by_the_configured_percentage() {
 }
 
 #[test]
+fn the_b3_single_header_is_written_when_received_always_or_never_as_configured() {
+    let sent = format!("{TRACE}-{SPAN}-1");
+    for (config, with_b3, without_b3) in [
+        ("{}", true, false),
+        (
+            r#"{"tracing": {"b3_single": "when_received"}}"#,
+            true,
+            false,
+        ),
+        (r#"{"tracing": {"b3_single": true}}"#, true, true),
+        (r#"{"tracing": {"b3_single": false}}"#, false, false),
+    ] {
+        let mut host = host(config);
+        let stream = request(&mut host, 200, &[("b3", &sent)]);
+        let b3 = stream.request_header("b3").unwrap();
+        if with_b3 {
+            assert!(b3.starts_with(&format!("{TRACE}-")), "{config}: {b3}");
+            assert!(b3.ends_with(&format!("-1-{SPAN}")), "{config}: {b3}");
+            assert_ne!(b3, sent, "{config}: a new span id");
+        } else {
+            assert_eq!(b3, sent, "{config}: the caller's header passes untouched");
+        }
+        stream.finish();
+        let stream = request(&mut host, 200, &[]);
+        let b3 = stream.request_header("b3");
+        assert_eq!(
+            b3.is_some(),
+            without_b3,
+            "{config}: a request without: {b3:?}"
+        );
+        assert!(stream.request_header("x-b3-traceid").is_some());
+        stream.finish();
+    }
+}
+
+#[test]
 fn propagation_can_be_limited_to_some_formats_or_turned_off() {
     let mut host = host(r#"{"tracing": {"b3_multi": false, "b3_single": false}}"#);
     let stream = request(&mut host, 200, &[]);
@@ -455,6 +490,11 @@ fn bad_configurations_are_refused_with_the_reason() {
     assert!(host.logged(LogLevel::Error, "unknown variant `sidecar`"));
     assert!(!host.configure(r#"{"tracing": {"sampled": 1}}"#));
     assert!(host.logged(LogLevel::Error, "unknown field `sampled`"));
+    assert!(!host.configure(r#"{"tracing": {"b3_single": "sometimes"}}"#));
+    assert!(host.logged(
+        LogLevel::Error,
+        r#"b3_single: `sometimes` is not true, false or "when_received""#
+    ));
 }
 
 #[test]
