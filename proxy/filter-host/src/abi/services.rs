@@ -69,6 +69,9 @@ const INLINE_SEGMENTS: usize = 8;
 
 /// The segments of a property path: inline up to [`INLINE_SEGMENTS`].
 enum Segments<'p> {
+    /// A path of one segment (a filter state key such as
+    /// `telemetry.trace_id`): no array to fill.
+    One(&'p str),
     Inline([&'p str; INLINE_SEGMENTS], usize),
     Heap(Vec<&'p str>),
 }
@@ -78,6 +81,7 @@ impl<'p> std::ops::Deref for Segments<'p> {
 
     fn deref(&self) -> &[&'p str] {
         match self {
+            Self::One(segment) => std::slice::from_ref(segment),
             Self::Inline(segments, n) => &segments[..*n],
             Self::Heap(segments) => segments,
         }
@@ -97,31 +101,34 @@ fn path_segments<'p>(caller: &C<'_>, call: &str, path: &'p [u8]) -> Result<Segme
 /// bytes: a plain scan beats a `str::split` searcher there.)
 fn split_path(path: &[u8]) -> Option<Segments<'_>> {
     let trimmed = path.strip_suffix(&[0]).unwrap_or(path);
-    let mut segments = Segments::Inline([""; INLINE_SEGMENTS], 0);
     if trimmed.is_empty() {
-        return Some(segments);
+        return Some(Segments::Inline([""; INLINE_SEGMENTS], 0));
     }
     let mut rest = std::str::from_utf8(trimmed).ok()?;
+    if !trimmed.contains(&0) {
+        return Some(Segments::One(rest));
+    }
+    let mut inline = [""; INLINE_SEGMENTS];
+    let mut n = 0;
+    let mut heap: Vec<&str> = Vec::new();
     loop {
         let (segment, more) = match rest.bytes().position(|b| b == 0) {
             Some(at) => (&rest[..at], Some(&rest[at + 1..])),
             None => (rest, None),
         };
-        match &mut segments {
-            Segments::Inline(inline, n) if *n < INLINE_SEGMENTS => {
-                inline[*n] = segment;
-                *n += 1;
+        if n < INLINE_SEGMENTS {
+            inline[n] = segment;
+            n += 1;
+        } else {
+            if heap.is_empty() {
+                heap.extend_from_slice(&inline);
             }
-            Segments::Inline(inline, _) => {
-                let mut heap = inline.to_vec();
-                heap.push(segment);
-                segments = Segments::Heap(heap);
-            }
-            Segments::Heap(heap) => heap.push(segment),
+            heap.push(segment);
         }
         match more {
             Some(more) => rest = more,
-            None => return Some(segments),
+            None if heap.is_empty() => return Some(Segments::Inline(inline, n)),
+            None => return Some(Segments::Heap(heap)),
         }
     }
 }
@@ -136,9 +143,21 @@ fn get_property(
     const CALL: &str = "proxy_get_property";
     answer(|| {
         let path = view(&caller, CALL, "path", path_ptr, path_len)?;
-        let segments = path_segments(&caller, CALL, path)?;
-        let value = properties::get(caller.data(), &segments).ok_or(Status::NotFound)?;
-        copy_out(&mut caller, CALL, &value, ptr_ptr, size_ptr)
+        // A fixed attribute is found by its bytes, without splitting.
+        let value = match properties::Attr::of_path(path) {
+            Some(attr) => properties::get_attr(caller.data(), attr),
+            None => {
+                let segments = path_segments(&caller, CALL, path)?;
+                properties::get(caller.data(), &segments)
+            }
+        };
+        copy_out(
+            &mut caller,
+            CALL,
+            &value.ok_or(Status::NotFound)?,
+            ptr_ptr,
+            size_ptr,
+        )
     })
 }
 

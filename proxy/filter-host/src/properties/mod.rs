@@ -11,7 +11,10 @@
 //! yet in a phase is missing (`upstream.*` before the request is forwarded).
 //! Stream attributes live in `stream.rs` of this folder.
 
+mod attrs;
 mod stream;
+
+pub(crate) use attrs::Attr;
 
 #[cfg(test)]
 mod tests;
@@ -127,6 +130,13 @@ pub(crate) fn get(state: &VmState, segs: &[&str]) -> Option<Value> {
         None if stream::owned(segs) => None,
         None => state_value(&data.filter_state, segs),
     }
+}
+
+/// A fixed stream attribute for the effective context of `state` (none
+/// outside a stream: the proxy's attributes never come from filter state).
+pub(crate) fn get_attr(state: &VmState, attr: Attr) -> Option<Value> {
+    let binding = state.stream()?;
+    stream::attribute(&binding.lock(), attr)
 }
 
 /// Whether a filter may set the property at `path` (its segments; the

@@ -6,6 +6,7 @@
 
 use std::time::UNIX_EPOCH;
 
+use super::attrs::Attr;
 use super::{Value, int};
 use crate::headers::Headers;
 use crate::stream::StreamData;
@@ -47,173 +48,146 @@ fn grpc_status(headers: &Headers) -> Option<i64> {
 /// a filter on a plain-text connection). Filters publish under names of
 /// their own, such as `request.auth.principal`.
 pub(super) fn owned(segs: &[&str]) -> bool {
-    matches!(
-        segs,
-        [
-            "request",
-            "path"
-                | "url_path"
-                | "host"
-                | "scheme"
-                | "method"
-                | "id"
-                | "protocol"
-                | "referer"
-                | "useragent"
-                | "query"
-                | "time"
-                | "duration"
-                | "size"
-                | "total_size"
-        ] | [
-            "response",
-            "code" | "code_details" | "flags" | "grpc_status" | "size" | "total_size"
-        ] | ["request", "headers", _, ..]
-            | ["response", "headers" | "trailers", _, ..]
-            | ["source" | "destination", "address" | "port"]
-            | ["source", "principal"]
-            | [
-                "connection",
-                "id" | "mtls"
-                    | "requested_server_name"
-                    | "tls_version"
-                    | "uri_san_peer_certificate"
-                    | "uri_san_local_certificate"
-                    | "subject_peer_certificate"
-                    | "sha256_peer_certificate_digest"
-            ]
-            | [
-                "upstream",
-                "address"
-                    | "port"
-                    | "local_address"
-                    | "transport_failure_reason"
-                    | "tls_version"
-                    | "subject_peer_certificate"
-            ]
-            | ["xds", ..]
-            | ["node", ..]
-            | ["plugin_name" | "plugin_root_id" | "plugin_vm_id"]
-    )
+    Attr::of_segments(segs).is_some()
+        || matches!(
+            segs,
+            ["request", "headers", _, ..]
+                | ["response", "headers" | "trailers", _, ..]
+                | ["xds", ..]
+                | ["node", ..]
+                | ["plugin_name" | "plugin_root_id" | "plugin_vm_id"]
+        )
 }
 
 /// A stream attribute, or `None` when it is unknown (in this phase).
 pub(super) fn property(data: &StreamData, segs: &[&str]) -> Option<Value> {
-    match number(data, segs) {
-        Some(number) => Some(int(number)),
-        None => bytes(data, segs).map(Value::Bytes),
+    if let Some(attr) = Attr::of_segments(segs) {
+        return attribute(data, attr);
     }
+    let value = match segs {
+        ["request", "headers", name] => data.request_headers.get(name)?,
+        ["response", "headers", name] => data.response_headers.get(name)?,
+        ["response", "trailers", name] => data.response_trailers.get(name)?,
+        // `xds.upstream_host_metadata`: endpoints carry no metadata, and
+        // Envoy answers `NotFound` for a host without metadata.
+        _ => return None,
+    };
+    Some(Value::Bytes(value.to_vec()))
 }
 
-/// A numeric stream attribute, or `None` when it is unknown (in this
-/// phase) or `segs` names no number.
-fn number(data: &StreamData, segs: &[&str]) -> Option<i64> {
-    let info = &data.info;
-    let facts = &info.facts;
-    match segs {
-        ["request", "time"] => {
-            let since = info.start.duration_since(UNIX_EPOCH).ok()?;
-            Some(since.as_nanos() as i64)
-        }
-        ["request", "duration"] => Some(data.ended?.as_nanos() as i64),
-        ["request", "size"] => match data.request_headers.get("content-length") {
-            Some(length) => std::str::from_utf8(length).ok()?.trim().parse().ok(),
-            None => Some(facts.request_bytes() as i64),
-        },
-        ["request", "total_size"] => {
-            Some((facts.request_bytes() + byte_size(&data.request_headers)) as i64)
-        }
-        ["response", "code"] => Some(i64::from(status(data)?)),
-        ["response", "flags"] => Some(facts.flags() as i64),
-        ["response", "grpc_status"] => Some(
-            grpc_status(&data.response_trailers)
-                .or_else(|| grpc_status(&data.response_headers))
-                .or_else(|| status(data).map(http_to_grpc))?,
-        ),
-        ["response", "size"] => Some(facts.response_bytes() as i64),
-        ["response", "total_size"] => Some(
-            (facts.response_bytes()
-                + byte_size(&data.response_headers)
-                + byte_size(&data.response_trailers)) as i64,
-        ),
-        ["source", "port"] => Some(i64::from(info.source.port())),
-        ["destination", "port"] => Some(i64::from(info.destination.port())),
-        ["connection", "id"] => Some(info.connection_id as i64),
-        ["upstream", "port"] => Some(i64::from(facts.known().upstream.as_ref()?.address.port())),
-        _ => None,
-    }
-}
-
-/// A stream attribute that is not a number.
-fn bytes(data: &StreamData, segs: &[&str]) -> Option<Vec<u8>> {
+/// A fixed stream attribute, or `None` when it is unknown (in this phase).
+pub(super) fn attribute(data: &StreamData, attr: Attr) -> Option<Value> {
     let req = |name: &str| data.request_headers.get(name).map(<[u8]>::to_vec);
     let info = &data.info;
     let facts = &info.facts;
     let tls = info.tls.as_ref();
-    Some(match segs {
-        ["request", "path"] => req(":path")?,
-        ["request", "url_path"] => {
+    let number = |n: i64| Some(int(n));
+    let bytes = |b: Vec<u8>| Some(Value::Bytes(b));
+    match attr {
+        Attr::RequestTime => {
+            let since = info.start.duration_since(UNIX_EPOCH).ok()?;
+            number(since.as_nanos() as i64)
+        }
+        Attr::RequestDuration => number(data.ended?.as_nanos() as i64),
+        Attr::RequestSize => match data.request_headers.get("content-length") {
+            Some(length) => number(std::str::from_utf8(length).ok()?.trim().parse().ok()?),
+            None => number(facts.request_bytes() as i64),
+        },
+        Attr::RequestTotalSize => {
+            number((facts.request_bytes() + byte_size(&data.request_headers)) as i64)
+        }
+        Attr::ResponseCode => number(i64::from(status(data)?)),
+        Attr::ResponseFlags => number(facts.flags() as i64),
+        Attr::ResponseGrpcStatus => number(
+            grpc_status(&data.response_trailers)
+                .or_else(|| grpc_status(&data.response_headers))
+                .or_else(|| status(data).map(http_to_grpc))?,
+        ),
+        Attr::ResponseSize => number(facts.response_bytes() as i64),
+        Attr::ResponseTotalSize => number(
+            (facts.response_bytes()
+                + byte_size(&data.response_headers)
+                + byte_size(&data.response_trailers)) as i64,
+        ),
+        Attr::SourcePort => number(i64::from(info.source.port())),
+        Attr::DestinationPort => number(i64::from(info.destination.port())),
+        Attr::ConnectionId => number(info.connection_id as i64),
+        Attr::UpstreamPort => number(i64::from(facts.known().upstream.as_ref()?.address.port())),
+        Attr::RequestPath => bytes(req(":path")?),
+        Attr::RequestUrlPath => {
             let path = req(":path")?;
             let end = path.iter().position(|b| *b == b'?').unwrap_or(path.len());
-            path[..end].to_vec()
+            bytes(path[..end].to_vec())
         }
-        ["request", "host"] => req(":authority").or_else(|| req("host"))?,
-        ["request", "scheme"] => req(":scheme")?,
-        ["request", "method"] => req(":method")?,
-        ["request", "id"] => info.request_id.as_bytes().to_vec(),
-        ["request", "protocol"] => info.protocol.as_bytes().to_vec(),
-        ["request", "referer"] => req("referer")?,
-        ["request", "useragent"] => req("user-agent")?,
-        ["request", "query"] => {
+        Attr::RequestHost => bytes(req(":authority").or_else(|| req("host"))?),
+        Attr::RequestScheme => bytes(req(":scheme")?),
+        Attr::RequestMethod => bytes(req(":method")?),
+        Attr::RequestId => bytes(info.request_id.as_bytes().to_vec()),
+        Attr::RequestProtocol => bytes(info.protocol.as_bytes().to_vec()),
+        Attr::RequestReferer => bytes(req("referer")?),
+        Attr::RequestUseragent => bytes(req("user-agent")?),
+        Attr::RequestQuery => {
             let path = req(":path")?;
             let Some(start) = path.iter().position(|b| *b == b'?') else {
-                return Some(Vec::new());
+                return bytes(Vec::new());
             };
             let query = &path[start + 1..];
             let end = query.iter().position(|b| *b == b'#').unwrap_or(query.len());
-            query[..end].to_vec()
+            bytes(query[..end].to_vec())
         }
-        ["request", "headers", name] => req(name)?,
-        ["response", "code_details"] => facts.known().code_details.clone()?.into_bytes(),
-        ["response", "headers", name] => data.response_headers.get(name)?.to_vec(),
-        ["response", "trailers", name] => data.response_trailers.get(name)?.to_vec(),
-        ["source", "address"] => info.source.to_string().into_bytes(),
-        ["source", "principal"] => tls?.peer_uri_sans.first()?.as_bytes().to_vec(),
-        ["destination", "address"] => info.destination.to_string().into_bytes(),
-        ["connection", "mtls"] => vec![u8::from(tls.is_some_and(|t| !t.peer_uri_sans.is_empty()))],
-        ["connection", "requested_server_name"] => tls
-            .and_then(|t| t.server_name.clone())
-            .unwrap_or_default()
-            .into_bytes(),
-        ["connection", "tls_version"] => tls?.version.clone()?.into_bytes(),
-        ["connection", "uri_san_peer_certificate"] => {
-            tls?.peer_uri_sans.first()?.as_bytes().to_vec()
+        Attr::ResponseCodeDetails => bytes(facts.known().code_details.clone()?.into_bytes()),
+        Attr::SourceAddress => bytes(info.source.to_string().into_bytes()),
+        Attr::SourcePrincipal | Attr::ConnectionUriSanPeerCertificate => {
+            bytes(tls?.peer_uri_sans.first()?.as_bytes().to_vec())
         }
-        ["connection", "uri_san_local_certificate"] => {
-            tls?.local_uri_sans.first()?.as_bytes().to_vec()
+        Attr::DestinationAddress => bytes(info.destination.to_string().into_bytes()),
+        Attr::ConnectionMtls => bytes(vec![u8::from(
+            tls.is_some_and(|t| !t.peer_uri_sans.is_empty()),
+        )]),
+        Attr::ConnectionRequestedServerName => bytes(
+            tls.and_then(|t| t.server_name.clone())
+                .unwrap_or_default()
+                .into_bytes(),
+        ),
+        Attr::ConnectionTlsVersion => bytes(tls?.version.clone()?.into_bytes()),
+        Attr::ConnectionUriSanLocalCertificate => {
+            bytes(tls?.local_uri_sans.first()?.as_bytes().to_vec())
         }
-        ["connection", "subject_peer_certificate"] => tls?.peer_subject.clone()?.into_bytes(),
-        ["connection", "sha256_peer_certificate_digest"] => {
-            tls?.peer_cert_sha256.clone()?.into_bytes()
+        Attr::ConnectionSubjectPeerCertificate => bytes(tls?.peer_subject.clone()?.into_bytes()),
+        Attr::ConnectionSha256PeerCertificateDigest => {
+            bytes(tls?.peer_cert_sha256.clone()?.into_bytes())
         }
-        ["upstream", field] => upstream(data, field)?,
-        ["xds", "cluster_name"] => facts.known().cluster_name.clone()?.into_bytes(),
-        ["xds", "route_name"] => facts.known().route_name.clone()?.into_bytes(),
-        // `xds.upstream_host_metadata`: endpoints carry no metadata, and
-        // Envoy answers `NotFound` for a host without metadata.
-        _ => return None,
-    })
-}
-
-/// `upstream.<field>`: known once the request was sent to an endpoint.
-/// Upstream connections are plain text, so the TLS fields are missing.
-fn upstream(data: &StreamData, field: &str) -> Option<Vec<u8>> {
-    let known = data.info.facts.known();
-    let upstream = known.upstream.as_ref()?;
-    Some(match field {
-        "address" => upstream.address.to_string().into_bytes(),
-        "local_address" => upstream.local_address?.to_string().into_bytes(),
-        "transport_failure_reason" => upstream.transport_failure_reason.clone().into_bytes(),
-        _ => return None,
-    })
+        // Known once the request was sent to an endpoint. Upstream
+        // connections are plain text, so the TLS fields are missing.
+        Attr::UpstreamAddress => bytes(
+            facts
+                .known()
+                .upstream
+                .as_ref()?
+                .address
+                .to_string()
+                .into_bytes(),
+        ),
+        Attr::UpstreamLocalAddress => bytes(
+            facts
+                .known()
+                .upstream
+                .as_ref()?
+                .local_address?
+                .to_string()
+                .into_bytes(),
+        ),
+        Attr::UpstreamTransportFailureReason => bytes(
+            facts
+                .known()
+                .upstream
+                .as_ref()?
+                .transport_failure_reason
+                .clone()
+                .into_bytes(),
+        ),
+        Attr::UpstreamTlsVersion | Attr::UpstreamSubjectPeerCertificate => None,
+        Attr::XdsClusterName => bytes(facts.known().cluster_name.clone()?.into_bytes()),
+        Attr::XdsRouteName => bytes(facts.known().route_name.clone()?.into_bytes()),
+    }
 }
