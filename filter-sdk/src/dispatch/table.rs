@@ -61,7 +61,7 @@ impl<V> ContextTable<V> {
             Some(_) => {}
             empty => {
                 *empty = Some((id, value));
-                return self.others.remove(&id);
+                return self.take_other(id);
             }
         }
         let replaced = self.others.insert(id, value);
@@ -79,6 +79,12 @@ impl<V> ContextTable<V> {
                 return self.slots[at].take().map(|(_, value)| value);
             }
         }
+        self.take_other(id)
+    }
+
+    /// Takes `id` out of the map beside the array (which is nearly always
+    /// empty: then without hashing).
+    fn take_other(&mut self, id: u32) -> Option<V> {
         if self.others.is_empty() {
             None
         } else {
