@@ -77,7 +77,7 @@ pub async fn apply(
         Ok(config) => {
             let kept = config.clone();
             (
-                build_and_swap(control, listeners, config, &version).await,
+                build_and_swap(control, listeners, config, &version, trigger).await,
                 Some(kept),
             )
         }
@@ -109,10 +109,11 @@ async fn build_and_swap(
     listeners: &tokio::sync::Mutex<ListenerManager>,
     config: Config,
     version: &str,
+    trigger: &'static str,
 ) -> Result<u64, ReloadError> {
     // VMs the new snapshot creates see its node; a rejected one restores it.
     let previous_node = control.plugins.apply_node(&config.node);
-    let swapped = build_and_swap_with_node(control, listeners, config, version).await;
+    let swapped = build_and_swap_with_node(control, listeners, config, version, trigger).await;
     if swapped.is_err() {
         control.plugins.engine.set_node(previous_node);
     }
@@ -124,6 +125,7 @@ async fn build_and_swap_with_node(
     listeners: &tokio::sync::Mutex<ListenerManager>,
     config: Config,
     version: &str,
+    trigger: &'static str,
 ) -> Result<u64, ReloadError> {
     let state = &control.proxy;
     let current = state.snapshot.load_full();
@@ -142,7 +144,8 @@ async fn build_and_swap_with_node(
     let next = Arc::new(next);
     let mut manager = listeners.lock().await;
     let prepared = manager.prepare(&next)?;
-    state.snapshot.store(Arc::clone(&next));
+    let accepted = ReloadOutcome::accepted(version.to_owned(), trigger, next.version);
+    control.publish(Arc::clone(&next), accepted);
     manager.commit(prepared, &next);
     state.metrics.config_version.set(next.version as i64);
     Ok(next.version)

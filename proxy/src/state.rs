@@ -63,4 +63,92 @@ impl Control {
             last_reload: Mutex::new(None),
         })
     }
+
+    /// Swaps `next` in as the running snapshot and records `outcome` as the
+    /// last reload, both under the reload record's lock, so a reader that
+    /// takes [`Control::running`] never sees the new snapshot beside the
+    /// previous update's outcome.
+    pub fn publish(&self, next: Arc<Snapshot>, outcome: ReloadOutcome) {
+        let mut last = self.last_reload.lock().expect("lock");
+        self.proxy.snapshot.store(next);
+        *last = Some(outcome);
+    }
+
+    /// The running snapshot and how the last update ended, read together.
+    pub fn running(&self) -> (Arc<Snapshot>, Option<ReloadOutcome>) {
+        let last = self.last_reload.lock().expect("lock");
+        (self.proxy.snapshot.load_full(), last.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mesh::MeshIdentity;
+
+    async fn snapshot(plugins: &PluginLoader, metrics: &Metrics, version: u64) -> Snapshot {
+        let yaml = r#"
+listeners:
+  - name: main
+    address: 127.0.0.1:8080
+    routes:
+      - match: { prefix: / }
+        route: { cluster: app }
+clusters:
+  - { name: app, endpoints: ["127.0.0.1:9"] }
+"#;
+        let config = wasp_config::parse(yaml).expect("valid configuration");
+        Snapshot::build(
+            config,
+            version,
+            None,
+            metrics,
+            plugins,
+            &MeshIdentity::new(),
+        )
+        .await
+        .expect("snapshot builds")
+    }
+
+    #[tokio::test]
+    async fn a_reader_never_sees_a_snapshot_beside_another_updates_outcome() {
+        let metrics = Arc::new(Metrics::new());
+        let plugins = PluginLoader {
+            engine: crate::server::filter_engine(&metrics).expect("wasm engine"),
+            modules: Arc::new(crate::wasm::modules::FileModules),
+            node: crate::wasm::node::NodeOverrides::default(),
+            clusters: Arc::default(),
+        };
+        let first = Arc::new(snapshot(&plugins, &metrics, 1).await);
+        let second = Arc::new(snapshot(&plugins, &metrics, 2).await);
+        let proxy = ProxyState::new(snapshot(&plugins, &metrics, 1).await, metrics);
+        let control = Control::new(proxy, plugins);
+        control.publish(
+            Arc::clone(&first),
+            ReloadOutcome::accepted("v1".into(), "test", 1),
+        );
+
+        let reader = {
+            let control = Arc::clone(&control);
+            std::thread::spawn(move || {
+                for _ in 0..200_000 {
+                    let (snapshot, last) = control.running();
+                    let last = last.expect("an outcome is recorded");
+                    let outcome = serde_json::to_value(&last).expect("encodes");
+                    assert_eq!(
+                        outcome["generation"], snapshot.version,
+                        "snapshot {} read beside the outcome {outcome}",
+                        snapshot.version
+                    );
+                }
+            })
+        };
+        while !reader.is_finished() {
+            for (next, generation) in [(&first, 1), (&second, 2)] {
+                let outcome = ReloadOutcome::accepted(format!("v{generation}"), "test", generation);
+                control.publish(Arc::clone(next), outcome);
+            }
+        }
+        reader.join().expect("the reader saw consistent pairs");
+    }
 }

@@ -65,8 +65,8 @@ fn route(state: &Control, req: &Request<Incoming>) -> Response<Full<Bytes>> {
             state.proxy.metrics.render().into(),
         ),
         "/config_dump" => {
-            let mut dump = state.proxy.snapshot.load().dump();
-            let last = state.last_reload.lock().expect("lock").clone();
+            let (snapshot, last) = state.running();
+            let mut dump = snapshot.dump();
             dump["last_reload_error"] = last
                 .as_ref()
                 .and_then(|outcome| outcome.error_text())
