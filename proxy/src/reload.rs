@@ -147,6 +147,5 @@ async fn build_and_swap_with_node(
     let accepted = ReloadOutcome::accepted(version.to_owned(), trigger, next.version);
     control.publish(Arc::clone(&next), accepted);
     manager.commit(prepared, &next);
-    state.metrics.config_version.set(next.version as i64);
     Ok(next.version)
 }

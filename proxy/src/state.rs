@@ -64,12 +64,13 @@ impl Control {
         })
     }
 
-    /// Swaps `next` in as the running snapshot and records `outcome` as the
-    /// last reload, both under the reload record's lock, so a reader that
+    /// Swaps `next` in as the running snapshot (and `wasp_config_version`)
+    /// and records `outcome` as the last reload, all under the reload record's lock, so a reader that
     /// takes [`Control::running`] never sees the new snapshot beside the
     /// previous update's outcome.
     pub fn publish(&self, next: Arc<Snapshot>, outcome: ReloadOutcome) {
         let mut last = self.last_reload.lock().expect("lock");
+        self.proxy.metrics.config_version.set(next.version as i64);
         self.proxy.snapshot.store(next);
         *last = Some(outcome);
     }
