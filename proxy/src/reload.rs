@@ -83,11 +83,18 @@ pub async fn apply(
         }
         Err(err) => (Err(ReloadError::Config(err)), None),
     };
-    let metrics = &control.proxy.metrics;
-    let outcome = match &result {
-        Ok(generation) => {
+    let label = if result.is_ok() { "ok" } else { "failed" };
+    control
+        .proxy
+        .metrics
+        .config_reloads
+        .with_label_values(&[label])
+        .inc();
+    match result {
+        // Recorded as the snapshot was swapped in (`Control::publish`).
+        Ok((generation, accepted)) => {
             tracing::info!(version, generation, trigger, "configuration reloaded");
-            ReloadOutcome::accepted(version, trigger, *generation)
+            accepted
         }
         Err(err) => {
             tracing::error!(
@@ -95,13 +102,11 @@ pub async fn apply(
                 trigger,
                 "configuration rejected, keeping the running one: {err}"
             );
-            ReloadOutcome::rejected(version, trigger, err.errors(config.as_ref()))
+            let rejected = ReloadOutcome::rejected(version, trigger, err.errors(config.as_ref()));
+            *control.last_reload.lock().expect("lock") = Some(rejected.clone());
+            rejected
         }
-    };
-    let label = if result.is_ok() { "ok" } else { "failed" };
-    metrics.config_reloads.with_label_values(&[label]).inc();
-    *control.last_reload.lock().expect("lock") = Some(outcome.clone());
-    outcome
+    }
 }
 
 async fn build_and_swap(
@@ -110,7 +115,7 @@ async fn build_and_swap(
     config: Config,
     version: &str,
     trigger: &'static str,
-) -> Result<u64, ReloadError> {
+) -> Result<(u64, ReloadOutcome), ReloadError> {
     // VMs the new snapshot creates see its node; a rejected one restores it.
     let previous_node = control.plugins.apply_node(&config.node);
     let swapped = build_and_swap_with_node(control, listeners, config, version, trigger).await;
@@ -126,7 +131,7 @@ async fn build_and_swap_with_node(
     config: Config,
     version: &str,
     trigger: &'static str,
-) -> Result<u64, ReloadError> {
+) -> Result<(u64, ReloadOutcome), ReloadError> {
     let state = &control.proxy;
     let current = state.snapshot.load_full();
     // Callouts see the new clusters while it builds, the running ones after.
@@ -145,7 +150,7 @@ async fn build_and_swap_with_node(
     let mut manager = listeners.lock().await;
     let prepared = manager.prepare(&next)?;
     let accepted = ReloadOutcome::accepted(version.to_owned(), trigger, next.version);
-    control.publish(Arc::clone(&next), accepted);
+    control.publish(Arc::clone(&next), accepted.clone());
     manager.commit(prepared, &next);
-    Ok(next.version)
+    Ok((next.version, accepted))
 }
