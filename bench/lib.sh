@@ -68,12 +68,17 @@ install_tools() {
 }
 
 # wasp_binary [build|skip]: sets WASP_BIN and WASP_BIN_SOURCE (for the
-# results) — the binary named by WASP_BIN, else a release build (none with
-# `skip`).
+# results) — the binary named by WASP_BIN, else a release build (with
+# profile-guided optimisation, scripts/build-pgo.sh, when WASP_PGO is set;
+# none with `skip`).
 wasp_binary() {
     if [[ -n "${WASP_BIN:-}" ]]; then
         log "using wasp at $WASP_BIN"
         WASP_BIN_SOURCE="from WASP_BIN=$WASP_BIN"
+    elif [[ "${1:-build}" == build && -n "${WASP_PGO:-}" ]]; then
+        log "building wasp with profile-guided optimisation (scripts/build-pgo.sh)"
+        WASP_BIN=$("$root/scripts/build-pgo.sh" | tail -n 1)
+        WASP_BIN_SOURCE="built with PGO from $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- proxy || echo ' with local changes')"
     elif [[ "${1:-build}" == build ]]; then
         build_wasp
         WASP_BIN_SOURCE="built from $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- proxy || echo ' with local changes')"
