@@ -4,9 +4,9 @@
 # profiles it writes, and the release build is made again with them, so
 # the compiler lays the hot request path out together and keeps cold code
 # out of the instruction cache. The request path's code is larger than a
-# CPU's 32 KiB first-level instruction cache (about one instruction fetch
-# in twenty misses it without PGO: bench/results/pgo-2026-12-04.md), so the
-# layout is worth more here than in most programs.
+# CPU's 32 KiB first-level instruction cache (without PGO about one
+# instruction in twenty misses it: bench/results/pgo-2026-12-04.md), so
+# the layout is worth more here than in most programs.
 #
 # The training load is the benchmarks' 1 KiB GET through wasp with no
 # filters, with the resilience policies on, with five no-op filters and
