@@ -354,6 +354,28 @@ impl Wasp {
         Metrics::parse(&resp.text())
     }
 
+    /// The sum of the `/metrics` series `name` with `labels`, once it
+    /// reaches `expected` or when `timeout` has passed, whichever is first.
+    /// For counters the proxy moves just after a client has its answer (a
+    /// refused handshake counted once the alert is written, a request
+    /// counted in `on_log`).
+    pub async fn metric_reaching(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+        expected: f64,
+        timeout: Duration,
+    ) -> f64 {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let value = self.metrics().await.sum(name, labels);
+            if value >= expected || Instant::now() > deadline {
+                return value;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The parsed `/config_dump`.
     pub async fn config_dump(&self) -> serde_json::Value {
         let resp = client::get(&self.admin_url("/config_dump"))

@@ -196,15 +196,15 @@ async fn a_thousand_delayed_requests_hold_no_threads_and_other_routes_keep_their
     let slow_url = format!("http://{listen}/fault");
     let slow = tokio::spawn(async move { load(&slow_url, 1000, 1000).await });
     // Wait until the delayed requests are in.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let active = wasp.metrics().await.sum("fault_chaos_active_faults", &[]);
-        if active >= 1000.0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "only {active} requests delayed");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let active = wasp
+        .metric_reaching(
+            "fault_chaos_active_faults",
+            &[],
+            1000.0,
+            Duration::from_secs(10),
+        )
+        .await;
+    assert!(active >= 1000.0, "only {active} requests delayed");
     let during = load(&plain_url, 50, 1).await;
     let threads_during = threads(wasp.pid());
 

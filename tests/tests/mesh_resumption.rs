@@ -108,28 +108,13 @@ async fn upstream_handshakes(a: &Wasp, resumed: &str) -> f64 {
 /// `wasp_mtls_handshakes_total{listener="inbound",resumed}` of B, once it
 /// reaches `expected` (B counts after the client finished) or after 5 s.
 async fn inbound_handshakes(b: &Wasp, resumed: &str, expected: f64) -> f64 {
-    counter_reaching(
-        b,
+    b.metric_reaching(
         "wasp_mtls_handshakes_total",
         &[("listener", "inbound"), ("resumed", resumed)],
         expected,
+        Duration::from_secs(5),
     )
     .await
-}
-
-/// The sum of a sidecar's series `name` with `labels`, once it reaches
-/// `expected` or after 5 s. A server-side counter moves when the server's
-/// side of the handshake ends, which can be after the client has its
-/// answer (a refused handshake is counted once the alert is written).
-async fn counter_reaching(w: &Wasp, name: &str, labels: &[(&str, &str)], expected: f64) -> f64 {
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let count = w.metrics().await.sum(name, labels);
-        if count >= expected || std::time::Instant::now() > deadline {
-            return count;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Rewrites a sidecar's bundle file with `ca`'s root and reloads it.
@@ -186,13 +171,16 @@ async fn new_connections_resume_the_session_and_keep_the_peer_identity() {
     // server checks its certificate), then B's refusal came.
     assert_eq!(upstream_handshakes(&a, "false").await, 2.0);
     assert_eq!(upstream_handshakes(&a, "true").await, 9.0);
-    let failures = counter_reaching(
-        &b,
-        "wasp_mtls_handshake_failures_total",
-        &[("listener", "inbound"), ("reason", "unknown_ca")],
-        1.0,
-    )
-    .await;
+    // B counts the refusal once its alert is written, which can be after
+    // A has answered.
+    let failures = b
+        .metric_reaching(
+            "wasp_mtls_handshake_failures_total",
+            &[("listener", "inbound"), ("reason", "unknown_ca")],
+            1.0,
+            Duration::from_secs(5),
+        )
+        .await;
     assert_eq!(failures, 1.0, "{}", b.metrics().await.text);
 
     // Trusted again: a full handshake, then resumption as before.

@@ -75,17 +75,14 @@ impl Inbound {
     /// The failures counted for `reason`, once they reach `expected` (the
     /// server counts after the client saw the refusal) or after 5 s.
     async fn failures(&self, reason: &str, expected: f64) -> f64 {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        loop {
-            let count = self.wasp.metrics().await.sum(
+        self.wasp
+            .metric_reaching(
                 "wasp_mtls_handshake_failures_total",
                 &[("listener", "inbound"), ("reason", reason)],
-            );
-            if count >= expected || std::time::Instant::now() > deadline {
-                return count;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+                expected,
+                std::time::Duration::from_secs(5),
+            )
+            .await
     }
 }
 
